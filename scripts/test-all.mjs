@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+// Runs every suite in order (static checks first), streams their output, and ends with one summary line
+// "tests: N passed, N failed". Exits non-zero if any suite fails. A suite that needs the lab fails
+// loudly when the lab is missing; nothing is skipped here.
+import { spawn } from 'node:child_process';
+
+const suites = (process.env.PIXELS_SUITES ?? 'typecheck,lint,build,test:unit,test:integration').split(',');
+
+function run(script) {
+  return new Promise((resolve) => {
+    const child = spawn('npm', ['run', '--silent', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const onData = (stream) => (chunk) => {
+      out += chunk.toString();
+      stream.write(chunk);
+    };
+    child.stdout.on('data', onData(process.stdout));
+    child.stderr.on('data', onData(process.stderr));
+    child.on('close', (code) => resolve({ code: code ?? 1, out }));
+  });
+}
+
+// Counts from node:test ("ℹ pass N" / "# pass N") and mocha ("N passing" / "N failing").
+function counts(out) {
+  const plain = out.replace(/\x1b\[[0-9;]*m/g, '');
+  const last = (re) => {
+    const all = [...plain.matchAll(re)];
+    return all.length ? Number(all[all.length - 1][1]) : 0;
+  };
+  const passed = last(/^[ℹ#] pass (\d+)$/gm) + last(/^\s*(\d+) passing/gm);
+  const failed = last(/^[ℹ#] fail (\d+)$/gm) + last(/^\s*(\d+) failing/gm);
+  return { passed, failed };
+}
+
+let passed = 0;
+let failed = 0;
+const failedSuites = [];
+for (const suite of suites) {
+  const started = Date.now();
+  console.log(`\n=== ${suite} ===`);
+  const { code, out } = await run(suite);
+  const c = counts(out);
+  passed += c.passed;
+  failed += c.failed;
+  if (code !== 0) {
+    failedSuites.push(suite);
+    if (c.failed === 0) failed += 1; // a suite that crashed or a static check that failed counts as one failure
+  }
+  console.log(`=== ${suite}: exit ${code}, ${c.passed} passed, ${c.failed} failed, ${((Date.now() - started) / 1000).toFixed(1)} s ===`);
+}
+if (failedSuites.length) console.log(`\nfailed suites: ${failedSuites.join(', ')}`);
+console.log(`tests: ${passed} passed, ${failed} failed`);
+process.exit(failedSuites.length ? 1 : 0);

@@ -1,0 +1,82 @@
+// The seam between the editor and the servers: the tree and the commands talk to a Backend only.
+import type { Disposable } from './disposable';
+import type {
+  Checkpoint,
+  CloneSource,
+  CreateOptions,
+  ExecResult,
+  OperationOptions,
+  Sandbox,
+  StopOptions,
+  WriteFileOptions,
+} from './sandbox';
+
+export type BackendKind = 'truenas' | 'incus';
+
+/** What a backend can do, so the UI does not guess from the server type. */
+export interface BackendCapabilities {
+  /** Restore any checkpoint, not only the newest. */
+  restoreAnyCheckpoint: boolean;
+  cloneFromCheckpoint: boolean;
+  cloneFromCurrentState: boolean;
+  /** Write files into the sandbox without SSH (TrueNAS file_receive, Incus file push). */
+  writeFiles: boolean;
+  /** Run a command without SSH (Incus exec API). */
+  exec: boolean;
+  /** Long operations can be cancelled on the server. */
+  cancel: boolean;
+  /** The server is a cluster with members a sandbox can be placed on. */
+  clusterMembers: boolean;
+  /** The backend pushes change events (no polling needed beyond a slow backup). */
+  events: boolean;
+}
+
+/** A change the server told us about; `name` is the short sandbox name when the change concerns one. */
+export interface BackendChange {
+  kind: 'sandbox' | 'checkpoint' | 'connection';
+  name?: string;
+}
+
+export interface ServerInfo {
+  /** Product and version, e.g. "TrueNAS 25.10.1" or "Incus 6.0.4". */
+  version: string;
+  clusterMembers?: string[];
+}
+
+export interface Backend extends Disposable {
+  readonly kind: BackendKind;
+  /** Stable id of the configured server this backend talks to. */
+  readonly serverId: string;
+
+  /** Connects (if needed) and says what the server is. */
+  info(): Promise<ServerInfo>;
+  capabilities(): Promise<BackendCapabilities>;
+
+  /** All `px-` sandboxes with their checkpoints, in a constant number of calls (no call per sandbox). */
+  list(): Promise<Sandbox[]>;
+  get(name: string): Promise<Sandbox>;
+  create(options: CreateOptions, op?: OperationOptions): Promise<Sandbox>;
+  start(name: string, op?: OperationOptions): Promise<void>;
+  stop(name: string, options?: StopOptions, op?: OperationOptions): Promise<void>;
+  restart(name: string, options?: StopOptions, op?: OperationOptions): Promise<void>;
+  /** Removes the sandbox and all its checkpoints. */
+  destroy(name: string, op?: OperationOptions): Promise<void>;
+
+  /** Newest first. */
+  listCheckpoints(name: string): Promise<Checkpoint[]>;
+  /** `label` defaults to `px-YYYYMMDD-HHMMSS`. */
+  createCheckpoint(name: string, label?: string): Promise<Checkpoint>;
+  /** Restores any checkpoint; newer checkpoints are destroyed. */
+  restoreCheckpoint(name: string, label: string, op?: OperationOptions): Promise<void>;
+  deleteCheckpoint(name: string, label: string): Promise<void>;
+  /** A new sandbox from a checkpoint or the current state, with its own identity. */
+  clone(source: CloneSource, newName: string, op?: OperationOptions): Promise<Sandbox>;
+
+  /** Writes a file into the sandbox's filesystem (capability `writeFiles`). */
+  writeFile(name: string, path: string, content: Buffer, options?: WriteFileOptions): Promise<void>;
+  /** Runs argv as root without SSH (capability `exec`). */
+  exec?(name: string, argv: string[], options?: { stdin?: Buffer; env?: Record<string, string> }): Promise<ExecResult>;
+
+  /** Server-pushed changes, to refresh the tree. */
+  readonly onDidChange: (listener: (change: BackendChange) => void) => Disposable;
+}
