@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Tear the Pixels Incus lab down: instances, image, network, pools, the host nft table, incusd and lxcfs, and
+# /var/lib/incus itself (the lab is a one-member cluster; a clean slate is simpler than undoing that).
+# Installed packages and the cached image tarballs in $PIXELS_CACHE_DIR/lab/image stay, so up.sh is quick again.
+#   bash test/lab/down.sh            # KEEP_IMAGE_CACHE=0 also drops the cached image tarballs
+set -uo pipefail
+CACHE=${PIXELS_CACHE_DIR:-/var/cache/pixels-dev}
+STATE="$CACHE/lab"
+export PATH=/usr/libexec/incus:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+[ "$(id -u)" = 0 ] || { echo "down.sh: run as root" >&2; exit 1; }
+[ -f "$CACHE/lab.env" ] && . "$CACHE/lab.env"
+
+if command -v incusd > /dev/null && incusd waitready --timeout=2 > /dev/null 2>&1; then
+  for i in $(incus list -f csv -c n); do
+    echo "deleting instance $i"
+    incus delete -f "$i"
+  done
+  incus image list -f csv -c f | while read -r f; do incus image delete "$f"; done
+  incus profile device remove default eth0 > /dev/null 2>&1
+  incus profile device remove default root > /dev/null 2>&1
+  [ -n "${LAB_BRIDGE:-}" ] && incus network delete "$LAB_BRIDGE" 2> /dev/null
+  for p in ${LAB_POOL_BTRFS:-} ${LAB_POOL_DIR:-}; do incus storage delete "$p" 2> /dev/null; done
+  echo "stopping incusd"
+  incus admin shutdown --timeout 60 2> /dev/null || true
+fi
+# Whatever is still running from up.sh (by the pids it recorded, never by name).
+for f in "$STATE/incusd.pid" "$STATE/lxcfs.pid"; do
+  if [ -f "$f" ]; then
+    pid=$(cat "$f")
+    kill "$pid" 2> /dev/null && for _ in $(seq 1 50); do kill -0 "$pid" 2> /dev/null || break; sleep 0.1; done
+    rm -f "$f"
+  fi
+done
+fusermount -u /var/lib/lxcfs 2> /dev/null || umount -l /var/lib/lxcfs 2> /dev/null || true
+nft delete table inet pixels_lab_contain 2> /dev/null || true
+ip link del "${LAB_BRIDGE:-pxlabbr0}" 2> /dev/null || true
+umount -l /var/lib/incus/storage-pools/* 2> /dev/null || true
+rm -rf /var/lib/incus
+mkdir -p /var/lib/incus
+[ "${KEEP_IMAGE_CACHE:-1}" = 0 ] && rm -rf "$STATE/image"
+rm -f "$CACHE/lab.env"
+echo "lab down"
