@@ -1,0 +1,274 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  BUILTIN_DEFAULTS,
+  CLI_INCUS_ID,
+  CLI_TRUENAS_ID,
+  configFilePath,
+  loadConfig,
+  type LoadOptions,
+} from '../../src/core/config';
+
+function withToml(text: string | undefined, fn: (file: string, home: string) => void): void {
+  const dir = mkdtempSync(join(tmpdir(), 'pixels-config-'));
+  try {
+    const file = join(dir, 'config.toml');
+    if (text !== undefined) writeFileSync(file, text);
+    fn(file, dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function load(file: string, home: string, extra: Partial<LoadOptions> = {}) {
+  return loadConfig({ configFile: file, home, env: {}, ...extra });
+}
+
+test('config path: XDG_CONFIG_HOME, then the OS config dir', () => {
+  assert.equal(configFilePath({ XDG_CONFIG_HOME: '/x' }, 'linux', '/h'), '/x/pixels/config.toml');
+  assert.equal(configFilePath({}, 'linux', '/h'), '/h/.config/pixels/config.toml');
+  assert.equal(
+    configFilePath({}, 'darwin', '/Users/a'),
+    '/Users/a/Library/Application Support/pixels/config.toml',
+  );
+  assert.match(
+    configFilePath({ APPDATA: 'C:\\Users\\a\\AppData\\Roaming' }, 'win32', 'C:\\Users\\a'),
+    /Roaming.pixels.config\.toml$/,
+  );
+});
+
+test('no file, no env, no settings: built-in defaults and no servers', () => {
+  withToml(undefined, (file, home) => {
+    const { config, problems } = load(file, home);
+    assert.deepEqual(problems, []);
+    assert.deepEqual(config.defaults, BUILTIN_DEFAULTS);
+    assert.deepEqual(config.servers, []);
+    assert.equal(config.ssh.identityFile, join(home, '.ssh', 'id_ed25519'));
+    assert.equal(config.refreshIntervalSeconds, 60);
+  });
+});
+
+test('precedence: settings > PIXELS_* env > TOML > built-in defaults', () => {
+  const toml = `
+[defaults]
+image = "debian/12"
+cpu = 4
+memory = 4096
+
+[network]
+egress = "agent"
+allow = ["example.org"]
+
+[provision]
+enabled = false
+`;
+  withToml(toml, (file, home) => {
+    // TOML only
+    let { config, problems } = load(file, home);
+    assert.deepEqual(problems, []);
+    assert.equal(config.defaults.image, 'debian/12');
+    assert.equal(config.defaults.cpu, '4');
+    assert.equal(config.defaults.memoryMiB, 4096);
+    assert.equal(config.defaults.egress, 'agent');
+    assert.equal(config.defaults.provision, false);
+    assert.deepEqual(config.defaults.allow, ['example.org']);
+
+    // env beats TOML; an empty env value does not override
+    ({ config } = load(file, home, {
+      env: {
+        PIXELS_DEFAULT_IMAGE: 'alpine/3.20',
+        PIXELS_DEFAULT_MEMORY: '1024',
+        PIXELS_DEFAULT_CPU: '',
+        PIXELS_NETWORK_EGRESS: 'allowlist',
+      },
+    }));
+    assert.equal(config.defaults.image, 'alpine/3.20');
+    assert.equal(config.defaults.memoryMiB, 1024);
+    assert.equal(config.defaults.cpu, '4');
+    assert.equal(config.defaults.egress, 'allowlist');
+
+    // settings beat env
+    ({ config } = load(file, home, {
+      env: { PIXELS_DEFAULT_IMAGE: 'alpine/3.20' },
+      settings: { defaults: { image: 'ubuntu/22.04', memoryMiB: 512, provision: true } },
+    }));
+    assert.equal(config.defaults.image, 'ubuntu/22.04');
+    assert.equal(config.defaults.memoryMiB, 512);
+    assert.equal(config.defaults.provision, true);
+  });
+});
+
+test('TOML syntax error: names file, line and key; the rest of the file still loads', () => {
+  const toml = [
+    '[defaults]',
+    'image = "debian/12"',
+    'memory = = 4096',
+    'cpu = "3"',
+    '',
+    '[truenas]',
+    'host = "nas.lan"',
+  ].join('\n');
+  withToml(toml, (file, home) => {
+    const { config, problems } = load(file, home);
+    assert.equal(problems.length, 1);
+    assert.equal(problems[0].source, file);
+    assert.equal(problems[0].line, 3);
+    assert.equal(problems[0].key, 'memory');
+    assert.match(problems[0].message, /syntax/i);
+    assert.equal(config.defaults.image, 'debian/12');
+    assert.equal(config.defaults.cpu, '3');
+    assert.equal(config.defaults.memoryMiB, BUILTIN_DEFAULTS.memoryMiB);
+    assert.equal(config.servers[0]?.host, 'nas.lan');
+  });
+});
+
+test('wrong types: line and dotted key, value ignored, others kept', () => {
+  const toml = [
+    '[defaults]',
+    'image = 12',
+    'memory = "lots"',
+    'cpu = "0"',
+    '',
+    '[network]',
+    'egress = "open"',
+    '[provision]',
+    'enabled = "yes"',
+  ].join('\n');
+  withToml(toml, (file, home) => {
+    const { config, problems } = load(file, home);
+    const by = (key: string) => problems.find((p) => p.key === key);
+    assert.equal(by('defaults.image')?.line, 2);
+    assert.match(by('defaults.image')!.message, /string/);
+    assert.equal(by('defaults.memory')?.line, 3);
+    assert.equal(by('defaults.cpu')?.line, 4);
+    assert.equal(by('network.egress')?.line, 7);
+    assert.match(by('network.egress')!.message, /unrestricted, agent, allowlist/);
+    assert.equal(by('provision.enabled')?.line, 9);
+    assert.deepEqual(config.defaults, BUILTIN_DEFAULTS);
+  });
+});
+
+test('invalid env values are reported against the variable and ignored', () => {
+  withToml(undefined, (file, home) => {
+    const { config, problems } = load(file, home, {
+      env: { PIXELS_DEFAULT_MEMORY: 'big', PIXELS_PROVISION_ENABLED: 'maybe' },
+    });
+    assert.deepEqual(
+      problems.map((p) => [p.source, p.key]),
+      [
+        ['environment', 'PIXELS_DEFAULT_MEMORY'],
+        ['environment', 'PIXELS_PROVISION_ENABLED'],
+      ],
+    );
+    assert.equal(config.defaults.memoryMiB, BUILTIN_DEFAULTS.memoryMiB);
+  });
+});
+
+test('TrueNAS server from TOML/env; the API key is offered for import, never part of the server', () => {
+  const toml = [
+    '[truenas]',
+    'host = "nas.lan"',
+    'port = 8443',
+    'username = "agent"',
+    'api_key = "1-abcdefabcdef"',
+  ].join('\n');
+  withToml(toml, (file, home) => {
+    let { config } = load(file, home);
+    assert.equal(config.servers.length, 1);
+    const s = config.servers[0];
+    assert.equal(s.id, CLI_TRUENAS_ID);
+    assert.equal(s.kind, 'truenas');
+    assert.equal(s.host, 'nas.lan');
+    assert.equal(s.port, 8443);
+    assert.equal(s.username, 'agent');
+    assert.equal(s.secure, true);
+    assert.ok(!JSON.stringify(config.servers).includes('abcdef'), 'no key in server configs');
+    assert.deepEqual(config.apiKeys, [{ serverId: CLI_TRUENAS_ID, apiKey: '1-abcdefabcdef', source: file }]);
+
+    ({ config } = load(file, home, {
+      env: { PIXELS_TRUENAS_HOST: 'other.lan', PIXELS_TRUENAS_API_KEY: '2-fromenv' },
+    }));
+    assert.equal(config.servers[0].host, 'other.lan');
+    assert.deepEqual(config.apiKeys, [
+      { serverId: CLI_TRUENAS_ID, apiKey: '2-fromenv', source: 'environment' },
+    ]);
+  });
+});
+
+test('insecure_skip_verify is refused with a pointer to pinning', () => {
+  withToml('[truenas]\nhost = "nas.lan"\ninsecure_skip_verify = true\n', (file, home) => {
+    const { config, problems } = load(file, home);
+    assert.equal(problems[0].key, 'truenas.insecure_skip_verify');
+    assert.equal(problems[0].line, 3);
+    assert.match(problems[0].message, /tlsFingerprint/);
+    assert.equal(config.servers[0].secure, true);
+  });
+});
+
+test('settings servers: validated, and an entry with the CLI id overrides field by field', () => {
+  withToml(
+    '[truenas]\nhost = "nas.lan"\n[incus]\nsocket = "~/incus.sock"\nproject = "agents"\n',
+    (file, home) => {
+      const { config, problems } = load(file, home, {
+        settings: {
+          servers: [
+            { id: CLI_TRUENAS_ID, tlsFingerprint: 'AB:'.repeat(31) + 'AB', label: 'My NAS' },
+            { id: 'sim', kind: 'truenas', host: '127.0.0.1', port: 1234, secure: false, username: 'admin' },
+            { id: 'bad', kind: 'truenas' },
+            { id: 'worse', kind: 'docker', host: 'x' },
+            { id: 'typo', kind: 'truenas', host: 'x', prot: 1 },
+            { id: 'sim', kind: 'truenas', host: 'dup' },
+          ],
+        },
+      });
+      const ids = config.servers.map((s) => s.id);
+      assert.deepEqual(ids, [CLI_TRUENAS_ID, CLI_INCUS_ID, 'sim']);
+      const nas = config.servers[0];
+      assert.equal(nas.host, 'nas.lan');
+      assert.equal(nas.label, 'My NAS');
+      assert.equal(nas.tlsFingerprint, 'AB:'.repeat(31) + 'AB');
+      const incus = config.servers[1];
+      assert.equal(incus.socketPath, join(home, 'incus.sock'));
+      assert.equal(incus.project, 'agents');
+      assert.equal(config.servers[2].port, 1234);
+      assert.deepEqual(
+        problems.map((p) => p.key),
+        ['pixels.servers[2]', 'pixels.servers[3].kind', 'pixels.servers[4].prot', 'pixels.servers[5].id'],
+      );
+      assert.match(problems[0].message, /needs a host/);
+    },
+  );
+});
+
+test('[env] table: image, forward and session variables; bad entries named with their line', () => {
+  const toml = [
+    '[env]',
+    'EDITOR = "vim"',
+    'LANG = { value = "C.UTF-8" }',
+    'TOKEN = { forward = true }',
+    'MODE = { value = "x", session_only = true }',
+    'BAD = 3',
+  ].join('\n');
+  withToml(toml, (file, home) => {
+    const { config, problems } = load(file, home);
+    assert.deepEqual(config.env, {
+      image: { EDITOR: 'vim', LANG: 'C.UTF-8' },
+      forward: ['TOKEN'],
+      session: { MODE: 'x' },
+    });
+    assert.equal(problems.length, 1);
+    assert.equal(problems[0].key, 'env.BAD');
+    assert.equal(problems[0].line, 6);
+  });
+});
+
+test('a config file that cannot be read (a directory) is a problem naming it, not a crash', () => {
+  withToml(undefined, (_file, home) => {
+    const { problems } = load(home, home);
+    assert.equal(problems.length, 1);
+    assert.equal(problems[0].source, home);
+  });
+});
