@@ -1,0 +1,150 @@
+// One command on an open ssh2 connection: output streamed to callbacks as it arrives and also kept (the last
+// `maxBufferBytes` of each stream), stdin sent only when given, exit code or signal reported.
+import type { Client, ClientChannel } from 'ssh2';
+import { CancelledError, ConnectionError, TimeoutError } from '../core/errors';
+import { loginShellCommand, quoteCommand } from './quote';
+
+export interface ExecOptions {
+  /** Sent to the command, then EOF. Without it the command's stdin is closed at once (never our stdin). */
+  stdin?: Buffer | string;
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+  /** Run through `bash -lc` (the user's login environment: PATH, mise shims …). */
+  loginShell?: boolean;
+  /** Kill the command and fail with TimeoutError after this long. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** How much of each stream the result keeps (its tail); everything is still streamed. Default 16 MiB. */
+  maxBufferBytes?: number;
+}
+
+export interface SshExecResult {
+  /** The exit status, or null when the command was killed by a signal. */
+  exitCode: number | null;
+  /** Signal name (e.g. `SIGKILL`) when the command was killed by one. */
+  signal?: string;
+  stdout: Buffer;
+  stderr: Buffer;
+  /** True when the output was longer than maxBufferBytes and only its tail is kept. */
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+}
+
+/** Node-style signal name (`SIGKILL`), whatever form the server sent. */
+export function signalName(signal: string | undefined): string {
+  if (!signal) return 'UNKNOWN';
+  return signal.startsWith('SIG') ? signal : `SIG${signal}`;
+}
+
+/** Keeps the last `limit` bytes of a stream. */
+export class TailBuffer {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  truncated = false;
+  constructor(private readonly limit: number) {}
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    while (this.size > this.limit && this.chunks.length > 0) {
+      const first = this.chunks[0]!;
+      const excess = this.size - this.limit;
+      this.truncated = true;
+      if (first.length <= excess) {
+        this.chunks.shift();
+        this.size -= first.length;
+      } else {
+        this.chunks[0] = first.subarray(excess);
+        this.size -= excess;
+      }
+    }
+  }
+
+  toBuffer(): Buffer {
+    return Buffer.concat(this.chunks, this.size);
+  }
+}
+
+/** The single command string sent to the server. */
+export function commandString(command: string | readonly string[], loginShell = false): string {
+  if (loginShell) return loginShellCommand(command);
+  return typeof command === 'string' ? command : quoteCommand(command);
+}
+
+/** Opens an exec channel; rejects with ConnectionError when the connection cannot open one. */
+export function openExecChannel(client: Client, command: string, label: string): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => {
+    try {
+      client.exec(command, (err, channel) => {
+        if (err) reject(new ConnectionError(`Cannot start a command on ${label}: ${err.message}`, { cause: err }));
+        else resolve(channel);
+      });
+    } catch (err) {
+      reject(new ConnectionError(`Cannot start a command on ${label}: ${(err as Error).message}`, { cause: err }));
+    }
+  });
+}
+
+/** Drives an open exec channel to completion. */
+export function runOnChannel(channel: ClientChannel, label: string, options: ExecOptions = {}): Promise<SshExecResult> {
+  const limit = options.maxBufferBytes ?? 16 * 1024 * 1024;
+  const stdout = new TailBuffer(limit);
+  const stderr = new TailBuffer(limit);
+  return new Promise((resolve, reject) => {
+    let exit: { code: number | null; signal?: string } | undefined;
+    let failure: Error | undefined;
+    let timer: NodeJS.Timeout | undefined;
+
+    const stop = (err: Error) => {
+      if (failure) return;
+      failure = err;
+      // Ask the server to kill the command, then close our end (the command gets SIGHUP/EOF too).
+      try {
+        channel.signal('KILL');
+      } catch {
+        // Some servers refuse signals; closing the channel is enough.
+      }
+      channel.close();
+    };
+    const onAbort = () => stop(new CancelledError('The command was cancelled.'));
+
+    channel.on('data', (chunk: Buffer) => {
+      stdout.push(chunk);
+      options.onStdout?.(chunk);
+    });
+    channel.stderr.on('data', (chunk: Buffer) => {
+      stderr.push(chunk);
+      options.onStderr?.(chunk);
+    });
+    channel.on('exit', (code: number | null, signal?: string) => {
+      exit = code === null || code === undefined ? { code: null, signal: signalName(signal) } : { code };
+    });
+    channel.on('close', () => {
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      if (failure) return reject(failure);
+      if (!exit) return reject(new ConnectionError(`The connection to ${label} was lost while the command was running.`));
+      resolve({
+        exitCode: exit.code,
+        ...(exit.signal ? { signal: exit.signal } : {}),
+        stdout: stdout.toBuffer(),
+        stderr: stderr.toBuffer(),
+        stdoutTruncated: stdout.truncated,
+        stderrTruncated: stderr.truncated,
+      });
+    });
+
+    if (options.signal) {
+      if (options.signal.aborted) onAbort();
+      else options.signal.addEventListener('abort', onAbort, { once: true });
+    }
+    if (options.timeoutMs !== undefined) {
+      timer = setTimeout(
+        () => stop(new TimeoutError(`The command on ${label} did not finish within ${options.timeoutMs} ms.`)),
+        options.timeoutMs,
+      );
+    }
+    if (options.stdin !== undefined) channel.end(options.stdin);
+    else channel.end();
+  });
+}

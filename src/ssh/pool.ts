@@ -1,0 +1,222 @@
+// One warm ssh2 connection per target, shared by every exec and shell to it. Connections open on first use,
+// close after an idle period, and are re-opened by the next call after a drop (a call in flight during the
+// drop fails with ConnectionError; a call that could not even open its channel is retried once).
+import { createHash } from 'node:crypto';
+import type { Client, ClientChannel } from 'ssh2';
+import { ConnectionError } from '../core/errors';
+import type { Disposable } from '../core/disposable';
+import { silentLogger, type Logger } from '../core/log';
+import { connect, targetLabel, type ConnectOptions, type SshTarget } from './connect';
+import { commandString, openExecChannel, runOnChannel, type ExecOptions, type SshExecResult } from './exec';
+import { parsePublicKey } from './keys';
+import { ShellSession, type ShellOptions } from './shell';
+
+export interface PoolOptions extends Omit<ConnectOptions, 'signal'> {
+  /** Close a connection after it had no open channel for this long (default 5 min). */
+  idleTimeoutMs?: number;
+  /** OpenSSH allows 10 sessions per connection (MaxSessions); more calls wait for a free one. Default 8. */
+  maxChannelsPerConnection?: number;
+  log?: Logger;
+}
+
+/** Identity of a connection: same host, port, user, credentials and pinned key share one. */
+export function poolKey(target: SshTarget): string {
+  const credential =
+    target.privateKey !== undefined
+      ? 'key:' + createHash('sha256').update(target.privateKey).digest('hex')
+      : target.identityFile
+        ? `file:${target.identityFile}`
+        : `agent:${target.agent ?? ''}`;
+  const hostKey = parsePublicKey(target.hostKey).blob.toString('base64');
+  return JSON.stringify([target.username, target.host, target.port ?? 22, credential, hostKey]);
+}
+
+class PooledConnection {
+  active = 0;
+  closed = false;
+  private waiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
+  private idleTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly client: Client,
+    readonly label: string,
+    private readonly maxChannels: number,
+    private readonly idleTimeoutMs: number,
+    onClose: () => void,
+  ) {
+    client.once('close', () => {
+      this.closed = true;
+      clearTimeout(this.idleTimer);
+      for (const waiter of this.waiters.splice(0)) {
+        waiter.reject(new ConnectionError(`The connection to ${label} was closed.`));
+      }
+      onClose();
+    });
+    this.armIdleTimer();
+  }
+
+  async acquire(): Promise<void> {
+    if (this.closed) throw new ConnectionError(`The connection to ${this.label} was closed.`);
+    clearTimeout(this.idleTimer);
+    if (this.active < this.maxChannels) {
+      this.active++;
+      return;
+    }
+    await new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  release(): void {
+    const next = this.waiters.shift();
+    if (next) return next.resolve(); // the slot passes on; `active` stays the same
+    this.active--;
+    if (this.active === 0) this.armIdleTimer();
+  }
+
+  close(): void {
+    if (!this.closed) this.client.end();
+  }
+
+  private armIdleTimer(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => this.close(), this.idleTimeoutMs);
+    this.idleTimer.unref();
+  }
+}
+
+export class SshPool implements Disposable {
+  private readonly connections = new Map<string, Promise<PooledConnection>>();
+  private readonly log: Logger;
+  private disposed = false;
+
+  constructor(private readonly options: PoolOptions = {}) {
+    this.log = options.log ?? silentLogger;
+  }
+
+  /** Number of open (or opening) connections. */
+  get size(): number {
+    return this.connections.size;
+  }
+
+  /** Runs one command (argv is quoted; a string is sent as is) and waits for its exit. */
+  async exec(target: SshTarget, command: string | readonly string[], options: ExecOptions = {}): Promise<SshExecResult> {
+    const line = commandString(command, options.loginShell);
+    const label = targetLabel(target);
+    const { connection, channel } = await this.withChannel(target, (client) => openExecChannel(client, line, label));
+    try {
+      return await runOnChannel(channel, label, options);
+    } finally {
+      connection.release();
+    }
+  }
+
+  /** Opens an interactive login shell with a pty. */
+  async shell(target: SshTarget, options: ShellOptions): Promise<ShellSession> {
+    const label = targetLabel(target);
+    const { connection, channel } = await this.withChannel(
+      target,
+      (client) =>
+        new Promise<ClientChannel>((resolve, reject) => {
+          client.shell({ term: options.term ?? 'xterm-256color', cols: options.cols, rows: options.rows }, (err, ch) => {
+            if (err) reject(new ConnectionError(`Cannot open a shell on ${label}: ${err.message}`, { cause: err }));
+            else resolve(ch);
+          });
+        }),
+    );
+    return new ShellSession(channel, () => connection.release());
+  }
+
+  /** Opens (or reuses) the connection without running anything: proves the host key and the login. */
+  async connect(target: SshTarget): Promise<void> {
+    const connection = await this.connection(target);
+    // Touching the connection counts as use: restart its idle timer.
+    await connection.acquire();
+    connection.release();
+  }
+
+  /** Closes the connection to one target (e.g. its sandbox was stopped or destroyed). */
+  async close(target: SshTarget): Promise<void> {
+    const pending = this.connections.get(poolKey(target));
+    if (!pending) return;
+    this.connections.delete(poolKey(target));
+    (await pending.catch(() => undefined))?.close();
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    for (const pending of this.connections.values()) pending.then((c) => c.close(), () => {});
+    this.connections.clear();
+  }
+
+  private async withChannel<T>(
+    target: SshTarget,
+    open: (client: Client) => Promise<T>,
+  ): Promise<{ connection: PooledConnection; channel: T }> {
+    for (let attempt = 0; ; attempt++) {
+      const connection = await this.connection(target);
+      await connection.acquire();
+      try {
+        return { connection, channel: await open(connection.client) };
+      } catch (err) {
+        connection.release();
+        // The connection died before the channel opened: nothing ran, so one fresh attempt is safe.
+        if (attempt === 0 && (connection.closed || !isWritable(connection.client))) {
+          this.forget(target, connection);
+          connection.close();
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  private forget(target: SshTarget, connection: PooledConnection): void {
+    const key = poolKey(target);
+    const current = this.connections.get(key);
+    current?.then((c) => {
+      if (c === connection && this.connections.get(key) === current) this.connections.delete(key);
+    }, () => {});
+  }
+
+  private connection(target: SshTarget): Promise<PooledConnection> {
+    if (this.disposed) return Promise.reject(new ConnectionError('The SSH connection pool was shut down.'));
+    const key = poolKey(target);
+    const existing = this.connections.get(key);
+    if (existing) {
+      return existing.then((c) => {
+        if (!c.closed) return c;
+        if (this.connections.get(key) === existing) this.connections.delete(key);
+        return this.connection(target);
+      });
+    }
+    const label = targetLabel(target);
+    const pending = connect(target, this.options).then(
+      (client) => {
+        this.log.debug(`ssh: connected to ${label}`);
+        const connection = new PooledConnection(
+          client,
+          label,
+          this.options.maxChannelsPerConnection ?? 8,
+          this.options.idleTimeoutMs ?? 5 * 60_000,
+          () => {
+            this.log.debug(`ssh: connection to ${label} closed`);
+            if (this.connections.get(key) === pending) this.connections.delete(key);
+          },
+        );
+        if (this.disposed) connection.close();
+        return connection;
+      },
+      (err: unknown) => {
+        if (this.connections.get(key) === pending) this.connections.delete(key);
+        throw err;
+      },
+    );
+    this.connections.set(key, pending);
+    return pending;
+  }
+}
+
+/** ssh2 keeps its socket private; a destroyed socket means the connection is gone even before 'close'. */
+function isWritable(client: Client): boolean {
+  const sock = (client as unknown as { _sock?: { writable?: boolean } })._sock;
+  return sock?.writable !== false;
+}
