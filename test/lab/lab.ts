@@ -55,10 +55,19 @@ export function requireLab(): Promise<Lab> {
     try {
       text = readFileSync(path, 'utf8');
     } catch {
-      throw new Error(`INCUS LAB MISSING: ${path} does not exist, so the Incus lab was never brought up. ${HOW_TO}`);
+      throw new Error(
+        `INCUS LAB MISSING: ${path} does not exist, so the Incus lab was never brought up. ${HOW_TO}`,
+      );
     }
     const env = parseEnv(text);
-    const need = ['INCUS_SOCKET', 'LAB_BRIDGE', 'LAB_BRIDGE_IPV4', 'LAB_IMAGE', 'LAB_POOL_BTRFS', 'LAB_POOL_DIR'];
+    const need = [
+      'INCUS_SOCKET',
+      'LAB_BRIDGE',
+      'LAB_BRIDGE_IPV4',
+      'LAB_IMAGE',
+      'LAB_POOL_BTRFS',
+      'LAB_POOL_DIR',
+    ];
     const missing = need.filter((k) => !env[k]);
     if (missing.length) throw new Error(`INCUS LAB BROKEN: ${path} lacks ${missing.join(', ')}. ${HOW_TO}`);
     try {
@@ -66,6 +75,7 @@ export function requireLab(): Promise<Lab> {
     } catch (err) {
       throw new Error(
         `INCUS LAB DOWN: incusd does not answer on ${env.INCUS_SOCKET} (${(err as Error).message}). ${HOW_TO}`,
+        { cause: err },
       );
     }
     return {

@@ -100,6 +100,12 @@ if ! incus storage show "$POOL_BTRFS" > /dev/null 2>&1; then
   incus storage create "$POOL_BTRFS" btrfs size="$BTRFS_SIZE" > /dev/null
 fi
 
+# btrfs quotas (qgroups) let Incus report how much space each snapshot holds (checkpoint sizes in the tree).
+POOL_MNT=/var/lib/incus/storage-pools/$POOL_BTRFS
+if mountpoint -q "$POOL_MNT" && ! btrfs qgroup show "$POOL_MNT" > /dev/null 2>&1; then
+  btrfs quota enable "$POOL_MNT"
+fi
+
 # ------------------------------------------------------------------------------------------------ network
 if ! incus network show "$BRIDGE" > /dev/null 2>&1; then
   step "creating bridge $BRIDGE ($BR4, $BR6), no NAT"

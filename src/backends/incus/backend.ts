@@ -1,0 +1,532 @@
+// The Backend interface on an Incus server (local socket or HTTPS). Every sandbox is an instance `px-<name>`;
+// checkpoints are Incus snapshots.
+import type { Backend, BackendCapabilities, BackendChange, ServerInfo } from '../../core/backend';
+import { Emitter } from '../../core/disposable';
+import type { Disposable } from '../../core/disposable';
+import {
+  AlreadyExistsError,
+  NotFoundError,
+  PixelsError,
+  TimeoutError,
+  ValidationError,
+} from '../../core/errors';
+import type { Logger } from '../../core/log';
+import { silentLogger } from '../../core/log';
+import {
+  cpuProblem,
+  defaultCheckpointLabel,
+  memoryProblem,
+  validateCheckpointLabel,
+  validateSandboxName,
+} from '../../core/names';
+import { instanceName, shortName } from '../../core/sandbox';
+import type {
+  Checkpoint,
+  CloneSource,
+  CreateOptions,
+  ExecResult,
+  OperationOptions,
+  Sandbox,
+  StopOptions,
+  WriteFileOptions,
+} from '../../core/sandbox';
+import { IncusEventStream } from './events';
+import type { IncusEvent } from './events';
+import { execInInstance } from './exec';
+import { IncusFiles } from './files';
+import { cloneConfig, isSandboxInstance, newestFirst, toCheckpoint, toSandbox } from './mapping';
+import { Operations } from './operations';
+import { IncusRestClient } from './rest-client';
+import type { RestClientOptions } from './rest-client';
+import type { IncusClusterMember, IncusInstance, IncusServer, IncusSnapshot } from './types';
+
+export interface IncusBackendOptions {
+  serverId: string;
+  connection: RestClientOptions;
+  /** NIC network for new sandboxes (absent: the default profile's NIC). */
+  network?: string;
+  /** Root disk pool for new sandboxes (absent: the default profile's). */
+  storagePool?: string;
+}
+
+const DEFAULT_STOP_TIMEOUT_SEC = 30;
+
+const enc = encodeURIComponent;
+
+export class IncusBackend implements Backend {
+  readonly kind = 'incus' as const;
+  readonly serverId: string;
+  private readonly client: IncusRestClient;
+  private readonly events: IncusEventStream;
+  private readonly operations: Operations;
+  private readonly files: IncusFiles;
+  private readonly changes = new Emitter<BackendChange>();
+  private unsubscribeEvents?: () => void;
+  private server?: Promise<IncusServer>;
+
+  constructor(
+    private readonly options: IncusBackendOptions,
+    private readonly log: Logger = silentLogger,
+  ) {
+    this.serverId = options.serverId;
+    this.client = new IncusRestClient(options.connection, log);
+    this.events = new IncusEventStream(this.client, log);
+    this.operations = new Operations(this.client, this.events);
+    this.files = new IncusFiles(this.client);
+    this.events.onConnection((connected) => {
+      if (connected) this.changes.fire({ kind: 'connection' });
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------ server
+
+  private serverInfo(): Promise<IncusServer> {
+    this.server ??= this.client.call<IncusServer>('GET', '/1.0').then(
+      (env) => env.metadata,
+      (err: unknown) => {
+        this.server = undefined;
+        throw err;
+      },
+    );
+    return this.server;
+  }
+
+  private async clustered(): Promise<boolean> {
+    return (await this.serverInfo()).environment?.server_clustered === true;
+  }
+
+  async info(): Promise<ServerInfo> {
+    const server = await this.serverInfo();
+    const info: ServerInfo = { version: `Incus ${server.environment?.server_version ?? 'unknown'}` };
+    if (server.environment?.server_clustered) {
+      const members = await this.client.call<IncusClusterMember[]>('GET', '/1.0/cluster/members', {
+        query: { recursion: '1' },
+      });
+      info.clusterMembers = members.metadata.map((m) => m.server_name);
+    }
+    return info;
+  }
+
+  async capabilities(): Promise<BackendCapabilities> {
+    return {
+      restoreAnyCheckpoint: true,
+      cloneFromCheckpoint: true,
+      cloneFromCurrentState: true,
+      writeFiles: true,
+      exec: true,
+      cancel: true,
+      clusterMembers: await this.clustered(),
+      events: true,
+    };
+  }
+
+  // ------------------------------------------------------------------------------------------ sandboxes
+
+  async list(): Promise<Sandbox[]> {
+    // One call: recursion=2 brings state (status, addresses) and snapshots with every instance.
+    const [env, clustered] = await Promise.all([
+      this.client.call<IncusInstance[]>('GET', '/1.0/instances', { query: { recursion: '2' } }),
+      this.clustered(),
+    ]);
+    return env.metadata
+      .filter((i) => isSandboxInstance(i.name))
+      .map((i) => toSandbox(i, clustered))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async get(name: string): Promise<Sandbox> {
+    const [inst, clustered] = await Promise.all([this.instance(name), this.clustered()]);
+    return toSandbox(inst, clustered);
+  }
+
+  /** The full instance (state + snapshots) or a NotFoundError that names the sandbox. */
+  private async instance(name: string): Promise<IncusInstance> {
+    validateSandboxName(name);
+    try {
+      const env = await this.client.call<IncusInstance>('GET', `/1.0/instances/${enc(instanceName(name))}`, {
+        query: { recursion: '1' },
+      });
+      return env.metadata;
+    } catch (err) {
+      if (err instanceof NotFoundError)
+        throw new NotFoundError(`Sandbox "${name}" does not exist on ${this.serverId}.`, { cause: err });
+      throw err;
+    }
+  }
+
+  private async exists(name: string): Promise<boolean> {
+    const res = await this.client.raw('GET', `/1.0/instances/${enc(instanceName(name))}`);
+    return res.status === 200;
+  }
+
+  /** Image alias or (partial) fingerprint -> fingerprint, with a clear error when neither exists. */
+  private async resolveImage(image: string): Promise<string> {
+    if (!image.trim())
+      throw new ValidationError('An image is required.', [{ field: 'image', message: 'empty' }]);
+    try {
+      const alias = await this.client.call<{ target: string }>('GET', `/1.0/images/aliases/${enc(image)}`);
+      return alias.metadata.target;
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+    }
+    if (/^[0-9a-f]{8,64}$/i.test(image)) {
+      try {
+        const img = await this.client.call<{ fingerprint: string }>(
+          'GET',
+          `/1.0/images/${enc(image.toLowerCase())}`,
+        );
+        return img.metadata.fingerprint;
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+      }
+    }
+    throw new NotFoundError(
+      `Image "${image}" does not exist on ${this.serverId}: no image alias or fingerprint matches it.`,
+    );
+  }
+
+  async create(options: CreateOptions, op?: OperationOptions): Promise<Sandbox> {
+    validateSandboxName(options.name);
+    const problems = [
+      options.memoryMiB !== undefined ? memoryProblem(options.memoryMiB) : undefined,
+      options.cpu !== undefined ? cpuProblem(options.cpu) : undefined,
+    ];
+    if (problems[0]) throw new ValidationError(problems[0], [{ field: 'memoryMiB', message: problems[0] }]);
+    if (problems[1]) throw new ValidationError(problems[1], [{ field: 'cpu', message: problems[1] }]);
+    if (await this.exists(options.name))
+      throw new AlreadyExistsError(`Sandbox "${options.name}" already exists on ${this.serverId}.`);
+    const fingerprint = await this.resolveImage(options.image);
+
+    const config: Record<string, string> = {};
+    if (options.cpu) config['limits.cpu'] = options.cpu;
+    if (options.memoryMiB) config['limits.memory'] = `${options.memoryMiB}MiB`;
+    for (const [k, v] of Object.entries(options.environment ?? {})) config[`environment.${k}`] = v;
+    const devices: Record<string, Record<string, string>> = {};
+    const network = options.nic?.network ?? this.options.network;
+    if (network) devices.eth0 = { type: 'nic', name: 'eth0', network };
+    if (this.options.storagePool) devices.root = { type: 'disk', path: '/', pool: this.options.storagePool };
+
+    const inst = instanceName(options.name);
+    op?.onProgress?.({ description: `Creating ${inst}` });
+    try {
+      await this.operations.run(
+        'POST',
+        '/1.0/instances',
+        {
+          body: { name: inst, type: 'container', source: { type: 'image', fingerprint }, config, devices },
+          query: { target: options.target },
+        },
+        op,
+      );
+    } catch (err) {
+      await this.removeHalfMade(options.name);
+      throw this.explainCreateError(err, options);
+    }
+    if (options.start !== false) {
+      try {
+        await this.start(options.name, op);
+      } catch (err) {
+        await this.removeHalfMade(options.name);
+        throw err;
+      }
+    }
+    return this.get(options.name);
+  }
+
+  private explainCreateError(err: unknown, options: CreateOptions): unknown {
+    if (!(err instanceof PixelsError)) return err;
+    if (
+      options.target &&
+      /member|node/i.test(err.message) &&
+      /not found|doesn't exist|not exist/i.test(err.message)
+    )
+      return new NotFoundError(`Cluster member "${options.target}" does not exist on ${this.serverId}.`, {
+        cause: err,
+      });
+    return err;
+  }
+
+  /** Deletes what a failed create/clone left behind, so nothing stays half-made. */
+  private async removeHalfMade(name: string): Promise<void> {
+    try {
+      if (await this.exists(name)) await this.destroy(name);
+    } catch (err) {
+      this.log.warn(`could not remove the half-made sandbox ${name}: ${(err as Error).message}`);
+    }
+  }
+
+  private async changeState(
+    name: string,
+    body: { action: 'start' | 'stop' | 'restart'; timeout?: number; force?: boolean },
+    op?: OperationOptions,
+  ): Promise<void> {
+    validateSandboxName(name);
+    try {
+      await this.operations.run('PUT', `/1.0/instances/${enc(instanceName(name))}/state`, { body }, op);
+    } catch (err) {
+      if (err instanceof NotFoundError && /instance/i.test(err.message))
+        throw new NotFoundError(`Sandbox "${name}" does not exist on ${this.serverId}.`, { cause: err });
+      throw err;
+    }
+  }
+
+  async start(name: string, op?: OperationOptions): Promise<void> {
+    try {
+      await this.changeState(name, { action: 'start' }, op);
+    } catch (err) {
+      if (err instanceof PixelsError && /already running/i.test(err.message)) return;
+      throw err;
+    }
+  }
+
+  async stop(name: string, options: StopOptions = {}, op?: OperationOptions): Promise<void> {
+    try {
+      if (options.force && options.timeoutSec === undefined) {
+        await this.changeState(name, { action: 'stop', force: true }, op);
+        return;
+      }
+      const timeout = options.timeoutSec ?? DEFAULT_STOP_TIMEOUT_SEC;
+      try {
+        await this.changeState(name, { action: 'stop', timeout, force: false }, op);
+      } catch (err) {
+        if (!(err instanceof PixelsError) || !/timed? ?out|timeout/i.test(err.message)) throw err;
+        if (!options.force)
+          throw new TimeoutError(`Sandbox "${name}" did not shut down within ${timeout} s.`, { cause: err });
+        await this.changeState(name, { action: 'stop', force: true }, op);
+      }
+    } catch (err) {
+      if (err instanceof PixelsError && /already stopped|not running/i.test(err.message)) return;
+      throw err;
+    }
+  }
+
+  async restart(name: string, options: StopOptions = {}, op?: OperationOptions): Promise<void> {
+    const inst = await this.instance(name);
+    if (inst.status.toLowerCase() !== 'running') return this.start(name, op);
+    await this.stop(name, options, op);
+    await this.start(name, op);
+  }
+
+  async destroy(name: string, op?: OperationOptions): Promise<void> {
+    const inst = await this.instance(name);
+    if (inst.status.toLowerCase() !== 'stopped') await this.stop(name, { force: true }, op);
+    // Deleting the instance deletes its snapshots too.
+    await this.operations.run('DELETE', `/1.0/instances/${enc(inst.name)}`, {}, op);
+  }
+
+  // ------------------------------------------------------------------------------------------ checkpoints
+
+  async listCheckpoints(name: string): Promise<Checkpoint[]> {
+    validateSandboxName(name);
+    // The snapshots collection reports sizes (list()'s recursion=2 does not); still one call.
+    try {
+      const env = await this.client.call<IncusSnapshot[]>(
+        'GET',
+        `/1.0/instances/${enc(instanceName(name))}/snapshots`,
+        {
+          query: { recursion: '1' },
+        },
+      );
+      return newestFirst(env.metadata.map((s) => toCheckpoint(name, s)));
+    } catch (err) {
+      if (err instanceof NotFoundError)
+        throw new NotFoundError(`Sandbox "${name}" does not exist on ${this.serverId}.`, { cause: err });
+      throw err;
+    }
+  }
+
+  async createCheckpoint(name: string, label?: string): Promise<Checkpoint> {
+    const snap = label ?? defaultCheckpointLabel();
+    validateCheckpointLabel(snap);
+    const inst = await this.instance(name);
+    if ((inst.snapshots ?? []).some((s) => toCheckpoint(name, s).label === snap))
+      throw new AlreadyExistsError(`Sandbox "${name}" already has a checkpoint "${snap}".`);
+    await this.operations.run('POST', `/1.0/instances/${enc(inst.name)}/snapshots`, {
+      body: { name: snap, stateful: false },
+    });
+    const env = await this.client.call<IncusSnapshot>(
+      'GET',
+      `/1.0/instances/${enc(inst.name)}/snapshots/${enc(snap)}`,
+    );
+    return toCheckpoint(name, env.metadata);
+  }
+
+  private async snapshotOf(
+    name: string,
+    label: string,
+  ): Promise<{ inst: IncusInstance; checkpoint: Checkpoint }> {
+    validateCheckpointLabel(label);
+    const inst = await this.instance(name);
+    const snap = (inst.snapshots ?? []).find((s) => toCheckpoint(name, s).label === label);
+    if (!snap) throw new NotFoundError(`Sandbox "${name}" has no checkpoint "${label}".`);
+    return { inst, checkpoint: toCheckpoint(name, snap) };
+  }
+
+  async restoreCheckpoint(name: string, label: string, op?: OperationOptions): Promise<void> {
+    const { inst, checkpoint } = await this.snapshotOf(name, label);
+    // Incus restores any snapshot (a running instance is stopped and started again around it).
+    await this.operations.run('PUT', `/1.0/instances/${enc(inst.name)}`, { body: { restore: label } }, op);
+    // The contract (same as a ZFS rollback on TrueNAS): checkpoints newer than the restored one are gone.
+    const newer = (inst.snapshots ?? [])
+      .map((s) => toCheckpoint(name, s))
+      .filter((c) => c.createdAt.getTime() > checkpoint.createdAt.getTime());
+    for (const c of newer) await this.deleteCheckpoint(name, c.label);
+  }
+
+  async deleteCheckpoint(name: string, label: string): Promise<void> {
+    validateSandboxName(name);
+    validateCheckpointLabel(label);
+    try {
+      await this.operations.run(
+        'DELETE',
+        `/1.0/instances/${enc(instanceName(name))}/snapshots/${enc(label)}`,
+        {},
+      );
+    } catch (err) {
+      if (err instanceof NotFoundError)
+        throw new NotFoundError(`Sandbox "${name}" has no checkpoint "${label}".`, { cause: err });
+      throw err;
+    }
+  }
+
+  async clone(source: CloneSource, newName: string, op?: OperationOptions): Promise<Sandbox> {
+    validateSandboxName(source.sandbox);
+    validateSandboxName(newName);
+    if (source.checkpoint !== undefined) validateCheckpointLabel(source.checkpoint);
+    if (await this.exists(newName))
+      throw new AlreadyExistsError(`Sandbox "${newName}" already exists on ${this.serverId}.`);
+    const src = instanceName(source.sandbox);
+    let from: {
+      config?: Record<string, string>;
+      devices?: Record<string, Record<string, string>>;
+      profiles?: string[];
+    };
+    if (source.checkpoint) {
+      from = await this.snapshotConfig(source.sandbox, source.checkpoint);
+    } else {
+      from = await this.instance(source.sandbox);
+    }
+    const inst = instanceName(newName);
+    op?.onProgress?.({
+      description: `Copying ${source.checkpoint ? `${src}/${source.checkpoint}` : src} to ${inst}`,
+    });
+    try {
+      await this.operations.run(
+        'POST',
+        '/1.0/instances',
+        {
+          body: {
+            name: inst,
+            type: 'container',
+            source: {
+              type: 'copy',
+              source: source.checkpoint ? `${src}/${source.checkpoint}` : src,
+              instance_only: true,
+            },
+            // Explicit config without the source's volatile identity (MAC, uuid, idmap): the copy gets its own.
+            config: cloneConfig(from.config ?? {}),
+            devices: from.devices ?? {},
+            profiles: from.profiles ?? ['default'],
+          },
+        },
+        op,
+      );
+      op?.onProgress?.({ description: `Giving ${inst} its own identity` });
+      await this.reseal(inst);
+      await this.start(newName, op);
+    } catch (err) {
+      await this.removeHalfMade(newName);
+      throw err;
+    }
+    return this.get(newName);
+  }
+
+  private async snapshotConfig(name: string, label: string): Promise<IncusSnapshot> {
+    try {
+      const env = await this.client.call<IncusSnapshot>(
+        'GET',
+        `/1.0/instances/${enc(instanceName(name))}/snapshots/${enc(label)}`,
+      );
+      return env.metadata;
+    } catch (err) {
+      if (err instanceof NotFoundError)
+        throw new NotFoundError(`Sandbox "${name}" has no checkpoint "${label}".`, { cause: err });
+      throw err;
+    }
+  }
+
+  /**
+   * Before the clone's first boot: an empty machine-id (systemd makes a fresh one) and no SSH host keys (the
+   * image's first-boot unit, or whoever pushes a pinned key next, provides new ones). Hostname and /etc/hosts
+   * come from the image templates Incus applies on copy.
+   */
+  private async reseal(inst: string): Promise<void> {
+    await this.files.write(inst, '/etc/machine-id', Buffer.alloc(0), { mode: 0o444 });
+    await this.files.remove(inst, '/var/lib/dbus/machine-id');
+    const entries = await this.files.list(inst, '/etc/ssh').catch((err: unknown) => {
+      if (err instanceof NotFoundError) return [] as string[];
+      throw err;
+    });
+    await Promise.all(
+      entries.filter((e) => e.startsWith('ssh_host_')).map((e) => this.files.remove(inst, `/etc/ssh/${e}`)),
+    );
+  }
+
+  // ------------------------------------------------------------------------------------------ guest access
+
+  async writeFile(name: string, path: string, content: Buffer, options?: WriteFileOptions): Promise<void> {
+    validateSandboxName(name);
+    try {
+      await this.files.write(instanceName(name), path, content, options);
+    } catch (err) {
+      if (err instanceof NotFoundError && /instance/i.test(err.message))
+        throw new NotFoundError(`Sandbox "${name}" does not exist on ${this.serverId}.`, { cause: err });
+      throw err;
+    }
+  }
+
+  /** Reads a file from the sandbox (tests and diagnostics). */
+  async readFile(name: string, path: string): Promise<Buffer> {
+    validateSandboxName(name);
+    return this.files.read(instanceName(name), path);
+  }
+
+  async exec(
+    name: string,
+    argv: string[],
+    options: { stdin?: Buffer; env?: Record<string, string>; timeoutMs?: number } = {},
+  ): Promise<ExecResult> {
+    validateSandboxName(name);
+    return execInInstance(this.client, this.operations, instanceName(name), argv, options);
+  }
+
+  // ------------------------------------------------------------------------------------------ events
+
+  readonly onDidChange = (listener: (change: BackendChange) => void): Disposable => {
+    const sub = this.changes.event(listener);
+    this.unsubscribeEvents ??= this.events.subscribe((e) => this.onEvent(e));
+    return sub;
+  };
+
+  private onEvent(event: IncusEvent): void {
+    if (event.type !== 'lifecycle') return;
+    if (event.project && event.project !== this.client.project) return;
+    const source = String(event.metadata.source ?? '');
+    const m = /^\/1\.0\/instances\/([^/?]+)(\/snapshots\/)?/.exec(source);
+    if (!m) return;
+    const inst = decodeURIComponent(m[1]);
+    if (!isSandboxInstance(inst)) return;
+    const action = String(event.metadata.action ?? '');
+    this.changes.fire({
+      kind: m[2] || action.startsWith('instance-snapshot') ? 'checkpoint' : 'sandbox',
+      name: shortName(inst),
+    });
+  }
+
+  dispose(): void {
+    this.unsubscribeEvents?.();
+    this.events.dispose();
+    this.changes.dispose();
+    this.client.close();
+  }
+}

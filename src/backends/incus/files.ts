@@ -1,0 +1,120 @@
+// The instance file API (/1.0/instances/<name>/files). It works on stopped instances too, which is how keys
+// and identity files get in before the first boot.
+import { NotFoundError, PixelsError, ValidationError } from '../../core/errors';
+import type { WriteFileOptions } from '../../core/sandbox';
+import type { IncusRestClient } from './rest-client';
+import { mapIncusError } from './rest-client';
+
+function filesPath(instance: string): string {
+  return `/1.0/instances/${encodeURIComponent(instance)}/files`;
+}
+
+function checkAbsolute(path: string): void {
+  if (!path.startsWith('/') || path.split('/').includes('..'))
+    throw new ValidationError(`The file path must be absolute and without "..": ${path}`);
+}
+
+function octal(mode: number): string {
+  return (mode & 0o7777).toString(8).padStart(4, '0');
+}
+
+async function errorOf(status: number, body: Buffer): Promise<PixelsError> {
+  try {
+    const env = JSON.parse(body.toString('utf8')) as { error?: string };
+    return mapIncusError(status, env.error ?? `HTTP ${status}`);
+  } catch {
+    return mapIncusError(status, `HTTP ${status}`);
+  }
+}
+
+export class IncusFiles {
+  constructor(private readonly client: IncusRestClient) {}
+
+  /** Writes (or appends to) a file, creating missing parent directories with the same owner. */
+  async write(
+    instance: string,
+    path: string,
+    content: Buffer,
+    options: WriteFileOptions = {},
+  ): Promise<void> {
+    checkAbsolute(path);
+    const mode = options.mode ?? 0o644;
+    const attempt = () =>
+      this.client.raw('POST', filesPath(instance), {
+        query: { path },
+        raw: content,
+        headers: {
+          'Content-Type': 'application/octet-stream',
+          'X-Incus-type': 'file',
+          'X-Incus-uid': String(options.uid ?? 0),
+          'X-Incus-gid': String(options.gid ?? 0),
+          'X-Incus-mode': octal(mode),
+          'X-Incus-write': options.append ? 'append' : 'overwrite',
+        },
+      });
+    let res = await attempt();
+    if (res.status === 404 && !(await this.instanceMissing(instance))) {
+      // Private files (no group/other bits, like authorized_keys) get private parent directories.
+      const dirMode = mode & 0o077 ? 0o755 : 0o700;
+      await this.mkdirs(instance, parentOf(path), dirMode, options.uid ?? 0, options.gid ?? 0);
+      res = await attempt();
+    }
+    if (res.status >= 400) throw await errorOf(res.status, res.body);
+  }
+
+  /** Reads a regular file. */
+  async read(instance: string, path: string): Promise<Buffer> {
+    checkAbsolute(path);
+    const res = await this.client.raw('GET', filesPath(instance), { query: { path } });
+    if (res.status >= 400) throw await errorOf(res.status, res.body);
+    if (res.headers['x-incus-type'] === 'directory') throw new ValidationError(`${path} is a directory.`);
+    return res.body;
+  }
+
+  /** Entries of a directory (names only). */
+  async list(instance: string, path: string): Promise<string[]> {
+    const env = await this.client.call<string[]>('GET', filesPath(instance), { query: { path } });
+    return Array.isArray(env.metadata) ? env.metadata : [];
+  }
+
+  /** Deletes a file; a file that is already gone is fine. */
+  async remove(instance: string, path: string): Promise<void> {
+    checkAbsolute(path);
+    const res = await this.client.raw('DELETE', filesPath(instance), { query: { path } });
+    if (res.status >= 400 && res.status !== 404) throw await errorOf(res.status, res.body);
+  }
+
+  private async mkdirs(instance: string, dir: string, mode: number, uid: number, gid: number): Promise<void> {
+    const parts = dir.split('/').filter(Boolean);
+    let current = '';
+    for (const part of parts) {
+      current += `/${part}`;
+      const res = await this.client.raw('POST', filesPath(instance), {
+        query: { path: current },
+        raw: Buffer.alloc(0),
+        headers: {
+          'X-Incus-type': 'directory',
+          'X-Incus-uid': String(uid),
+          'X-Incus-gid': String(gid),
+          'X-Incus-mode': octal(mode),
+        },
+      });
+      // Existing directories answer with an error we can ignore; anything else is real.
+      if (res.status >= 400 && !/exists/i.test(res.body.toString('utf8')) && res.status !== 409) {
+        const existing = await this.client.raw('GET', filesPath(instance), { query: { path: current } });
+        if (existing.headers['x-incus-type'] !== 'directory') throw await errorOf(res.status, res.body);
+      }
+    }
+  }
+
+  private async instanceMissing(instance: string): Promise<boolean> {
+    const res = await this.client.raw('GET', `/1.0/instances/${encodeURIComponent(instance)}`);
+    if (res.status === 404) throw new NotFoundError(`There is no instance ${instance}.`);
+    return false;
+  }
+}
+
+function parentOf(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i <= 0 ? '/' : path.slice(0, i);
+}
