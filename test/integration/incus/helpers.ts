@@ -1,0 +1,76 @@
+// Shared pieces of the real-container suites: a backend on the lab, unique names, bounded waits, cleanup.
+import { randomBytes } from 'node:crypto';
+import { createIncusBackend } from '../../../src/backends/incus/index';
+import type { IncusBackend } from '../../../src/backends/incus/index';
+import { IncusRestClient } from '../../../src/backends/incus/rest-client';
+import type { Sandbox } from '../../../src/core/sandbox';
+import { requireLab } from '../../lab/lab';
+import type { Lab } from '../../lab/lab';
+
+/** A short prefix unique to this run, e.g. "t3f9a": sandboxes are "<prefix>-a" -> instance "px-<prefix>-a". */
+export function testPrefix(): string {
+  return `t${randomBytes(3).toString('hex')}`;
+}
+
+export async function labBackend(
+  options: { pool?: 'btrfs' | 'dir' } = {},
+): Promise<{ lab: Lab; backend: IncusBackend }> {
+  const lab = await requireLab();
+  const backend = createIncusBackend({
+    serverId: 'lab',
+    socketPath: lab.socket,
+    network: lab.bridge,
+    storagePool: options.pool === 'dir' ? lab.poolDir : lab.poolBtrfs,
+  });
+  return { lab, backend };
+}
+
+/** Polls get() until the sandbox has an IPv4 address (bounded). */
+export async function waitForIpv4(backend: IncusBackend, name: string, timeoutMs = 30_000): Promise<Sandbox> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await backend.get(name);
+    if (s.ipv4) return s;
+    if (Date.now() > deadline) throw new Error(`sandbox ${name} got no IPv4 within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Deletes every instance of this test run, whatever state the test left it in. */
+export async function removeTestInstances(lab: Lab, prefix: string): Promise<void> {
+  const client = new IncusRestClient({ socketPath: lab.socket });
+  try {
+    const env = await client.call<string[]>('GET', '/1.0/instances');
+    for (const url of env.metadata) {
+      const name = decodeURIComponent(url.slice(url.lastIndexOf('/') + 1));
+      if (!name.startsWith(`px-${prefix}`)) continue;
+      await client
+        .call('PUT', `/1.0/instances/${name}/state`, { body: { action: 'stop', force: true } })
+        .catch(() => undefined);
+      for (let i = 0; i < 50; i++) {
+        const res = await client.raw('DELETE', `/1.0/instances/${name}`);
+        if (res.status < 400 || res.status === 404) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  } finally {
+    client.close();
+  }
+}
+
+/** Names of instances and storage volumes (instances and their snapshots) left by this run. */
+export async function leftovers(lab: Lab, prefix: string): Promise<string[]> {
+  const client = new IncusRestClient({ socketPath: lab.socket });
+  try {
+    const found: string[] = [];
+    const inst = await client.call<string[]>('GET', '/1.0/instances');
+    found.push(...inst.metadata.filter((u) => u.includes(`/px-${prefix}`)));
+    for (const pool of [lab.poolBtrfs, lab.poolDir]) {
+      const vols = await client.call<string[]>('GET', `/1.0/storage-pools/${pool}/volumes`);
+      found.push(...vols.metadata.filter((u) => u.includes(`px-${prefix}`)));
+    }
+    return found;
+  } finally {
+    client.close();
+  }
+}
