@@ -1,0 +1,154 @@
+// Bad input against the real lab: each case gets a clear, specific error and leaves nothing behind.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { createIncusBackend } from '../../../src/backends/incus/index';
+import type { IncusBackend } from '../../../src/backends/incus/index';
+import {
+  AlreadyExistsError,
+  ConnectionError,
+  NotAuthorizedError,
+  NotFoundError,
+  ValidationError,
+} from '../../../src/core/errors';
+import type { Lab } from '../../lab/lab';
+import { labBackend, leftovers, removeTestInstances, testPrefix } from './helpers';
+
+const run = promisify(execFile);
+
+describe('incus backend: bad input gets clear errors', { timeout: 120_000 }, () => {
+  const prefix = testPrefix();
+  let lab: Lab;
+  let backend: IncusBackend;
+
+  before(async () => {
+    ({ lab, backend } = await labBackend());
+  });
+  after(async () => {
+    backend?.dispose();
+    if (lab) await removeTestInstances(lab, prefix);
+  });
+
+  test('names Incus would reject are refused before any call', async () => {
+    const cases: [string, RegExp][] = [
+      ['under_score', /letters, digits and hyphens/],
+      ['has space', /letters, digits and hyphens/],
+      ['1abc', /cannot start with a digit/],
+      [`${prefix}-`, /cannot end with a hyphen/],
+      ['x'.repeat(61), /at most 60 characters/],
+      ['', /cannot be empty/],
+    ];
+    for (const [name, message] of cases) {
+      await assert.rejects(backend.create({ name, image: lab.image }), (err: unknown) => {
+        assert.ok(err instanceof ValidationError, `${name}: ${String(err)}`);
+        assert.match(err.message, message);
+        return true;
+      });
+    }
+    await assert.rejects(backend.clone({ sandbox: 'ok', checkpoint: 'bad/label' }, 'ok2'), ValidationError);
+  });
+
+  test('memory below the minimum and a bad cpu count', async () => {
+    await assert.rejects(
+      backend.create({ name: `${prefix}-mem`, image: lab.image, memoryMiB: 64 }),
+      (err: unknown) => err instanceof ValidationError && /at least 128 MiB/.test(err.message),
+    );
+    await assert.rejects(
+      backend.create({ name: `${prefix}-cpu`, image: lab.image, cpu: '0' }),
+      (err: unknown) => err instanceof ValidationError && /whole number of cores/.test(err.message),
+    );
+    assert.deepEqual(await leftovers(lab, prefix), []);
+  });
+
+  test('an image that does not exist', async () => {
+    for (const image of ['no-such-image-alias', 'deadbeefdeadbeef']) {
+      await assert.rejects(backend.create({ name: `${prefix}-img`, image }), (err: unknown) => {
+        assert.ok(err instanceof NotFoundError, String(err));
+        assert.equal(
+          err.message,
+          `Image "${image}" does not exist on lab: no image alias or fingerprint matches it.`,
+        );
+        return true;
+      });
+    }
+    assert.deepEqual(await leftovers(lab, prefix), [], 'nothing half-made');
+  });
+
+  test('a cluster member that does not exist', async () => {
+    await assert.rejects(
+      backend.create({ name: `${prefix}-tgt`, image: lab.image, target: 'no-such-member', start: false }),
+      (err: unknown) => err instanceof NotFoundError && /no-such-member/.test(err.message),
+    );
+    assert.deepEqual(await leftovers(lab, prefix), [], 'nothing half-made');
+  });
+
+  test('sandboxes and checkpoints that do not exist; a name that is taken', async () => {
+    await assert.rejects(backend.start(`${prefix}-none`), (err: unknown) => {
+      return (
+        err instanceof NotFoundError && err.message === `Sandbox "${prefix}-none" does not exist on lab.`
+      );
+    });
+    await assert.rejects(backend.get(`${prefix}-none`), NotFoundError);
+    await assert.rejects(backend.destroy(`${prefix}-none`), NotFoundError);
+    await assert.rejects(backend.writeFile(`${prefix}-none`, '/x', Buffer.from('x')), NotFoundError);
+    await backend.create({ name: `${prefix}-x`, image: lab.image, start: false });
+    await assert.rejects(
+      backend.create({ name: `${prefix}-x`, image: lab.image, start: false }),
+      (err: unknown) => err instanceof AlreadyExistsError && /already exists/.test(err.message),
+    );
+    await assert.rejects(
+      backend.restoreCheckpoint(`${prefix}-x`, 'never-made'),
+      (err: unknown) => err instanceof NotFoundError && /has no checkpoint "never-made"/.test(err.message),
+    );
+    await assert.rejects(
+      backend.clone({ sandbox: `${prefix}-x`, checkpoint: 'never-made' }, `${prefix}-y`),
+      NotFoundError,
+    );
+    await assert.rejects(
+      backend.writeFile(`${prefix}-x`, 'relative/path', Buffer.from('x')),
+      ValidationError,
+    );
+    await backend.destroy(`${prefix}-x`);
+    assert.deepEqual(await leftovers(lab, prefix), []);
+  });
+
+  test('a socket path that does not exist', async () => {
+    const b = createIncusBackend({ serverId: 'nowhere', socketPath: '/run/no-such-dir/incus.socket' });
+    try {
+      await assert.rejects(b.list(), (err: unknown) => {
+        assert.ok(err instanceof ConnectionError, String(err));
+        assert.equal(
+          err.message,
+          'There is no Incus unix socket /run/no-such-dir/incus.socket: is incusd running on this machine?',
+        );
+        return true;
+      });
+    } finally {
+      b.dispose();
+    }
+  });
+
+  test('a socket without permission (the real socket, as an unprivileged user)', async () => {
+    // Root may open any socket, so the check runs in a child process as "nobody" (not in incus-admin).
+    const probe = new URL('./socket-probe.ts', import.meta.url).pathname;
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', probe, lab.socket], {
+      uid: 65534,
+      gid: 65534,
+      cwd: new URL('../../..', import.meta.url).pathname,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp', TSX_DISABLE_CACHE: '1' },
+      timeout: 60_000,
+    });
+    const got = JSON.parse(stdout.trim().split('\n').pop()!) as {
+      name: string;
+      kind: string;
+      message: string;
+    };
+    assert.equal(got.name, NotAuthorizedError.name);
+    assert.equal(got.kind, 'not-authorized');
+    assert.match(
+      got.message,
+      /^Permission denied on the Incus unix socket \/var\/lib\/incus\/unix\.socket: .*incus-admin/,
+    );
+  });
+});
