@@ -1,0 +1,260 @@
+// One WebSocket carrying JSON-RPC 2.0: requests with ids, concurrent calls, per-call timeouts, server
+// notifications, ping keepalive. It knows nothing about login or jobs (see client.ts).
+import * as tls from 'node:tls';
+import WebSocket from 'ws';
+import { ConnectionError, TimeoutError } from '../../core/errors';
+import type { Logger } from '../../core/log';
+import { redact } from '../../core/log';
+import { ConnectionDroppedError, JsonRpcErrorObject, RpcCallError } from './errors';
+import { judgePeer, TlsVerdict } from './tls';
+
+export interface ConnectionOptions {
+  url: string;
+  /** Hostname used for certificate checks and messages. */
+  host: string;
+  /** SHA-256 pin for a self-signed certificate. */
+  tlsFingerprint?: string;
+  connectTimeoutMs: number;
+  /** Interval of WebSocket control pings; a missing pong within the same interval closes the socket. */
+  pingIntervalMs: number;
+  log: Logger;
+}
+
+export interface Notification {
+  method: string;
+  params: unknown;
+}
+
+interface Pending {
+  method: string;
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
+  timer?: NodeJS.Timeout;
+}
+
+let nextConnectionSerial = 1;
+
+export class RpcConnection {
+  private pending = new Map<string, Pending>();
+  private nextId = 1;
+  private closed = false;
+  private pingTimer?: NodeJS.Timeout;
+  private awaitingPong = false;
+  private closeListeners: ((reason: string) => void)[] = [];
+  private notificationListener: (n: Notification) => void = () => {};
+  readonly serial = nextConnectionSerial++;
+
+  private constructor(
+    private readonly ws: WebSocket,
+    private readonly options: ConnectionOptions,
+  ) {
+    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    ws.on('close', (code, reason) =>
+      this.onClosed(`closed (${code}${reason.length ? ` ${reason.toString()}` : ''})`),
+    );
+    ws.on('error', (err) => this.onClosed(`error: ${err.message}`));
+    ws.on('pong', () => (this.awaitingPong = false));
+    this.pingTimer = setInterval(() => this.keepalive(), options.pingIntervalMs);
+    this.pingTimer.unref();
+  }
+
+  /** Opens the socket; for wss:// the peer certificate is judged before the promise resolves (before any call). */
+  static open(options: ConnectionOptions): Promise<RpcConnection> {
+    return new Promise((resolve, reject) => {
+      let verdict: TlsVerdict | undefined;
+      const secure = options.url.startsWith('wss:');
+      const wsOptions: WebSocket.ClientOptions = {
+        handshakeTimeout: options.connectTimeoutMs,
+        perMessageDeflate: false,
+        maxPayload: 64 * 1024 * 1024,
+      };
+      if (secure) {
+        // We judge the certificate ourselves (CA + hostname, or the pin) in `secureConnect`, before the upgrade
+        // completes; the socket is destroyed on a bad verdict, so no JSON-RPC message (and no key) is ever sent.
+        wsOptions.createConnection = ((opts: tls.ConnectionOptions) => {
+          const socket = tls.connect({
+            ...opts,
+            path: undefined, // `path` is the HTTP path here; for tls.connect it would mean a unix socket
+            rejectUnauthorized: false,
+            servername: isIpLiteral(options.host) ? '' : options.host,
+          });
+          socket.once('secureConnect', () => {
+            verdict = judgePeer(socket, options.host, options.tlsFingerprint);
+            if (!verdict.ok) socket.destroy(verdict.error);
+          });
+          return socket;
+        }) as unknown as WebSocket.ClientOptions['createConnection'];
+      }
+      let settled = false;
+      const ws = new WebSocket(options.url, wsOptions);
+      const fail = (err: Error) => {
+        if (settled) return;
+        settled = true;
+        ws.removeAllListeners();
+        ws.on('error', () => {});
+        ws.terminate();
+        if (verdict && !verdict.ok) return reject(verdict.error);
+        if (err instanceof ConnectionError) return reject(err);
+        reject(
+          new ConnectionError(`Cannot connect to ${options.host}: ${describeSocketError(err)}.`, {
+            cause: err,
+          }),
+        );
+      };
+      ws.once('error', fail);
+      ws.once('unexpected-response', (_req, res) =>
+        fail(
+          new ConnectionError(
+            `The server at ${options.host} answered HTTP ${res.statusCode} instead of a WebSocket.`,
+          ),
+        ),
+      );
+      ws.once('close', () => fail(new Error('connection closed during the handshake')));
+      ws.once('open', () => {
+        if (settled) return;
+        if (secure && !(verdict && verdict.ok)) {
+          return fail(verdict && !verdict.ok ? verdict.error : new Error('TLS peer was not verified'));
+        }
+        settled = true;
+        ws.removeAllListeners();
+        const conn = new RpcConnection(ws, options);
+        options.log.debug(`truenas: connected to ${options.host} (connection #${conn.serial})`);
+        resolve(conn);
+      });
+    });
+  }
+
+  get isOpen(): boolean {
+    return !this.closed && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  onNotification(listener: (n: Notification) => void): void {
+    this.notificationListener = listener;
+  }
+
+  onClose(listener: (reason: string) => void): void {
+    this.closeListeners.push(listener);
+  }
+
+  /**
+   * Sends one request. Rejects with RpcCallError for a JSON-RPC error, TimeoutError after `timeoutMs`,
+   * ConnectionDroppedError when the socket goes away (`sent` tells whether the server may have got it).
+   */
+  call(method: string, params: unknown[], timeoutMs: number): Promise<unknown> {
+    if (!this.isOpen) {
+      return Promise.reject(
+        new ConnectionDroppedError(`The connection to ${this.options.host} is closed.`, false),
+      );
+    }
+    const id = String(this.nextId++);
+    return new Promise((resolve, reject) => {
+      const entry: Pending = { method, resolve, reject };
+      if (timeoutMs > 0) {
+        entry.timer = setTimeout(() => {
+          this.pending.delete(id);
+          reject(
+            new TimeoutError(
+              `${this.options.host} did not answer ${method} within ${Math.round(timeoutMs / 100) / 10} s.`,
+            ),
+          );
+        }, timeoutMs);
+      }
+      this.pending.set(id, entry);
+      const text = JSON.stringify({ jsonrpc: '2.0', id, method, params });
+      this.options.log.trace(`truenas → ${redact(text).slice(0, 500)}`);
+      this.ws.send(text, (err) => {
+        if (err && this.pending.delete(id)) {
+          if (entry.timer) clearTimeout(entry.timer);
+          reject(new ConnectionDroppedError(`Could not send ${method} to ${this.options.host}.`, false));
+        }
+      });
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.ws.close(1000);
+    this.onClosed('closed by client');
+    setTimeout(() => this.ws.terminate(), 1000).unref();
+  }
+
+  private keepalive(): void {
+    if (!this.isOpen) return;
+    if (this.awaitingPong) {
+      this.options.log.warn(`truenas: ${this.options.host} did not answer a ping; reconnecting`);
+      this.ws.terminate();
+      this.onClosed('ping timeout');
+      return;
+    }
+    this.awaitingPong = true;
+    this.ws.ping();
+  }
+
+  private onMessage(data: WebSocket.RawData, isBinary: boolean): void {
+    if (isBinary) return;
+    let msg: {
+      id?: string | number | null;
+      method?: string;
+      params?: unknown;
+      result?: unknown;
+      error?: JsonRpcErrorObject;
+    };
+    try {
+      msg = JSON.parse(data.toString());
+    } catch {
+      this.options.log.warn('truenas: ignoring a message that is not JSON');
+      return;
+    }
+    if (typeof msg.method === 'string' && msg.id === undefined) {
+      this.notificationListener({ method: msg.method, params: msg.params });
+      return;
+    }
+    const id = msg.id === null || msg.id === undefined ? undefined : String(msg.id);
+    const entry = id === undefined ? undefined : this.pending.get(id);
+    if (!entry || id === undefined) {
+      if (msg.error)
+        this.options.log.warn(`truenas: server error without a call: ${redact(JSON.stringify(msg.error))}`);
+      return;
+    }
+    this.pending.delete(id);
+    if (entry.timer) clearTimeout(entry.timer);
+    if (msg.error) {
+      this.options.log.trace(`truenas ← ${id} error ${redact(JSON.stringify(msg.error)).slice(0, 500)}`);
+      entry.reject(new RpcCallError(entry.method, msg.error.code, msg.error.message, msg.error.data));
+    } else {
+      this.options.log.trace(`truenas ← ${id} ${redact(JSON.stringify(msg.result) ?? 'null').slice(0, 300)}`);
+      entry.resolve(msg.result);
+    }
+  }
+
+  private onClosed(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of pending) {
+      if (p.timer) clearTimeout(p.timer);
+      p.reject(
+        new ConnectionDroppedError(
+          `The connection to ${this.options.host} dropped during ${p.method}.`,
+          true,
+        ),
+      );
+    }
+    for (const l of this.closeListeners) l(reason);
+  }
+}
+
+function isIpLiteral(host: string): boolean {
+  return /^[0-9.]+$/.test(host) || host.includes(':');
+}
+
+function describeSocketError(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ECONNREFUSED') return 'connection refused';
+  if (code === 'ENOTFOUND') return 'host not found';
+  if (code === 'ETIMEDOUT' || /timed out|timeout/i.test(err.message)) return 'timed out';
+  if (code === 'ECONNRESET') return 'connection reset';
+  return redact(err.message.split('\n')[0]);
+}

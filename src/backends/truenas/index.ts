@@ -1,0 +1,73 @@
+// Contract B: the TrueNAS backend factory and the "Add Server…" probe.
+import type { Backend, ServerInfo } from '../../core/backend';
+import type { Logger } from '../../core/log';
+import { silentLogger } from '../../core/log';
+import { TrueNASClient } from './client';
+import { assertTransportAllowed } from './tls';
+import { apiFamily } from './version';
+import { TrueNASVirtBackend } from './virt-backend';
+
+export interface TrueNASServerConfig {
+  serverId: string;
+  /** hostname or IP */
+  host: string;
+  /** default 443 (wss) / 80 (ws) */
+  port?: number;
+  /** API keys belong to a user (25.04+) */
+  username: string;
+  /** default true (wss://). false is allowed only for loopback hosts */
+  secure?: boolean;
+  /** SHA-256 of the server cert (hex, with or without colons): accepts a self-signed cert */
+  tlsFingerprint?: string;
+  /** default 30000 */
+  callTimeoutMs?: number;
+  nic?: { network?: string; nicType?: 'BRIDGED' | 'MACVLAN'; parent?: string };
+}
+
+export function createClient(
+  config: TrueNASServerConfig,
+  apiKey: string,
+  log: Logger = silentLogger,
+): TrueNASClient {
+  assertTransportAllowed(config.host, config.secure ?? true);
+  return new TrueNASClient(
+    {
+      host: config.host,
+      port: config.port,
+      secure: config.secure ?? true,
+      tlsFingerprint: config.tlsFingerprint,
+      username: config.username,
+      callTimeoutMs: config.callTimeoutMs,
+    },
+    apiKey,
+    log,
+  );
+}
+
+/** Lazy: connects on the first call. Throws a SecurityError at once for a key over ws:// to a remote host. */
+export function createTrueNASBackend(
+  config: TrueNASServerConfig,
+  apiKey: string,
+  log: Logger = silentLogger,
+): Backend {
+  return new TrueNASVirtBackend(config.serverId, createClient(config, apiKey, log), config.nic, log);
+}
+
+/** For "Add Server…": connect, log in, read the version; a server we cannot drive is refused clearly. */
+export async function probeTrueNAS(
+  config: TrueNASServerConfig,
+  apiKey: string,
+  log: Logger = silentLogger,
+): Promise<ServerInfo> {
+  const client = createClient(config, apiKey, log);
+  try {
+    const version = await client.version();
+    apiFamily(version);
+    return { version: `TrueNAS ${version.display}` };
+  } finally {
+    client.dispose();
+  }
+}
+
+export { TrueNASClient } from './client';
+export type { ApiFamily, TrueNASVersion } from './version';

@@ -1,0 +1,157 @@
+// ZFS snapshots (checkpoints) and dataset surgery through the API family of the server:
+// 25.04 zfs.snapshot.* (+ private zfs.dataset.delete), 25.10 pool.snapshot.* (+ pool.dataset.rename/delete).
+import type { Checkpoint } from '../../core/sandbox';
+import type { TrueNASClient } from './client';
+import type { ApiFamily } from './version';
+
+/** The native properties we read; `clones`/`defer_destroy` tell which snapshots a clone depends on. */
+export const SNAPSHOT_PROPERTIES = ['used', 'referenced', 'creation', 'clones', 'defer_destroy'];
+
+interface ZfsProperty {
+  value?: string | null;
+  rawvalue?: string | null;
+  parsed?: unknown;
+}
+
+export interface SnapshotEntry {
+  id: string;
+  name?: string;
+  dataset: string;
+  snapshot_name?: string;
+  properties?: Record<string, ZfsProperty | undefined>;
+}
+
+export function snapshotLabel(entry: SnapshotEntry): string {
+  return entry.snapshot_name ?? entry.id.slice(entry.id.indexOf('@') + 1);
+}
+
+/** Bytes from `{parsed, rawvalue}`. */
+function bytes(prop: ZfsProperty | undefined): number | undefined {
+  if (!prop) return undefined;
+  if (typeof prop.parsed === 'number') return prop.parsed;
+  const n = Number(prop.rawvalue);
+  return Number.isFinite(n) && prop.rawvalue !== null && prop.rawvalue !== '' ? n : undefined;
+}
+
+/** The real creation time: `parsed` is `{"$date": ms}`, `rawvalue` is seconds since the epoch. */
+export function creationDate(entry: SnapshotEntry): Date | undefined {
+  const prop = entry.properties?.creation;
+  if (!prop) return undefined;
+  const parsed = prop.parsed as { $date?: number } | number | string | null | undefined;
+  if (parsed && typeof parsed === 'object' && typeof parsed.$date === 'number') return new Date(parsed.$date);
+  const seconds = Number(prop.rawvalue);
+  if (prop.rawvalue && Number.isFinite(seconds)) return new Date(seconds * 1000);
+  if (typeof parsed === 'number') return new Date(parsed * 1000);
+  const fromText = prop.value ? Date.parse(prop.value) : NaN;
+  return Number.isFinite(fromText) ? new Date(fromText) : undefined;
+}
+
+/** Datasets cloned from this snapshot (`clones` is a comma-separated list). */
+export function snapshotClones(entry: SnapshotEntry): string[] {
+  const prop = entry.properties?.clones;
+  const raw = prop?.parsed ?? prop?.rawvalue ?? prop?.value;
+  if (Array.isArray(raw)) return raw.map(String).filter(Boolean);
+  if (typeof raw !== 'string' || raw === '-' || raw === '') return [];
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/** Marked for deferred destroy: an internal clone origin that ZFS removes with its last clone. */
+export function isDeferredDestroy(entry: SnapshotEntry): boolean {
+  const prop = entry.properties?.defer_destroy;
+  const v = prop?.parsed ?? prop?.rawvalue ?? prop?.value;
+  return v === true || v === 'on' || v === 'yes';
+}
+
+export function toCheckpoint(sandbox: string, entry: SnapshotEntry): Checkpoint {
+  return {
+    sandbox,
+    label: snapshotLabel(entry),
+    sizeBytes: bytes(entry.properties?.referenced),
+    createdAt: creationDate(entry) ?? new Date(NaN),
+  };
+}
+
+/** Newest first; ties keep the server's order. */
+export function sortNewestFirst(list: Checkpoint[]): Checkpoint[] {
+  return list
+    .map((c, i) => ({ c, i }))
+    .sort((a, b) => b.c.createdAt.getTime() - a.c.createdAt.getTime() || b.i - a.i)
+    .map((x) => x.c);
+}
+
+export class SnapshotApi {
+  private readonly ns: string;
+
+  constructor(
+    private readonly client: TrueNASClient,
+    readonly family: ApiFamily,
+  ) {
+    this.ns = family === 'virt-25.04' ? 'zfs.snapshot' : 'pool.snapshot';
+  }
+
+  /** The event collection for snapshot changes. */
+  get eventName(): string {
+    return `${this.ns}.query`;
+  }
+
+  query(filters: unknown[], context: string): Promise<SnapshotEntry[]> {
+    return this.client.call<SnapshotEntry[]>(
+      `${this.ns}.query`,
+      [filters, { extra: { properties: SNAPSHOT_PROPERTIES } }],
+      { context },
+    );
+  }
+
+  async create(dataset: string, label: string, context: string): Promise<void> {
+    await this.client.call(`${this.ns}.create`, [{ dataset, name: label }], { context });
+  }
+
+  /** `defer`: if clones depend on it, ZFS destroys it when the last one goes. */
+  async delete(id: string, context: string, defer = false): Promise<void> {
+    await this.client.call(`${this.ns}.delete`, [id, { defer, recursive: false }], { context });
+  }
+
+  /** `recursive` (zfs rollback -r) destroys the newer snapshots; never `recursive_clones`. */
+  async rollback(id: string, context: string): Promise<void> {
+    await this.client.call(
+      `${this.ns}.rollback`,
+      [id, { recursive: true, recursive_clones: false, force: false }],
+      {
+        context,
+      },
+    );
+  }
+
+  async clone(snapshot: string, datasetDst: string, context: string): Promise<void> {
+    await this.client.call(`${this.ns}.clone`, [{ snapshot, dataset_dst: datasetDst }], { context });
+  }
+
+  /**
+   * Frees the dataset name `dataset` (an empty, stopped instance's root) so a clone can take it.
+   * 25.04: private zfs.dataset.delete (pool.dataset.* cannot see .ix-virt). 25.10: public pool.dataset.rename
+   * to `trash`; the caller deletes `trash` after the clone (returned so it can).
+   */
+  async vacate(dataset: string, trash: string, context: string): Promise<string | undefined> {
+    if (this.family === 'virt-25.04') {
+      await this.client.call('zfs.dataset.delete', [dataset, { recursive: true }], { context });
+      return undefined;
+    }
+    await this.client.call(
+      'pool.dataset.rename',
+      [dataset, { new_name: trash, recursive: false, force: true }],
+      {
+        context,
+      },
+    );
+    return trash;
+  }
+
+  /** Deletes a dataset outside .ix-virt (the 25.10 trash). */
+  async deleteDataset(dataset: string, context: string): Promise<void> {
+    const method = this.family === 'virt-25.04' ? 'zfs.dataset.delete' : 'pool.dataset.delete';
+    await this.client.call(method, [dataset, { recursive: true }], { context });
+  }
+}

@@ -1,0 +1,779 @@
+// The Backend for TrueNAS 25.04 / 25.10 (Incus under virt.*, checkpoints as ZFS snapshots of the instance
+// dataset). Every operation validates its input first, and cleans up after itself when it fails half-way.
+import type { Backend, BackendCapabilities, BackendChange, ServerInfo } from '../../core/backend';
+import { Emitter } from '../../core/disposable';
+import type { Disposable } from '../../core/disposable';
+import {
+  AlreadyExistsError,
+  CancelledError,
+  ConnectionError,
+  NotFoundError,
+  PixelsError,
+  ServerError,
+  TimeoutError,
+  ValidationError,
+} from '../../core/errors';
+import type { Logger } from '../../core/log';
+import { silentLogger } from '../../core/log';
+import {
+  checkpointLabelProblem,
+  cpuProblem,
+  defaultCheckpointLabel,
+  memoryProblem,
+  validateCheckpointLabel,
+  validateSandboxName,
+} from '../../core/names';
+import {
+  Checkpoint,
+  CloneSource,
+  CreateOptions,
+  INSTANCE_PREFIX,
+  instanceName,
+  OperationOptions,
+  Sandbox,
+  SandboxStatus,
+  shortName,
+  StopOptions,
+  WriteFileOptions,
+} from '../../core/sandbox';
+import type { CollectionUpdate, TrueNASClient } from './client';
+import {
+  isDeferredDestroy,
+  SnapshotApi,
+  SnapshotEntry,
+  snapshotClones,
+  sortNewestFirst,
+  toCheckpoint,
+} from './snapshots';
+import { apiFamily, ApiFamily } from './version';
+
+const MiB = 1024 * 1024;
+/** filesystem.file_receive messages may be 2 MiB; 1 MiB of file is 1.4 MiB of base64 plus the envelope. */
+export const FILE_CHUNK_BYTES = 1024 * 1024;
+const DEFAULT_STOP_TIMEOUT_SEC = 30;
+
+export interface NicConfig {
+  network?: string;
+  nicType?: 'BRIDGED' | 'MACVLAN';
+  parent?: string;
+}
+
+interface VirtGlobalConfig {
+  pool: string | null;
+  dataset: string | null;
+  state: string | null;
+}
+
+export interface VirtInstance {
+  id?: string;
+  name: string;
+  status: string;
+  cpu?: string | null;
+  memory?: number | null;
+  autostart?: boolean;
+  aliases?: { type: string; address: string; netmask?: number | null }[] | null;
+  image?: { description?: string | null; os?: string | null; release?: string | null } | null;
+}
+
+export function mapStatus(status: string | undefined): SandboxStatus {
+  switch ((status ?? '').toUpperCase()) {
+    case 'RUNNING':
+      return 'running';
+    case 'STOPPED':
+      return 'stopped';
+    case 'STARTING':
+      return 'starting';
+    case 'STOPPING':
+    case 'ABORTING':
+      return 'stopping';
+    case 'FROZEN':
+    case 'FREEZING':
+      return 'frozen';
+    case 'ERROR':
+      return 'error';
+    default:
+      return 'unknown';
+  }
+}
+
+export function toSandbox(inst: VirtInstance, checkpoints?: Checkpoint[]): Sandbox {
+  const aliases = inst.aliases ?? [];
+  const v4 = aliases.find((a) => a.type === 'INET' || a.type === 'ipv4');
+  const v6 = aliases.find((a) => a.type === 'INET6' || a.type === 'ipv6');
+  const img = inst.image;
+  const image = img?.description || [img?.os, img?.release].filter(Boolean).join(' ') || undefined;
+  return {
+    name: shortName(inst.name),
+    instanceName: inst.name,
+    status: mapStatus(inst.status),
+    ipv4: v4?.address,
+    ipv6: v6?.address,
+    image,
+    cpu: inst.cpu ?? undefined,
+    memoryMiB: typeof inst.memory === 'number' ? Math.round(inst.memory / MiB) : undefined,
+    checkpoints,
+  };
+}
+
+/** A guest path: absolute, no `..`, no NUL. */
+export function guestPathProblem(path: string): string | undefined {
+  if (!path.startsWith('/')) return `The path "${path}" must be absolute.`;
+  if (path.includes('\0')) return 'The path contains a NUL character.';
+  if (path.split('/').some((seg) => seg === '..')) return `The path "${path}" may not contain "..".`;
+  if (path.endsWith('/')) return `The path "${path}" names a directory, not a file.`;
+  return undefined;
+}
+
+/** Splits content into pieces that keep every file_receive message under the server's 2 MiB limit. */
+export function chunks(content: Buffer, size = FILE_CHUNK_BYTES): Buffer[] {
+  if (content.length === 0) return [content];
+  const out: Buffer[] = [];
+  for (let i = 0; i < content.length; i += size) out.push(content.subarray(i, i + size));
+  return out;
+}
+
+export class TrueNASVirtBackend implements Backend {
+  readonly kind = 'truenas' as const;
+  private readonly changes = new Emitter<BackendChange>();
+  private familyPromise?: Promise<ApiFamily>;
+  private globalPromise?: Promise<{ pool: string; dataset: string }>;
+  private snapshotsApi?: SnapshotApi;
+  private eventsStarted = false;
+  private unsubscribers: (() => void)[] = [];
+
+  constructor(
+    readonly serverId: string,
+    private readonly client: TrueNASClient,
+    private readonly nic: NicConfig | undefined,
+    private readonly log: Logger = silentLogger,
+  ) {}
+
+  readonly onDidChange = (listener: (change: BackendChange) => void): Disposable => {
+    const d = this.changes.event(listener);
+    if (!this.eventsStarted) {
+      this.eventsStarted = true;
+      this.startEvents().catch((e: unknown) =>
+        this.log.warn(`truenas: could not subscribe to changes on ${this.client.host}: ${String(e)}`),
+      );
+    }
+    return d;
+  };
+
+  async info(): Promise<ServerInfo> {
+    const version = await this.client.version();
+    await this.family();
+    return { version: `TrueNAS ${version.display}` };
+  }
+
+  async capabilities(): Promise<BackendCapabilities> {
+    return {
+      restoreAnyCheckpoint: true,
+      cloneFromCheckpoint: true,
+      cloneFromCurrentState: true,
+      writeFiles: true,
+      exec: false,
+      cancel: true,
+      clusterMembers: false,
+      events: true,
+    };
+  }
+
+  // --- sandboxes ---------------------------------------------------------------------------------------
+
+  /** Two calls whatever the number of sandboxes: one instance query, one snapshot query. */
+  async list(): Promise<Sandbox[]> {
+    const [snapshots, g] = await Promise.all([this.snapshots(), this.global()]);
+    const prefix = `${g.dataset}/containers/${INSTANCE_PREFIX}`;
+    const [instances, snaps] = await Promise.all([
+      this.client.call<VirtInstance[]>('virt.instance.query', [[['name', '^', INSTANCE_PREFIX]]], {
+        context: 'Listing sandboxes',
+      }),
+      snapshots.query([['dataset', '^', prefix]], 'Listing checkpoints'),
+    ]);
+    const byDataset = new Map<string, SnapshotEntry[]>();
+    for (const s of snaps) {
+      if (isDeferredDestroy(s)) continue;
+      const list = byDataset.get(s.dataset) ?? [];
+      list.push(s);
+      byDataset.set(s.dataset, list);
+    }
+    return instances
+      .filter((i) => i.name.startsWith(INSTANCE_PREFIX))
+      .map((inst) => {
+        const short = shortName(inst.name);
+        const own = byDataset.get(this.datasetOf(g, short)) ?? [];
+        return toSandbox(inst, sortNewestFirst(own.map((s) => toCheckpoint(short, s))));
+      })
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async get(name: string): Promise<Sandbox> {
+    validateSandboxName(name);
+    const [snapshots, g] = await Promise.all([this.snapshots(), this.global()]);
+    const [inst, snaps] = await Promise.all([
+      this.findInstance(name),
+      snapshots.query([['dataset', '=', this.datasetOf(g, name)]], `Listing checkpoints of "${name}"`),
+    ]);
+    if (!inst) throw this.notFound(name);
+    const cps = snaps.filter((s) => !isDeferredDestroy(s)).map((s) => toCheckpoint(name, s));
+    return toSandbox(inst, sortNewestFirst(cps));
+  }
+
+  async create(options: CreateOptions, op?: OperationOptions): Promise<Sandbox> {
+    validateSandboxName(options.name);
+    const problems = [];
+    if (!options.image || !options.image.trim())
+      problems.push({ field: 'image', message: 'An image is required.' });
+    if (options.memoryMiB !== undefined) {
+      const p = memoryProblem(options.memoryMiB);
+      if (p) problems.push({ field: 'memory', message: p });
+    }
+    if (options.cpu !== undefined) {
+      const p = cpuProblem(options.cpu);
+      if (p) problems.push({ field: 'cpu', message: p });
+    }
+    if (options.environment) {
+      for (const [k, v] of Object.entries(options.environment)) {
+        if (!/^\w[\w/]*$/.test(k))
+          problems.push({ field: 'environment', message: `"${k}" is not a valid variable name.` });
+        else if (!v.trim())
+          problems.push({ field: 'environment', message: `The value of ${k} cannot be blank.` });
+      }
+    }
+    if (problems.length) {
+      throw new ValidationError(
+        `Cannot create "${options.name}": ${problems.map((p) => p.message).join(' ')}`,
+        problems,
+      );
+    }
+    await this.family();
+    const name = options.name;
+    const payload = this.createPayload(name, options.image.trim(), {
+      cpu: options.cpu,
+      memoryMiB: options.memoryMiB,
+      environment: options.environment,
+      autostart: options.start ?? true,
+      nic: options.nic ?? this.nic,
+    });
+    try {
+      await this.client.callJob('virt.instance.create', [payload], {
+        context: `Creating sandbox "${name}"`,
+        onProgress: op?.onProgress,
+        signal: op?.signal,
+      });
+    } catch (err) {
+      if (err instanceof CancelledError) {
+        await this.removeHalfMade(name);
+        throw err;
+      }
+      // The reply was lost: the instance exists or it does not; the server's state decides.
+      if (
+        (err instanceof ConnectionError || err instanceof TimeoutError) &&
+        /outcome is unknown/.test(err.message)
+      ) {
+        const inst = await this.findInstance(name).catch(() => undefined);
+        if (inst) {
+          this.log.info(`truenas: "${name}" exists after a lost reply; treating the create as done`);
+          return this.get(name);
+        }
+      }
+      throw err;
+    }
+    return this.get(name);
+  }
+
+  async start(name: string, op?: OperationOptions): Promise<void> {
+    validateSandboxName(name);
+    const inst = await this.requireInstance(name);
+    if (inst.status === 'RUNNING') return;
+    await this.client.callJob('virt.instance.start', [instanceName(name)], {
+      context: `Starting sandbox "${name}"`,
+      onProgress: op?.onProgress,
+      signal: op?.signal,
+    });
+  }
+
+  async stop(name: string, options?: StopOptions, op?: OperationOptions): Promise<void> {
+    validateSandboxName(name);
+    const inst = await this.requireInstance(name);
+    if (inst.status === 'STOPPED') return;
+    await this.client.callJob('virt.instance.stop', [instanceName(name), this.stopArgs(options)], {
+      context: `Stopping sandbox "${name}"`,
+      onProgress: op?.onProgress,
+      signal: op?.signal,
+    });
+  }
+
+  async restart(name: string, options?: StopOptions, op?: OperationOptions): Promise<void> {
+    validateSandboxName(name);
+    const inst = await this.requireInstance(name);
+    if (inst.status === 'STOPPED') return this.start(name, op);
+    await this.client.callJob('virt.instance.restart', [instanceName(name), this.stopArgs(options)], {
+      context: `Restarting sandbox "${name}"`,
+      onProgress: op?.onProgress,
+      signal: op?.signal,
+    });
+  }
+
+  /** Deletes the instance; its dataset and snapshots go with it (Incus keeps a dataset clones depend on). */
+  async destroy(name: string, op?: OperationOptions): Promise<void> {
+    validateSandboxName(name);
+    await this.requireInstance(name);
+    const [snapshots, g] = await Promise.all([this.snapshots(), this.global()]);
+    await this.client.callJob('virt.instance.delete', [instanceName(name)], {
+      context: `Destroying sandbox "${name}"`,
+      onProgress: op?.onProgress,
+      signal: op?.signal,
+    });
+    // Belt and braces: nothing of it may stay listed under its name.
+    const left = await snapshots.query(
+      [['dataset', '=', this.datasetOf(g, name)]],
+      `Checking that "${name}" left no checkpoints`,
+    );
+    for (const s of left) {
+      if (snapshotClones(s).length === 0)
+        await snapshots.delete(s.id, `Deleting leftover checkpoint ${s.id}`, true);
+    }
+  }
+
+  // --- checkpoints -------------------------------------------------------------------------------------
+
+  async listCheckpoints(name: string): Promise<Checkpoint[]> {
+    return (await this.get(name)).checkpoints ?? [];
+  }
+
+  async createCheckpoint(name: string, label?: string): Promise<Checkpoint> {
+    validateSandboxName(name);
+    const chosen = label ?? defaultCheckpointLabel();
+    validateCheckpointLabel(chosen);
+    const [snapshots, g] = await Promise.all([this.snapshots(), this.global()]);
+    await this.requireInstance(name);
+    const dataset = this.datasetOf(g, name);
+    const existing = await snapshots.query(
+      [['id', '=', `${dataset}@${chosen}`]],
+      `Checking checkpoint "${chosen}"`,
+    );
+    if (existing.length) {
+      throw new AlreadyExistsError(`Sandbox "${name}" already has a checkpoint named "${chosen}".`);
+    }
+    await snapshots.create(dataset, chosen, `Creating checkpoint "${chosen}" of "${name}"`);
+    const [entry] = await snapshots.query(
+      [['id', '=', `${dataset}@${chosen}`]],
+      `Reading checkpoint "${chosen}"`,
+    );
+    if (!entry) throw new ServerError(`The server did not keep checkpoint "${chosen}" of "${name}".`);
+    return toCheckpoint(name, entry);
+  }
+
+  /** Stops the sandbox if needed, rolls back past newer checkpoints (they are destroyed), starts it again. */
+  async restoreCheckpoint(name: string, label: string, op?: OperationOptions): Promise<void> {
+    validateSandboxName(name);
+    validateCheckpointLabel(label);
+    const [snapshots, g] = await Promise.all([this.snapshots(), this.global()]);
+    const inst = await this.requireInstance(name);
+    const id = `${this.datasetOf(g, name)}@${label}`;
+    const [entry] = await snapshots.query([['id', '=', id]], `Reading checkpoint "${label}"`);
+    if (!entry || isDeferredDestroy(entry)) throw this.checkpointNotFound(name, label);
+    const wasRunning = inst.status === 'RUNNING';
+    const report = (description: string, percent: number) => op?.onProgress?.({ description, percent });
+    if (wasRunning) {
+      report(`Stopping "${name}"`, 10);
+      await this.client.callJob('virt.instance.stop', [instanceName(name), this.stopArgs()], {
+        context: `Stopping sandbox "${name}" to restore "${label}"`,
+        signal: op?.signal,
+      });
+    }
+    report(`Rolling back to "${label}"`, 50);
+    try {
+      await snapshots.rollback(id, `Restoring checkpoint "${label}" of "${name}"`);
+    } catch (err) {
+      // Leave the sandbox as we found it, and report the rollback's error.
+      if (wasRunning) await this.startQuietly(name);
+      throw err;
+    }
+    if (wasRunning) {
+      report(`Starting "${name}"`, 80);
+      await this.client.callJob('virt.instance.start', [instanceName(name)], {
+        context: `Starting sandbox "${name}" after restoring "${label}"`,
+      });
+    }
+  }
+
+  /** Refused while a clone depends on it (deleting would need a promote, which moves older checkpoints too). */
+  async deleteCheckpoint(name: string, label: string): Promise<void> {
+    validateSandboxName(name);
+    validateCheckpointLabel(label);
+    const [snapshots, g] = await Promise.all([this.snapshots(), this.global()]);
+    const id = `${this.datasetOf(g, name)}@${label}`;
+    const [entry] = await snapshots.query([['id', '=', id]], `Reading checkpoint "${label}"`);
+    if (!entry || isDeferredDestroy(entry)) {
+      await this.requireInstance(name);
+      throw this.checkpointNotFound(name, label);
+    }
+    const clones = snapshotClones(entry);
+    if (clones.length) {
+      const names = clones.map((c) => `"${shortName(c.slice(c.lastIndexOf('/') + 1))}"`).join(', ');
+      const problem = `Checkpoint "${label}" of "${name}" cannot be deleted: ${clones.length > 1 ? 'sandboxes' : 'sandbox'} ${names} ${clones.length > 1 ? 'were' : 'was'} cloned from it. Destroy ${clones.length > 1 ? 'them' : 'that sandbox'} first.`;
+      throw new ValidationError(problem, [{ field: 'label', message: problem }]);
+    }
+    await snapshots.delete(id, `Deleting checkpoint "${label}" of "${name}"`);
+  }
+
+  // --- clone -------------------------------------------------------------------------------------------
+
+  async clone(source: CloneSource, newName: string, op?: OperationOptions): Promise<Sandbox> {
+    validateSandboxName(source.sandbox);
+    validateSandboxName(newName);
+    if (source.checkpoint !== undefined) validateCheckpointLabel(source.checkpoint);
+    if (source.sandbox === newName) {
+      throw new ValidationError(`A clone needs a new name, not "${newName}".`, [
+        { field: 'name', message: 'The clone must have a different name.' },
+      ]);
+    }
+    const [snapshots, g] = await Promise.all([this.snapshots(), this.global()]);
+    const [src, existing] = await Promise.all([
+      this.findInstance(source.sandbox),
+      this.findInstance(newName),
+    ]);
+    if (!src) throw this.notFound(source.sandbox);
+    if (existing) throw new AlreadyExistsError(`A sandbox named "${newName}" already exists.`);
+    const srcDataset = this.datasetOf(g, source.sandbox);
+    const dstDataset = this.datasetOf(g, newName);
+    const progress = (description: string, percent: number) => op?.onProgress?.({ description, percent });
+    const checkCancel = () => {
+      if (op?.signal?.aborted) throw new CancelledError(`Cloning "${source.sandbox}" was cancelled.`);
+    };
+
+    let label = source.checkpoint;
+    let temporary = false;
+    if (label !== undefined) {
+      const [entry] = await snapshots.query(
+        [['id', '=', `${srcDataset}@${label}`]],
+        `Reading checkpoint "${label}"`,
+      );
+      if (!entry || isDeferredDestroy(entry)) throw this.checkpointNotFound(source.sandbox, label);
+    } else {
+      label = `px-clone-${defaultCheckpointLabel().slice(3)}-${Math.random().toString(16).slice(2, 6)}`;
+      if (checkpointLabelProblem(label)) throw new ServerError('Internal error: bad temporary label.');
+      progress(`Taking a snapshot of "${source.sandbox}"`, 5);
+      await snapshots.create(srcDataset, label, `Snapshotting "${source.sandbox}" for the clone`);
+      temporary = true;
+    }
+    const snapshotId = `${srcDataset}@${label}`;
+    let created = false;
+    let trash: string | undefined;
+    try {
+      checkCancel();
+      progress(`Creating "${newName}"`, 15);
+      const payload = this.createPayload(newName, this.imageAliasOf(src), {
+        cpu: src.cpu ?? undefined,
+        memoryMiB: typeof src.memory === 'number' ? Math.round(src.memory / MiB) : undefined,
+        autostart: false,
+        nic: this.nic,
+      });
+      await this.client.callJob('virt.instance.create', [payload], {
+        context: `Creating sandbox "${newName}" for the clone`,
+        signal: op?.signal,
+      });
+      created = true;
+      const fresh = await this.requireInstance(newName);
+      if (fresh.status !== 'STOPPED') {
+        await this.client.callJob(
+          'virt.instance.stop',
+          [instanceName(newName), { timeout: 10, force: true }],
+          {
+            context: `Stopping "${newName}" before the clone`,
+          },
+        );
+      }
+      checkCancel();
+      progress(`Replacing the root of "${newName}" with "${source.sandbox}@${label}"`, 40);
+      const family = await this.family();
+      const trashName = `${g.pool}/px-trash-${newName}-${Date.now().toString(36)}`;
+      trash = await snapshots.vacate(dstDataset, trashName, `Preparing the dataset of "${newName}"`);
+      await snapshots.clone(snapshotId, dstDataset, `Cloning "${source.sandbox}@${label}"`);
+      if (trash) {
+        await snapshots.deleteDataset(trash, `Removing the old dataset of "${newName}"`);
+        trash = undefined;
+      }
+      this.log.info(`truenas: cloned ${snapshotId} to ${dstDataset} (${family})`);
+      progress(`Starting "${newName}"`, 60);
+      await this.client.callJob('virt.instance.start', [instanceName(newName)], {
+        context: `Starting the clone "${newName}"`,
+      });
+      progress(`Giving "${newName}" its own identity`, 75);
+      await this.writeIdentity(g.pool, newName);
+      progress(`Restarting "${newName}" with its new identity`, 85);
+      await this.client.callJob('virt.instance.restart', [instanceName(newName), this.stopArgs()], {
+        context: `Restarting the clone "${newName}"`,
+      });
+    } catch (err) {
+      await this.undoClone(newName, created, trash, snapshots);
+      if (temporary) await this.dropTemporary(snapshots, snapshotId);
+      throw err;
+    }
+    if (temporary) await this.dropTemporary(snapshots, snapshotId);
+    progress('Done', 100);
+    return this.get(newName);
+  }
+
+  // --- files -------------------------------------------------------------------------------------------
+
+  /** filesystem.file_receive into the running sandbox's root filesystem, in chunks under 2 MiB per message. */
+  async writeFile(
+    name: string,
+    path: string,
+    content: Buffer,
+    options: WriteFileOptions = {},
+  ): Promise<void> {
+    validateSandboxName(name);
+    const problem = guestPathProblem(path);
+    if (problem) throw new ValidationError(problem, [{ field: 'path', message: problem }]);
+    const inst = await this.requireInstance(name);
+    if (inst.status !== 'RUNNING') {
+      throw new ValidationError(
+        `Sandbox "${name}" must be running to write ${path}: TrueNAS mounts its filesystem only while it runs.`,
+        [{ field: 'name', message: 'The sandbox is not running.' }],
+      );
+    }
+    const g = await this.global();
+    await this.receive(g.pool, name, path, content, options);
+  }
+
+  dispose(): void {
+    for (const u of this.unsubscribers) u();
+    this.unsubscribers = [];
+    this.changes.dispose();
+    this.client.dispose();
+  }
+
+  // --- helpers -----------------------------------------------------------------------------------------
+
+  private family(): Promise<ApiFamily> {
+    if (!this.familyPromise) {
+      this.familyPromise = this.client.version().then(apiFamily);
+      this.familyPromise.catch(() => (this.familyPromise = undefined));
+    }
+    return this.familyPromise;
+  }
+
+  private async snapshots(): Promise<SnapshotApi> {
+    const family = await this.family();
+    if (!this.snapshotsApi || this.snapshotsApi.family !== family)
+      this.snapshotsApi = new SnapshotApi(this.client, family);
+    return this.snapshotsApi;
+  }
+
+  /** virt.global.config, cached: where instance datasets live. */
+  private global(): Promise<{ pool: string; dataset: string }> {
+    if (!this.globalPromise) {
+      this.globalPromise = this.family()
+        .then(() =>
+          this.client.call<VirtGlobalConfig>('virt.global.config', [], {
+            context: 'Reading the virtualization settings',
+          }),
+        )
+        .then((c) => {
+          if (!c.pool || !c.dataset || (c.state && c.state !== 'INITIALIZED')) {
+            throw new ServerError(
+              `Containers are not set up on ${this.client.host} (state ${c.state ?? 'unknown'}): choose a pool under ` +
+                'Instances (Containers) → Global Settings in the TrueNAS UI.',
+            );
+          }
+          return { pool: c.pool, dataset: c.dataset };
+        });
+      this.globalPromise.catch(() => (this.globalPromise = undefined));
+    }
+    return this.globalPromise;
+  }
+
+  private datasetOf(g: { dataset: string }, short: string): string {
+    return `${g.dataset}/containers/${instanceName(short)}`;
+  }
+
+  private rootfsPath(pool: string, short: string, path: string): string {
+    return `/var/lib/incus/storage-pools/${pool}/containers/${instanceName(short)}/rootfs${path}`;
+  }
+
+  private async findInstance(name: string): Promise<VirtInstance | undefined> {
+    const rows = await this.client.call<VirtInstance[]>(
+      'virt.instance.query',
+      [[['name', '=', instanceName(name)]]],
+      {
+        context: `Looking up sandbox "${name}"`,
+      },
+    );
+    return rows[0];
+  }
+
+  private async requireInstance(name: string): Promise<VirtInstance> {
+    const inst = await this.findInstance(name);
+    if (!inst) throw this.notFound(name);
+    return inst;
+  }
+
+  private notFound(name: string): NotFoundError {
+    return new NotFoundError(`Sandbox "${name}" does not exist on ${this.client.host}.`);
+  }
+
+  private checkpointNotFound(name: string, label: string): NotFoundError {
+    return new NotFoundError(`Sandbox "${name}" has no checkpoint named "${label}".`);
+  }
+
+  private stopArgs(options?: StopOptions): { timeout: number; force: boolean } {
+    // The server refuses force=false with timeout=-1, so a timeout is always sent.
+    const timeout = options?.timeoutSec ?? DEFAULT_STOP_TIMEOUT_SEC;
+    return {
+      timeout: timeout > 0 ? Math.round(timeout) : DEFAULT_STOP_TIMEOUT_SEC,
+      force: options?.force ?? false,
+    };
+  }
+
+  private createPayload(
+    name: string,
+    image: string,
+    o: {
+      cpu?: string;
+      memoryMiB?: number;
+      environment?: Record<string, string>;
+      autostart: boolean;
+      nic?: NicConfig;
+    },
+  ): Record<string, unknown> {
+    const payload: Record<string, unknown> = {
+      name: instanceName(name),
+      source_type: 'IMAGE',
+      image,
+      instance_type: 'CONTAINER',
+      autostart: o.autostart,
+    };
+    if (o.cpu !== undefined) payload.cpu = o.cpu;
+    if (o.memoryMiB !== undefined) payload.memory = o.memoryMiB * MiB;
+    if (o.environment && Object.keys(o.environment).length) payload.environment = o.environment;
+    const nic = o.nic;
+    if (nic && (nic.network || nic.nicType || nic.parent)) {
+      const device: Record<string, unknown> = { dev_type: 'NIC' };
+      if (nic.network) device.network = nic.network;
+      if (nic.nicType) device.nic_type = nic.nicType;
+      if (nic.parent) device.parent = nic.parent;
+      payload.devices = [device];
+    }
+    return payload;
+  }
+
+  /** An Incus alias for the clone's placeholder image (its root is replaced anyway). */
+  private imageAliasOf(inst: VirtInstance): string {
+    const os = inst.image?.os?.toLowerCase();
+    const release = inst.image?.release;
+    return os && release ? `${os}/${release}` : 'debian/bookworm';
+  }
+
+  private async receive(
+    pool: string,
+    name: string,
+    path: string,
+    content: Buffer,
+    o: WriteFileOptions,
+  ): Promise<void> {
+    const target = this.rootfsPath(pool, name, path);
+    let append = o.append ?? false;
+    for (const piece of chunks(content)) {
+      await this.client.call(
+        'filesystem.file_receive',
+        [
+          target,
+          piece.toString('base64'),
+          { append, mode: o.mode ?? null, uid: o.uid ?? -1, gid: o.gid ?? -1 },
+        ],
+        { context: `Writing ${path} into "${name}"` },
+      );
+      append = true;
+    }
+  }
+
+  /** New hostname, empty machine-id (systemd makes one at boot), and no inherited SSH host keys. */
+  private async writeIdentity(pool: string, name: string): Promise<void> {
+    const full = instanceName(name);
+    await this.receive(pool, name, '/etc/hostname', Buffer.from(`${full}\n`), { mode: 0o644 });
+    await this.receive(pool, name, '/etc/machine-id', Buffer.alloc(0), { mode: 0o444 });
+    for (const type of ['rsa', 'ecdsa', 'ed25519']) {
+      await this.receive(pool, name, `/etc/ssh/ssh_host_${type}_key`, Buffer.alloc(0), { mode: 0o600 });
+      await this.receive(pool, name, `/etc/ssh/ssh_host_${type}_key.pub`, Buffer.alloc(0), { mode: 0o644 });
+    }
+  }
+
+  private async undoClone(
+    newName: string,
+    created: boolean,
+    trash: string | undefined,
+    snapshots: SnapshotApi,
+  ): Promise<void> {
+    if (created) await this.removeHalfMade(newName);
+    if (trash) {
+      await snapshots
+        .deleteDataset(trash, 'Removing a leftover dataset')
+        .catch((e: unknown) => this.log.warn(`truenas: could not remove ${trash}: ${String(e)}`));
+    }
+  }
+
+  /** Deleted now when nothing depends on it; otherwise ZFS drops it with its last clone (defer). */
+  private async dropTemporary(snapshots: SnapshotApi, id: string): Promise<void> {
+    try {
+      await snapshots.delete(id, 'Removing the temporary snapshot', true);
+    } catch (err) {
+      this.log.warn(`truenas: could not remove the temporary snapshot ${id}: ${String(err)}`);
+    }
+  }
+
+  private async startQuietly(name: string): Promise<void> {
+    try {
+      await this.client.callJob('virt.instance.start', [instanceName(name)], {
+        context: `Starting "${name}" again`,
+      });
+    } catch (err) {
+      this.log.warn(`truenas: could not start "${name}" again: ${String(err)}`);
+    }
+  }
+
+  private async removeHalfMade(name: string): Promise<void> {
+    try {
+      if (await this.findInstance(name)) {
+        await this.client.callJob('virt.instance.delete', [instanceName(name)], {
+          context: `Removing the half-made sandbox "${name}"`,
+        });
+      }
+    } catch (err) {
+      this.log.warn(`truenas: could not remove the half-made sandbox "${name}": ${String(err)}`);
+    }
+  }
+
+  private async startEvents(): Promise<void> {
+    const snapshots = await this.snapshots();
+    this.unsubscribers.push(
+      this.client.onUpdate((u) => this.forward(u, snapshots.eventName)),
+      this.client.onConnectionChange(() => this.changes.fire({ kind: 'connection' })),
+    );
+    await this.client.subscribe('virt.instance.query');
+    await this.client.subscribe(snapshots.eventName);
+  }
+
+  private forward(u: CollectionUpdate, snapshotCollection: string): void {
+    if (u.collection === 'virt.instance.query') {
+      const id =
+        typeof u.id === 'string' ? u.id : typeof u.fields?.name === 'string' ? u.fields.name : undefined;
+      if (id && !id.startsWith(INSTANCE_PREFIX)) return;
+      this.changes.fire({ kind: 'sandbox', name: id ? shortName(id) : undefined });
+    } else if (u.collection === snapshotCollection) {
+      const id = typeof u.id === 'string' ? u.id : '';
+      const dataset = id.split('@')[0];
+      const leaf = dataset.slice(dataset.lastIndexOf('/') + 1);
+      if (leaf && !leaf.startsWith(INSTANCE_PREFIX)) return;
+      this.changes.fire({ kind: 'checkpoint', name: leaf ? shortName(leaf) : undefined });
+    }
+  }
+}
+
+/** For messages: anything thrown, as a PixelsError or a generic server error. */
+export function asPixelsError(err: unknown): PixelsError {
+  return err instanceof PixelsError ? err : new ServerError(String(err));
+}

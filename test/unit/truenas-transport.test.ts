@@ -1,0 +1,104 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SecurityError, UnsupportedError } from '../../src/core/errors';
+import {
+  assertTransportAllowed,
+  formatFingerprint,
+  isLoopbackHost,
+  normalizeFingerprint,
+} from '../../src/backends/truenas/tls';
+import { apiFamily, parseVersion } from '../../src/backends/truenas/version';
+import { isReadMethod } from '../../src/backends/truenas/client';
+
+const HEX = 'ab'.repeat(32);
+
+test('fingerprints are normalised from colon, space, lower-case and sha256: forms', () => {
+  assert.equal(normalizeFingerprint(HEX), 'AB'.repeat(32));
+  assert.equal(normalizeFingerprint(HEX.match(/../g)!.join(':')), 'AB'.repeat(32));
+  assert.equal(normalizeFingerprint(`SHA256:${HEX}`), 'AB'.repeat(32));
+  assert.equal(normalizeFingerprint(` ${HEX.toUpperCase()} `), 'AB'.repeat(32));
+  assert.equal(formatFingerprint(HEX), Array(32).fill('AB').join(':'));
+  assert.throws(() => normalizeFingerprint('ab:cd'), SecurityError);
+  assert.throws(() => normalizeFingerprint('zz'.repeat(32)), /64 hex digits/);
+});
+
+test('loopback detection', () => {
+  for (const h of [
+    '127.0.0.1',
+    '127.1.2.3',
+    'localhost',
+    'LOCALHOST',
+    '::1',
+    '[::1]',
+    '0:0:0:0:0:0:0:1',
+    '::ffff:127.0.0.1',
+    'x.localhost',
+  ])
+    assert.ok(isLoopbackHost(h), h);
+  for (const h of [
+    '10.0.0.1',
+    '192.168.1.10',
+    'nas.local',
+    '128.0.0.1',
+    '::2',
+    '::ffff:10.0.0.1',
+    'localhost.example.com',
+    '1.127.0.0',
+  ])
+    assert.ok(!isLoopbackHost(h), h);
+});
+
+test('an API key is refused over ws:// to a non-loopback host, allowed over wss:// or to loopback', () => {
+  assert.throws(
+    () => assertTransportAllowed('nas.local', false),
+    (e: Error) => {
+      assert.ok(e instanceof SecurityError);
+      return /Refusing to send the API key to nas\.local over plain ws:\/\//.test(e.message);
+    },
+  );
+  assert.doesNotThrow(() => assertTransportAllowed('nas.local', true));
+  assert.doesNotThrow(() => assertTransportAllowed('127.0.0.1', false));
+  assert.doesNotThrow(() => assertTransportAllowed('::1', false));
+});
+
+test('system.version strings → API family', () => {
+  const a = parseVersion('TrueNAS-25.04.2.6');
+  assert.deepEqual([a.major, a.minor, a.display], [25, 4, '25.04.2.6']);
+  assert.equal(apiFamily(a), 'virt-25.04');
+  assert.equal(apiFamily(parseVersion('25.10.1')), 'virt-25.10');
+  assert.equal(apiFamily(parseVersion('TrueNAS-SCALE-25.10.0')), 'virt-25.10');
+  assert.equal(apiFamily(parseVersion('25.04.0')), 'virt-25.04');
+  assert.throws(
+    () => apiFamily(parseVersion('26.0.0-BETA.3')),
+    (e: Error) => {
+      assert.ok(e instanceof UnsupportedError);
+      return /TrueNAS 26\.0\.0-BETA\.3 uses containers \(container\.\*\), which are not supported yet/.test(
+        e.message,
+      );
+    },
+  );
+  assert.throws(() => apiFamily(parseVersion('TrueNAS-SCALE-24.10.2.4')), /needs TrueNAS 25\.04 or 25\.10/);
+  assert.throws(() => parseVersion('garbage'), UnsupportedError);
+});
+
+test('only reads are treated as idempotent', () => {
+  for (const m of [
+    'virt.instance.query',
+    'zfs.snapshot.query',
+    'pool.snapshot.query',
+    'virt.global.config',
+    'system.version',
+    'core.get_jobs',
+    'virt.instance.get_instance',
+  ])
+    assert.ok(isReadMethod(m), m);
+  for (const m of [
+    'virt.instance.create',
+    'virt.instance.delete',
+    'zfs.snapshot.create',
+    'pool.snapshot.rollback',
+    'filesystem.file_receive',
+    'core.job_abort',
+  ])
+    assert.ok(!isReadMethod(m), m);
+});
