@@ -1,0 +1,264 @@
+// The provisioning steps, generated from one place. Each step is a bash script that is safe to run again; the
+// runner wraps it with a marker (/var/lib/pixels/provision/<id>.done holding the hash of the script), so a
+// re-run after a failure continues where it stopped and a clone of a provisioned sandbox skips every step.
+import { createHash } from 'node:crypto';
+import { ValidationError } from '../../core/errors';
+import { egressGuestFiles, ENABLE_EGRESS_UNITS } from '../egress/guest-files';
+import { serializePolicy } from '../egress/policy';
+import { envScript } from '../env';
+import { GUEST_PATHS, PIXEL_USER } from '../paths';
+import { shq, writeFileScript } from '../shell';
+import {
+  DEFAULT_PACKAGES,
+  DEFAULT_TOOLS,
+  resolveSources,
+  validatePackage,
+  validatePublicKey,
+  validateTool,
+  type DownloadSources,
+  type ProvisionOptions,
+  type ToolSpec,
+} from './options';
+
+export type StepId = 'user' | 'packages' | 'ssh' | 'env' | 'mise' | 'tools' | 'setup' | 'egress';
+
+export interface ProvisionStep {
+  id: StepId;
+  title: string;
+  timeoutMs: number;
+  /** The step's own bash (without the marker wrapper). */
+  body: string;
+  /** sha256 of the body: the marker content. A changed step runs again. */
+  hash: string;
+}
+
+const MINUTE = 60_000;
+const DEFAULT_TIMEOUTS: Record<StepId, number> = {
+  user: 1 * MINUTE,
+  packages: 10 * MINUTE,
+  ssh: 2 * MINUTE,
+  env: 1 * MINUTE,
+  mise: 5 * MINUTE,
+  tools: 20 * MINUTE,
+  setup: 20 * MINUTE,
+  egress: 3 * MINUTE,
+};
+
+// Installs the packages that are missing; with nothing missing it touches no network at all.
+const APT_PRELUDE = [
+  'export DEBIAN_FRONTEND=noninteractive',
+  'apt_install() {',
+  '  local p missing=()',
+  '  for p in "$@"; do',
+  "    dpkg-query -W -f='${Status}' \"$p\" 2>/dev/null | grep -q 'install ok installed' || missing+=(\"$p\")",
+  '  done',
+  '  [ ${#missing[@]} -eq 0 ] && { echo "packages already installed: $*"; return 0; }',
+  '  echo "installing: ${missing[*]}"',
+  '  apt-get update -q',
+  '  apt-get install -y -q --no-install-recommends "${missing[@]}"',
+  '}',
+].join('\n');
+
+const U = PIXEL_USER;
+/** Runs a command line as pixel with a login environment. */
+function asPixel(command: string): string {
+  return `runuser -l ${U.name} -c ${shq(command)}`;
+}
+
+function userStep(): string {
+  return `set -euo pipefail
+if getent passwd ${U.name} > /dev/null; then
+  uid=$(id -u ${U.name})
+  [ "$uid" = ${U.uid} ] || { echo "user ${U.name} exists with uid $uid; Pixels needs uid ${U.uid}" >&2; exit 1; }
+else
+  owner=$(getent passwd ${U.uid} | cut -d: -f1 || true)
+  [ -z "$owner" ] || { echo "uid ${U.uid} is already taken by user $owner; Pixels needs it for ${U.name}" >&2; exit 1; }
+  if ! getent group ${U.name} > /dev/null; then
+    group=$(getent group ${U.gid} | cut -d: -f1 || true)
+    [ -z "$group" ] || { echo "gid ${U.gid} is already taken by group $group" >&2; exit 1; }
+    groupadd -g ${U.gid} ${U.name}
+  fi
+  useradd -m -u ${U.uid} -g ${U.gid} -s /bin/bash -d ${U.home} ${U.name}
+  echo "created user ${U.name} (${U.uid}:${U.gid})"
+fi
+[ "$(getent passwd ${U.name} | cut -d: -f7)" = /bin/bash ] || usermod -s /bin/bash ${U.name}
+# '*': no password login, yet not "locked" (sshd refuses keys for locked accounts without PAM).
+usermod -p '*' ${U.name}
+install -d -m 0750 -o ${U.uid} -g ${U.gid} ${U.home}
+`;
+}
+
+function packagesStep(sources: DownloadSources, packages: string[]): string {
+  const mirror = sources.aptMirror
+    ? `. /etc/os-release
+codename=\${VERSION_CODENAME:?the image does not name its release in /etc/os-release}
+for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+  [ -f "$f" ] && [ "$f" != /etc/apt/sources.list.d/pixels-mirror.list ] && mv -f "$f" "$f.pixels-disabled"
+done
+echo "deb ${sources.aptMirror} $codename ${sources.aptComponents ?? 'main'}" > /etc/apt/sources.list.d/pixels-mirror.list
+echo "apt mirror: ${sources.aptMirror}"
+`
+    : '';
+  return `set -euo pipefail
+${APT_PRELUDE}
+${mirror}apt_install ${packages.map(shq).join(' ')}
+`;
+}
+
+function sshStep(keys: string[], hostPublicKey: string | undefined, acceptEnv: string[]): string {
+  const homes: Array<[string, number]> = [
+    ['/root', 0],
+    [U.home, U.uid],
+  ];
+  const appendKeys = homes
+    .map(
+      ([home, uid]) => `install -d -m 0700 -o ${uid} -g ${uid} ${home}/.ssh
+touch ${home}/.ssh/authorized_keys && chmod 0600 ${home}/.ssh/authorized_keys && chown ${uid}:${uid} ${home}/.ssh/authorized_keys
+for key in ${keys.map(shq).join(' ')}; do
+  grep -qxF -- "$key" ${home}/.ssh/authorized_keys || printf '%s\\n' "$key" >> ${home}/.ssh/authorized_keys
+done`,
+    )
+    .join('\n');
+  const pinned = hostPublicKey ? hostPublicKey.split(/\s+/).slice(0, 2).join(' ') : '';
+  const hostKeyCheck = pinned
+    ? `installed=$(awk '{ print $1" "$2 }' /etc/ssh/ssh_host_ed25519_key.pub 2>/dev/null || true)
+[ "$installed" = ${shq(pinned)} ] || { echo "the pinned host key is not installed in /etc/ssh/ssh_host_ed25519_key" >&2; exit 1; }
+chmod 0600 /etc/ssh/ssh_host_ed25519_key && chown 0:0 /etc/ssh/ssh_host_ed25519_key`
+    : '';
+  const dropIn = [
+    '# Managed by Pixels.',
+    ...(pinned ? ['HostKey /etc/ssh/ssh_host_ed25519_key'] : []),
+    acceptEnv.length ? `AcceptEnv ${acceptEnv.join(' ')}` : '# No session variables forwarded.',
+  ].join('\n');
+  return `set -euo pipefail
+[ -x /usr/sbin/sshd ] || { echo "sshd is not installed (the packages step installs openssh-server)" >&2; exit 1; }
+${appendKeys}
+${hostKeyCheck}
+${writeFileScript({ path: GUEST_PATHS.sshdDropIn, content: dropIn, mode: 0o644 })}
+mkdir -p /run/sshd
+/usr/sbin/sshd -t
+svc=ssh
+systemctl cat ssh.service > /dev/null 2>&1 || svc=sshd
+systemctl enable --quiet "$svc"
+if systemctl is-active --quiet "$svc"; then systemctl reload "$svc"; else systemctl start "$svc"; fi
+echo "sshd ready ($svc), ${keys.length} key(s) authorised"
+`;
+}
+
+function miseToml(tools: ToolSpec[]): string {
+  return ['# Managed by Pixels: the tools of this sandbox.', '[tools]', ...tools.map((t) => `"${t.name}" = "${t.version}"`)].join('\n');
+}
+
+function envAssignments(env: Record<string, string | undefined>): string {
+  return Object.entries(env)
+    .filter((e): e is [string, string] => e[1] !== undefined)
+    .map(([k, v]) => `${k}=${shq(v)}`)
+    .join(' ');
+}
+
+function miseStep(sources: DownloadSources, tools: ToolSpec[]): string {
+  const mise = `${U.home}/.local/bin/mise`;
+  const activate = `eval "$(${mise} activate bash)"`;
+  const shims = `export PATH="$HOME/.local/bin:$HOME/.local/share/mise/shims:$PATH"`;
+  const env = envAssignments({ ...sources.miseEnv, MISE_INSTALL_PATH: mise });
+  return `set -euo pipefail
+install -d -m 0755 -o ${U.uid} -g ${U.gid} ${U.home}/.config ${U.home}/.config/mise ${U.home}/.local ${U.home}/.local/bin
+${writeFileScript({ path: `${U.home}/.config/mise/config.toml`, content: miseToml(tools), mode: 0o644, uid: U.uid, gid: U.gid })}
+if [ -x ${mise} ]; then
+  echo "mise already installed"
+else
+  echo "downloading the mise installer from ${sources.miseInstallerUrl}"
+  ${asPixel(`set -o pipefail; curl -fsSL --retry 2 --connect-timeout 20 ${shq(sources.miseInstallerUrl)} | env ${env} sh`)}
+fi
+${asPixel(`${mise} --version`)}
+# Interactive shells activate mise; login shells (Remote-SSH, ssh host cmd) get the shims on PATH.
+touch ${U.home}/.bashrc ${U.home}/.profile && chown ${U.uid}:${U.gid} ${U.home}/.bashrc ${U.home}/.profile
+grep -qxF ${shq(activate)} ${U.home}/.bashrc || printf '%s\\n' ${shq(activate)} >> ${U.home}/.bashrc
+grep -qxF ${shq(shims)} ${U.home}/.profile || printf '%s\\n' ${shq(shims)} >> ${U.home}/.profile
+`;
+}
+
+function toolsStep(sources: DownloadSources, tools: ToolSpec[]): string {
+  const env = envAssignments({
+    ...sources.miseEnv,
+    MISE_YES: '1',
+    NPM_CONFIG_REGISTRY: sources.npmRegistry,
+    MISE_NODE_MIRROR_URL: sources.nodeMirror,
+  });
+  const npmrc = sources.npmRegistry
+    ? writeFileScript({ path: `${U.home}/.npmrc`, content: `registry=${sources.npmRegistry}`, mode: 0o644, uid: U.uid, gid: U.gid })
+    : '';
+  return `set -euo pipefail
+${npmrc}
+echo "installing: ${tools.map((t) => `${t.name}@${t.version}`).join(', ')}"
+${asPixel(`cd ~ && env ${env} ${U.home}/.local/bin/mise install`)}
+${asPixel(`cd ~ && ${U.home}/.local/bin/mise ls --current`)}
+`;
+}
+
+function setupStep(content: string, runAs: 'pixel' | 'root'): string {
+  const path = `${GUEST_PATHS.provisionState}/user-setup.sh`;
+  const run = runAs === 'root' ? `bash ${path}` : asPixel(`bash ${path}`);
+  return `set -euo pipefail
+${writeFileScript({ path, content, mode: 0o755 })}
+chmod 0755 ${GUEST_PATHS.provisionState}
+${run}
+`;
+}
+
+function egressStep(options: ProvisionOptions): string {
+  const files = egressGuestFiles({ refreshSeconds: options.egressRefreshSeconds });
+  const policy = writeFileScript({ path: GUEST_PATHS.egressPolicy, content: serializePolicy(options.egress), mode: 0o644 });
+  return `set -euo pipefail
+${files.map(writeFileScript).join('\n')}
+# The policy is written once: a re-run or a clone keeps the sandbox's own (runtime) changes.
+if [ ! -f ${GUEST_PATHS.egressPolicy} ]; then
+${policy}
+fi
+${ENABLE_EGRESS_UNITS}
+${GUEST_PATHS.egressScript} apply
+`;
+}
+
+function step(id: StepId, title: string, body: string, options: ProvisionOptions): ProvisionStep {
+  const timeoutMs = options.timeouts?.[id] ?? DEFAULT_TIMEOUTS[id];
+  if (!Number.isFinite(timeoutMs) || timeoutMs < 1000)
+    throw new ValidationError(`The timeout of step "${id}" must be at least one second.`);
+  return { id, title, timeoutMs, body, hash: createHash('sha256').update(body).digest('hex') };
+}
+
+/** The ordered step list for these options (validated; throws ValidationError before anything runs). */
+export function provisionSteps(options: ProvisionOptions): ProvisionStep[] {
+  const sources = resolveSources(options.sources);
+  const keys = options.userPublicKeys.map(validatePublicKey);
+  if (keys.length === 0) throw new ValidationError('Provisioning needs at least one SSH public key to authorise.');
+  const hostKey = options.hostPublicKey ? validatePublicKey(options.hostPublicKey) : undefined;
+  const acceptEnv = [...new Set(options.acceptEnv ?? [])].sort();
+  for (const key of acceptEnv)
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new ValidationError(`"${key}" is not a valid variable name.`);
+  const restricted = options.egress.mode !== 'unrestricted';
+  const packages = [
+    ...new Set([
+      ...(options.packages ?? DEFAULT_PACKAGES),
+      'openssh-server',
+      'sudo',
+      ...(restricted ? ['nftables'] : []),
+      ...(options.devtools ? ['curl', 'ca-certificates'] : []),
+    ]),
+  ].map(validatePackage);
+  const tools = (options.tools ?? DEFAULT_TOOLS).map(validateTool);
+  const steps: ProvisionStep[] = [
+    step('user', 'Create user pixel', userStep(), options),
+    step('packages', 'Install system packages', packagesStep(sources, packages), options),
+    step('ssh', 'Set up SSH access', sshStep(keys, hostKey, acceptEnv), options),
+    step('env', 'Write environment', envScript(options.environment ?? {}), options),
+  ];
+  if (options.devtools) {
+    steps.push(step('mise', 'Install mise', miseStep(sources, tools), options));
+    if (tools.length) steps.push(step('tools', 'Install dev tools', toolsStep(sources, tools), options));
+  }
+  if (options.setupScript?.content.trim())
+    steps.push(step('setup', 'Run setup script', setupStep(options.setupScript.content, options.setupScript.runAs ?? 'pixel'), options));
+  steps.push(step('egress', 'Apply egress policy', egressStep(options), options));
+  return steps;
+}
