@@ -40,15 +40,17 @@ export async function waitForIpv4(backend: IncusBackend, name: string, timeoutMs
 export async function removeTestInstances(lab: Lab, prefix: string): Promise<void> {
   const client = new IncusRestClient({ socketPath: lab.socket });
   try {
-    const env = await client.call<string[]>('GET', '/1.0/instances');
-    for (const url of env.metadata) {
-      const name = decodeURIComponent(url.slice(url.lastIndexOf('/') + 1));
+    const env = await client.call<{ name: string; project: string }[]>('GET', '/1.0/instances', {
+      query: { 'all-projects': 'true', recursion: '1' },
+    });
+    for (const { name, project } of env.metadata) {
       if (!name.startsWith(`px-${prefix}`)) continue;
+      const query = { project };
       await client
-        .call('PUT', `/1.0/instances/${name}/state`, { body: { action: 'stop', force: true } })
+        .call('PUT', `/1.0/instances/${name}/state`, { body: { action: 'stop', force: true }, query })
         .catch(() => undefined);
       for (let i = 0; i < 50; i++) {
-        const res = await client.raw('DELETE', `/1.0/instances/${name}`);
+        const res = await client.raw('DELETE', `/1.0/instances/${name}`, { query });
         if (res.status < 400 || res.status === 404) break;
         await new Promise((r) => setTimeout(r, 200));
       }
