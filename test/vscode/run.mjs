@@ -1,0 +1,84 @@
+#!/usr/bin/env node
+// `npm run test:vscode [-- --grep <pattern>]`: the extension-host suite in a real VS Code.
+// 1. bundles the extension (dist/extension.js, production build: what ships) and the suites
+//    (test/vscode/suite/**/*.ts -> out/vscode-tests/**/*.js, one bundle each, `vscode` and npm packages external);
+// 2. runs them with @vscode/test-electron's runTests. Desktop VS Code cannot be downloaded offline, so unless
+//    VSCODE_EXECUTABLE names a real one, the executable is test/vscode/code-shim.mjs (code-server + headless Chromium).
+// PIXELS_* variables are handed to the extension host (extensionTestsEnv).
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+import { runTests } from '@vscode/test-electron';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..', '..');
+const suiteDir = path.join(here, 'suite');
+const outDir = path.join(root, 'out', 'vscode-tests');
+
+const argv = process.argv.slice(2);
+const grepAt = argv.indexOf('--grep');
+const grep = grepAt === -1 ? undefined : argv[grepAt + 1];
+
+function sources(dir) {
+  return readdirSync(dir)
+    .sort()
+    .flatMap((entry) => {
+      const file = path.join(dir, entry);
+      if (statSync(file).isDirectory()) return sources(file);
+      return file.endsWith('.ts') && !file.endsWith('.d.ts') ? [file] : [];
+    });
+}
+
+const build = spawnSync(process.execPath, ['esbuild.mjs', '--production'], { cwd: root, stdio: 'inherit' });
+if (build.status !== 0) process.exit(build.status ?? 1);
+
+rmSync(outDir, { recursive: true, force: true });
+await esbuild.build({
+  entryPoints: sources(suiteDir),
+  outdir: outDir,
+  outbase: suiteDir,
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  packages: 'external', // mocha, ws, ... load from node_modules at run time; `vscode` comes from the host
+  external: ['vscode'],
+  sourcemap: 'inline',
+  logLevel: 'warning',
+});
+
+const extensionTestsEnv = Object.fromEntries(
+  Object.entries(process.env).filter(([key]) => key.startsWith('PIXELS_')),
+);
+if (grep) extensionTestsEnv.PIXELS_VSCODE_TEST_GREP = grep;
+
+const profile = mkdtempSync(path.join(tmpdir(), 'pixels-vscode-profile-'));
+const workspace = path.join(profile, 'workspace');
+mkdirSync(workspace);
+const started = Date.now();
+let code = 0;
+try {
+  await runTests({
+    vscodeExecutablePath: process.env.VSCODE_EXECUTABLE || path.join(here, 'code-shim.mjs'),
+    extensionDevelopmentPath: root,
+    extensionTestsPath: path.join(outDir, 'index.js'),
+    extensionTestsEnv,
+    launchArgs: [
+      `--user-data-dir=${path.join(profile, 'user-data')}`,
+      `--extensions-dir=${path.join(profile, 'extensions')}`,
+      '--disable-extensions', // only the extension under development (desktop VS Code; code-server has no others)
+      workspace,
+    ],
+  });
+} catch (error) {
+  console.error(error instanceof Error ? error.message : error);
+  code = 1;
+}
+rmSync(profile, { recursive: true, force: true });
+console.log(
+  `test:vscode ${code === 0 ? 'passed' : 'FAILED'} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+);
+process.exit(code);
