@@ -17,6 +17,8 @@ export interface ConnectionOptions {
   connectTimeoutMs: number;
   /** Interval of WebSocket control pings; a missing pong within the same interval closes the socket. */
   pingIntervalMs: number;
+  /** Calls in flight at once; the rest wait here (the server answers -32000 above 20 per connection). */
+  maxInFlight?: number;
   log: Logger;
 }
 
@@ -42,6 +44,8 @@ export class RpcConnection {
   private awaitingPong = false;
   private closeListeners: ((reason: string) => void)[] = [];
   private notificationListener: (n: Notification) => void = () => {};
+  private inFlight = 0;
+  private readonly queue: (() => void)[] = [];
   readonly serial = nextConnectionSerial++;
 
   private constructor(
@@ -140,7 +144,19 @@ export class RpcConnection {
    * Sends one request. Rejects with RpcCallError for a JSON-RPC error, TimeoutError after `timeoutMs`,
    * ConnectionDroppedError when the socket goes away (`sent` tells whether the server may have got it).
    */
-  call(method: string, params: unknown[], timeoutMs: number): Promise<unknown> {
+  async call(method: string, params: unknown[], timeoutMs: number): Promise<unknown> {
+    const limit = this.options.maxInFlight ?? 16;
+    if (this.inFlight >= limit) await new Promise<void>((resolve) => this.queue.push(resolve));
+    this.inFlight++;
+    try {
+      return await this.send(method, params, timeoutMs);
+    } finally {
+      this.inFlight--;
+      this.queue.shift()?.();
+    }
+  }
+
+  private send(method: string, params: unknown[], timeoutMs: number): Promise<unknown> {
     if (!this.isOpen) {
       return Promise.reject(
         new ConnectionDroppedError(`The connection to ${this.options.host} is closed.`, false),
