@@ -251,7 +251,8 @@ export class TrueNASClient {
         .then(() => this.pollJobs().catch(() => undefined))
         .catch((e: unknown) => this.log.warn(`truenas: could not abort job ${jobId}: ${String(e)}`));
     };
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       return (await done) as T;
     } finally {

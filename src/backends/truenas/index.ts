@@ -3,7 +3,6 @@ import type { Backend, ServerInfo } from '../../core/backend';
 import type { Logger } from '../../core/log';
 import { silentLogger } from '../../core/log';
 import { TrueNASClient } from './client';
-import { assertTransportAllowed } from './tls';
 import { apiFamily } from './version';
 import { TrueNASVirtBackend } from './virt-backend';
 
@@ -44,7 +43,10 @@ export function createClient(
   );
 }
 
-/** Lazy: connects on the first call. Throws a SecurityError at once for a key over ws:// to a remote host. */
+/**
+ * Lazy: connects on the first call. A key over ws:// to a non-loopback host fails every call with a SecurityError,
+ * before any socket is opened.
+ */
 export function createTrueNASBackend(
   config: TrueNASServerConfig,
   apiKey: string,
