@@ -1,8 +1,30 @@
-// Entry point. Builds the services and registers views and commands; nothing else lives here.
+// Entry point. Builds the services, registers views and commands; nothing else lives here. Activation is
+// cheap: no server is contacted and neither the backends nor ssh2 are loaded until the view is shown.
 import type * as vscode from 'vscode';
+import { Services } from './vscode/services';
+import { registerServerCommands } from './vscode/commands/server';
+import { registerSandboxCommands } from './vscode/commands/sandbox';
+import { registerCheckpointCommands } from './vscode/commands/checkpoint';
+import { registerCloneCommands } from './vscode/commands/clone';
+import { registerSshCommands } from './vscode/commands/ssh';
+import { createApi, type PixelsApi } from './vscode/api';
 
-export function activate(_context: vscode.ExtensionContext): void {
-  // Filled by the editor layer (src/vscode).
+let services: Services | undefined;
+
+export function activate(context: vscode.ExtensionContext): PixelsApi {
+  const started = performance.now();
+  services = new Services(context);
+  context.subscriptions.push(services);
+  registerServerCommands(services);
+  registerSandboxCommands(services);
+  registerCheckpointCommands(services);
+  registerCloneCommands(services);
+  registerSshCommands(services);
+  const activationMs = performance.now() - started;
+  services.log.info(`activated in ${activationMs.toFixed(1)} ms`);
+  return createApi(services, activationMs);
 }
 
-export function deactivate(): void {}
+export function deactivate(): void {
+  services = undefined; // disposed through context.subscriptions, in reverse order of creation
+}

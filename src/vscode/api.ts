@@ -1,0 +1,60 @@
+// What activate() returns: a small API for the extension-host tests (and other extensions) to inspect the tree
+// data and seed an API key without a password prompt. No secret ever comes back out of it.
+import { lastReportedError } from './errors';
+import { loadedLayers } from './lazy';
+import type { Services } from './services';
+import type { PixelsNode, ViewState } from './tree';
+
+export interface PixelsApi {
+  /** How long activate() took, in ms. */
+  readonly activationMs: number;
+  /** Which lazy layers ('truenas', 'incus', 'ssh') have been loaded so far. */
+  loadedLayers(): string[];
+  /** Stores a server's API key in SecretStorage. */
+  setApiKey(serverId: string, apiKey: string): Promise<void>;
+  /** The tree's children of `node` (root when absent), exactly what the view shows. */
+  treeChildren(node?: PixelsNode): Promise<PixelsNode[]>;
+  /** The tree row for a node: label, description, contextValue, icon id and colour. */
+  treeItem(node: PixelsNode): {
+    label: string;
+    description?: string;
+    contextValue?: string;
+    icon?: string;
+    color?: string;
+    tooltip?: string;
+  };
+  /** The welcome state the view is in. */
+  viewState(): ViewState | undefined;
+  /** The message shown above the tree, if any. */
+  viewMessage(): string | undefined;
+  /** The last failure a command reported to the user. */
+  lastError(): { action: string; message: string } | undefined;
+  /** Whether the tree view is visible. */
+  viewVisible(): boolean;
+}
+
+export function createApi(services: Services, activationMs: number): PixelsApi {
+  return {
+    activationMs,
+    loadedLayers,
+    setApiKey: (serverId, apiKey) => services.keys.store(serverId, apiKey),
+    treeChildren: (node) => services.tree.getChildren(node),
+    treeItem: (node) => {
+      const item = services.tree.getTreeItem(node);
+      const icon = item.iconPath as { id?: string; color?: { id?: string } } | undefined;
+      const tooltip = item.tooltip;
+      return {
+        label: typeof item.label === 'string' ? item.label : (item.label?.label ?? ''),
+        description: typeof item.description === 'string' ? item.description : undefined,
+        contextValue: item.contextValue,
+        icon: icon?.id,
+        color: icon?.color?.id,
+        tooltip: typeof tooltip === 'string' ? tooltip : tooltip?.value,
+      };
+    },
+    viewState: () => services.tree.state,
+    viewMessage: () => services.view.message,
+    lastError: lastReportedError,
+    viewVisible: () => services.view.visible,
+  };
+}

@@ -1,0 +1,82 @@
+// Checkpoints: create (label input, generated default), restore (modal: which newer checkpoints go), delete.
+import * as vscode from 'vscode';
+import { CancelledError } from '../../core/errors';
+import { checkpointLabelProblem, defaultCheckpointLabel, validateCheckpointLabel } from '../../core/names';
+import type { Checkpoint } from '../../core/sandbox';
+import { CommandIds } from '../commandIds';
+import { confirmDeleteCheckpoint, confirmRestore } from '../confirm';
+import { answersOf, resolveCheckpoint, resolveSandbox } from '../pick';
+import { withProgress } from '../progress';
+import type { Services } from '../services';
+import { registerCommand } from './register';
+
+export async function createCheckpoint(services: Services, arg: unknown): Promise<Checkpoint | undefined> {
+  const a = answersOf(arg);
+  const target = await resolveSandbox(services, a, { placeHolder: 'Checkpoint which sandbox?' });
+  let label = typeof a.label === 'string' ? a.label : undefined;
+  if (label === undefined) {
+    label = await vscode.window.showInputBox({
+      title: `Create Checkpoint of "${target.name}"`,
+      prompt: 'Checkpoint label',
+      value: defaultCheckpointLabel(),
+      validateInput: (v) => checkpointLabelProblem(v),
+      ignoreFocusOut: true,
+    });
+    if (label === undefined) throw new CancelledError();
+  }
+  validateCheckpointLabel(label);
+  const backend = await services.registry.backend(target.serverId);
+  const checkpoint = await withProgress(
+    `Checkpointing "${target.name}"`,
+    false,
+    () => backend.createCheckpoint(target.name, label),
+    vscode.ProgressLocation.Window,
+  );
+  await services.refresh.refreshNow(target.serverId);
+  return checkpoint;
+}
+
+export async function restoreCheckpoint(services: Services, arg: unknown): Promise<boolean> {
+  const a = answersOf(arg);
+  const target = await resolveCheckpoint(services, a, 'Restore which checkpoint?');
+  const index = target.checkpoints.findIndex((c) => c.label === target.label);
+  const newer = target.checkpoints.slice(0, index).map((c) => c.label);
+  if (!(await confirmRestore(target.name, target.label, newer, a.confirm))) return false;
+  const backend = await services.registry.backend(target.serverId);
+  const caps = await backend.capabilities();
+  await withProgress(`Restoring "${target.name}" to "${target.label}"`, caps.cancel, (op) =>
+    backend.restoreCheckpoint(target.name, target.label, op),
+  );
+  services.log.info(
+    `restored ${target.name} to ${target.label}${newer.length ? ` (removed ${newer.join(', ')})` : ''}`,
+  );
+  await services.refresh.refreshNow(target.serverId);
+  return true;
+}
+
+export async function deleteCheckpoint(services: Services, arg: unknown): Promise<boolean> {
+  const a = answersOf(arg);
+  const target = await resolveCheckpoint(services, a, 'Delete which checkpoint?');
+  if (!(await confirmDeleteCheckpoint(target.name, target.label, a.confirm))) return false;
+  const backend = await services.registry.backend(target.serverId);
+  await withProgress(
+    `Deleting checkpoint "${target.label}"`,
+    false,
+    () => backend.deleteCheckpoint(target.name, target.label),
+    vscode.ProgressLocation.Window,
+  );
+  await services.refresh.refreshNow(target.serverId);
+  return true;
+}
+
+export function registerCheckpointCommands(services: Services): void {
+  registerCommand(services, CommandIds.createCheckpoint, 'Create checkpoint', (arg) =>
+    createCheckpoint(services, arg),
+  );
+  registerCommand(services, CommandIds.restoreCheckpoint, 'Restore checkpoint', (arg) =>
+    restoreCheckpoint(services, arg),
+  );
+  registerCommand(services, CommandIds.deleteCheckpoint, 'Delete checkpoint', (arg) =>
+    deleteCheckpoint(services, arg),
+  );
+}

@@ -1,0 +1,64 @@
+// Clone: a new sandbox from a sandbox's current state or from one of its checkpoints. The clone gets its own
+// SSH host key when the source's key was pinned here (a clone must not share a host identity).
+import * as vscode from 'vscode';
+import { CancelledError } from '../../core/errors';
+import { sandboxNameProblem, validateSandboxName } from '../../core/names';
+import type { Sandbox } from '../../core/sandbox';
+import { CommandIds } from '../commandIds';
+import { answersOf, resolveSandbox } from '../pick';
+import { withProgress } from '../progress';
+import type { Services } from '../services';
+import { registerCommand } from './register';
+
+export async function cloneSandbox(services: Services, arg: unknown): Promise<Sandbox | undefined> {
+  const a = answersOf(arg);
+  const source = await resolveSandbox(services, a, { placeHolder: 'Clone which sandbox?' });
+  const checkpoint = typeof a.label === 'string' ? a.label : undefined;
+  const taken = (n: string) => services.store.find(source.serverId, n) !== undefined;
+  let newName = typeof a.newName === 'string' ? a.newName : undefined;
+  if (newName === undefined) {
+    newName = await vscode.window.showInputBox({
+      title: `Clone "${source.name}"${checkpoint ? ` at checkpoint "${checkpoint}"` : ''}`,
+      prompt: 'Name of the new sandbox',
+      value: `${source.name}-clone`,
+      validateInput: (v) =>
+        sandboxNameProblem(v) ?? (taken(v) ? `A sandbox named "${v}" exists already.` : undefined),
+      ignoreFocusOut: true,
+    });
+    if (newName === undefined) throw new CancelledError();
+  }
+  validateSandboxName(newName);
+  const name = newName;
+  const backend = await services.registry.backend(source.serverId);
+  const caps = await backend.capabilities();
+  const sourceKeyPinned = (await services.ssh.hostKey(source.serverId, source.name)) !== undefined;
+  const clone = await withProgress(`Cloning "${source.name}" to "${name}"`, caps.cancel, async (op, step) => {
+    let made = await backend.clone({ sandbox: source.name, checkpoint }, name, op);
+    if (sourceKeyPinned && caps.writeFiles) {
+      try {
+        step('giving the clone its own SSH host key');
+        await services.ssh.prepare(backend, source.serverId, name);
+        if (made.status === 'running') {
+          step('restarting so sshd uses the new key');
+          await backend.restart(name, {}, op);
+        }
+        made = await backend.get(name);
+      } catch (err) {
+        // A clone with the source's host identity must not stay behind.
+        step('cleaning up');
+        await backend
+          .destroy(name)
+          .catch((e: unknown) => services.log.error(`cleanup of clone ${name} failed: ${String(e)}`));
+        throw err;
+      }
+    }
+    return made;
+  });
+  services.log.info(`cloned ${source.name}${checkpoint ? `@${checkpoint}` : ''} to ${name}`);
+  await services.refresh.refreshNow(source.serverId);
+  return clone;
+}
+
+export function registerCloneCommands(services: Services): void {
+  registerCommand(services, CommandIds.clone, 'Clone sandbox', (arg) => cloneSandbox(services, arg));
+}

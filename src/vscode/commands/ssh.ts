@@ -1,0 +1,113 @@
+// Access: Open in Sandbox (current or new window), Open Folder in Sandbox…, Open Terminal, Run Command…,
+// Install Remote-SSH.
+import * as vscode from 'vscode';
+import { CancelledError } from '../../core/errors';
+import type { Sandbox } from '../../core/sandbox';
+import { CommandIds } from '../commandIds';
+import { answersOf, resolveSandbox, type Answers } from '../pick';
+import { installRemoteSsh, openInSandbox } from '../remoteSsh';
+import type { Services } from '../services';
+import { SandboxTerminal } from '../terminal';
+import { registerCommand } from './register';
+
+async function runningSandbox(
+  services: Services,
+  a: Answers,
+  placeHolder: string,
+): Promise<{ serverId: string; sandbox: Sandbox }> {
+  const target = await resolveSandbox(services, a, { placeHolder, states: ['running'] });
+  // Fresh state: the IP may have changed since the tree loaded.
+  const sandbox = await (await services.registry.backend(target.serverId)).get(target.name);
+  return { serverId: target.serverId, sandbox };
+}
+
+async function open(services: Services, arg: unknown, newWindow: boolean, askPath: boolean): Promise<string> {
+  const a = answersOf(arg);
+  const { serverId, sandbox } = await runningSandbox(services, a, 'Open which sandbox?');
+  let path = typeof a.path === 'string' ? a.path : undefined;
+  if (path === undefined && askPath) {
+    path = await vscode.window.showInputBox({
+      title: `Open Folder in "${sandbox.name}"`,
+      prompt: 'Absolute path inside the sandbox',
+      value: `/home/${services.ssh.user}`,
+      validateInput: (v) => (v.startsWith('/') ? undefined : 'Enter an absolute path, starting with /.'),
+      ignoreFocusOut: true,
+    });
+    if (path === undefined) throw new CancelledError();
+  }
+  const uri = await openInSandbox(services, serverId, sandbox, {
+    path,
+    newWindow: typeof a.newWindow === 'boolean' ? a.newWindow : newWindow,
+    requireRemoteSsh: a.requireRemoteSsh === false ? false : true,
+  });
+  return uri.toString();
+}
+
+async function openTerminal(services: Services, arg: unknown): Promise<vscode.Terminal> {
+  const { serverId, sandbox } = await runningSandbox(
+    services,
+    answersOf(arg),
+    'Open a terminal in which sandbox?',
+  );
+  const target = await services.ssh.target(serverId, sandbox);
+  const pool = await services.ssh.pool();
+  const terminal = vscode.window.createTerminal({
+    name: `Pixels: ${sandbox.name}`,
+    pty: new SandboxTerminal(pool, target, services.log),
+    iconPath: new vscode.ThemeIcon('vm-running'),
+  });
+  terminal.show();
+  return terminal;
+}
+
+async function runCommand(services: Services, arg: unknown): Promise<number | undefined> {
+  const a = answersOf(arg);
+  const { serverId, sandbox } = await runningSandbox(services, a, 'Run a command in which sandbox?');
+  let command = typeof a.command === 'string' ? a.command : undefined;
+  if (command === undefined) {
+    command = await vscode.window.showInputBox({
+      title: `Run Command in "${sandbox.name}"`,
+      prompt: `Runs as ${services.ssh.user} in a login shell; output goes to the Pixels log`,
+      placeHolder: 'e.g. git status',
+      validateInput: (v) => (v.trim() ? undefined : 'Enter a command.'),
+      ignoreFocusOut: true,
+    });
+    if (command === undefined) throw new CancelledError();
+  }
+  const target = await services.ssh.target(serverId, sandbox);
+  const pool = await services.ssh.pool();
+  services.log.info(`${sandbox.name}$ ${command}`);
+  if (a.showLogs !== false) services.log.show();
+  const result = await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Window, title: `Running in ${sandbox.name}` },
+    () =>
+      pool.exec(target, command, {
+        loginShell: true,
+        onStdout: (chunk: Buffer) => services.log.append(chunk.toString('utf8')),
+        onStderr: (chunk: Buffer) => services.log.append(chunk.toString('utf8')),
+      }),
+  );
+  const code = result.exitCode;
+  services.log.info(
+    `${sandbox.name}: "${command}" exited with ${code ?? `signal ${result.signal ?? 'unknown'}`}`,
+  );
+  const message = `"${command}" in ${sandbox.name} exited with code ${code ?? 'none'}.`;
+  if (code === 0) void vscode.window.showInformationMessage(message);
+  else void vscode.window.showWarningMessage(message, 'Show Logs').then((c) => c && services.log.show());
+  return code ?? undefined;
+}
+
+export function registerSshCommands(services: Services): void {
+  registerCommand(services, CommandIds.openInSandbox, 'Open in sandbox', (arg) =>
+    open(services, arg, false, false),
+  );
+  registerCommand(services, CommandIds.openInSandboxNewWindow, 'Open in sandbox', (arg) =>
+    open(services, arg, true, false),
+  );
+  registerCommand(services, CommandIds.openFolderInSandbox, 'Open folder in sandbox', (arg) =>
+    open(services, arg, false, true),
+  );
+  registerCommand(services, CommandIds.openTerminal, 'Open terminal', (arg) => openTerminal(services, arg));
+  registerCommand(services, CommandIds.runCommand, 'Run command', (arg) => runCommand(services, arg));
+  registerCommand(services, CommandIds.installRemoteSsh, 'Install Remote-SSH', () => installRemoteSsh());
+}

@@ -1,0 +1,53 @@
+// Modal confirmations for destructive actions. Each takes the test's answer first (modal dialogs are refused
+// in the extension-host test mode), so the command never blocks there.
+import * as vscode from 'vscode';
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+async function ask(
+  message: string,
+  detail: string,
+  action: string,
+  answer: boolean | undefined,
+): Promise<boolean> {
+  if (answer !== undefined) return answer;
+  const choice = await vscode.window.showWarningMessage(message, { modal: true, detail }, action);
+  return choice === action;
+}
+
+export function confirmDestroy(name: string, checkpoints: number, answer?: boolean): Promise<boolean> {
+  const detail =
+    checkpoints > 0
+      ? `Its ${plural(checkpoints, 'checkpoint')} will be destroyed with it. This cannot be undone.`
+      : 'It has no checkpoints. This cannot be undone.';
+  return ask(`Destroy sandbox "${name}"?`, detail, 'Destroy', answer);
+}
+
+export function confirmRestore(
+  name: string,
+  label: string,
+  newer: string[],
+  answer?: boolean,
+): Promise<boolean> {
+  const lost =
+    newer.length === 0
+      ? 'No newer checkpoints exist, so none are destroyed.'
+      : `${newer.length === 1 ? 'This newer checkpoint' : `These ${newer.length} newer checkpoints`} will be destroyed: ${newer.join(', ')}.`;
+  return ask(
+    `Restore "${name}" to checkpoint "${label}"?`,
+    `Changes made since "${label}" are lost. ${lost}`,
+    'Restore',
+    answer,
+  );
+}
+
+export function confirmDeleteCheckpoint(name: string, label: string, answer?: boolean): Promise<boolean> {
+  return ask(
+    `Delete checkpoint "${label}" of "${name}"?`,
+    'The sandbox itself is not changed. This cannot be undone.',
+    'Delete',
+    answer,
+  );
+}

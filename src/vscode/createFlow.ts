@@ -1,0 +1,201 @@
+// "Create Sandbox…" as one multi-step quick input (name, image, cpu, memory, egress, provision) with a Back
+// button and validation messages as you type. Tests skip it by passing every answer to the command.
+import * as vscode from 'vscode';
+import { CancelledError } from '../core/errors';
+import type { SandboxDefaults } from '../core/config';
+import type { EgressMode } from '../core/sandbox';
+import { cpuProblem, memoryProblem, sandboxNameProblem } from '../core/names';
+
+export interface CreateAnswers {
+  name: string;
+  image: string;
+  cpu: string;
+  memoryMiB: number;
+  egress: EgressMode;
+  provision: boolean;
+}
+
+const BACK = Symbol('back');
+type Step<T> = Promise<T | typeof BACK>;
+
+function inputStep(
+  title: string,
+  step: number,
+  total: number,
+  options: {
+    value: string;
+    prompt: string;
+    placeholder?: string;
+    validate: (v: string) => string | undefined;
+  },
+): Step<string> {
+  return new Promise((resolve, reject) => {
+    const box = vscode.window.createInputBox();
+    box.title = title;
+    box.step = step;
+    box.totalSteps = total;
+    box.value = options.value;
+    box.prompt = options.prompt;
+    box.placeholder = options.placeholder;
+    box.ignoreFocusOut = true;
+    if (step > 1) box.buttons = [vscode.QuickInputButtons.Back];
+    const check = (v: string) => {
+      box.validationMessage = v === '' && options.value === '' ? undefined : options.validate(v);
+    };
+    let settled = false;
+    const finish = (fn: () => void) => {
+      settled = true;
+      fn();
+      box.dispose();
+    };
+    box.onDidChangeValue(check);
+    box.onDidTriggerButton(() => finish(() => resolve(BACK)));
+    box.onDidAccept(() => {
+      const problem = options.validate(box.value);
+      if (problem) {
+        box.validationMessage = problem;
+        return;
+      }
+      finish(() => resolve(box.value));
+    });
+    box.onDidHide(() => {
+      if (!settled) finish(() => reject(new CancelledError()));
+    });
+    box.show();
+    check(box.value);
+  });
+}
+
+function pickStep<T>(
+  title: string,
+  step: number,
+  total: number,
+  placeholder: string,
+  items: (vscode.QuickPickItem & { value: T })[],
+  active: T,
+): Step<T> {
+  return new Promise((resolve, reject) => {
+    const pick = vscode.window.createQuickPick<vscode.QuickPickItem & { value: T }>();
+    pick.title = title;
+    pick.step = step;
+    pick.totalSteps = total;
+    pick.placeholder = placeholder;
+    pick.items = items;
+    pick.ignoreFocusOut = true;
+    const current = items.find((i) => i.value === active);
+    if (current) pick.activeItems = [current];
+    if (step > 1) pick.buttons = [vscode.QuickInputButtons.Back];
+    let settled = false;
+    const finish = (fn: () => void) => {
+      settled = true;
+      fn();
+      pick.dispose();
+    };
+    pick.onDidTriggerButton(() => finish(() => resolve(BACK)));
+    pick.onDidAccept(() => {
+      const chosen = pick.selectedItems[0] ?? pick.activeItems[0];
+      if (chosen) finish(() => resolve(chosen.value));
+    });
+    pick.onDidHide(() => {
+      if (!settled) finish(() => reject(new CancelledError()));
+    });
+    pick.show();
+  });
+}
+
+/**
+ * Runs the steps; `taken(name)` says whether a sandbox of that name exists already on the chosen server, so the
+ * user hears it while typing rather than after a server round trip.
+ */
+export async function runCreateFlow(
+  defaults: SandboxDefaults,
+  taken: (name: string) => boolean,
+  serverLabel: string,
+): Promise<CreateAnswers> {
+  const title = `Create Sandbox on ${serverLabel}`;
+  const total = 6;
+  const a: CreateAnswers = { name: '', ...defaults };
+  let step = 1;
+  while (step <= total) {
+    let result: unknown;
+    switch (step) {
+      case 1:
+        result = await inputStep(title, 1, total, {
+          value: a.name,
+          prompt: 'Sandbox name (letters, digits and hyphens; the container is px-<name>)',
+          placeholder: 'e.g. agent-1',
+          validate: (v) =>
+            sandboxNameProblem(v) ?? (taken(v) ? `A sandbox named "${v}" exists already.` : undefined),
+        });
+        if (result !== BACK) a.name = result as string;
+        break;
+      case 2:
+        result = await inputStep(title, 2, total, {
+          value: a.image,
+          prompt: 'Image (an alias such as ubuntu/24.04 or debian/12)',
+          validate: (v) =>
+            v.trim() === ''
+              ? 'An image is required.'
+              : /\s/.test(v.trim())
+                ? 'An image name has no spaces.'
+                : undefined,
+        });
+        if (result !== BACK) a.image = (result as string).trim();
+        break;
+      case 3:
+        result = await inputStep(title, 3, total, {
+          value: a.cpu,
+          prompt: 'CPU cores',
+          validate: (v) => cpuProblem(v.trim()),
+        });
+        if (result !== BACK) a.cpu = (result as string).trim();
+        break;
+      case 4:
+        result = await inputStep(title, 4, total, {
+          value: String(a.memoryMiB),
+          prompt: 'Memory in MiB',
+          validate: (v) =>
+            /^\d+$/.test(v.trim())
+              ? memoryProblem(Number(v))
+              : 'Memory must be a whole number of MiB, such as 2048.',
+        });
+        if (result !== BACK) a.memoryMiB = Number((result as string).trim());
+        break;
+      case 5:
+        result = await pickStep<EgressMode>(
+          title,
+          5,
+          total,
+          'Network egress',
+          [
+            { label: 'unrestricted', description: 'No restrictions', value: 'unrestricted' },
+            { label: 'agent', description: 'AI APIs, package registries and git hosts only', value: 'agent' },
+            { label: 'allowlist', description: 'Only the domains you allow', value: 'allowlist' },
+          ],
+          a.egress,
+        );
+        if (result !== BACK) a.egress = result as EgressMode;
+        break;
+      case 6:
+        result = await pickStep<boolean>(
+          title,
+          6,
+          total,
+          'Provision the sandbox?',
+          [
+            {
+              label: 'Provision',
+              description: 'SSH access with a pinned host key and your key',
+              value: true,
+            },
+            { label: 'No provisioning', description: 'A plain container', value: false },
+          ],
+          a.provision,
+        );
+        if (result !== BACK) a.provision = result as boolean;
+        break;
+    }
+    step = result === BACK ? Math.max(1, step - 1) : step + 1;
+  }
+  return a;
+}

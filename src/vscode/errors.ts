@@ -1,0 +1,30 @@
+// Failures are shown as the server's reason in one sentence, with a "Show Logs" button; details go to the log.
+import * as vscode from 'vscode';
+import { CancelledError, PixelsError, userMessage } from '../core/errors';
+import type { Log } from './log';
+
+let last: { action: string; message: string } | undefined;
+
+/** The last failure reported (the extension-host tests read it through the exported API). */
+export function lastReportedError(): { action: string; message: string } | undefined {
+  return last;
+}
+
+export function reportError(log: Log, action: string, err: unknown): void {
+  if (err instanceof CancelledError) {
+    log.info(`${action}: cancelled`);
+    return;
+  }
+  const message = userMessage(err);
+  last = { action, message };
+  const detail =
+    err instanceof PixelsError
+      ? `${err.kind}: ${err.message}`
+      : err instanceof Error
+        ? (err.stack ?? err.message)
+        : String(err);
+  log.error(`${action} failed: ${detail}`);
+  void vscode.window.showErrorMessage(`${action} failed: ${message}`, 'Show Logs').then((choice) => {
+    if (choice === 'Show Logs') log.show();
+  });
+}

@@ -1,0 +1,57 @@
+// The one service container, built in activate() and disposed in reverse order of creation. Building it is
+// cheap: no server is contacted and no backend or SSH code is loaded until the view is shown or a command runs.
+import * as vscode from 'vscode';
+import { ApiKeyStore } from './secrets';
+import { Log } from './log';
+import { ServerRegistry } from './servers';
+import { SandboxStore } from './store';
+import { SandboxTreeProvider, type PixelsNode } from './tree';
+import { RefreshController } from './refresh';
+import { SshAccess } from './sshAccess';
+
+export class Services implements vscode.Disposable {
+  private readonly owned: vscode.Disposable[] = [];
+  readonly log: Log;
+  readonly keys: ApiKeyStore;
+  readonly registry: ServerRegistry;
+  readonly store: SandboxStore;
+  readonly tree: SandboxTreeProvider;
+  readonly view: vscode.TreeView<PixelsNode>;
+  readonly refresh: RefreshController;
+  readonly ssh: SshAccess;
+
+  constructor(readonly context: vscode.ExtensionContext) {
+    this.log = this.own(new Log());
+    this.keys = new ApiKeyStore(context.secrets);
+    this.registry = this.own(new ServerRegistry(this.log, this.keys));
+    this.store = this.own(new SandboxStore(this.registry, this.log));
+    this.tree = this.own(new SandboxTreeProvider(this.registry, this.store));
+    this.view = this.own(
+      vscode.window.createTreeView('pixels.sandboxes', {
+        treeDataProvider: this.tree,
+        showCollapseAll: true,
+      }),
+    );
+    this.tree.onMessage = (message) => {
+      this.view.message = message;
+    };
+    this.refresh = this.own(new RefreshController(this.registry, this.store, this.log));
+    this.refresh.attach(this.view);
+    this.ssh = this.own(new SshAccess(this.registry, this.log));
+  }
+
+  private own<T extends vscode.Disposable>(d: T): T {
+    this.owned.push(d);
+    return d;
+  }
+
+  dispose(): void {
+    for (const d of this.owned.splice(0).reverse()) {
+      try {
+        d.dispose();
+      } catch (err) {
+        this.log?.warn(`dispose: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+}

@@ -1,0 +1,126 @@
+// The editor's side of SSH: which key we log in with, where sandbox host keys are pinned (a known_hosts file we
+// own), and one SshPool for terminals and Run Command. The SSH layer (and with it ssh2) loads on first use.
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type * as vscode from 'vscode';
+import type { Backend } from '../core/backend';
+import { SecurityError, ValidationError } from '../core/errors';
+import type { Sandbox } from '../core/sandbox';
+import type { SshPool, SshTarget, UserIdentity } from '../ssh/index';
+import { loadSsh } from './lazy';
+import type { Log } from './log';
+import type { ServerRegistry } from './servers';
+
+/** Where Pixels keeps its own SSH files (known_hosts, hosts config, dedicated key); PIXELS_SSH_DIR overrides it. */
+export const PIXELS_SSH_DIR = process.env.PIXELS_SSH_DIR || join(homedir(), '.ssh', 'pixels');
+
+export class SshAccess implements vscode.Disposable {
+  readonly knownHostsPath = join(PIXELS_SSH_DIR, 'known_hosts');
+  private poolInstance: SshPool | undefined;
+
+  constructor(
+    private readonly registry: ServerRegistry,
+    private readonly log: Log,
+  ) {}
+
+  /** The SSH host alias of a sandbox (unique across servers). */
+  alias(serverId: string, name: string): string {
+    return `px-${name}.${serverId}`;
+  }
+
+  get user(): string {
+    return this.registry.settings.ssh.user;
+  }
+
+  /**
+   * The user's key: the configured one; when the default ~/.ssh/id_ed25519 does not exist, a dedicated key
+   * under ~/.ssh/pixels is created (a path the user set explicitly must exist).
+   */
+  async identity(): Promise<UserIdentity> {
+    const ssh = await loadSsh();
+    const configured = this.registry.settings.ssh.identityFile;
+    const isDefault = configured === join(homedir(), '.ssh', 'id_ed25519');
+    if (isDefault && !existsSync(configured)) {
+      const dedicated = join(PIXELS_SSH_DIR, 'id_ed25519');
+      if (!existsSync(dedicated)) this.log.info(`no ${configured}; creating a dedicated key ${dedicated}`);
+      return ssh.ensureDedicatedIdentity(dedicated);
+    }
+    return ssh.loadUserIdentity(configured);
+  }
+
+  /** New host key + the user's key into a (not yet booted) sandbox; the host key is pinned locally. */
+  async prepare(backend: Backend, serverId: string, name: string): Promise<void> {
+    const ssh = await loadSsh();
+    const identity = await this.identity();
+    const hostKey = ssh.generateHostKey(`pixels-${name}`);
+    await ssh.prepareSandboxAccess(backend, name, {
+      userPublicKey: identity.publicOpenSsh,
+      hostKey,
+      knownHosts: { file: new ssh.KnownHosts(this.knownHostsPath), names: [this.alias(serverId, name)] },
+    });
+    this.log.info(
+      `sandbox ${name}: SSH access prepared (host key ${ssh.fingerprint(hostKey.publicOpenSsh)})`,
+    );
+  }
+
+  async hostKey(serverId: string, name: string): Promise<string | undefined> {
+    const ssh = await loadSsh();
+    const keys = await new ssh.KnownHosts(this.knownHostsPath).lookup(this.alias(serverId, name));
+    return keys[0];
+  }
+
+  /** Records the sandbox's current IP next to its alias (OpenSSH checks known_hosts by HostName). */
+  async pinAddress(serverId: string, sandbox: Sandbox, hostKey: string): Promise<void> {
+    const ssh = await loadSsh();
+    const names = [this.alias(serverId, sandbox.name), ...(sandbox.ipv4 ? [sandbox.ipv4] : [])];
+    await new ssh.KnownHosts(this.knownHostsPath).set(names, hostKey);
+  }
+
+  async target(serverId: string, sandbox: Sandbox): Promise<SshTarget> {
+    if (sandbox.status !== 'running')
+      throw new ValidationError(`Sandbox "${sandbox.name}" is ${sandbox.status}; start it first.`);
+    if (!sandbox.ipv4) throw new ValidationError(`Sandbox "${sandbox.name}" has no IP address yet.`);
+    const hostKey = await this.hostKey(serverId, sandbox.name);
+    if (!hostKey)
+      throw new SecurityError(
+        `The SSH host key of "${sandbox.name}" is not known on this machine (it was not created or cloned here), so Pixels will not connect to it.`,
+      );
+    const identity = await this.identity();
+    return {
+      host: sandbox.ipv4,
+      username: this.user,
+      privateKey: identity.privateKey,
+      hostKey,
+      label: `sandbox ${sandbox.name}`,
+    };
+  }
+
+  async pool(): Promise<SshPool> {
+    if (!this.poolInstance) {
+      const ssh = await loadSsh();
+      this.poolInstance = new ssh.SshPool({ log: this.log });
+    }
+    return this.poolInstance;
+  }
+
+  /** A destroyed sandbox: its pinned key and its Remote-SSH entry go. */
+  async forget(
+    serverId: string,
+    name: string,
+    ip: string | undefined,
+    configPath: string | undefined,
+  ): Promise<void> {
+    if (!existsSync(this.knownHostsPath)) return; // nothing was ever pinned or written
+    const ssh = await loadSsh();
+    const alias = this.alias(serverId, name);
+    await new ssh.KnownHosts(this.knownHostsPath).remove([alias, ...(ip ? [ip] : [])]);
+    await new ssh.SshConfigWriter({ configPath, hostsPath: join(PIXELS_SSH_DIR, 'config') }).removeHost(
+      alias,
+    );
+  }
+
+  dispose(): void {
+    this.poolInstance?.dispose();
+  }
+}

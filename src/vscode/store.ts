@@ -1,0 +1,112 @@
+// What the tree shows, per server: the last sandbox list (with checkpoints) or the reason it could not be loaded.
+// Loads are coalesced: while one is in flight for a server, more requests wait for it and at most one more runs.
+import type { Checkpoint, Sandbox } from '../core/sandbox';
+import { Emitter } from '../core/disposable';
+import { userMessage } from '../core/errors';
+import type { Log } from './log';
+import type { ServerRegistry } from './servers';
+
+export type ServerLoadState =
+  | { status: 'idle' }
+  | { status: 'loading'; previous?: Sandbox[] }
+  | { status: 'ok'; sandboxes: Sandbox[]; loadedAt: number }
+  | { status: 'error'; error: unknown; message: string; loadedAt: number };
+
+export class SandboxStore {
+  private readonly states = new Map<string, ServerLoadState>();
+  private readonly inflight = new Map<string, Promise<void>>();
+  private readonly queued = new Map<string, Promise<void>>();
+  private readonly changed = new Emitter<string | undefined>();
+  /** Fires with the server id whose data changed (undefined: all). */
+  readonly onDidChange = this.changed.event;
+
+  constructor(
+    private readonly registry: ServerRegistry,
+    private readonly log: Log,
+  ) {}
+
+  state(serverId: string): ServerLoadState {
+    return this.states.get(serverId) ?? { status: 'idle' };
+  }
+
+  sandboxes(serverId: string): Sandbox[] {
+    const s = this.state(serverId);
+    if (s.status === 'ok') return s.sandboxes;
+    if (s.status === 'loading') return s.previous ?? [];
+    return [];
+  }
+
+  find(serverId: string, name: string): Sandbox | undefined {
+    return this.sandboxes(serverId).find((s) => s.name === name);
+  }
+
+  /** Loads one server (or every server). Resolves when the data is fresh; never rejects. */
+  load(serverId?: string): Promise<void> {
+    if (serverId === undefined)
+      return Promise.all(this.registry.servers().map((s) => this.load(s.id))).then(() => undefined);
+    const running = this.inflight.get(serverId);
+    if (running) {
+      // One more load after the running one, shared by everyone asking meanwhile.
+      let next = this.queued.get(serverId);
+      if (!next) {
+        next = running.then(() => {
+          this.queued.delete(serverId);
+          return this.load(serverId);
+        });
+        this.queued.set(serverId, next);
+      }
+      return next;
+    }
+    const promise = this.fetch(serverId).finally(() => this.inflight.delete(serverId));
+    this.inflight.set(serverId, promise);
+    return promise;
+  }
+
+  /** Loads servers that were never loaded; returns when they are. */
+  async ensureLoaded(): Promise<void> {
+    await Promise.all(
+      this.registry
+        .servers()
+        .filter((s) => this.state(s.id).status === 'idle')
+        .map((s) => this.load(s.id)),
+    );
+    await Promise.all(this.registry.servers().map((s) => this.inflight.get(s.id)));
+  }
+
+  private async fetch(serverId: string): Promise<void> {
+    const previous = this.sandboxes(serverId);
+    this.states.set(serverId, { status: 'loading', previous });
+    const started = Date.now();
+    try {
+      const backend = await this.registry.backend(serverId);
+      const list = await backend.list();
+      const sandboxes = list
+        .map((s) => ({ ...s, checkpoints: s.checkpoints ? sortCheckpoints(s.checkpoints) : undefined }))
+        .sort((a, b) => a.name.localeCompare(b.name));
+      this.states.set(serverId, { status: 'ok', sandboxes, loadedAt: Date.now() });
+      this.log.debug(`server ${serverId}: ${sandboxes.length} sandboxes in ${Date.now() - started} ms`);
+    } catch (error) {
+      const message = userMessage(error);
+      this.states.set(serverId, { status: 'error', error, message, loadedAt: Date.now() });
+      this.log.warn(`server ${serverId}: cannot list sandboxes: ${message}`);
+    }
+    this.changed.fire(serverId);
+  }
+
+  /** Drops the data of servers that are gone. */
+  prune(): void {
+    const ids = new Set(this.registry.servers().map((s) => s.id));
+    for (const id of [...this.states.keys()]) if (!ids.has(id)) this.states.delete(id);
+    this.changed.fire(undefined);
+  }
+
+  dispose(): void {
+    this.changed.dispose();
+  }
+}
+
+export function sortCheckpoints(checkpoints: Checkpoint[]): Checkpoint[] {
+  return [...checkpoints].sort(
+    (a, b) => b.createdAt.getTime() - a.createdAt.getTime() || b.label.localeCompare(a.label),
+  );
+}

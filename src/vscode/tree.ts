@@ -1,0 +1,299 @@
+// The sidebar tree: server -> sandboxes -> checkpoints. Rows are built from the SandboxStore only; this file
+// never talks to a server except to list a sandbox's checkpoints when the backend did not include them.
+import * as vscode from 'vscode';
+import type { ServerConfig } from '../core/config';
+import type { Checkpoint, Sandbox, SandboxStatus } from '../core/sandbox';
+import { userMessage } from '../core/errors';
+import { CommandIds } from './commandIds';
+import { formatAge, formatBytes, formatDate, formatMemory } from './format';
+import type { ServerRegistry } from './servers';
+import { sortCheckpoints, type SandboxStore } from './store';
+
+export interface ServerNode {
+  type: 'server';
+  serverId: string;
+}
+export interface SandboxNode {
+  type: 'sandbox';
+  serverId: string;
+  sandbox: Sandbox;
+}
+export interface CheckpointNode {
+  type: 'checkpoint';
+  serverId: string;
+  sandbox: string;
+  checkpoint: Checkpoint;
+  /** Labels of the checkpoints newer than this one (they go when it is restored). */
+  newer: string[];
+}
+export interface InfoNode {
+  type: 'info';
+  serverId: string;
+  message: string;
+  kind: 'error' | 'empty';
+}
+export type PixelsNode = ServerNode | SandboxNode | CheckpointNode | InfoNode;
+
+export type ViewState = 'noServers' | 'loading' | 'unreachable' | 'empty' | 'ok';
+
+const STATUS_ICON: Record<SandboxStatus, [string, string | undefined]> = {
+  running: ['vm-running', 'charts.green'],
+  stopped: ['vm-outline', 'disabledForeground'],
+  starting: ['vm-active', 'charts.yellow'],
+  stopping: ['vm-active', 'charts.yellow'],
+  frozen: ['debug-pause', 'charts.blue'],
+  error: ['vm', 'charts.red'],
+  unknown: ['question', 'disabledForeground'],
+};
+
+/** The egress mode the backend reports for a sandbox, if any (kept with the instance by the guest layer). */
+export function egressOf(sandbox: Sandbox): string | undefined {
+  return (
+    sandbox.labels?.['pixels.egress'] ?? sandbox.labels?.['user.pixels.egress'] ?? sandbox.labels?.egress
+  );
+}
+
+export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>, vscode.Disposable {
+  private readonly emitter = new vscode.EventEmitter<PixelsNode | undefined>();
+  readonly onDidChangeTreeData = this.emitter.event;
+  private filterText = '';
+  private viewState: ViewState | undefined;
+  private readonly subscriptions: { dispose(): void }[] = [];
+  /** Shown above the tree (e.g. why a server is unreachable); set by the view owner. */
+  onMessage: (message: string | undefined) => void = () => undefined;
+
+  constructor(
+    private readonly registry: ServerRegistry,
+    private readonly store: SandboxStore,
+  ) {
+    this.subscriptions.push(store.onDidChange(() => this.emitter.fire(undefined)));
+    this.subscriptions.push(registry.onDidChangeServers(() => this.emitter.fire(undefined)));
+  }
+
+  get filter(): string {
+    return this.filterText;
+  }
+
+  setFilter(text: string): void {
+    this.filterText = text.trim();
+    void vscode.commands.executeCommand('setContext', 'pixels.filtered', this.filterText !== '');
+    this.emitter.fire(undefined);
+  }
+
+  get state(): ViewState | undefined {
+    return this.viewState;
+  }
+
+  private setState(state: ViewState, message?: string): void {
+    this.onMessage(message);
+    if (state === this.viewState) return;
+    this.viewState = state;
+    void vscode.commands.executeCommand('setContext', 'pixels.state', state);
+  }
+
+  private visible(sandboxes: Sandbox[]): Sandbox[] {
+    if (!this.filterText) return sandboxes;
+    const f = this.filterText.toLowerCase();
+    return sandboxes.filter((s) => s.name.toLowerCase().includes(f));
+  }
+
+  async getChildren(node?: PixelsNode): Promise<PixelsNode[]> {
+    if (!node) return this.roots();
+    if (node.type === 'server') return this.serverChildren(node.serverId);
+    if (node.type === 'sandbox') return this.checkpointNodes(node);
+    return [];
+  }
+
+  private async roots(): Promise<PixelsNode[]> {
+    const servers = this.registry.servers();
+    if (servers.length === 0) {
+      this.setState('noServers');
+      return [];
+    }
+    if (servers.every((s) => this.store.state(s.id).status === 'idle')) this.setState('loading');
+    await this.store.ensureLoaded();
+    const states = servers.map((s) => this.store.state(s.id));
+    const errors = states.filter((s) => s.status === 'error');
+    if (errors.length === servers.length) {
+      const first = errors[0];
+      this.setState(
+        'unreachable',
+        first.status === 'error' ? `${servers[0].label}: ${first.message}` : undefined,
+      );
+      return [];
+    }
+    const total = servers.reduce((n, s) => n + this.visible(this.store.sandboxes(s.id)).length, 0);
+    if (total === 0 && errors.length === 0) {
+      this.setState('empty', this.filterText ? `Filter: "${this.filterText}"` : undefined);
+      return [];
+    }
+    this.setState('ok', this.filterText ? `Filter: "${this.filterText}"` : undefined);
+    return servers.map((s) => ({ type: 'server', serverId: s.id }));
+  }
+
+  private serverChildren(serverId: string): PixelsNode[] {
+    const state = this.store.state(serverId);
+    if (state.status === 'error') return [{ type: 'info', serverId, message: state.message, kind: 'error' }];
+    const sandboxes = this.visible(this.store.sandboxes(serverId));
+    if (sandboxes.length === 0)
+      return [
+        {
+          type: 'info',
+          serverId,
+          message: this.filterText ? 'No sandbox matches the filter' : 'No sandboxes yet',
+          kind: 'empty',
+        },
+      ];
+    return sandboxes.map((sandbox) => ({ type: 'sandbox', serverId, sandbox }));
+  }
+
+  private async checkpointNodes(node: SandboxNode): Promise<PixelsNode[]> {
+    let checkpoints = node.sandbox.checkpoints;
+    if (!checkpoints) {
+      try {
+        const backend = await this.registry.backend(node.serverId);
+        checkpoints = sortCheckpoints(await backend.listCheckpoints(node.sandbox.name));
+      } catch (err) {
+        return [{ type: 'info', serverId: node.serverId, message: userMessage(err), kind: 'error' }];
+      }
+    }
+    return checkpoints.map((checkpoint, i) => ({
+      type: 'checkpoint',
+      serverId: node.serverId,
+      sandbox: node.sandbox.name,
+      checkpoint,
+      newer: checkpoints.slice(0, i).map((c) => c.label),
+    }));
+  }
+
+  getTreeItem(node: PixelsNode): vscode.TreeItem {
+    switch (node.type) {
+      case 'server':
+        return this.serverItem(
+          this.registry.servers().find((s) => s.id === node.serverId),
+          node.serverId,
+        );
+      case 'sandbox':
+        return sandboxItem(node);
+      case 'checkpoint':
+        return checkpointItem(node);
+      case 'info':
+        return infoItem(node);
+    }
+  }
+
+  private serverItem(server: ServerConfig | undefined, serverId: string): vscode.TreeItem {
+    const item = new vscode.TreeItem(server?.label ?? serverId, vscode.TreeItemCollapsibleState.Expanded);
+    item.id = `server:${serverId}`;
+    const state = this.store.state(serverId);
+    const where =
+      server?.kind === 'truenas'
+        ? `TrueNAS · ${server.host}`
+        : `Incus · ${server?.url ?? server?.socketPath ?? 'local'}`;
+    if (state.status === 'error') {
+      item.iconPath = new vscode.ThemeIcon('error', new vscode.ThemeColor('charts.red'));
+      item.description = 'unreachable';
+      item.tooltip = new vscode.MarkdownString(
+        `**${escapeMd(item.label as string)}** — ${escapeMd(where)}\n\n${escapeMd(state.message)}`,
+      );
+      item.contextValue = 'server+error';
+    } else {
+      item.iconPath = new vscode.ThemeIcon(server?.kind === 'incus' ? 'server-environment' : 'server');
+      const count = this.store.sandboxes(serverId).length;
+      item.description = state.status === 'ok' ? `${count} sandbox${count === 1 ? '' : 'es'}` : '';
+      item.tooltip = new vscode.MarkdownString(`**${escapeMd(item.label as string)}** — ${escapeMd(where)}`);
+      item.contextValue = 'server';
+    }
+    return item;
+  }
+
+  refreshView(): void {
+    this.emitter.fire(undefined);
+  }
+
+  dispose(): void {
+    for (const s of this.subscriptions) s.dispose();
+    this.emitter.dispose();
+  }
+}
+
+function sandboxItem(node: SandboxNode): vscode.TreeItem {
+  const s = node.sandbox;
+  const hasCheckpoints = s.checkpoints === undefined || s.checkpoints.length > 0;
+  const item = new vscode.TreeItem(
+    s.name,
+    hasCheckpoints ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None,
+  );
+  item.id = `sandbox:${node.serverId}/${s.name}`;
+  const [icon, color] = STATUS_ICON[s.status] ?? STATUS_ICON.unknown;
+  item.iconPath = new vscode.ThemeIcon(icon, color ? new vscode.ThemeColor(color) : undefined);
+  const egress = egressOf(s);
+  const parts = [s.status === 'running' ? (s.ipv4 ?? 'no IP yet') : s.status];
+  if (egress) parts.push(egress);
+  item.description = parts.join(' · ');
+  const rows = [
+    `**${escapeMd(s.name)}** — ${s.status}`,
+    '',
+    `| | |`,
+    `|---|---|`,
+    `| Image | ${escapeMd(s.image ?? 'unknown')} |`,
+    `| CPU | ${escapeMd(s.cpu ?? 'default')} |`,
+    `| Memory | ${s.memoryMiB ? formatMemory(s.memoryMiB) : 'default'} |`,
+    `| IP | ${escapeMd([s.ipv4, s.ipv6].filter(Boolean).join(', ') || 'none')} |`,
+  ];
+  if (egress) rows.push(`| Egress | ${escapeMd(egress)} |`);
+  if (s.createdAt) rows.push(`| Created | ${formatDate(s.createdAt)} (${formatAge(s.createdAt)}) |`);
+  if (s.location) rows.push(`| Member | ${escapeMd(s.location)} |`);
+  rows.push(`| Instance | \`${escapeMd(s.instanceName)}\` |`);
+  item.tooltip = new vscode.MarkdownString(rows.join('\n'));
+  item.contextValue = `sandbox+${s.status}${s.ipv4 ? '+ip' : ''}`;
+  return item;
+}
+
+function checkpointItem(node: CheckpointNode): vscode.TreeItem {
+  const c = node.checkpoint;
+  const item = new vscode.TreeItem(c.label, vscode.TreeItemCollapsibleState.None);
+  item.id = `checkpoint:${node.serverId}/${node.sandbox}@${c.label}`;
+  item.iconPath = new vscode.ThemeIcon('git-commit');
+  const size = c.sizeBytes !== undefined ? formatBytes(c.sizeBytes) : undefined;
+  item.description = [size, formatAge(c.createdAt)].filter(Boolean).join(' · ');
+  item.tooltip = new vscode.MarkdownString(
+    [
+      `**${escapeMd(c.label)}** — checkpoint of ${escapeMd(node.sandbox)}`,
+      '',
+      `Created ${formatDate(c.createdAt)}${size ? ` · ${size}` : ''}`,
+      node.newer.length
+        ? `\n\nRestoring it removes ${node.newer.length} newer checkpoint${node.newer.length === 1 ? '' : 's'}.`
+        : '',
+    ].join('\n'),
+  );
+  item.contextValue = 'checkpoint';
+  return item;
+}
+
+function infoItem(node: InfoNode): vscode.TreeItem {
+  const item = new vscode.TreeItem(node.message, vscode.TreeItemCollapsibleState.None);
+  item.id = `info:${node.serverId}:${node.kind}`;
+  if (node.kind === 'error') {
+    item.iconPath = new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'));
+    item.tooltip = `${node.message}\nClick to retry.`;
+    item.command = {
+      command: CommandIds.refresh,
+      title: 'Retry',
+      arguments: [{ type: 'server', serverId: node.serverId }],
+    };
+  } else {
+    item.iconPath = new vscode.ThemeIcon('info');
+    item.command = {
+      command: CommandIds.createSandbox,
+      title: 'Create Sandbox…',
+      arguments: [{ type: 'server', serverId: node.serverId }],
+    };
+  }
+  item.contextValue = 'info';
+  return item;
+}
+
+function escapeMd(text: string): string {
+  return text.replace(/([\\`*_{}[\]()#+\-.!|<>])/g, '\\$1');
+}
