@@ -34,20 +34,29 @@ function envError(key: string, why: string): ValidationError {
  *   KEY = { forward = true }                   -> session variable taken from the host (skipped if unset)
  *   KEY = { value = "x", session_only = true } -> session variable ($VAR expanded)
  */
-export function resolveEnv(table: Record<string, unknown>, hostEnv: Record<string, string | undefined>): ResolvedEnv {
+export function resolveEnv(
+  table: Record<string, unknown>,
+  hostEnv: Record<string, string | undefined>,
+): ResolvedEnv {
   const image: Record<string, string> = {};
   const session: Record<string, string> = {};
   const sessionKeys = new Set<string>();
   for (const [key, raw] of Object.entries(table)) {
-    if (!KEY.test(key)) throw envError(key, 'a variable name has letters, digits and underscores and does not start with a digit');
+    if (!KEY.test(key))
+      throw envError(
+        key,
+        'a variable name has letters, digits and underscores and does not start with a digit',
+      );
     if (typeof raw === 'string') {
       image[key] = checkValue(key, expandEnv(raw, hostEnv));
       continue;
     }
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw envError(key, 'unsupported type');
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+      throw envError(key, 'unsupported type');
     const entry = raw as Record<string, unknown>;
     const unknownKeys = Object.keys(entry).filter((k) => !['value', 'forward', 'session_only'].includes(k));
-    if (unknownKeys.length) throw envError(key, `unknown field ${unknownKeys.map((k) => `"${k}"`).join(', ')}`);
+    if (unknownKeys.length)
+      throw envError(key, `unknown field ${unknownKeys.map((k) => `"${k}"`).join(', ')}`);
     if (entry.forward === true) {
       if ('value' in entry) throw envError(key, 'use either forward = true or value = "...", not both');
       sessionKeys.add(key);
@@ -68,7 +77,11 @@ export function resolveEnv(table: Record<string, unknown>, hostEnv: Record<strin
 function checkValue(key: string, value: string): string {
   // /etc/environment (pam_env) has no escapes: these characters cannot be represented there.
   if (/[\n\r\0]/.test(value)) throw envError(key, 'values cannot contain line breaks');
-  if (/["\\]/.test(value)) throw envError(key, 'values cannot contain double quotes or backslashes (/etc/environment has no escapes)');
+  if (/["\\]/.test(value))
+    throw envError(
+      key,
+      'values cannot contain double quotes or backslashes (/etc/environment has no escapes)',
+    );
   return value;
 }
 
@@ -82,7 +95,10 @@ export function envScript(image: Record<string, string>): string {
   const profile: FileSpec = {
     path: GUEST_PATHS.environmentProfile,
     mode: 0o644,
-    content: ['# Pixels [env] image variables. Generated; changes are replaced.', ...keys.map((k) => `export ${k}=${shq(image[k])}`)].join('\n'),
+    content: [
+      '# Pixels [env] image variables. Generated; changes are replaced.',
+      ...keys.map((k) => `export ${k}=${shq(image[k])}`),
+    ].join('\n'),
   };
   return `set -euo pipefail
 touch /etc/environment

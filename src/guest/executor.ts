@@ -44,7 +44,8 @@ export function sshExecutor(pool: SshPool, target: SshTarget): Executor {
 
 /** Through the backend's exec API (capability `exec`); output arrives when the command ends. */
 export function backendExecutor(backend: Backend, name: string): Executor {
-  if (!backend.exec) throw new UnsupportedError(`The ${backend.kind} backend cannot run commands without SSH.`);
+  if (!backend.exec)
+    throw new UnsupportedError(`The ${backend.kind} backend cannot run commands without SSH.`);
   const exec = backend.exec.bind(backend) as (
     name: string,
     argv: string[],
@@ -63,7 +64,10 @@ function withTimeout<T>(promise: Promise<T>, ms: number | undefined): Promise<T>
   if (!ms) return promise;
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError(`The command did not finish within ${Math.round(ms / 1000)} s.`)), ms);
+    timer = setTimeout(
+      () => reject(new TimeoutError(`The command did not finish within ${Math.round(ms / 1000)} s.`)),
+      ms,
+    );
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

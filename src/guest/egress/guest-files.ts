@@ -41,7 +41,7 @@ exec 9> /run/pixels/egress.lock
 flock -w 60 9 || die "another pixels-egress is still running"
 
 # egress.json is written by the host as JSON whose values contain no quotes, commas or spaces.
-flat() { tr -d ' \\t\\r\\n' < "$POLICY"; }
+flat() { tr -d ' \\t\\r\\n' < "$POLICY"; echo; }
 json_str() { flat | sed -n 's/.*"'"$1"'":"\\([^"]*\\)".*/\\1/p'; }
 json_list() { flat | sed -n 's/.*"'"$1"'":\\[\\([^]]*\\)\\].*/\\1/p' | tr ',' '\\n' | sed -n 's/^"\\(.*\\)"$/\\1/p'; }
 join_lines() { awk 'NF' | sort -u | paste -sd, - | sed 's/,/, /g'; }
@@ -68,7 +68,10 @@ resolvers() {
   local r
   r=$(json_list resolvers || true)
   if [ -z "$r" ]; then
-    r=$(awk '$1 == "nameserver" { print $2 }' /run/systemd/resolve/resolv.conf /etc/resolv.conf 2> /dev/null || true)
+    # systemd-resolved's stub (127.0.0.53) forwards to the servers in its own resolv.conf.
+    for f in /run/systemd/resolve/resolv.conf /etc/resolv.conf; do
+      if [ -f "$f" ]; then r="$r $(awk '$1 == "nameserver" { print $2 }' "$f")"; fi
+    done
   fi
   printf '%s\\n' $r | sed 's/%.*//' | awk 'NF' | sort -u
 }

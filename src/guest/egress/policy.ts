@@ -61,11 +61,18 @@ function normalizeResolvers(resolvers: readonly string[]): string[] {
 
 function presetFor(mode: EgressMode, settings: PolicySettings): string[] {
   if (mode !== 'agent') return [];
-  return normalizeList([...(settings.presetOverride ?? agentPresetEntries()), ...(settings.presetExtra ?? [])]);
+  return normalizeList([
+    ...(settings.presetOverride ?? agentPresetEntries()),
+    ...(settings.presetExtra ?? []),
+  ]);
 }
 
 /** A validated policy for a new sandbox. */
-export function buildPolicy(mode: EgressMode, allow: readonly string[] = [], settings: PolicySettings = {}): EgressPolicy {
+export function buildPolicy(
+  mode: EgressMode,
+  allow: readonly string[] = [],
+  settings: PolicySettings = {},
+): EgressPolicy {
   return {
     version: 1,
     mode: validateEgressMode(mode),
@@ -76,7 +83,11 @@ export function buildPolicy(mode: EgressMode, allow: readonly string[] = [], set
 }
 
 /** Changes the mode and keeps the sandbox's own entries (pixels re-derived them from config and lost them). */
-export function withMode(policy: EgressPolicy, mode: EgressMode, settings: PolicySettings = {}): EgressPolicy {
+export function withMode(
+  policy: EgressPolicy,
+  mode: EgressMode,
+  settings: PolicySettings = {},
+): EgressPolicy {
   return { ...policy, mode: validateEgressMode(mode), preset: presetFor(mode, settings) };
 }
 
@@ -84,7 +95,8 @@ export function withMode(policy: EgressPolicy, mode: EgressMode, settings: Polic
 export function withAllowed(policy: EgressPolicy, entry: string): EgressPolicy {
   const value = normalizeEgressEntry(entry);
   const mode = policy.mode === 'unrestricted' ? 'allowlist' : policy.mode;
-  if (policy.allow.includes(value) || (mode === 'agent' && policy.preset.includes(value))) return { ...policy, mode };
+  if (policy.allow.includes(value) || (mode === 'agent' && policy.preset.includes(value)))
+    return { ...policy, mode };
   return { ...policy, mode, allow: [...policy.allow, value] };
 }
 
@@ -93,7 +105,11 @@ export function withDenied(policy: EgressPolicy, entry: string): EgressPolicy {
   const value = normalizeEgressEntry(entry);
   if (!policy.allow.includes(value) && !policy.preset.includes(value))
     throw new NotFoundError(`"${value}" is not in this sandbox's allow list.`);
-  return { ...policy, allow: policy.allow.filter((e) => e !== value), preset: policy.preset.filter((e) => e !== value) };
+  return {
+    ...policy,
+    allow: policy.allow.filter((e) => e !== value),
+    preset: policy.preset.filter((e) => e !== value),
+  };
 }
 
 /** Everything allowed, deduplicated, in order (preset first). */
@@ -118,9 +134,12 @@ export function parsePolicy(text: string): EgressPolicy {
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw new ValidationError(`The sandbox's egress policy file is not valid JSON (${(err as Error).message}).`);
+    throw new ValidationError(
+      `The sandbox's egress policy file is not valid JSON (${(err as Error).message}).`,
+    );
   }
-  if (typeof raw !== 'object' || raw === null) throw new ValidationError('The egress policy file is not an object.');
+  if (typeof raw !== 'object' || raw === null)
+    throw new ValidationError('The egress policy file is not an object.');
   const obj = raw as Record<string, unknown>;
   const list = (key: string): string[] => {
     const value = obj[key] ?? [];
@@ -128,7 +147,8 @@ export function parsePolicy(text: string): EgressPolicy {
       throw new ValidationError(`The egress policy field "${key}" must be a list of strings.`);
     return value as string[];
   };
-  if (obj.version !== 1) throw new ValidationError(`Unsupported egress policy version ${String(obj.version)}.`);
+  if (obj.version !== 1)
+    throw new ValidationError(`Unsupported egress policy version ${String(obj.version)}.`);
   return {
     version: 1,
     mode: validateEgressMode(String(obj.mode)),

@@ -5,14 +5,20 @@ import { ValidationError } from '../../core/errors';
 
 export type EgressEntry =
   | { kind: 'domain'; value: string }
-  | { kind: 'cidr'; family: 4 | 6; value: string; /** true when the user gave a single address */ single: boolean };
+  | {
+      kind: 'cidr';
+      family: 4 | 6;
+      value: string;
+      /** true when the user gave a single address */ single: boolean;
+    };
 
 /** The normalised entry, or throws a ValidationError naming the problem. */
 export function parseEgressEntry(input: string): EgressEntry {
   const text = input.trim();
   if (text === '') throw problem(input, 'it is empty');
   if (/\s/.test(text)) throw problem(input, 'it contains spaces; enter one domain or address at a time');
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) throw problem(input, 'enter a host name, not a URL (drop the scheme and path)');
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text))
+    throw problem(input, 'enter a host name, not a URL (drop the scheme and path)');
   if (text.includes('/') || text.includes(':') || /^[0-9.]+$/.test(text)) return parseCidr(input, text);
   return { kind: 'domain', value: parseDomain(input, text) };
 }
@@ -43,20 +49,23 @@ function parseDomain(input: string, text: string): string {
   if (name.endsWith('.')) name = name.slice(0, -1);
   if (name.startsWith('*.'))
     throw problem(input, 'wildcards are not supported; allow each host name (e.g. api.example.com) instead');
-  if (/[^\x20-\x7e]/.test(name)) throw problem(input, 'use the ASCII (punycode, xn--...) form of international names');
+  if (/[^\x20-\x7e]/.test(name))
+    throw problem(input, 'use the ASCII (punycode, xn--...) form of international names');
   if (name.includes('*')) throw problem(input, 'wildcards are not supported');
   if (name.length > 253) throw problem(input, 'a domain name is at most 253 characters long');
   const labels = name.split('.');
   if (labels.length < 2) throw problem(input, 'a domain needs at least two labels (e.g. example.com)');
   for (const label of labels) {
     if (label === '') throw problem(input, 'it has an empty label (two dots in a row, or a leading dot)');
-    if (label.length > 63) throw problem(input, `the label "${label.slice(0, 20)}..." is longer than 63 characters`);
+    if (label.length > 63)
+      throw problem(input, `the label "${label.slice(0, 20)}..." is longer than 63 characters`);
     if (!/^[a-z0-9-]+$/.test(label))
       throw problem(input, `the label "${label}" may contain only letters, digits and hyphens`);
     if (label.startsWith('-') || label.endsWith('-'))
       throw problem(input, `the label "${label}" must not start or end with a hyphen`);
   }
-  if (/^[0-9]+$/.test(labels[labels.length - 1])) throw problem(input, 'the last label must not be all digits');
+  if (/^[0-9]+$/.test(labels[labels.length - 1]))
+    throw problem(input, 'the last label must not be all digits');
   return name;
 }
 
@@ -73,7 +82,8 @@ function parseCidr(input: string, text: string): EgressEntry {
   const width = family === 4 ? 32 : 128;
   let prefix = width;
   if (prefixText !== undefined) {
-    if (!/^\d{1,3}$/.test(prefixText)) throw problem(input, `the prefix length "${prefixText}" is not a number`);
+    if (!/^\d{1,3}$/.test(prefixText))
+      throw problem(input, `the prefix length "${prefixText}" is not a number`);
     prefix = Number(prefixText);
     if (prefix > width) throw problem(input, `an IPv${family} prefix length is at most ${width}`);
     if (prefix === 0) throw problem(input, 'a /0 range allows everything; use the unrestricted mode instead');
@@ -84,7 +94,12 @@ function parseCidr(input: string, text: string): EgressEntry {
     throw problem(input, `host bits are set after /${prefix}; did you mean ${network}/${prefix}?`);
   }
   const shown = format(family, bits);
-  return { kind: 'cidr', family, value: prefix === width ? shown : `${shown}/${prefix}`, single: prefix === width };
+  return {
+    kind: 'cidr',
+    family,
+    value: prefix === width ? shown : `${shown}/${prefix}`,
+    single: prefix === width,
+  };
 }
 
 function parseIPv4(input: string, text: string): bigint {
@@ -93,7 +108,8 @@ function parseIPv4(input: string, text: string): bigint {
   let value = 0n;
   for (const part of parts) {
     if (!/^\d{1,3}$/.test(part)) throw problem(input, `"${part}" is not a number from 0 to 255`);
-    if (part.length > 1 && part.startsWith('0')) throw problem(input, `"${part}" has a leading zero (ambiguous octal)`);
+    if (part.length > 1 && part.startsWith('0'))
+      throw problem(input, `"${part}" has a leading zero (ambiguous octal)`);
     const n = Number(part);
     if (n > 255) throw problem(input, `${n} is larger than 255`);
     value = (value << 8n) | BigInt(n);
@@ -115,7 +131,8 @@ function parseIPv6(input: string, text: string): bigint {
         out.push(Number(v4 >> 16n), Number(v4 & 0xffffn));
         return;
       }
-      if (!/^[0-9a-fA-F]{1,4}$/.test(piece)) throw problem(input, `"${piece}" is not an IPv6 group (1-4 hex digits)`);
+      if (!/^[0-9a-fA-F]{1,4}$/.test(piece))
+        throw problem(input, `"${piece}" is not an IPv6 group (1-4 hex digits)`);
       out.push(parseInt(piece, 16));
     });
     return out;
@@ -139,7 +156,7 @@ function format(family: 4 | 6, bits: bigint): string {
   // RFC 5952: compress the longest run (length >= 2) of zero groups, the first one on a tie.
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;

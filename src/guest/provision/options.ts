@@ -66,7 +66,6 @@ export interface ProvisionOptions {
   timeouts?: Partial<Record<string, number>>;
 }
 
-
 function invalid(field: string, message: string): ValidationError {
   return new ValidationError(message, [{ field, message }]);
 }
@@ -86,21 +85,35 @@ export function validateUrl(field: string, value: string): string {
 
 export function validateTool(tool: ToolSpec): ToolSpec {
   if (!/^[A-Za-z0-9@][A-Za-z0-9@/:._+-]*$/.test(tool.name))
-    throw invalid('tools', `Tool "${tool.name}" is not a valid mise tool name (e.g. node, npm:@openai/codex).`);
+    throw invalid(
+      'tools',
+      `Tool "${tool.name}" is not a valid mise tool name (e.g. node, npm:@openai/codex).`,
+    );
   if (!/^[A-Za-z0-9][A-Za-z0-9._+-]*$/.test(tool.version))
-    throw invalid('tools', `Version "${tool.version}" of ${tool.name} is not a valid version (e.g. lts, latest, 22).`);
+    throw invalid(
+      'tools',
+      `Version "${tool.version}" of ${tool.name} is not a valid version (e.g. lts, latest, 22).`,
+    );
   return tool;
 }
 
 export function validatePackage(name: string): string {
-  if (!/^[a-z0-9][a-z0-9+.-]+$/.test(name)) throw invalid('packages', `"${name}" is not a valid package name.`);
+  if (!/^[a-z0-9][a-z0-9+.-]+$/.test(name))
+    throw invalid('packages', `"${name}" is not a valid package name.`);
   return name;
 }
 
 export function validatePublicKey(line: string): string {
   const trimmed = line.trim();
-  if (!/^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( [^\n\r]*)?$/.test(trimmed))
-    throw invalid('userPublicKeys', 'An SSH public key must be one OpenSSH line, e.g. "ssh-ed25519 AAAA... comment".');
+  if (
+    !/^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( [^\n\r]*)?$/.test(
+      trimmed,
+    )
+  )
+    throw invalid(
+      'userPublicKeys',
+      'An SSH public key must be one OpenSSH line, e.g. "ssh-ed25519 AAAA... comment".',
+    );
   return trimmed;
 }
 

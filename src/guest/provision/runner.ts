@@ -40,7 +40,11 @@ export class ProvisionStepError extends PixelsError {
     readonly logTail: string[],
     options?: { cause?: unknown },
   ) {
-    const why = timedOut ? 'timed out' : exitCode === undefined ? 'could not run' : `failed (exit code ${exitCode})`;
+    const why = timedOut
+      ? 'timed out'
+      : exitCode === undefined
+        ? 'could not run'
+        : `failed (exit code ${exitCode})`;
     const last = logTail.length ? `: ${logTail[logTail.length - 1]}` : '';
     super(timedOut ? 'timeout' : 'server', `Provisioning step "${title}" ${why}${last}`, options);
   }
@@ -91,7 +95,11 @@ export async function doneSteps(exec: Executor, steps: ProvisionStep[]): Promise
   return new Set(steps.filter((s) => markers.get(s.id) === s.hash).map((s) => s.id));
 }
 
-export async function runProvision(exec: Executor, steps: ProvisionStep[], options: RunOptions = {}): Promise<StepOutcome[]> {
+export async function runProvision(
+  exec: Executor,
+  steps: ProvisionStep[],
+  options: RunOptions = {},
+): Promise<StepOutcome[]> {
   const emit = options.onEvent ?? (() => {});
   const tailLines = options.tailLines ?? 30;
   emit({ type: 'plan', steps: steps.map(({ id, title }) => ({ id, title })) });
@@ -139,10 +147,14 @@ export async function runProvision(exec: Executor, steps: ProvisionStep[], optio
       outcomes.push({ id: step.id, state: 'done', alreadyDone: false, durationMs });
       continue;
     }
-    const timedOut = failure instanceof TimeoutError || (exitCode !== undefined && TIMEOUT_EXIT_CODES.has(exitCode));
-    if (timedOut) pushLine(`(step "${step.title}" stopped after its ${Math.round(step.timeoutMs / 1000)} s timeout)`);
+    const timedOut =
+      failure instanceof TimeoutError || (exitCode !== undefined && TIMEOUT_EXIT_CODES.has(exitCode));
+    if (timedOut)
+      pushLine(`(step "${step.title}" stopped after its ${Math.round(step.timeoutMs / 1000)} s timeout)`);
     else if (failure) pushLine(`(${failure instanceof Error ? failure.message : String(failure)})`);
-    const error = new ProvisionStepError(step.id, step.title, exitCode, timedOut, [...tail], { cause: failure });
+    const error = new ProvisionStepError(step.id, step.title, exitCode, timedOut, [...tail], {
+      cause: failure,
+    });
     emit({ type: 'step', id: step.id, title: step.title, state: 'failed', durationMs, error: error.message });
     throw error;
   }

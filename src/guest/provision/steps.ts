@@ -50,7 +50,7 @@ const APT_PRELUDE = [
   'apt_install() {',
   '  local p missing=()',
   '  for p in "$@"; do',
-  "    dpkg-query -W -f='${Status}' \"$p\" 2>/dev/null | grep -q 'install ok installed' || missing+=(\"$p\")",
+  '    dpkg-query -W -f=\'${Status}\' "$p" 2>/dev/null | grep -q \'install ok installed\' || missing+=("$p")',
   '  done',
   '  [ ${#missing[@]} -eq 0 ] && { echo "packages already installed: $*"; return 0; }',
   '  echo "installing: ${missing[*]}"',
@@ -85,6 +85,12 @@ fi
 # '*': no password login, yet not "locked" (sshd refuses keys for locked accounts without PAM).
 usermod -p '*' ${U.name}
 install -d -m 0750 -o ${U.uid} -g ${U.gid} ${U.home}
+# The home may exist already (keys pushed before first boot): give it the skeleton files it lacks.
+for f in /etc/skel/.[!.]* /etc/skel/*; do
+  [ -e "$f" ] || continue
+  b=$(basename "$f")
+  if [ ! -e "${U.home}/$b" ]; then cp -r "$f" "${U.home}/$b" && chown -R ${U.uid}:${U.gid} "${U.home}/$b"; fi
+done
 `;
 }
 
@@ -146,7 +152,11 @@ echo "sshd ready ($svc), ${keys.length} key(s) authorised"
 }
 
 function miseToml(tools: ToolSpec[]): string {
-  return ['# Managed by Pixels: the tools of this sandbox.', '[tools]', ...tools.map((t) => `"${t.name}" = "${t.version}"`)].join('\n');
+  return [
+    '# Managed by Pixels: the tools of this sandbox.',
+    '[tools]',
+    ...tools.map((t) => `"${t.name}" = "${t.version}"`),
+  ].join('\n');
 }
 
 function envAssignments(env: Record<string, string | undefined>): string {
@@ -186,7 +196,13 @@ function toolsStep(sources: DownloadSources, tools: ToolSpec[]): string {
     MISE_NODE_MIRROR_URL: sources.nodeMirror,
   });
   const npmrc = sources.npmRegistry
-    ? writeFileScript({ path: `${U.home}/.npmrc`, content: `registry=${sources.npmRegistry}`, mode: 0o644, uid: U.uid, gid: U.gid })
+    ? writeFileScript({
+        path: `${U.home}/.npmrc`,
+        content: `registry=${sources.npmRegistry}`,
+        mode: 0o644,
+        uid: U.uid,
+        gid: U.gid,
+      })
     : '';
   return `set -euo pipefail
 ${npmrc}
@@ -208,7 +224,11 @@ ${run}
 
 function egressStep(options: ProvisionOptions): string {
   const files = egressGuestFiles({ refreshSeconds: options.egressRefreshSeconds });
-  const policy = writeFileScript({ path: GUEST_PATHS.egressPolicy, content: serializePolicy(options.egress), mode: 0o644 });
+  const policy = writeFileScript({
+    path: GUEST_PATHS.egressPolicy,
+    content: serializePolicy(options.egress),
+    mode: 0o644,
+  });
   return `set -euo pipefail
 ${files.map(writeFileScript).join('\n')}
 # The policy is written once: a re-run or a clone keeps the sandbox's own (runtime) changes.
@@ -231,11 +251,13 @@ function step(id: StepId, title: string, body: string, options: ProvisionOptions
 export function provisionSteps(options: ProvisionOptions): ProvisionStep[] {
   const sources = resolveSources(options.sources);
   const keys = options.userPublicKeys.map(validatePublicKey);
-  if (keys.length === 0) throw new ValidationError('Provisioning needs at least one SSH public key to authorise.');
+  if (keys.length === 0)
+    throw new ValidationError('Provisioning needs at least one SSH public key to authorise.');
   const hostKey = options.hostPublicKey ? validatePublicKey(options.hostPublicKey) : undefined;
   const acceptEnv = [...new Set(options.acceptEnv ?? [])].sort();
   for (const key of acceptEnv)
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new ValidationError(`"${key}" is not a valid variable name.`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
+      throw new ValidationError(`"${key}" is not a valid variable name.`);
   const restricted = options.egress.mode !== 'unrestricted';
   const packages = [
     ...new Set([
@@ -258,7 +280,14 @@ export function provisionSteps(options: ProvisionOptions): ProvisionStep[] {
     if (tools.length) steps.push(step('tools', 'Install dev tools', toolsStep(sources, tools), options));
   }
   if (options.setupScript?.content.trim())
-    steps.push(step('setup', 'Run setup script', setupStep(options.setupScript.content, options.setupScript.runAs ?? 'pixel'), options));
+    steps.push(
+      step(
+        'setup',
+        'Run setup script',
+        setupStep(options.setupScript.content, options.setupScript.runAs ?? 'pixel'),
+        options,
+      ),
+    );
   steps.push(step('egress', 'Apply egress policy', egressStep(options), options));
   return steps;
 }

@@ -1,0 +1,222 @@
+// Egress policy on a real Incus container: listeners on this machine stand in for the internet. Allowed ones
+// answer, others are refused, private ranges are refused unless a specific address is allowed, IPv6 alike;
+// allow/deny act at once; the rules hold after reboot, restore of an older checkpoint and clone; pixel cannot
+// remove them.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { IncusBackend } from '../../../src/backends/incus/index';
+import {
+  allowEgress,
+  backendExecutor,
+  buildPolicy,
+  denyEgress,
+  provision,
+  recheckEgress,
+  setEgressMode,
+  showEgress,
+  type Executor,
+} from '../../../src/guest/index';
+import { generateKeyPair } from '../../../src/ssh/index';
+import type { Lab } from '../../lab/lab';
+import {
+  bootSandbox,
+  fetchFrom,
+  labBackend,
+  removeTestInstances,
+  sh,
+  testPrefix,
+  useTestResolver,
+  waitBooted,
+  waitForAddresses,
+} from './helpers';
+import { NET, startInternet, type Internet } from './internet';
+
+describe('egress on real containers', { timeout: 600_000 }, () => {
+  const prefix = testPrefix();
+  const name = `${prefix}-eg`;
+  let lab: Lab;
+  let backend: IncusBackend;
+  let net: Internet;
+  let exec: Executor;
+  let url: (host: string) => string;
+
+  before(async () => {
+    ({ lab, backend } = await labBackend());
+    net = await startInternet(lab.bridge, lab.bridgeIpv4, lab.bridgeIpv6);
+    url = (host) => `http://${host.includes(':') ? `[${host}]` : host}:${net.port}/`;
+    exec = await bootSandbox(backend, name, lab.image);
+    // The real provisioning path, without the dev tools (no internet here): user, ssh, env, egress.
+    await provision(exec, {
+      userPublicKeys: [generateKeyPair('egress-test').publicOpenSsh],
+      devtools: false,
+      packages: [],
+      egress: buildPolicy('agent', ['allowed.test']),
+    });
+  });
+
+  after(async () => {
+    backend?.dispose();
+    if (lab) await removeTestInstances(lab, prefix);
+    await net?.close();
+  });
+
+  /** The expectations that must hold whenever the agent policy with allowed.test is in force. */
+  async function assertAgentPolicyHolds(x: Executor, where: string) {
+    const ok4 = await fetchFrom(x, url('allowed.test'), 4);
+    assert.equal(ok4.exitCode, 0, `${where}: allowed.test over IPv4 should answer: ${ok4.output}`);
+    assert.match(ok4.output, new RegExp(`hello from ${NET.allowedV4.replace(/\./g, '\\.')}`));
+    const ok6 = await fetchFrom(x, url('allowed.test'), 6);
+    assert.equal(ok6.exitCode, 0, `${where}: allowed.test over IPv6 should answer: ${ok6.output}`);
+    assert.match(ok6.output, /hello from 2001:db8:77::10/);
+    for (const [target, family] of [
+      ['denied.test', 4],
+      ['denied.test', 6],
+      [NET.deniedV4, 4],
+      [NET.deniedV6, 6],
+    ] as const) {
+      const r = await fetchFrom(x, url(target), family);
+      assert.equal(
+        r.exitCode,
+        7,
+        `${where}: ${target} (IPv${family}) should be refused, got ${r.exitCode}: ${r.output}`,
+      );
+    }
+    for (const [target, family] of [
+      ['private.test', 4],
+      ['private.test', 6],
+      [net.privateV4, 4],
+      [net.privateV6, 6],
+    ] as const) {
+      const r = await fetchFrom(x, url(target), family);
+      assert.equal(
+        r.exitCode,
+        7,
+        `${where}: private ${target} (IPv${family}) should be refused: ${r.output}`,
+      );
+    }
+  }
+
+  test('agent mode: allowed answers, others and private ranges are refused, IPv4 and IPv6', async () => {
+    await assertAgentPolicyHolds(exec, 'after provisioning');
+    const status = await showEgress(exec);
+    assert.equal(status.policy.mode, 'agent', 'network show reports agent, not allowlist');
+    assert.ok(status.enforced);
+    assert.ok(status.effective.includes('allowed.test'));
+    assert.ok(status.effective.includes('api.anthropic.com'), 'the preset is part of the list');
+    assert.ok(status.resolvedAddresses >= 2);
+  });
+
+  test('allow and deny take effect at once and are kept in the sandbox', async () => {
+    let status = await allowEgress(exec, 'denied.test');
+    assert.equal(status.policy.mode, 'agent');
+    assert.deepEqual(status.policy.allow, ['allowed.test', 'denied.test']);
+    assert.equal((await fetchFrom(exec, url('denied.test'), 4)).exitCode, 0);
+    assert.equal((await fetchFrom(exec, url('denied.test'), 6)).exitCode, 0);
+    status = await denyEgress(exec, 'denied.test');
+    assert.deepEqual(status.policy.allow, ['allowed.test']);
+    assert.equal((await fetchFrom(exec, url('denied.test'), 4)).exitCode, 7);
+    assert.equal((await fetchFrom(exec, url('denied.test'), 6)).exitCode, 7);
+    // A runtime addition survives a fresh read (pixels lost these on the next `network set`).
+    await allowEgress(exec, NET.deniedV4);
+    assert.ok((await showEgress(exec)).policy.allow.includes(NET.deniedV4));
+    assert.equal((await fetchFrom(exec, url(NET.deniedV4), 4)).exitCode, 0);
+    await denyEgress(exec, NET.deniedV4);
+    assert.equal((await fetchFrom(exec, url(NET.deniedV4), 4)).exitCode, 7);
+  });
+
+  test('a private address is reachable only when that specific address is allowed', async () => {
+    await allowEgress(exec, net.privateV4);
+    await allowEgress(exec, net.privateV6);
+    const r4 = await fetchFrom(exec, url(net.privateV4), 4);
+    assert.equal(r4.exitCode, 0, r4.output);
+    const r6 = await fetchFrom(exec, url(net.privateV6), 6);
+    assert.equal(r6.exitCode, 0, r6.output);
+    await denyEgress(exec, net.privateV4);
+    await denyEgress(exec, net.privateV6);
+    assert.equal((await fetchFrom(exec, url(net.privateV4), 4)).exitCode, 7);
+    assert.equal((await fetchFrom(exec, url(net.privateV6), 6)).exitCode, 7);
+  });
+
+  test('DNS goes only to the configured resolver', async () => {
+    assert.equal((await sh(exec, 'getent hosts allowed.test')).exitCode, 0);
+    // Another server that knows the same names: the query never reaches it.
+    await useTestResolver(backend, name, NET.otherDnsV4);
+    const other = await sh(exec, 'getent hosts allowed.test');
+    assert.notEqual(other.exitCode, 0, `a lookup through ${NET.otherDnsV4} should fail: ${other.output}`);
+    await useTestResolver(backend, name, NET.dnsV4);
+    assert.equal((await sh(exec, 'getent hosts allowed.test')).exitCode, 0);
+  });
+
+  test('the pixel user cannot remove the rules', async () => {
+    for (const attempt of [
+      'sudo -n nft flush ruleset',
+      'nft flush ruleset',
+      'sudo -n /usr/sbin/nft delete table inet pixels_egress',
+      'sudo -n bash -c "nft flush ruleset"',
+      'sudo -n -s true',
+      'sudo -n /usr/local/sbin/pixels-apt -o APT::Update::Pre-Invoke::=/bin/sh update',
+    ]) {
+      const r = await sh(exec, attempt, 'pixel');
+      assert.notEqual(r.exitCode, 0, `"${attempt}" as pixel should fail: ${r.output}`);
+    }
+    const list = await sh(exec, 'sudo -n -l', 'pixel');
+    assert.match(list.output, /pixels-apt/);
+    assert.doesNotMatch(list.output, /\(ALL(:ALL)?\) NOPASSWD: ALL/);
+    assert.equal((await sh(exec, 'nft list table inet pixels_egress >/dev/null')).exitCode, 0);
+    await assertAgentPolicyHolds(exec, 'after the attempts');
+  });
+
+  test('after a reboot the same results hold (the boot unit re-applies)', async () => {
+    await backend.restart(name, { timeoutSec: 30 });
+    await waitBooted(exec);
+    await waitForAddresses(exec);
+    assert.equal((await sh(exec, 'systemctl is-active pixels-egress.service')).output, 'active');
+    await assertAgentPolicyHolds(exec, 'after reboot');
+  });
+
+  test('after restoring an older checkpoint the same results hold', async () => {
+    await backend.createCheckpoint(name, 'egress-old');
+    await allowEgress(exec, 'denied.test');
+    await backend.createCheckpoint(name, 'egress-new');
+    assert.equal((await fetchFrom(exec, url('denied.test'), 4)).exitCode, 0);
+    await backend.restoreCheckpoint(name, 'egress-old');
+    await waitBooted(exec);
+    await waitForAddresses(exec);
+    const recheck = await recheckEgress(exec);
+    assert.equal(recheck.reapplied, false, 'the boot unit had already applied the policy');
+    assert.deepEqual(recheck.policy.allow, ['allowed.test']);
+    await assertAgentPolicyHolds(exec, 'after restore');
+  });
+
+  test('a clone has the same policy, enforced from its first boot', async () => {
+    const cloneName = `${prefix}-egc`;
+    await backend.clone({ sandbox: name, checkpoint: 'egress-old' }, cloneName);
+    const cloneExec = backendExecutor(backend, cloneName);
+    await waitBooted(cloneExec);
+    await waitForAddresses(cloneExec);
+    await assertAgentPolicyHolds(cloneExec, 'in the clone');
+    const status = await recheckEgress(cloneExec);
+    assert.equal(status.policy.mode, 'agent');
+    assert.equal(status.reapplied, false);
+  });
+
+  test('unrestricted removes the rules and gives pixel sudo back; agent locks again', async () => {
+    let status = await setEgressMode(exec, 'unrestricted');
+    assert.equal(status.policy.mode, 'unrestricted');
+    assert.ok(status.enforced);
+    assert.equal((await fetchFrom(exec, url('denied.test'), 4)).exitCode, 0);
+    assert.equal((await sh(exec, 'sudo -n true', 'pixel')).exitCode, 0);
+    assert.deepEqual(status.policy.allow, ['allowed.test'], 'the sandbox keeps its own entries across modes');
+    status = await setEgressMode(exec, 'agent');
+    assert.equal(status.policy.mode, 'agent');
+    await assertAgentPolicyHolds(exec, 'back in agent mode');
+    assert.notEqual((await sh(exec, 'sudo -n true', 'pixel')).exitCode, 0);
+  });
+
+  test('allowlist mode allows only the user entries', async () => {
+    const status = await setEgressMode(exec, 'allowlist');
+    assert.equal(status.policy.mode, 'allowlist');
+    assert.deepEqual(status.effective, ['allowed.test']);
+    await assertAgentPolicyHolds(exec, 'allowlist');
+  });
+});

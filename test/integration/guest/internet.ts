@@ -1,0 +1,187 @@
+// A stand-in for "the internet" on this machine: extra addresses on the lab bridge (documentation ranges,
+// so they count as public to the sandbox's rules), small HTTP listeners on them, and a tiny DNS responder that
+// answers A/AAAA for test names. Nothing here leaves the machine; the lab's confinement table stays as it is.
+import { execFileSync } from 'node:child_process';
+import dgram from 'node:dgram';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export const NET = {
+  allowedV4: '203.0.113.10',
+  deniedV4: '203.0.113.20',
+  dnsV4: '203.0.113.53',
+  otherDnsV4: '203.0.113.54',
+  allowedV6: '2001:db8:77::10',
+  deniedV6: '2001:db8:77::20',
+} as const;
+
+export interface Internet {
+  /** Port every HTTP listener uses. */
+  port: number;
+  /** Bridge addresses (the lab's private ones) also get a listener on `port`. */
+  privateV4: string;
+  privateV6: string;
+  /** name -> addresses the DNS responder answers with. */
+  names: Map<string, string[]>;
+  /** HTTP requests seen, as "address path". */
+  requests: string[];
+  /** Serves extra paths (e.g. the fake mise installer). */
+  route(path: string, body: string | ((req: http.IncomingMessage) => string)): void;
+  close(): Promise<void>;
+}
+
+function ip(args: string[]): void {
+  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+function addAddress(bridge: string, address: string): void {
+  const v6 = address.includes(':');
+  try {
+    ip([
+      v6 ? '-6' : '-4',
+      'addr',
+      'add',
+      `${address}/${v6 ? 128 : 32}`,
+      'dev',
+      bridge,
+      ...(v6 ? ['nodad'] : []),
+    ]);
+  } catch (err) {
+    if (!String((err as { stderr?: Buffer }).stderr ?? '').includes('File exists')) throw err;
+  }
+}
+
+function removeAddress(bridge: string, address: string): void {
+  const v6 = address.includes(':');
+  try {
+    ip([v6 ? '-6' : '-4', 'addr', 'del', `${address}/${v6 ? 128 : 32}`, 'dev', bridge]);
+  } catch {
+    // already gone
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ DNS
+function v6Bytes(address: string): Buffer {
+  const [head, tail = ''] = address.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = address.includes('::')
+    ? [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t]
+    : h;
+  const out = Buffer.alloc(16);
+  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
+  return out;
+}
+
+/** Answers one DNS query from `names`: A and AAAA records, NXDOMAIN for unknown names. */
+export function answerDns(query: Buffer, names: Map<string, string[]>): Buffer | undefined {
+  if (query.length < 17) return undefined;
+  let offset = 12;
+  const labels: string[] = [];
+  while (offset < query.length && query[offset] !== 0) {
+    const len = query[offset];
+    labels.push(query.subarray(offset + 1, offset + 1 + len).toString('ascii'));
+    offset += len + 1;
+  }
+  const qtype = query.readUInt16BE(offset + 1);
+  const questionEnd = offset + 5;
+  const name = labels.join('.').toLowerCase();
+  const known = names.get(name);
+  const wanted = (known ?? []).filter((a) =>
+    qtype === 1 ? !a.includes(':') : qtype === 28 ? a.includes(':') : false,
+  );
+  const header = Buffer.alloc(12);
+  query.copy(header, 0, 0, 2);
+  header.writeUInt16BE(known ? 0x8180 : 0x8183, 2); // response, RD+RA, NOERROR / NXDOMAIN
+  header.writeUInt16BE(1, 4);
+  header.writeUInt16BE(wanted.length, 6);
+  const answers = wanted.map((a) => {
+    const rdata = a.includes(':') ? v6Bytes(a) : Buffer.from(a.split('.').map(Number));
+    const rr = Buffer.alloc(12);
+    rr.writeUInt16BE(0xc00c, 0);
+    rr.writeUInt16BE(qtype, 2);
+    rr.writeUInt16BE(1, 4);
+    rr.writeUInt32BE(5, 6);
+    rr.writeUInt16BE(rdata.length, 10);
+    return Buffer.concat([rr, rdata]);
+  });
+  return Buffer.concat([header, query.subarray(12, questionEnd), ...answers]);
+}
+
+function startDns(address: string, names: Map<string, string[]>): Promise<dgram.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket('udp4');
+    socket.on('message', (msg, rinfo) => {
+      const reply = answerDns(msg, names);
+      if (reply) socket.send(reply, rinfo.port, rinfo.address);
+    });
+    socket.once('error', reject);
+    socket.bind(53, address, () => resolve(socket));
+  });
+}
+
+// ------------------------------------------------------------------------------------------------ HTTP
+function listen(server: http.Server, address: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, address, () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+export async function startInternet(
+  bridge: string,
+  bridgeIpv4: string,
+  bridgeIpv6: string,
+): Promise<Internet> {
+  const addresses = [NET.allowedV4, NET.deniedV4, NET.dnsV4, NET.otherDnsV4, NET.allowedV6, NET.deniedV6];
+  for (const a of addresses) addAddress(bridge, a);
+  const privateV4 = bridgeIpv4.split('/')[0];
+  const privateV6 = bridgeIpv6.split('/')[0];
+  const names = new Map<string, string[]>([
+    ['allowed.test', [NET.allowedV4, NET.allowedV6]],
+    ['denied.test', [NET.deniedV4, NET.deniedV6]],
+    ['private.test', [privateV4, privateV6]],
+  ]);
+  const requests: string[] = [];
+  const routes = new Map<string, string | ((req: http.IncomingMessage) => string)>();
+  const servers: http.Server[] = [];
+  const sockets: dgram.Socket[] = [];
+  const close = async () => {
+    await Promise.all(
+      servers.map((s) => new Promise<void>((r) => (s.closeAllConnections(), s.close(() => r())))),
+    );
+    for (const s of sockets) s.close();
+    for (const a of addresses) removeAddress(bridge, a);
+  };
+  try {
+    let port = 0;
+    for (const address of [NET.allowedV4, NET.deniedV4, privateV4, NET.allowedV6, NET.deniedV6, privateV6]) {
+      const server = http.createServer((req, res) => {
+        const local = req.socket.localAddress ?? '';
+        requests.push(`${local} ${req.url}`);
+        const route = routes.get((req.url ?? '/').split('?')[0]);
+        const body =
+          route === undefined ? `hello from ${local}\n` : typeof route === 'string' ? route : route(req);
+        res.writeHead(route === undefined && req.url !== '/' ? 404 : 200, { 'content-type': 'text/plain' });
+        res.end(body);
+      });
+      servers.push(server);
+      // The same port everywhere; the first listener picks a free one.
+      port = await listen(server, address, port);
+    }
+    sockets.push(await startDns(NET.dnsV4, names));
+    sockets.push(await startDns(NET.otherDnsV4, names));
+    return {
+      port,
+      privateV4,
+      privateV6,
+      names,
+      requests,
+      route: (path, body) => routes.set(path, body),
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
