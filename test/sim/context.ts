@@ -1,0 +1,116 @@
+// Shared types of the protocol layer: the per-connection state, the server-wide context and the method registry.
+import type { SimEngine } from './engine.js';
+import type { SimObject, SimValue } from './ejson.js';
+import type { EventHub } from './events.js';
+import type { Faults } from './faults.js';
+import type { JobManager, JobRunContext } from './jobs.js';
+
+export type SimVersion = '25.04' | '25.10' | '26';
+
+export interface Session {
+  username: string;
+  loginAt: Date;
+  apiKeyId: number;
+  loginId: string;
+}
+
+/** One WebSocket client as the methods see it. */
+export interface Conn {
+  readonly id: number;
+  session: Session | null;
+  /** legacy_jobs (default true): a job call answers with the job id at once */
+  legacyJobs: boolean;
+  privateMethods: boolean;
+  pyExceptions: boolean;
+  /** TLS, or a loopback peer that is not pretending to be remote */
+  readonly secureTransport: boolean;
+  /** subscription id -> event name */
+  readonly subscriptions: Map<string, string>;
+  readonly open: boolean;
+  sendNotification(method: string, params: SimValue): void;
+  /** drop the TCP connection without a close handshake */
+  terminate(): void;
+}
+
+/** Files written into a container mountpoint while its dataset is not mounted: they land on the host. */
+export interface HostFile {
+  data: Buffer;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: Date;
+}
+
+export interface SimContext {
+  readonly version: SimVersion;
+  readonly engine: SimEngine;
+  readonly jobs: JobManager;
+  readonly events: EventHub;
+  readonly faults: Faults;
+  readonly auth: AuthConfig;
+  readonly jobDurationMs: number;
+  /** ZFS metadata the engines do not model: holds per snapshot id, and snapshots marked defer_destroy */
+  readonly holds: Map<string, Set<string>>;
+  readonly deferred: Set<string>;
+  readonly hostFiles: Map<string, HostFile>;
+  readonly bootId: string;
+  readonly startedAt: Date;
+  /** serialises state changes that must not interleave (a whole rollback -r, a recursive delete) */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+export interface AuthConfig {
+  apiKey: string;
+  username: string;
+  treatAsRemote: boolean;
+  /** set when the key was used over insecure transport */
+  revoked: boolean;
+}
+
+export interface CallEnv {
+  readonly ctx: SimContext;
+  readonly conn: Conn;
+  readonly messageId: SimValue | undefined;
+  /** present when the method runs as a job */
+  readonly job?: JobRunContext;
+}
+
+export interface MethodSpec {
+  name: string;
+  /** callable before login (authentication_required=False) */
+  noAuth?: boolean;
+  /** a private method: callable, but the real server logs a warning */
+  private?: boolean;
+  job?: {
+    /** computes the job lock name; throwing means "Error handling job lock" (-32001 EINVAL at once) */
+    lock?: (args: SimValue[]) => string | null;
+    abortable?: boolean;
+  };
+  handler(env: CallEnv, args: SimValue[]): Promise<SimValue>;
+}
+
+export class Registry {
+  private readonly methods = new Map<string, MethodSpec>();
+  add(spec: MethodSpec): void {
+    if (this.methods.has(spec.name)) throw new Error(`method ${spec.name} registered twice`);
+    this.methods.set(spec.name, spec);
+  }
+  get(name: string): MethodSpec | undefined {
+    return this.methods.get(name);
+  }
+  names(): string[] {
+    return [...this.methods.keys()].sort();
+  }
+}
+
+export function credentialsOf(conn: Conn, version: SimVersion): SimObject | null {
+  const session = conn.session;
+  if (!session) return null;
+  const data: SimObject = {
+    username: session.username,
+    login_at: session.loginAt,
+    api_key: { id: session.apiKeyId, name: 'pixels' },
+  };
+  if (version !== '25.04') data.login_id = session.loginId;
+  return { type: 'API_KEY', data };
+}

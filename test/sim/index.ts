@@ -1,0 +1,125 @@
+// startSimulator (contract A): a faithful TrueNAS middleware stand-in on loopback, for tests and demos.
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import { registerAuth } from './auth.js';
+import { Registry, type SimContext, type SimVersion } from './context.js';
+import type { SimEngine } from './engine.js';
+import { MemoryEngine } from './engines/memory.js';
+import { EventHub } from './events.js';
+import { Faults, type FaultSwitches } from './faults.js';
+import { JobManager } from './jobs.js';
+import { registerContainer } from './methods/container.js';
+import { registerCore } from './methods/core.js';
+import { registerDatasets } from './methods/datasets.js';
+import { registerFilesystem } from './methods/filesystem.js';
+import { registerSnapshots } from './methods/snapshots.js';
+import { registerVirt } from './methods/virt.js';
+import { seed as seedDemo } from './seed.js';
+import { listen, RpcServer } from './server.js';
+
+export type { SimVersion } from './context.js';
+export type { FaultSwitches } from './faults.js';
+export type { SimEngine } from './engine.js';
+export { MemoryEngine } from './engines/memory.js';
+
+export interface SimOptions {
+  port?: number;
+  host?: string;
+  version: SimVersion;
+  apiKey: string;
+  username?: string;
+  tls?: { key: string; cert: string };
+  engine?: SimEngine;
+  seed?: boolean;
+  treatAsRemote?: boolean;
+  jobDurationMs?: number;
+}
+
+export interface SimServer {
+  url: string;
+  port: number;
+  faults: FaultSwitches;
+  engine: SimEngine;
+  connections(): number;
+  callCount(method?: string): number;
+  close(): Promise<void>;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+export const SIM_VERSIONS: readonly SimVersion[] = ['25.04', '25.10', '26'];
+
+export function buildRegistry(ctx: SimContext): Registry {
+  const registry = new Registry();
+  registerAuth(registry);
+  registerCore(registry, ctx);
+  registerFilesystem(registry);
+  registerSnapshots(registry, ctx);
+  registerDatasets(registry, ctx);
+  if (ctx.version === '26') registerContainer(registry);
+  else registerVirt(registry, ctx);
+  return registry;
+}
+
+export async function startSimulator(options: SimOptions): Promise<SimServer> {
+  if (!SIM_VERSIONS.includes(options.version)) {
+    throw new Error(
+      `unknown TrueNAS version ${JSON.stringify(options.version)} (expected one of ${SIM_VERSIONS.join(', ')})`,
+    );
+  }
+  if (!/^\d+-.+$/.test(options.apiKey)) throw new Error('apiKey must look like "<id>-<secret>"');
+  const host = options.host ?? '127.0.0.1';
+  if (!LOOPBACK.has(host)) throw new Error(`the simulator listens on loopback only, not ${host}`);
+  const engine = options.engine ?? new MemoryEngine();
+  if (options.seed) await seedDemo(engine);
+
+  const events = new EventHub();
+  const faults = new Faults();
+  let chain: Promise<unknown> = Promise.resolve();
+  const ctx: SimContext = {
+    version: options.version,
+    engine,
+    events,
+    faults,
+    jobs: new JobManager(options.version, events),
+    auth: {
+      apiKey: options.apiKey,
+      username: options.username ?? 'admin',
+      treatAsRemote: options.treatAsRemote ?? false,
+      revoked: false,
+    },
+    jobDurationMs: options.jobDurationMs ?? 50,
+    holds: new Map(),
+    deferred: new Set(),
+    hostFiles: new Map(),
+    bootId: randomUUID(),
+    startedAt: new Date(),
+    exclusive<T>(fn: () => Promise<T>): Promise<T> {
+      const run = chain.then(fn, fn);
+      chain = run.catch(() => undefined);
+      return run;
+    },
+  };
+  // Status changes the engine makes on its own (e.g. a container shut itself down) become events too.
+  const unwatch = engine.onInstanceChange?.(() => undefined);
+
+  const httpServer = options.tls
+    ? https.createServer({ key: options.tls.key, cert: options.tls.cert })
+    : http.createServer();
+  const rpc = new RpcServer(ctx, buildRegistry(ctx), httpServer, Boolean(options.tls));
+  const port = await listen(httpServer, options.port ?? 0, host);
+  const shownHost = host.includes(':') ? `[${host}]` : host;
+  return {
+    url: `${options.tls ? 'wss' : 'ws'}://${shownHost}:${port}/api/current`,
+    port,
+    faults,
+    engine,
+    connections: () => rpc.connections(),
+    callCount: (method?: string) => rpc.callCount(method),
+    close: async () => {
+      unwatch?.();
+      await rpc.close();
+      await engine.close();
+    },
+  };
+}

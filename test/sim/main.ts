@@ -1,0 +1,144 @@
+// CLI: npm run sim -- --port <p> --version <25.04|25.10|26> --api-key <key> [--seed] [--engine memory|incus]
+//   [--username <u>] [--tls-cert <pem file> --tls-key <pem file>] [--job-ms <n>] [--treat-as-remote]
+// Prints exactly one line "truenas-sim listening on ws://127.0.0.1:<p>/api/current" when ready; SIGTERM/SIGINT
+// stop it cleanly (exit 0). Bad flags exit 2 with a message on stderr.
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { SimEngine } from './engine.js';
+import { MemoryEngine, SIM_VERSIONS, startSimulator, type SimOptions, type SimVersion } from './index.js';
+
+class UsageError extends Error {}
+
+const USAGE =
+  'usage: npm run sim -- --port <p> --version <25.04|25.10|26> --api-key <id-secret> [--seed] [--engine memory|incus]\n' +
+  '       [--username <name>] [--tls-cert <file> --tls-key <file>] [--job-ms <ms>] [--treat-as-remote]';
+
+interface Cli {
+  options: SimOptions;
+  engine: 'memory' | 'incus';
+}
+
+function parse(argv: string[]): Cli {
+  const values = new Map<string, string>();
+  const flags = new Set<string>();
+  const withValue = new Set([
+    '--port',
+    '--version',
+    '--api-key',
+    '--engine',
+    '--username',
+    '--tls-cert',
+    '--tls-key',
+    '--job-ms',
+  ]);
+  const switches = new Set(['--seed', '--treat-as-remote']);
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i];
+    const [name, inline] = arg.includes('=')
+      ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+      : [arg, undefined];
+    if (switches.has(name) && inline === undefined) flags.add(name);
+    else if (withValue.has(name)) {
+      const value = inline ?? argv[++i];
+      if (value === undefined || (inline === undefined && value.startsWith('--')))
+        throw new UsageError(`${name} needs a value`);
+      values.set(name, value);
+    } else throw new UsageError(`unknown argument: ${arg}`);
+  }
+  const version = values.get('--version');
+  if (!version) throw new UsageError('--version is required');
+  if (!SIM_VERSIONS.includes(version as SimVersion))
+    throw new UsageError(`--version must be one of ${SIM_VERSIONS.join(', ')}, not ${version}`);
+  const apiKey = values.get('--api-key') ?? process.env.TRUENAS_SIM_API_KEY;
+  if (!apiKey) throw new UsageError('--api-key is required (or TRUENAS_SIM_API_KEY)');
+  if (!/^\d+-.+$/.test(apiKey))
+    throw new UsageError('--api-key must look like "<id>-<secret>", e.g. 1-abc...');
+  const portText = values.get('--port') ?? '0';
+  if (!/^\d+$/.test(portText) || Number(portText) > 65535)
+    throw new UsageError(`--port must be 0-65535, not ${portText}`);
+  const engine = values.get('--engine') ?? 'memory';
+  if (engine !== 'memory' && engine !== 'incus')
+    throw new UsageError(`--engine must be memory or incus, not ${engine}`);
+  const jobText = values.get('--job-ms');
+  if (jobText !== undefined && !/^\d+$/.test(jobText))
+    throw new UsageError(`--job-ms must be a whole number of milliseconds, not ${jobText}`);
+  const cert = values.get('--tls-cert');
+  const key = values.get('--tls-key');
+  if ((cert === undefined) !== (key === undefined))
+    throw new UsageError('--tls-cert and --tls-key go together');
+  let tls: SimOptions['tls'];
+  if (cert && key) {
+    for (const file of [cert, key]) if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
+    tls = { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') };
+  }
+  return {
+    engine,
+    options: {
+      version: version as SimVersion,
+      apiKey,
+      port: Number(portText),
+      username: values.get('--username'),
+      seed: flags.has('--seed'),
+      treatAsRemote: flags.has('--treat-as-remote'),
+      jobDurationMs: jobText === undefined ? undefined : Number(jobText),
+      tls,
+    },
+  };
+}
+
+async function makeEngine(kind: 'memory' | 'incus'): Promise<SimEngine> {
+  if (kind === 'memory') return new MemoryEngine();
+  // tsx runs this file as CommonJS (no "type": "module"), where __dirname exists; under ESM it does not.
+  const here = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url));
+  const file = join(here, 'engines', 'incus.ts');
+  if (!existsSync(file))
+    throw new UsageError('--engine incus is not available yet (test/sim/engines/incus.ts is missing)');
+  const mod = (await import(pathToFileURL(file).href)) as {
+    createIncusEngine?: () => Promise<SimEngine> | SimEngine;
+  };
+  if (typeof mod.createIncusEngine !== 'function')
+    throw new UsageError('test/sim/engines/incus.ts does not export createIncusEngine()');
+  return mod.createIncusEngine();
+}
+
+async function main(): Promise<void> {
+  let cli: Cli;
+  try {
+    cli = parse(process.argv.slice(2));
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`truenas-sim: ${error.message}\n${USAGE}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  let engine: SimEngine;
+  try {
+    engine = await makeEngine(cli.engine);
+  } catch (error) {
+    process.stderr.write(`truenas-sim: ${(error as Error).message}\n`);
+    process.exit(2);
+  }
+  const server = await startSimulator({ ...cli.options, engine });
+  process.stdout.write(`truenas-sim listening on ${server.url}\n`);
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        process.stderr.write(`truenas-sim: error while stopping: ${(error as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`truenas-sim: ${(error as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,591 @@
+// virt.global.* and virt.instance.* (plugins/virt/*.py, 25.04 and 25.10). Jobs validate their arguments inside
+// the job; messages are the middleware's (and, where noted, Incus') wording.
+import { checkArgCount, idArg, validateModel, type Model } from '../args.js';
+import type { CallEnv, Registry, SimContext } from '../context.js';
+import { containerDataset, EngineError, type DeviceSpec, type InstanceRecord } from '../engine.js';
+import { isSimObject, type SimObject, type SimValue } from '../ejson.js';
+import { CallError, ERRNO, ValidationErrors, instanceNotFound, type ValidationItem } from '../errors.js';
+import { query } from '../filters.js';
+import { reapDeferred } from './zfs.js';
+
+const MIB = 1024 * 1024;
+const HOST_MEMORY = 64 * 1024 * MIB;
+const HOST_CORES = 16;
+const DEV_TYPES = ['DISK', 'NIC', 'PROXY', 'USB', 'TPM', 'GPU', 'PCI'];
+
+export function globalConfig(ctx: SimContext): SimObject {
+  const pool = ctx.engine.pool;
+  return {
+    id: 1,
+    pool,
+    dataset: `${pool}/.ix-virt`,
+    storage_pools: [pool],
+    bridge: null,
+    v4_network: '10.200.1.1/24',
+    v6_network: 'fd42::1/64',
+    state: 'INITIALIZED',
+  };
+}
+
+export function instanceEntry(ctx: SimContext, rec: InstanceRecord, raw = false): SimObject {
+  const entry: SimObject = {
+    id: rec.name,
+    name: rec.name,
+    type: 'CONTAINER',
+    status: rec.status,
+    cpu: rec.cpu,
+    memory: rec.memory,
+    autostart: rec.autostart,
+    environment: { ...rec.environment },
+    aliases: rec.addresses.map((a) => ({ type: a.type, address: a.address, netmask: a.netmask })),
+    image: { ...rec.image, secureboot: null },
+    userns_idmap: rec.privilegedMode
+      ? null
+      : {
+          uid: { hostid: 2147000001, maprange: 458752, nsid: 0 },
+          gid: { hostid: 2147000001, maprange: 458752, nsid: 0 },
+        },
+    raw: raw ? rawInstance(ctx, rec) : null,
+    vnc_enabled: false,
+    vnc_port: null,
+    vnc_password: null,
+    secure_boot: null,
+    root_disk_size: null,
+    root_disk_io_bus: null,
+    storage_pool: rec.storagePool,
+  };
+  if (ctx.version !== '25.04') entry.privileged_mode = rec.privilegedMode;
+  return entry;
+}
+
+/** A reduced Incus instance object for options.extra.raw. */
+function rawInstance(ctx: SimContext, rec: InstanceRecord): SimObject {
+  const config: SimObject = {
+    'boot.autostart': 'false',
+    'user.autostart': String(rec.autostart),
+    'image.os': rec.image.os,
+    'image.release': rec.image.release,
+    'image.serial': rec.image.serial,
+    'image.variant': rec.image.variant,
+    'image.architecture': rec.image.architecture,
+    'image.description': rec.image.description,
+  };
+  if (rec.cpu !== null) config['limits.cpu'] = rec.cpu;
+  if (rec.memory !== null) config['limits.memory'] = `${Math.floor(rec.memory / MIB)}MiB`;
+  for (const [k, v] of Object.entries(rec.environment)) config[`environment.${k}`] = v;
+  if (rec.privilegedMode) config['security.privileged'] = 'true';
+  return {
+    name: rec.name,
+    type: 'container',
+    status: rec.status === 'RUNNING' ? 'Running' : rec.status === 'STOPPED' ? 'Stopped' : rec.status,
+    created_at: rec.createdAt,
+    config,
+    devices: { root: { path: '/', pool: ctx.engine.pool, type: 'disk' } },
+    profiles: ['default'],
+    project: 'default',
+  };
+}
+
+async function findInstance(ctx: SimContext, name: string): Promise<InstanceRecord | undefined> {
+  return (await ctx.engine.listInstances()).find((i) => i.name === name);
+}
+
+async function mustInstance(ctx: SimContext, name: string): Promise<InstanceRecord> {
+  const rec = await findInstance(ctx, name);
+  if (!rec) throw instanceNotFound(`VirtInstance ${name} does not exist`);
+  return rec;
+}
+
+function statusEvent(ctx: SimContext, name: string, status: string): void {
+  ctx.events.send('virt.instance.query', 'CHANGED', { id: name, fields: { status } });
+}
+
+/** Spends the job's duration in steps, reporting Incus-like progress (percent stays as it is). */
+async function work(env: CallEnv, descriptions: string[]): Promise<void> {
+  const job = env.job!;
+  const step = env.ctx.jobDurationMs / Math.max(1, descriptions.length);
+  for (const description of descriptions) {
+    await job.sleep(step);
+    job.progress(null, description);
+  }
+}
+
+function engineCall(prefix: string, error: unknown, suffix = ''): never {
+  if (error instanceof EngineError) throw new CallError(`${prefix}${error.message}${suffix}`, ERRNO.EFAULT);
+  throw error;
+}
+
+// ------------------------------------------------------------------ models
+
+function memoryCheck(value: SimValue): string | null {
+  return typeof value === 'number' && value < 32 * MIB ? 'Value error, Value must be 32MiB or larger' : null;
+}
+
+function environmentCheck(value: SimValue): string | null {
+  if (!isSimObject(value)) return null;
+  for (const [key, item] of Object.entries(value)) {
+    if (!/^\w[\w/]*$/.test(key)) return `Value error, Invalid environment variable name: ${key}`;
+    if (typeof item !== 'string' || item.trim() === '')
+      return `Value error, Environment variable ${key} must be a non-empty string`;
+  }
+  return null;
+}
+
+function createModel(ctx: SimContext): Model {
+  const model: Model = {
+    name: { type: 'str', required: true, minLength: 1, maxLength: 200 },
+    source_type: { type: 'str', literals: ['IMAGE'], default: 'IMAGE' },
+    storage_pool: { type: 'str', nullable: true, default: null },
+    image: { type: 'str', required: true, minLength: 1 },
+    remote: { type: 'str', literals: ['LINUX_CONTAINERS'], default: 'LINUX_CONTAINERS' },
+    instance_type: { type: 'str', literals: ['CONTAINER'], default: 'CONTAINER' },
+    environment: { type: 'dict', nullable: true, default: null, check: environmentCheck },
+    autostart: { type: 'bool', nullable: true, default: true },
+    cpu: { type: 'str', nullable: true, default: null },
+    devices: { type: 'list', nullable: true, default: null },
+    memory: { type: 'int', nullable: true, default: null, check: memoryCheck },
+  };
+  if (ctx.version === '25.04') model.iso_volume = { type: 'str', nullable: true, default: null };
+  else {
+    model.root_disk_size = { type: 'int', ge: 5, default: 10 };
+    model.root_disk_io_bus = {
+      type: 'str',
+      literals: ['NVME', 'VIRTIO-BLK', 'VIRTIO-SCSI'],
+      default: 'NVME',
+    };
+    model.privileged_mode = { type: 'bool', default: false };
+  }
+  return model;
+}
+
+function updateModel(ctx: SimContext): Model {
+  const model: Model = {
+    environment: { type: 'dict', nullable: true, check: environmentCheck },
+    autostart: { type: 'bool', nullable: true },
+    cpu: { type: 'str', nullable: true },
+    memory: { type: 'int', nullable: true, check: memoryCheck },
+    vnc_port: { type: 'int', nullable: true },
+    enable_vnc: { type: 'bool' },
+    vnc_password: { type: 'str', nullable: true },
+    secure_boot: { type: 'bool', nullable: true },
+    root_disk_size: { type: 'int', nullable: true, ge: 5 },
+    root_disk_io_bus: { type: 'str', nullable: true, literals: ['NVME', 'VIRTIO-BLK', 'VIRTIO-SCSI'] },
+  };
+  if (ctx.version !== '25.04') {
+    model.image_os = { type: 'str', nullable: true };
+    model.privileged_mode = { type: 'bool' };
+  }
+  return model;
+}
+
+const STOP_MODEL: Model = { timeout: { type: 'int', default: -1 }, force: { type: 'bool', default: false } };
+
+/** The stop/restart args model, including its model validator (attribute ""). */
+function parseStopArgs(value: SimValue | undefined): { timeout: number; force: boolean } {
+  const errors: ValidationItem[] = [];
+  const parsed = validateModel(value ?? {}, 'stop_args', STOP_MODEL, errors);
+  if (errors.length) throw new ValidationErrors(errors);
+  const timeout = parsed.timeout as number;
+  const force = parsed.force as boolean;
+  if (!force && timeout === -1) {
+    throw new ValidationErrors([
+      ['', 'Value error, Timeout should be set if force is disabled', ERRNO.EINVAL],
+    ]);
+  }
+  return { timeout, force };
+}
+
+const NIC_MODEL: Model = {
+  dev_type: { type: 'str', required: true },
+  name: { type: 'str', nullable: true, default: null },
+  description: { type: 'str', nullable: true, default: null },
+  readonly: { type: 'bool', default: false },
+  network: { type: 'str', nullable: true, default: null },
+  nic_type: { type: 'str', nullable: true, literals: ['BRIDGED', 'MACVLAN'], default: null },
+  parent: { type: 'str', nullable: true, default: null },
+};
+
+function parseDevices(
+  ctx: SimContext,
+  value: SimValue,
+  prefix: string,
+  errors: ValidationItem[],
+): DeviceSpec[] {
+  if (!Array.isArray(value)) return [];
+  const devices: DeviceSpec[] = [];
+  const counters = new Map<string, number>();
+  value.forEach((raw, index) => {
+    const at = `${prefix}.devices.${index}`;
+    if (!isSimObject(raw)) {
+      errors.push([at, 'Input should be a valid dictionary', ERRNO.EINVAL]);
+      return;
+    }
+    const devType = raw.dev_type;
+    if (devType === undefined) {
+      errors.push([`${at}.dev_type`, 'Field required', ERRNO.EINVAL]);
+      return;
+    }
+    if (typeof devType !== 'string' || !DEV_TYPES.includes(devType)) {
+      errors.push([
+        at,
+        `Input tag '${String(devType)}' found using 'dev_type' does not match any of the expected tags: ${DEV_TYPES.map((t) => `'${t}'`).join(', ')}`,
+        ERRNO.EINVAL,
+      ]);
+      return;
+    }
+    if (devType !== 'NIC') {
+      // Other device types are accepted as given (the sandboxes only use NICs).
+      devices.push(flatDevice(raw));
+      return;
+    }
+    const model: Model = { ...NIC_MODEL };
+    if (ctx.version !== '25.04') model.mac = { type: 'str', nullable: true, default: null };
+    const nic = validateModel(raw, `${at}.NIC`, model, errors);
+    if (nic.nic_type === 'MACVLAN' && !nic.parent)
+      errors.push([`${at}.NIC.parent`, 'Value error, Parent is required for MACVLAN', ERRNO.EINVAL]);
+    const n = counters.get('eth') ?? 0;
+    counters.set('eth', n + 1);
+    devices.push(flatDevice({ ...nic, name: nic.name ?? `eth${n}` }));
+  });
+  return devices;
+}
+
+function flatDevice(obj: SimObject): DeviceSpec {
+  const out: DeviceSpec = {};
+  for (const [k, v] of Object.entries(obj)) {
+    if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[k] = v;
+  }
+  return out;
+}
+
+function instanceLock(args: SimValue[]): string {
+  if (args.length === 0) throw new Error('IndexError: list index out of range');
+  return `instance_action_${String(args[0])}`;
+}
+
+// ------------------------------------------------------------------ registration
+
+export function registerVirt(registry: Registry, ctx: SimContext): void {
+  registry.add({ name: 'virt.global.config', handler: async () => globalConfig(ctx) });
+  registry.add({
+    name: 'virt.global.pool_choices',
+    handler: async () => ({ '[DISABLED]': '[Disabled]', [ctx.engine.pool]: ctx.engine.pool }),
+  });
+  registry.add({ name: 'virt.global.bridge_choices', handler: async () => ({ '[AUTO]': 'Automatic' }) });
+  registry.add({
+    name: 'virt.global.get_network',
+    handler: async () => ({
+      type: 'BRIDGE',
+      managed: true,
+      ipv4_address: '10.200.1.1/24',
+      ipv4_nat: true,
+      ipv6_address: 'fd42::1/64',
+      ipv6_nat: true,
+    }),
+  });
+
+  registry.add({
+    name: 'virt.instance.query',
+    handler: async (env, args) => {
+      checkArgCount(args, 2);
+      const options = isSimObject(args[1]) ? args[1] : undefined;
+      const extra = options && isSimObject(options.extra) ? options.extra : {};
+      const raw = extra.raw === true;
+      const rows = (await env.ctx.engine.listInstances()).map((r) => instanceEntry(env.ctx, r, raw));
+      return query(rows, args[0], args[1]);
+    },
+  });
+
+  registry.add({
+    name: 'virt.instance.get_instance',
+    handler: async (env, args) => {
+      checkArgCount(args, 2);
+      const id = idArg(args, 0, 'id');
+      const options = isSimObject(args[1]) ? args[1] : {};
+      const extra = isSimObject(options.extra) ? options.extra : {};
+      const rec = await mustInstance(env.ctx, id);
+      return instanceEntry(env.ctx, rec, extra.raw === true);
+    },
+  });
+
+  registry.add({
+    name: 'virt.instance.image_choices',
+    handler: async (_env, args) => {
+      checkArgCount(args, 1);
+      const item = (label: string, os: string, release: string) => ({
+        label,
+        os,
+        release,
+        archs: ['amd64'],
+        variant: 'default',
+        instance_types: ['CONTAINER', 'VM'],
+        secureboot: null,
+      });
+      return {
+        'ubuntu/24.04': item('Ubuntu noble (amd64, default)', 'Ubuntu', 'noble'),
+        'ubuntu/22.04': item('Ubuntu jammy (amd64, default)', 'Ubuntu', 'jammy'),
+        'debian/12': item('Debian bookworm (amd64, default)', 'Debian', 'bookworm'),
+        'debian/13': item('Debian trixie (amd64, default)', 'Debian', 'trixie'),
+        'alpine/3.20': item('Alpine 3.20 (amd64, default)', 'Alpine', '3.20'),
+      };
+    },
+  });
+
+  registry.add({
+    name: 'virt.instance.device_list',
+    handler: async (env, args) => {
+      checkArgCount(args, 1);
+      const rec = await mustInstance(env.ctx, idArg(args, 0, 'id'));
+      const devices: SimObject[] = [
+        {
+          name: 'eth0',
+          description: 'incusbr0',
+          readonly: true,
+          dev_type: 'NIC',
+          network: 'incusbr0',
+          nic_type: null,
+          parent: null,
+        },
+        {
+          name: 'root',
+          description: `${env.ctx.engine.pool} -> /`,
+          readonly: false,
+          dev_type: 'DISK',
+          source: null,
+          destination: '/',
+          boot_priority: null,
+          io_bus: null,
+          storage_pool: env.ctx.engine.pool,
+        },
+        ...rec.devices.map((d) => ({ ...d, readonly: false })),
+      ];
+      return devices;
+    },
+  });
+
+  registry.add({
+    name: 'virt.instance.create',
+    job: {
+      lock: (args) => {
+        const data = args[0];
+        if (!isSimObject(data)) throw new Error("AttributeError: object has no attribute 'get'");
+        return `instance_action_${String(data.name)}`;
+      },
+    },
+    handler: async (env, args) => {
+      checkArgCount(args, 1);
+      const errors: ValidationItem[] = [];
+      const data = validateModel(args[0], 'virt_instance_create', createModel(env.ctx), errors);
+      const devices = parseDevices(env.ctx, data.devices ?? null, 'virt_instance_create', errors);
+      if (errors.length) throw new ValidationErrors(errors);
+      const name = data.name as string;
+      // validate(): what needs state
+      if (await findInstance(env.ctx, name))
+        errors.push(['virt_instance_create.name', `Name '${name}' already exists`, ERRNO.EINVAL]);
+      const pool = (data.storage_pool as string | null) ?? env.ctx.engine.pool;
+      if (pool !== env.ctx.engine.pool)
+        errors.push(['virt_instance_create.storage_pool', 'Not a valid ZFS pool', ERRNO.EINVAL]);
+      if (typeof data.memory === 'number' && data.memory > HOST_MEMORY) {
+        errors.push([
+          'virt_instance_create.memory',
+          'Cannot reserve more than physical memory',
+          ERRNO.EINVAL,
+        ]);
+      }
+      if (typeof data.cpu === 'string' && /^\d+$/.test(data.cpu) && Number(data.cpu) > HOST_CORES) {
+        errors.push(['virt_instance_create.cpu', 'Cannot reserve more than system cores', ERRNO.EINVAL]);
+      }
+      if (errors.length) throw new ValidationErrors(errors);
+
+      const image = data.image as string;
+      await work(env, [
+        `Retrieving image: metadata: 100% (${(Math.random() * 4 + 1).toFixed(2)}MB/s)`,
+        `Retrieving image: rootfs: 47% (${(Math.random() * 40 + 20).toFixed(2)}MB/s)`,
+        `Retrieving image: rootfs: 100% (${(Math.random() * 40 + 20).toFixed(2)}MB/s)`,
+        'Unpacking image: 100% (1.20GB/s)',
+      ]);
+      const environment: Record<string, string> = {};
+      if (isSimObject(data.environment))
+        for (const [k, v] of Object.entries(data.environment)) environment[k] = String(v);
+      try {
+        await env.ctx.engine.createInstance({
+          name,
+          image,
+          cpu: (data.cpu as string | null) ?? null,
+          memory: (data.memory as number | null) ?? null,
+          environment,
+          autostart: data.autostart !== false,
+          privilegedMode: data.privileged_mode === true,
+          storagePool: pool,
+          devices,
+        });
+      } catch (error) {
+        engineCall('Failed to create instance: ', error);
+      }
+      env.ctx.events.send('virt.instance.query', 'ADDED', { id: name });
+      if (data.autostart !== false) {
+        try {
+          await env.ctx.engine.startInstance(name);
+        } catch (error) {
+          engineCall('Failed to start instance: ', error, '. Please check job logs.');
+        }
+        statusEvent(env.ctx, name, 'RUNNING');
+      }
+      return instanceEntry(env.ctx, await mustInstance(env.ctx, name));
+    },
+  });
+
+  registry.add({
+    name: 'virt.instance.update',
+    job: { lock: instanceLock },
+    handler: async (env, args) => {
+      checkArgCount(args, 2);
+      const id = idArg(args, 0, 'id');
+      const errors: ValidationItem[] = [];
+      const data = validateModel(args[1] ?? {}, 'virt_instance_update', updateModel(env.ctx), errors);
+      if (errors.length) throw new ValidationErrors(errors);
+      await mustInstance(env.ctx, id);
+      for (const field of ['root_disk_size', 'root_disk_io_bus', 'enable_vnc']) {
+        if (field in data && data[field] !== null) {
+          errors.push([
+            `virt_instance_update.${field}`,
+            'This attribute is not supported for containers',
+            ERRNO.EINVAL,
+          ]);
+        }
+      }
+      if (typeof data.memory === 'number' && data.memory > HOST_MEMORY) {
+        errors.push([
+          'virt_instance_update.memory',
+          'Cannot reserve more than physical memory',
+          ERRNO.EINVAL,
+        ]);
+      }
+      if (errors.length) throw new ValidationErrors(errors);
+      await work(env, ['Updating instance']);
+      const patch: Parameters<SimContext['engine']['updateInstance']>[1] = {};
+      if ('cpu' in data) patch.cpu = data.cpu as string | null;
+      if ('memory' in data) patch.memory = data.memory as number | null;
+      if ('autostart' in data && data.autostart !== null) patch.autostart = data.autostart as boolean;
+      if ('privileged_mode' in data) patch.privilegedMode = data.privileged_mode as boolean;
+      if ('environment' in data) {
+        const environment: Record<string, string> = {};
+        if (isSimObject(data.environment))
+          for (const [k, v] of Object.entries(data.environment)) environment[k] = String(v);
+        patch.environment = environment;
+      }
+      const rec = await env.ctx.engine.updateInstance(id, patch);
+      env.ctx.events.send('virt.instance.query', 'CHANGED', { id });
+      return instanceEntry(env.ctx, rec);
+    },
+  });
+
+  registry.add({
+    name: 'virt.instance.start',
+    job: { lock: instanceLock },
+    handler: async (env, args) => {
+      checkArgCount(args, 1);
+      const id = idArg(args, 0, 'id');
+      const rec = await mustInstance(env.ctx, id);
+      if (rec.status !== 'RUNNING' && rec.status !== 'STOPPED') {
+        throw ValidationErrors.one(
+          'virt.instance.start.id',
+          `${id}: instance may not be started because current status is: ${rec.status}`,
+        );
+      }
+      await work(env, ['Starting instance']);
+      try {
+        await env.ctx.engine.startInstance(id);
+      } catch (error) {
+        engineCall('Failed to start instance: ', error, '. Please check job logs.');
+      }
+      statusEvent(env.ctx, id, 'RUNNING');
+      return true;
+    },
+  });
+
+  registry.add({
+    name: 'virt.instance.stop',
+    job: { lock: instanceLock },
+    handler: async (env, args) => {
+      checkArgCount(args, 2);
+      const id = idArg(args, 0, 'id');
+      const stop = parseStopArgs(args[1]);
+      // The plugin does not look the instance up: an unknown id fails inside Incus.
+      await work(env, ['Stopping instance']);
+      try {
+        await env.ctx.engine.stopInstance(id, stop.force, stop.timeout);
+      } catch (error) {
+        engineCall('', error);
+      }
+      statusEvent(env.ctx, id, 'STOPPED');
+      return true;
+    },
+  });
+
+  registry.add({
+    name: 'virt.instance.restart',
+    job: { lock: instanceLock },
+    handler: async (env, args) => {
+      checkArgCount(args, 2);
+      const id = idArg(args, 0, 'id');
+      const stop = parseStopArgs(args[1]);
+      const rec = await mustInstance(env.ctx, id);
+      if (rec.status !== 'RUNNING' && rec.status !== 'STOPPED') {
+        throw ValidationErrors.one(
+          'virt.instance.restart.id',
+          `${id}: instance may not be restarted because current status is: ${rec.status}`,
+        );
+      }
+      if (rec.status === 'RUNNING') {
+        await work(env, ['Stopping instance']);
+        try {
+          await env.ctx.engine.stopInstance(id, stop.force, stop.timeout);
+        } catch (error) {
+          engineCall('', error);
+        }
+        statusEvent(env.ctx, id, 'STOPPED');
+      }
+      await work(env, ['Starting instance']);
+      try {
+        await env.ctx.engine.startInstance(id);
+      } catch (error) {
+        engineCall('Failed to start instance: ', error, '. Please check job logs.');
+      }
+      statusEvent(env.ctx, id, 'RUNNING');
+      return true;
+    },
+  });
+
+  registry.add({
+    name: 'virt.instance.delete',
+    job: { lock: instanceLock },
+    handler: async (env, args) => {
+      checkArgCount(args, 1);
+      const id = idArg(args, 0, 'id');
+      const rec = await mustInstance(env.ctx, id);
+      await work(env, ['Deleting instance']);
+      if (rec.status === 'RUNNING') {
+        try {
+          await env.ctx.engine.stopInstance(id, true, -1);
+        } catch (error) {
+          engineCall('', error);
+        }
+        statusEvent(env.ctx, id, 'STOPPED');
+      }
+      await env.ctx.exclusive(async () => {
+        try {
+          await env.ctx.engine.deleteInstance(id);
+        } catch (error) {
+          engineCall('Failed to delete instance: ', error);
+        }
+        // Snapshot metadata of what went with the dataset is gone too.
+        const prefix = `${containerDataset(env.ctx.engine.pool, id)}@`;
+        for (const key of [...env.ctx.holds.keys()]) if (key.startsWith(prefix)) env.ctx.holds.delete(key);
+        await reapDeferred(env.ctx);
+      });
+      env.ctx.events.send('virt.instance.query', 'REMOVED', { id });
+      return true;
+    },
+  });
+}

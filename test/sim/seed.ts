@@ -1,0 +1,58 @@
+// Demo state: three sandboxes with checkpoints that look lived-in. Goes through the SimEngine interface only,
+// so it works for every engine (an engine may ignore the backdated snapshot times).
+import type { SimEngine } from './engine.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const GIB = 1024 * 1024 * 1024;
+
+function label(date: Date): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `px-${date.getUTCFullYear()}${p(date.getUTCMonth() + 1)}${p(date.getUTCDate())}-${p(date.getUTCHours())}${p(date.getUTCMinutes())}${p(date.getUTCSeconds())}`;
+}
+
+async function write(engine: SimEngine, name: string, path: string, text: string): Promise<void> {
+  await engine.writeFile(`${engine.pool}/.ix-virt/containers/${name}`, `rootfs/${path}`, Buffer.from(text), {
+    append: false,
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+  });
+}
+
+export async function seed(engine: SimEngine, now = new Date()): Promise<void> {
+  const base = {
+    environment: {},
+    autostart: true,
+    privilegedMode: false,
+    storagePool: engine.pool,
+    devices: [],
+  };
+  await engine.createInstance({ ...base, name: 'px-web', image: 'ubuntu/24.04', cpu: '2', memory: 4 * GIB });
+  await engine.createInstance({ ...base, name: 'px-agent', image: 'debian/12', cpu: '4', memory: 8 * GIB });
+  await engine.createInstance({
+    ...base,
+    name: 'px-old',
+    image: 'ubuntu/22.04',
+    cpu: '1',
+    memory: 2 * GIB,
+    autostart: false,
+  });
+
+  const web = `${engine.pool}/.ix-virt/containers/px-web`;
+  await write(engine, 'px-web', 'home/pixel/app/package.json', '{"name":"web","version":"0.1.0"}\n');
+  const webFirst = new Date(now.getTime() - 3 * DAY - 5 * HOUR);
+  await engine.createSnapshot(web, label(webFirst), { creation: webFirst });
+  await write(engine, 'px-web', 'home/pixel/app/index.js', 'console.log("hello");\n'.repeat(4000));
+  const webSecond = new Date(now.getTime() - 5 * HOUR - 17 * 60_000);
+  await engine.createSnapshot(web, label(webSecond), { creation: webSecond });
+  await write(engine, 'px-web', 'home/pixel/app/README.md', '# web\n');
+
+  const agent = `${engine.pool}/.ix-virt/containers/px-agent`;
+  await write(engine, 'px-agent', 'home/pixel/.claude/settings.json', '{"model":"default"}\n');
+  const agentFirst = new Date(now.getTime() - 26 * HOUR);
+  await engine.createSnapshot(agent, 'ready', { creation: agentFirst });
+
+  await engine.startInstance('px-web');
+  await engine.startInstance('px-agent');
+}
