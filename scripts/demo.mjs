@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+// `npm run demo [-- --port 8080] [--sim-version 25.04|25.10]`: builds and packages the extension, starts the TrueNAS
+// simulator with a few seeded sandboxes and checkpoints, and a real VS Code (code-server on Node 24) with the .vsix
+// installed and pointed at the simulator. Prints the URL to open; Ctrl-C stops everything it started.
+// Needs `bash scripts/setup.sh` once (Node 24, code-server, Chromium are cached in $PIXELS_CACHE_DIR).
+import { spawnSync } from 'node:child_process';
+import { require as requireTs } from 'tsx/cjs/api';
+import { harness } from './harness-env.mjs';
+
+const { freePort } = requireTs('../test/e2e/code-server.ts', import.meta.url);
+const { startDemo } = requireTs('../test/e2e/demo.ts', import.meta.url);
+
+function option(name, fallback) {
+  const at = process.argv.indexOf(name);
+  if (at === -1) return fallback;
+  const value = process.argv[at + 1];
+  if (value === undefined || value.startsWith('--')) throw new Error(`${name} needs a value`);
+  return value;
+}
+
+let port;
+let simVersion;
+try {
+  const portText = option('--port', '8080');
+  if (!/^\d+$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535)
+    throw new Error(`--port must be 1-65535, not ${portText}`);
+  port = Number(portText);
+  simVersion = option('--sim-version', '25.10');
+  if (!['25.04', '25.10'].includes(simVersion))
+    throw new Error(`--sim-version must be 25.04 or 25.10, not ${simVersion}`);
+} catch (error) {
+  console.error(`demo: ${error.message}`);
+  process.exit(2);
+}
+
+const packaged = spawnSync('npm', ['run', '--silent', 'package'], {
+  cwd: harness.repoRoot,
+  stdio: 'inherit',
+});
+if (packaged.status !== 0) {
+  console.error('demo: `npm run package` failed');
+  process.exit(1);
+}
+
+// The default port may be taken (another demo, another server): then any free one.
+if (!process.argv.includes('--port')) {
+  const probe = await import('node:net').then(
+    ({ createServer }) =>
+      new Promise((resolve) => {
+        const s = createServer()
+          .once('error', () => resolve(false))
+          .listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+      }),
+  );
+  if (!probe) port = await freePort();
+}
+
+let demo;
+try {
+  demo = await startDemo({ port, simVersion });
+} catch (error) {
+  console.error(`demo: ${error instanceof Error ? error.message : error}`);
+  process.exit(1);
+}
+
+let stopping = false;
+async function stop(signal) {
+  if (stopping) return;
+  stopping = true;
+  console.log(`\ndemo: ${signal}, stopping code-server and the simulator...`);
+  await demo.stop();
+  console.log('demo: stopped');
+  process.exit(0);
+}
+process.on('SIGINT', () => stop('SIGINT'));
+process.on('SIGTERM', () => stop('SIGTERM'));
+
+console.log(`
+Pixels demo is running.
+  TrueNAS simulator ${simVersion}: ${demo.simUrl} (seeded; server "Simulator" in the Pixels view)
+  VS Code (code-server ${harness.codeServerVersion}, log ${demo.server.logFile})
+
+  Open:  ${demo.url}
+
+Press Ctrl-C to stop.`);
