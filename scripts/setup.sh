@@ -114,6 +114,14 @@ if [ "$healthy" != 1 ]; then
 fi
 rm -rf "$check_dir"
 say "code-server serves"
-"$PIXELS_CHROMIUM" --version >/dev/null
-say "$("$PIXELS_CHROMIUM" --version)"
+"$PIXELS_CHROMIUM" --version >/dev/null 2>&1 || { echo "setup: $PIXELS_CHROMIUM does not run" >&2; exit 1; }
+say "$("$PIXELS_CHROMIUM" --version 2>/dev/null)"
 flock -u 9
+
+# --- The Incus lab (test/lab/up.sh: idempotent; its failure fails the setup) ------------------------------------
+if [ -f test/lab/up.sh ]; then
+  say "Incus lab: bash test/lab/up.sh"
+  bash test/lab/up.sh
+  say "Incus lab up"
+fi
+say "done"
