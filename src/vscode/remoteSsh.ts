@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 import { CancelledError, ValidationError } from '../core/errors';
 import type { Sandbox } from '../core/sandbox';
 import { loadSsh } from './lazy';
-import { PIXELS_SSH_DIR } from './sshAccess';
+import { pixelsSshDir } from './sshAccess';
 import type { Services } from './services';
 
 /** Remote-SSH implementations that understand the ssh-remote authority: VS Code, VSCodium (open-remote-ssh), Cursor. */
@@ -73,7 +73,7 @@ export async function openInSandbox(
   const ssh = await loadSsh();
   const writer = new ssh.SshConfigWriter({
     configPath: sshConfigPath(services),
-    hostsPath: join(PIXELS_SSH_DIR, 'config'),
+    hostsPath: join(pixelsSshDir(), 'config'),
   });
   const { warnings } = await writer.upsertHost({
     alias,
@@ -92,7 +92,12 @@ export async function openInSandbox(
   const platforms = { ...(remote.get<Record<string, string>>('remotePlatform') ?? {}) };
   if (platforms[alias] !== 'linux') {
     platforms[alias] = 'linux';
-    await remote.update('remotePlatform', platforms, vscode.ConfigurationTarget.Global);
+    try {
+      await remote.update('remotePlatform', platforms, vscode.ConfigurationTarget.Global);
+    } catch (err) {
+      // Only possible without a Remote-SSH extension (the setting is not registered then).
+      services.log.warn(`could not set remote.SSH.remotePlatform for ${alias}: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
   const uri = vscode.Uri.parse(`vscode-remote://ssh-remote+${alias}${path}`);
   services.log.info(`opening ${uri.toString()}${options.newWindow ? ' in a new window' : ''}`);

@@ -13,10 +13,14 @@ import type { Log } from './log';
 import type { ServerRegistry } from './servers';
 
 /** Where Pixels keeps its own SSH files (known_hosts, hosts config, dedicated key); PIXELS_SSH_DIR overrides it. */
-export const PIXELS_SSH_DIR = process.env.PIXELS_SSH_DIR || join(homedir(), '.ssh', 'pixels');
+export function pixelsSshDir(): string {
+  return process.env.PIXELS_SSH_DIR || join(homedir(), '.ssh', 'pixels');
+}
 
 export class SshAccess implements vscode.Disposable {
-  readonly knownHostsPath = join(PIXELS_SSH_DIR, 'known_hosts');
+  get knownHostsPath(): string {
+    return join(pixelsSshDir(), 'known_hosts');
+  }
   private poolInstance: SshPool | undefined;
 
   constructor(
@@ -42,7 +46,7 @@ export class SshAccess implements vscode.Disposable {
     const configured = this.registry.settings.ssh.identityFile;
     const isDefault = configured === join(homedir(), '.ssh', 'id_ed25519');
     if (isDefault && !existsSync(configured)) {
-      const dedicated = join(PIXELS_SSH_DIR, 'id_ed25519');
+      const dedicated = join(pixelsSshDir(), 'id_ed25519');
       if (!existsSync(dedicated)) this.log.info(`no ${configured}; creating a dedicated key ${dedicated}`);
       return ssh.ensureDedicatedIdentity(dedicated);
     }
@@ -115,7 +119,7 @@ export class SshAccess implements vscode.Disposable {
     const ssh = await loadSsh();
     const alias = this.alias(serverId, name);
     await new ssh.KnownHosts(this.knownHostsPath).remove([alias, ...(ip ? [ip] : [])]);
-    await new ssh.SshConfigWriter({ configPath, hostsPath: join(PIXELS_SSH_DIR, 'config') }).removeHost(
+    await new ssh.SshConfigWriter({ configPath, hostsPath: join(pixelsSshDir(), 'config') }).removeHost(
       alias,
     );
   }

@@ -1,0 +1,202 @@
+// Every command is registered, and each works end to end against the TrueNAS simulator through the real
+// extension: create -> in the tree -> checkpoint -> restore -> clone -> destroy (answers passed as arguments,
+// since modal dialogs are refused in this test mode).
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as vscode from 'vscode';
+import { startSimulator, type SimServer } from '../../sim/index';
+import type { Checkpoint, Sandbox } from '../../../src/core/sandbox';
+import { API_KEY, EXTENSION_ID, pixelsApi, sandboxRows, setServers, showView, simServer } from './helpers';
+
+suite('commands', () => {
+  let sim: SimServer;
+  let sshDir: string;
+
+  suiteSetup(async () => {
+    sshDir = mkdtempSync(join(tmpdir(), 'pixels-ssh-'));
+    process.env.PIXELS_SSH_DIR = sshDir; // our known_hosts / hosts file / dedicated key go here, not ~/.ssh
+    sim = await startSimulator({ version: '25.10', apiKey: API_KEY, seed: true });
+    const api = await pixelsApi();
+    await api.setApiKey('sim', API_KEY);
+    await setServers([simServer(sim.port)]);
+    await showView();
+  });
+
+  suiteTeardown(async () => {
+    await setServers([]);
+    await sim.close();
+    delete process.env.PIXELS_SSH_DIR;
+    rmSync(sshDir, { recursive: true, force: true });
+  });
+
+  test('every contributed command is registered', async () => {
+    const ext = vscode.extensions.getExtension(EXTENSION_ID)!;
+    const contributed = (ext.packageJSON.contributes.commands as { command: string }[]).map((c) => c.command);
+    const registered = new Set(await vscode.commands.getCommands(true));
+    const missing = contributed.filter((c) => !registered.has(c));
+    assert.deepEqual(missing, []);
+    assert.ok(contributed.length >= 20);
+  });
+
+  test('tree rows: status icon colour, "IP · egress" description, tooltip, contextValue; checkpoints newest first', async () => {
+    const api = await pixelsApi();
+    const rows = await sandboxRows(api, 'sim');
+    const web = rows.get('web');
+    assert.ok(web && web.type === 'sandbox');
+    const item = api.treeItem(web);
+    assert.equal(item.label, 'web');
+    assert.equal(web.sandbox.status, 'running');
+    assert.equal(item.icon, 'vm-running');
+    assert.equal(item.color, 'charts.green');
+    assert.match(item.contextValue ?? '', /^sandbox\+running/);
+    assert.match(item.tooltip ?? '', /Image/);
+    assert.match(item.tooltip ?? '', /ubuntu/);
+    const old = rows.get('old');
+    assert.ok(old && old.type === 'sandbox');
+    assert.equal(api.treeItem(old).contextValue, 'sandbox+stopped');
+    assert.equal(api.treeItem(old).color, 'disabledForeground');
+    const checkpoints = await api.treeChildren(web);
+    assert.ok(checkpoints.length >= 2);
+    const times = checkpoints.map((c) => (c.type === 'checkpoint' ? c.checkpoint.createdAt.getTime() : NaN));
+    assert.deepEqual([...times].sort((a, b) => b - a), times, 'newest first');
+    const first = api.treeItem(checkpoints[0]);
+    assert.equal(first.contextValue, 'checkpoint');
+    assert.match(first.description ?? '', /ago$/);
+  });
+
+  test('create -> tree -> checkpoint -> restore -> clone -> destroy', async () => {
+    const api = await pixelsApi();
+    const created = (await vscode.commands.executeCommand('pixels.createSandbox', {
+      server: 'sim',
+      name: 'flow',
+      image: 'ubuntu/24.04',
+      cpu: '2',
+      memoryMiB: 1024,
+      egress: 'unrestricted',
+      provision: true,
+    })) as Sandbox | undefined;
+    assert.ok(created, `create failed: ${api.lastError()?.message}`);
+    assert.equal(created.name, 'flow');
+    assert.equal(created.status, 'running');
+    let rows = await sandboxRows(api, 'sim');
+    assert.ok(rows.has('flow'), 'the new sandbox is in the tree data');
+
+    // provisioning: our host key is pinned locally and was written into the sandbox, the user key appended
+    const knownHosts = readFileSync(join(sshDir, 'known_hosts'), 'utf8');
+    assert.match(knownHosts, /^px-flow\.sim ssh-ed25519 /m);
+    const dataset = `${sim.engine.pool}/.ix-virt/containers/px-flow`;
+    const hostPub = (await sim.engine.readFile(dataset, 'rootfs/etc/ssh/ssh_host_ed25519_key.pub'))?.toString();
+    assert.ok(hostPub && knownHosts.includes(hostPub.trim().split(' ')[1]), 'pinned key = key in the sandbox');
+    assert.ok(await sim.engine.readFile(dataset, 'rootfs/root/.ssh/authorized_keys'));
+
+    const cp = (await vscode.commands.executeCommand('pixels.createCheckpoint', { server: 'sim', name: 'flow', label: 'first' })) as Checkpoint;
+    assert.equal(cp?.label, 'first', api.lastError()?.message);
+    const cp2 = (await vscode.commands.executeCommand('pixels.createCheckpoint', { server: 'sim', name: 'flow', label: 'second' })) as Checkpoint;
+    assert.equal(cp2?.label, 'second', api.lastError()?.message);
+    rows = await sandboxRows(api, 'sim');
+    const flowCheckpoints = await api.treeChildren(rows.get('flow')!);
+    assert.deepEqual(
+      flowCheckpoints.map((c) => (c.type === 'checkpoint' ? c.checkpoint.label : '')),
+      ['second', 'first'],
+    );
+
+    // restore the older one: the newer "second" goes
+    assert.equal(await vscode.commands.executeCommand('pixels.restoreCheckpoint', { server: 'sim', name: 'flow', label: 'first', confirm: true }), true, api.lastError()?.message);
+    rows = await sandboxRows(api, 'sim');
+    const after = await api.treeChildren(rows.get('flow')!);
+    assert.deepEqual(after.map((c) => (c.type === 'checkpoint' ? c.checkpoint.label : '')), ['first']);
+
+    // a declined confirmation changes nothing
+    assert.equal(await vscode.commands.executeCommand('pixels.restoreCheckpoint', { server: 'sim', name: 'flow', label: 'first', confirm: false }), false);
+
+    // clone from the checkpoint: a new sandbox with its own host key
+    const clone = (await vscode.commands.executeCommand('pixels.clone', { server: 'sim', name: 'flow', label: 'first', newName: 'flow-copy' })) as Sandbox;
+    assert.equal(clone?.name, 'flow-copy', api.lastError()?.message);
+    const known = readFileSync(join(sshDir, 'known_hosts'), 'utf8');
+    const keyOf = (alias: string) => new RegExp(`^${alias.replace('.', '\\.')}\\S* (ssh-ed25519 \\S+)`, 'm').exec(known)?.[1];
+    assert.ok(keyOf('px-flow-copy.sim'), 'the clone has a pinned host key');
+    assert.notEqual(keyOf('px-flow-copy.sim'), keyOf('px-flow.sim'), 'the clone got its own host key');
+    rows = await sandboxRows(api, 'sim');
+    assert.ok(rows.has('flow-copy'));
+
+    // delete a checkpoint, copy the IP
+    assert.equal(await vscode.commands.executeCommand('pixels.deleteCheckpoint', { server: 'sim', name: 'flow', label: 'first', confirm: true }), true, api.lastError()?.message);
+    const ip = (await vscode.commands.executeCommand('pixels.copyIp', { server: 'sim', name: 'flow' })) as string | undefined;
+    if (created.ipv4) assert.equal(await vscode.env.clipboard.readText(), ip);
+
+    // stop / start / restart
+    assert.equal(await vscode.commands.executeCommand('pixels.stop', { server: 'sim', name: 'flow-copy' }), true, api.lastError()?.message);
+    rows = await sandboxRows(api, 'sim');
+    assert.equal(rows.get('flow-copy')?.type === 'sandbox' && (rows.get('flow-copy') as { sandbox: Sandbox }).sandbox.status, 'stopped');
+    assert.equal(await vscode.commands.executeCommand('pixels.start', { server: 'sim', name: 'flow-copy' }), true, api.lastError()?.message);
+    assert.equal(await vscode.commands.executeCommand('pixels.restart', { server: 'sim', name: 'flow-copy' }), true, api.lastError()?.message);
+
+    // destroy both; their pinned keys go too
+    for (const name of ['flow-copy', 'flow']) {
+      assert.equal(await vscode.commands.executeCommand('pixels.destroy', { server: 'sim', name, confirm: true }), true, api.lastError()?.message);
+    }
+    rows = await sandboxRows(api, 'sim');
+    assert.ok(!rows.has('flow') && !rows.has('flow-copy'));
+    assert.ok(!(await sim.engine.listInstances()).some((i) => i.name.startsWith('px-flow')));
+    assert.doesNotMatch(readFileSync(join(sshDir, 'known_hosts'), 'utf8'), /px-flow/);
+  });
+
+  test('Open in Sandbox writes the SSH entry and calls vscode.openFolder with the ssh-remote URI', async () => {
+    const api = await pixelsApi();
+    const sshConfig = join(sshDir, 'user-config');
+    writeFileSync(sshConfig, 'Host *\n  ServerAliveInterval 30\n');
+    await vscode.workspace.getConfiguration('pixels').update('ssh.configFile', sshConfig, vscode.ConfigurationTarget.Global);
+    const calls: unknown[][] = [];
+    const spy = vscode.commands.registerCommand('vscode.openFolder', (...args: unknown[]) => {
+      calls.push(args);
+    });
+    try {
+      const made = (await vscode.commands.executeCommand('pixels.createSandbox', { server: 'sim', name: 'remote', provision: true, egress: 'unrestricted' })) as Sandbox;
+      assert.ok(made, api.lastError()?.message);
+      const uri = (await vscode.commands.executeCommand('pixels.openFolderInSandbox', {
+        server: 'sim',
+        name: 'remote',
+        path: '/home/pixel/work',
+        newWindow: true,
+        requireRemoteSsh: false,
+      })) as string | undefined;
+      if (!made.ipv4) {
+        assert.equal(uri, undefined);
+        assert.match(api.lastError()?.message ?? '', /no IP/);
+        return;
+      }
+      assert.equal(uri, 'vscode-remote://ssh-remote+px-remote.sim/home/pixel/work', api.lastError()?.message);
+      assert.equal(calls.length, 1);
+      assert.equal(String(calls[0][0]), uri);
+      assert.deepEqual(calls[0][1], { forceNewWindow: true });
+      const userConfig = readFileSync(sshConfig, 'utf8');
+      assert.match(userConfig, /^# --- BEGIN PIXELS/m);
+      assert.match(userConfig, /Host \*\n {2}ServerAliveInterval 30\n/, "the user's own lines are kept");
+      const ours = readFileSync(join(sshDir, 'config'), 'utf8');
+      assert.match(ours, /Host px-remote\.sim/);
+      assert.match(ours, new RegExp(`HostName ${made.ipv4.replace(/\./g, '\\.')}`));
+    } finally {
+      spy.dispose();
+      await vscode.workspace.getConfiguration('pixels').update('ssh.configFile', undefined, vscode.ConfigurationTarget.Global);
+      await vscode.commands.executeCommand('pixels.destroy', { server: 'sim', name: 'remote', confirm: true });
+    }
+  });
+
+  test('filter narrows the tree and sets the empty state', async () => {
+    const api = await pixelsApi();
+    assert.equal(await vscode.commands.executeCommand('pixels.filter', { text: 'we' }), true);
+    let roots = await api.treeChildren();
+    let names = (await api.treeChildren(roots[0])).map((n) => (n.type === 'sandbox' ? n.sandbox.name : ''));
+    assert.deepEqual(names, ['web']);
+    await vscode.commands.executeCommand('pixels.filter', { text: 'nothing-matches' });
+    roots = await api.treeChildren();
+    assert.deepEqual(roots, []);
+    assert.equal(api.viewState(), 'empty');
+    await vscode.commands.executeCommand('pixels.clearFilter');
+    roots = await api.treeChildren();
+    names = (await api.treeChildren(roots[0])).map((n) => (n.type === 'sandbox' ? n.sandbox.name : ''));
+    assert.ok(names.length >= 3);
+  });
+});
