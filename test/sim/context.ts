@@ -55,6 +55,8 @@ export interface SimContext {
   readonly hostFiles: Map<string, HostFile>;
   readonly bootId: string;
   readonly startedAt: Date;
+  /** sends virt.instance.query CHANGED {status} when an instance's status really changed (deduplicated) */
+  notifyStatus(name: string, status: string | null): void;
   /** serialises state changes that must not interleave (a whole rollback -r, a recursive delete) */
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
 }

@@ -76,6 +76,7 @@ export async function startSimulator(options: SimOptions): Promise<SimServer> {
   const events = new EventHub();
   const faults = new Faults();
   let chain: Promise<unknown> = Promise.resolve();
+  const lastStatus = new Map<string, string>();
   const ctx: SimContext = {
     version: options.version,
     engine,
@@ -94,6 +95,16 @@ export async function startSimulator(options: SimOptions): Promise<SimServer> {
     hostFiles: new Map(),
     bootId: randomUUID(),
     startedAt: new Date(),
+    notifyStatus(name: string, status: string | null): void {
+      if (status === null) {
+        lastStatus.delete(name);
+        return;
+      }
+      if (lastStatus.get(name) === status) return;
+      lastStatus.set(name, status);
+      if (options.version !== '26')
+        events.send('virt.instance.query', 'CHANGED', { id: name, fields: { status } });
+    },
     exclusive<T>(fn: () => Promise<T>): Promise<T> {
       const run = chain.then(fn, fn);
       chain = run.catch(() => undefined);
@@ -101,7 +112,8 @@ export async function startSimulator(options: SimOptions): Promise<SimServer> {
     },
   };
   // Status changes the engine makes on its own (e.g. a container shut itself down) become events too.
-  const unwatch = engine.onInstanceChange?.(() => undefined);
+  for (const rec of await engine.listInstances()) lastStatus.set(rec.name, rec.status);
+  const unwatch = engine.onInstanceChange?.((name, status) => ctx.notifyStatus(name, status));
 
   const httpServer = options.tls
     ? https.createServer({ key: options.tls.key, cert: options.tls.cert })

@@ -263,6 +263,20 @@ export class MemoryEngine implements SimEngine {
     for (const id of [...this.snapshots.keys()])
       if (tree.includes(this.snapshots.get(id)!.dataset)) this.snapshots.delete(id);
     for (const ds of tree) this.datasets.delete(ds);
+    this.collectDeleted();
+  }
+
+  /** Incus removes a parked volume under deleted/ once no clone depends on its snapshots any more. */
+  private collectDeleted(): void {
+    const parked = `${this.pool}/.ix-virt/deleted/containers/`;
+    for (const name of [...this.datasets.keys()]) {
+      if (!name.startsWith(parked) || name.slice(parked.length).includes('/')) continue;
+      const tree = this.subtree(name);
+      const snaps = [...this.snapshots.values()].filter((s) => tree.includes(s.dataset));
+      if (snaps.some((s) => this.clonesOf(`${s.dataset}@${s.name}`).length > 0)) continue;
+      for (const s of snaps) this.snapshots.delete(`${s.dataset}@${s.name}`);
+      for (const ds of tree) this.datasets.delete(ds);
+    }
   }
 
   onInstanceChange(listener: InstanceChangeListener): () => void {

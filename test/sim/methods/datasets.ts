@@ -115,6 +115,10 @@ export function registerDatasets(registry: Registry, ctx: SimContext): void {
     handler: async (env, args) => {
       checkArgCount(args, 1);
       const id = idArg(args, 0, 'id');
+      // Looked up with zfs.dataset.query: no internal filter, so .ix-virt datasets work.
+      const ds = (await env.ctx.engine.listDatasets()).find((d) => d.name === id);
+      if (!ds) throw new CallError(`Dataset "${id}" does not exist.`, ERRNO.ENOENT);
+      if (!ds.origin) throw new CallError('Only cloned datasets can be promoted.', ERRNO.EBADMSG);
       try {
         await env.ctx.engine.promoteDataset(id);
       } catch (error) {
@@ -137,7 +141,7 @@ export function registerDatasets(registry: Registry, ctx: SimContext): void {
         if (!data.force) {
           throw ValidationErrors.one(
             'pool.dataset.rename.force',
-            'Renaming a dataset may break shares, tasks and apps that use it; set force to rename it anyway',
+            'No safety checks are performed when renaming ZFS resources; this may break existing usages. If you understand the risks, please set force to true.',
           );
         }
         try {
@@ -169,12 +173,14 @@ export function registerDatasets(registry: Registry, ctx: SimContext): void {
         const options = parseModel(args[1] ?? {}, 'options', {
           recursive: { type: 'bool', default: false },
           force: { type: 'bool', default: false },
-          recursive_snapshots: { type: 'bool', default: false },
+          recursively_remove_dependents: { type: 'bool', default: false },
         });
         await env.ctx.exclusive(async () => {
           try {
+            // zfs destroy [-r|-R]
             await destroyDatasetTree(env.ctx, id, {
-              recursive: options.recursive === true || options.recursive_snapshots === true,
+              recursive: options.recursive === true || options.recursively_remove_dependents === true,
+              recursiveClones: options.recursively_remove_dependents === true,
             });
           } catch (error) {
             if (error instanceof CallError)

@@ -190,7 +190,7 @@ function register(registry: Registry, ns: string, entity: string, isPrivate: boo
       if (cloned.length && !options.defer) {
         throw ValidationErrors.one(
           'options.defer',
-          `Please set this attribute as '${id}' snapshot has dependent clones: ${cloned.flatMap((s) => s.clones).join(',')}`,
+          `Please set this attribute as '${id}' snapshot has dependent clones: ${cloned.flatMap((s) => s.clones).join(', ')}`,
         );
       }
       const held = targets.find((s) => (env.ctx.holds.get(s.id)?.size ?? 0) > 0);
@@ -277,22 +277,14 @@ function register(registry: Registry, ns: string, entity: string, isPrivate: boo
     });
     const id = data.snapshot as string;
     const target = data.dataset_dst as string;
-    if (!(await findSnapshot(env.ctx, id))) {
-      throw ValidationErrors.one(
-        'snapshot_clone.snapshot',
-        'Specified snapshot does not exist',
-        ERRNO.ENOENT,
-      );
-    }
     try {
       await env.ctx.engine.cloneSnapshot(id, target);
     } catch (error) {
+      // libzfs clone, then mount_recursive(); any failure is CallError("Failed to clone snapshot: ...") (EFAULT).
       if (error instanceof EngineError) {
-        const text = error.code === 'EEXIST' ? 'dataset already exists' : error.message;
-        throw new CallError(
-          `Failed to clone snapshot: ${text}`,
-          error.code === 'EEXIST' ? ERRNO.EEXIST : ERRNO.EFAULT,
-        );
+        const text =
+          error.code === 'EEXIST' ? `cannot create '${target}': dataset already exists` : error.message;
+        throw new CallError(`Failed to clone snapshot: ${text}`, ERRNO.EFAULT);
       }
       throw error;
     }

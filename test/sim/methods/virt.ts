@@ -97,7 +97,7 @@ async function mustInstance(ctx: SimContext, name: string): Promise<InstanceReco
 }
 
 function statusEvent(ctx: SimContext, name: string, status: string): void {
-  ctx.events.send('virt.instance.query', 'CHANGED', { id: name, fields: { status } });
+  ctx.notifyStatus(name, status);
 }
 
 /** Spends the job's duration in steps, reporting Incus-like progress (percent stays as it is). */
@@ -584,6 +584,7 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
         for (const key of [...env.ctx.holds.keys()]) if (key.startsWith(prefix)) env.ctx.holds.delete(key);
         await reapDeferred(env.ctx);
       });
+      env.ctx.notifyStatus(id, null);
       env.ctx.events.send('virt.instance.query', 'REMOVED', { id });
       return true;
     },
