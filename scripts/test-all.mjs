@@ -4,7 +4,7 @@
 // loudly when the lab is missing; nothing is skipped here.
 import { spawn } from 'node:child_process';
 
-const suites = (process.env.PIXELS_SUITES ?? 'typecheck,lint,build,test:unit,test:integration').split(',');
+const suites = (process.env.PIXELS_SUITES ?? 'typecheck,lint,build,test:unit,test:integration,test:vscode,test:e2e').split(',');
 
 function run(script) {
   return new Promise((resolve) => {
