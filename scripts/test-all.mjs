@@ -4,7 +4,9 @@
 // loudly when the lab is missing; nothing is skipped here.
 import { spawn } from 'node:child_process';
 
-const suites = (process.env.PIXELS_SUITES ?? 'typecheck,lint,build,test:unit,test:integration,test:vscode,test:e2e').split(',');
+const suites = (
+  process.env.PIXELS_SUITES ?? 'typecheck,lint,build,test:unit,test:integration,test:vscode,test:e2e'
+).split(',');
 
 function run(script) {
   return new Promise((resolve) => {
@@ -46,7 +48,9 @@ for (const suite of suites) {
     failedSuites.push(suite);
     if (c.failed === 0) failed += 1; // a suite that crashed or a static check that failed counts as one failure
   }
-  console.log(`=== ${suite}: exit ${code}, ${c.passed} passed, ${c.failed} failed, ${((Date.now() - started) / 1000).toFixed(1)} s ===`);
+  console.log(
+    `=== ${suite}: exit ${code}, ${c.passed} passed, ${c.failed} failed, ${((Date.now() - started) / 1000).toFixed(1)} s ===`,
+  );
 }
 if (failedSuites.length) console.log(`\nfailed suites: ${failedSuites.join(', ')}`);
 console.log(`tests: ${passed} passed, ${failed} failed`);
