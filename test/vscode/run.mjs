@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // `npm run test:vscode [-- --grep <pattern>]`: the extension-host suite in a real VS Code.
 // 1. bundles the extension (dist/extension.js, production build: what ships) and the suites
-//    (test/vscode/suite/**/*.ts -> out/vscode-tests/**/*.js, one bundle each, `vscode` and npm packages external);
+//    (test/vscode/suite/**/*.ts -> out/vscode-tests/<pid>/**/*.js, one bundle each, `vscode` and npm packages
+//    external; a folder per run so that two runs at once do not delete each other's bundles);
 // 2. runs them with @vscode/test-electron's runTests. Desktop VS Code cannot be downloaded offline, so unless
 //    VSCODE_EXECUTABLE names a real one, the executable is test/vscode/code-shim.mjs (code-server + headless Chromium).
 // PIXELS_* variables are handed to the extension host (extensionTestsEnv).
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,11 +17,21 @@ import { runTests } from '@vscode/test-electron';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
 const suiteDir = path.join(here, 'suite');
-const outDir = path.join(root, 'out', 'vscode-tests');
+const outRoot = path.join(root, 'out', 'vscode-tests');
+const outDir = path.join(outRoot, String(process.pid));
 
 const argv = process.argv.slice(2);
 const grepAt = argv.indexOf('--grep');
 const grep = grepAt === -1 ? undefined : argv[grepAt + 1];
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === 'EPERM';
+  }
+}
 
 function sources(dir) {
   return readdirSync(dir)
@@ -35,6 +46,11 @@ function sources(dir) {
 const build = spawnSync(process.execPath, ['esbuild.mjs', '--production'], { cwd: root, stdio: 'inherit' });
 if (build.status !== 0) process.exit(build.status ?? 1);
 
+// Folders of runs that are gone (killed before they could clean up).
+for (const entry of existsSync(outRoot) ? readdirSync(outRoot) : []) {
+  if (/^\d+$/.test(entry) && !alive(Number(entry)))
+    rmSync(path.join(outRoot, entry), { recursive: true, force: true });
+}
 rmSync(outDir, { recursive: true, force: true });
 await esbuild.build({
   entryPoints: sources(suiteDir),
@@ -78,6 +94,7 @@ try {
   code = 1;
 }
 rmSync(profile, { recursive: true, force: true });
+rmSync(outDir, { recursive: true, force: true });
 console.log(
   `test:vscode ${code === 0 ? 'passed' : 'FAILED'} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
 );

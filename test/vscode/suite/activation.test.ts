@@ -20,11 +20,15 @@ suite('activation', () => {
     await extension.activate();
     const ms = performance.now() - started;
     assert.equal(extension.isActive, true, 'extension.isActive is false after activate()');
-    // Something (an activation event) may have activated it before this test: then there is nothing to time here.
+    // The extension reports how long its activate() took (exports.activationMs). If an activation event or an
+    // earlier suite activated it already, that is the only number there is.
+    const reported: unknown = (extension.exports as { activationMs?: unknown } | undefined)?.activationMs;
+    const body =
+      typeof reported === 'number' ? `activate() body ${reported.toFixed(1)} ms` : 'no activationMs export';
     console.log(
       wasActive
-        ? 'activation: already active when the test started (activated by an activation event)'
-        : `activation: ${ms.toFixed(1)} ms (extension.activate())`,
+        ? `activation: already active when this test started (${body})`
+        : `activation: ${ms.toFixed(1)} ms for extension.activate() including module load (${body})`,
     );
   });
 });
