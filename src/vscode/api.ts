@@ -25,8 +25,8 @@ export interface PixelsApi {
   };
   /** The welcome state the view is in. */
   viewState(): ViewState | undefined;
-  /** The message shown above the tree, if any. */
-  viewMessage(): string | undefined;
+  /** Why the view is 'unreachable' (server label and reason), if it is. */
+  viewReason(): string | undefined;
   /** The last failure a command reported to the user. */
   lastError(): { action: string; message: string } | undefined;
   /** Whether the tree view is visible. */
@@ -53,7 +53,7 @@ export function createApi(services: Services, activationMs: number): PixelsApi {
       };
     },
     viewState: () => services.tree.state,
-    viewMessage: () => services.view.message,
+    viewReason: () => services.tree.reason,
     lastError: lastReportedError,
     viewVisible: () => services.view.visible,
   };

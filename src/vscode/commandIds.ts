@@ -24,6 +24,7 @@ export const CommandIds = {
   openFolderInSandbox: 'pixels.openFolderInSandbox',
   openTerminal: 'pixels.openTerminal',
   runCommand: 'pixels.runCommand',
+  setupSsh: 'pixels.setupSsh',
   installRemoteSsh: 'pixels.installRemoteSsh',
   importApiKeys: 'pixels.importApiKeys',
 } as const;

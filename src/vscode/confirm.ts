@@ -51,3 +51,12 @@ export function confirmDeleteCheckpoint(name: string, label: string, answer?: bo
     answer,
   );
 }
+
+export function confirmSetupSsh(name: string, running: boolean, answer?: boolean): Promise<boolean> {
+  return ask(
+    `Set up SSH access to "${name}"?`,
+    `Pixels puts a new SSH host key (pinned on this machine) and your public key into the sandbox${running ? ', then restarts it so sshd uses the new key' : ''}.`,
+    'Set Up',
+    answer,
+  );
+}

@@ -122,7 +122,7 @@ export async function runCreateFlow(
       case 1:
         result = await inputStep(title, 1, total, {
           value: a.name,
-          prompt: 'Sandbox name (letters, digits and hyphens; the container is px-<name>)',
+          prompt: 'Sandbox name; the container will be called px-<name>',
           placeholder: 'e.g. agent-1',
           validate: (v) =>
             sandboxNameProblem(v) ?? (taken(v) ? `A sandbox named "${v}" exists already.` : undefined),

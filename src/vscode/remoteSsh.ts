@@ -96,7 +96,9 @@ export async function openInSandbox(
       await remote.update('remotePlatform', platforms, vscode.ConfigurationTarget.Global);
     } catch (err) {
       // Only possible without a Remote-SSH extension (the setting is not registered then).
-      services.log.warn(`could not set remote.SSH.remotePlatform for ${alias}: ${err instanceof Error ? err.message : String(err)}`);
+      services.log.warn(
+        `could not set remote.SSH.remotePlatform for ${alias}: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
   }
   const uri = vscode.Uri.parse(`vscode-remote://ssh-remote+${alias}${path}`);

@@ -35,6 +35,13 @@ export class Services implements vscode.Disposable {
     this.tree.onMessage = (message) => {
       this.view.message = message;
     };
+    this.tree.onUnreachable = (reason) => {
+      this.log.warn(`view: ${reason}`);
+      void vscode.window.showWarningMessage(reason, 'Retry', 'Show Logs').then((choice) => {
+        if (choice === 'Retry') void vscode.commands.executeCommand('pixels.refresh');
+        if (choice === 'Show Logs') this.log.show();
+      });
+    };
     this.refresh = this.own(new RefreshController(this.registry, this.store, this.log));
     this.refresh.attach(this.view);
     this.ssh = this.own(new SshAccess(this.registry, this.log));

@@ -88,7 +88,7 @@ export class SshAccess implements vscode.Disposable {
     const hostKey = await this.hostKey(serverId, sandbox.name);
     if (!hostKey)
       throw new SecurityError(
-        `The SSH host key of "${sandbox.name}" is not known on this machine (it was not created or cloned here), so Pixels will not connect to it.`,
+        `The SSH host key of "${sandbox.name}" is not known on this machine (it was not created or cloned here), so Pixels will not connect to it. Run "Pixels: Set Up SSH Access…" to give it a pinned host key.`,
       );
     const identity = await this.identity();
     return {

@@ -58,6 +58,7 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
   readonly onDidChangeTreeData = this.emitter.event;
   private filterText = '';
   private viewState: ViewState | undefined;
+  private reasonText: string | undefined;
   private readonly subscriptions: { dispose(): void }[] = [];
   /** Shown above the tree (e.g. why a server is unreachable); set by the view owner. */
   onMessage: (message: string | undefined) => void = () => undefined;
@@ -84,11 +85,22 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     return this.viewState;
   }
 
-  private setState(state: ViewState, message?: string): void {
+  /** Why the servers cannot be listed, while the view is in the 'unreachable' state. */
+  get reason(): string | undefined {
+    return this.reasonText;
+  }
+
+  /** Fires when the view turns 'unreachable', with the reason (the welcome text itself is static). */
+  onUnreachable: (reason: string) => void = () => undefined;
+
+  private setState(state: ViewState, message?: string, reason?: string): void {
+    // A message above the tree would hide the welcome content, so it is only used for the filter.
     this.onMessage(message);
+    this.reasonText = reason;
     if (state === this.viewState) return;
     this.viewState = state;
     void vscode.commands.executeCommand('setContext', 'pixels.state', state);
+    if (state === 'unreachable' && reason) this.onUnreachable(reason);
   }
 
   private visible(sandboxes: Sandbox[]): Sandbox[] {
@@ -124,7 +136,7 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     }
     const total = servers.reduce((n, s) => n + this.visible(this.store.sandboxes(s.id)).length, 0);
     if (total === 0 && errors.length === 0) {
-      this.setState('empty', this.filterText ? `Filter: "${this.filterText}"` : undefined);
+      this.setState('empty');
       return [];
     }
     this.setState('ok', this.filterText ? `Filter: "${this.filterText}"` : undefined);

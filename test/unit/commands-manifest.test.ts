@@ -58,6 +58,7 @@ test('titles of commands that prompt end in an ellipsis, the others do not', () 
     'pixels.filter',
     'pixels.openFolderInSandbox',
     'pixels.runCommand',
+    'pixels.setupSsh',
   ]);
   for (const c of commands) {
     if (prompting.has(c.command))

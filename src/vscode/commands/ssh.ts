@@ -1,7 +1,9 @@
 // Access: Open in Sandbox (current or new window), Open Folder in Sandbox…, Open Terminal, Run Command…,
 // Install Remote-SSH.
 import * as vscode from 'vscode';
-import { CancelledError } from '../../core/errors';
+import { CancelledError, UnsupportedError } from '../../core/errors';
+import { confirmSetupSsh } from '../confirm';
+import { withProgress } from '../progress';
 import type { Sandbox } from '../../core/sandbox';
 import { CommandIds } from '../commandIds';
 import { answersOf, resolveSandbox, type Answers } from '../pick';
@@ -97,6 +99,30 @@ async function runCommand(services: Services, arg: unknown): Promise<number | un
   return code ?? undefined;
 }
 
+/** Gives a sandbox that was not created here (pixels CLI, another machine) a pinned host key and our user key. */
+async function setupSsh(services: Services, arg: unknown): Promise<boolean> {
+  const a = answersOf(arg);
+  const target = await resolveSandbox(services, a, { placeHolder: 'Set up SSH access to which sandbox?' });
+  const backend = await services.registry.backend(target.serverId);
+  const caps = await backend.capabilities();
+  if (!caps.writeFiles)
+    throw new UnsupportedError(
+      'This server cannot write files into a sandbox, so SSH access cannot be set up from here.',
+    );
+  const running = (target.sandbox ?? (await backend.get(target.name))).status === 'running';
+  if (!(await confirmSetupSsh(target.name, running, a.confirm))) return false;
+  await withProgress(`Setting up SSH access to "${target.name}"`, false, async (op, step) => {
+    step('installing the host key and your key');
+    await services.ssh.prepare(backend, target.serverId, target.name);
+    if (running) {
+      step('restarting so sshd uses the new key');
+      await backend.restart(target.name, {}, op);
+    }
+  });
+  await services.refresh.refreshNow(target.serverId);
+  return true;
+}
+
 export function registerSshCommands(services: Services): void {
   registerCommand(services, CommandIds.openInSandbox, 'Open in sandbox', (arg) =>
     open(services, arg, false, false),
@@ -109,5 +135,6 @@ export function registerSshCommands(services: Services): void {
   );
   registerCommand(services, CommandIds.openTerminal, 'Open terminal', (arg) => openTerminal(services, arg));
   registerCommand(services, CommandIds.runCommand, 'Run command', (arg) => runCommand(services, arg));
+  registerCommand(services, CommandIds.setupSsh, 'Set up SSH access', (arg) => setupSsh(services, arg));
   registerCommand(services, CommandIds.installRemoteSsh, 'Install Remote-SSH', () => installRemoteSsh());
 }

@@ -60,7 +60,11 @@ suite('commands', () => {
     const checkpoints = await api.treeChildren(web);
     assert.ok(checkpoints.length >= 2);
     const times = checkpoints.map((c) => (c.type === 'checkpoint' ? c.checkpoint.createdAt.getTime() : NaN));
-    assert.deepEqual([...times].sort((a, b) => b - a), times, 'newest first');
+    assert.deepEqual(
+      [...times].sort((a, b) => b - a),
+      times,
+      'newest first',
+    );
     const first = api.treeItem(checkpoints[0]);
     assert.equal(first.contextValue, 'checkpoint');
     assert.match(first.description ?? '', /ago$/);
@@ -87,13 +91,26 @@ suite('commands', () => {
     const knownHosts = readFileSync(join(sshDir, 'known_hosts'), 'utf8');
     assert.match(knownHosts, /^px-flow\.sim ssh-ed25519 /m);
     const dataset = `${sim.engine.pool}/.ix-virt/containers/px-flow`;
-    const hostPub = (await sim.engine.readFile(dataset, 'rootfs/etc/ssh/ssh_host_ed25519_key.pub'))?.toString();
-    assert.ok(hostPub && knownHosts.includes(hostPub.trim().split(' ')[1]), 'pinned key = key in the sandbox');
+    const hostPub = (
+      await sim.engine.readFile(dataset, 'rootfs/etc/ssh/ssh_host_ed25519_key.pub')
+    )?.toString();
+    assert.ok(
+      hostPub && knownHosts.includes(hostPub.trim().split(' ')[1]),
+      'pinned key = key in the sandbox',
+    );
     assert.ok(await sim.engine.readFile(dataset, 'rootfs/root/.ssh/authorized_keys'));
 
-    const cp = (await vscode.commands.executeCommand('pixels.createCheckpoint', { server: 'sim', name: 'flow', label: 'first' })) as Checkpoint;
+    const cp = (await vscode.commands.executeCommand('pixels.createCheckpoint', {
+      server: 'sim',
+      name: 'flow',
+      label: 'first',
+    })) as Checkpoint;
     assert.equal(cp?.label, 'first', api.lastError()?.message);
-    const cp2 = (await vscode.commands.executeCommand('pixels.createCheckpoint', { server: 'sim', name: 'flow', label: 'second' })) as Checkpoint;
+    const cp2 = (await vscode.commands.executeCommand('pixels.createCheckpoint', {
+      server: 'sim',
+      name: 'flow',
+      label: 'second',
+    })) as Checkpoint;
     assert.equal(cp2?.label, 'second', api.lastError()?.message);
     rows = await sandboxRows(api, 'sim');
     const flowCheckpoints = await api.treeChildren(rows.get('flow')!);
@@ -103,39 +120,95 @@ suite('commands', () => {
     );
 
     // restore the older one: the newer "second" goes
-    assert.equal(await vscode.commands.executeCommand('pixels.restoreCheckpoint', { server: 'sim', name: 'flow', label: 'first', confirm: true }), true, api.lastError()?.message);
+    assert.equal(
+      await vscode.commands.executeCommand('pixels.restoreCheckpoint', {
+        server: 'sim',
+        name: 'flow',
+        label: 'first',
+        confirm: true,
+      }),
+      true,
+      api.lastError()?.message,
+    );
     rows = await sandboxRows(api, 'sim');
     const after = await api.treeChildren(rows.get('flow')!);
-    assert.deepEqual(after.map((c) => (c.type === 'checkpoint' ? c.checkpoint.label : '')), ['first']);
+    assert.deepEqual(
+      after.map((c) => (c.type === 'checkpoint' ? c.checkpoint.label : '')),
+      ['first'],
+    );
 
     // a declined confirmation changes nothing
-    assert.equal(await vscode.commands.executeCommand('pixels.restoreCheckpoint', { server: 'sim', name: 'flow', label: 'first', confirm: false }), false);
+    assert.equal(
+      await vscode.commands.executeCommand('pixels.restoreCheckpoint', {
+        server: 'sim',
+        name: 'flow',
+        label: 'first',
+        confirm: false,
+      }),
+      false,
+    );
 
     // clone from the checkpoint: a new sandbox with its own host key
-    const clone = (await vscode.commands.executeCommand('pixels.clone', { server: 'sim', name: 'flow', label: 'first', newName: 'flow-copy' })) as Sandbox;
+    const clone = (await vscode.commands.executeCommand('pixels.clone', {
+      server: 'sim',
+      name: 'flow',
+      label: 'first',
+      newName: 'flow-copy',
+    })) as Sandbox;
     assert.equal(clone?.name, 'flow-copy', api.lastError()?.message);
     const known = readFileSync(join(sshDir, 'known_hosts'), 'utf8');
-    const keyOf = (alias: string) => new RegExp(`^${alias.replace('.', '\\.')}\\S* (ssh-ed25519 \\S+)`, 'm').exec(known)?.[1];
+    const keyOf = (alias: string) =>
+      new RegExp(`^${alias.replace('.', '\\.')}\\S* (ssh-ed25519 \\S+)`, 'm').exec(known)?.[1];
     assert.ok(keyOf('px-flow-copy.sim'), 'the clone has a pinned host key');
     assert.notEqual(keyOf('px-flow-copy.sim'), keyOf('px-flow.sim'), 'the clone got its own host key');
     rows = await sandboxRows(api, 'sim');
     assert.ok(rows.has('flow-copy'));
 
     // delete a checkpoint, copy the IP
-    assert.equal(await vscode.commands.executeCommand('pixels.deleteCheckpoint', { server: 'sim', name: 'flow', label: 'first', confirm: true }), true, api.lastError()?.message);
-    const ip = (await vscode.commands.executeCommand('pixels.copyIp', { server: 'sim', name: 'flow' })) as string | undefined;
+    assert.equal(
+      await vscode.commands.executeCommand('pixels.deleteCheckpoint', {
+        server: 'sim',
+        name: 'flow',
+        label: 'first',
+        confirm: true,
+      }),
+      true,
+      api.lastError()?.message,
+    );
+    const ip = (await vscode.commands.executeCommand('pixels.copyIp', { server: 'sim', name: 'flow' })) as
+      string | undefined;
     if (created.ipv4) assert.equal(await vscode.env.clipboard.readText(), ip);
 
     // stop / start / restart
-    assert.equal(await vscode.commands.executeCommand('pixels.stop', { server: 'sim', name: 'flow-copy' }), true, api.lastError()?.message);
+    assert.equal(
+      await vscode.commands.executeCommand('pixels.stop', { server: 'sim', name: 'flow-copy' }),
+      true,
+      api.lastError()?.message,
+    );
     rows = await sandboxRows(api, 'sim');
-    assert.equal(rows.get('flow-copy')?.type === 'sandbox' && (rows.get('flow-copy') as { sandbox: Sandbox }).sandbox.status, 'stopped');
-    assert.equal(await vscode.commands.executeCommand('pixels.start', { server: 'sim', name: 'flow-copy' }), true, api.lastError()?.message);
-    assert.equal(await vscode.commands.executeCommand('pixels.restart', { server: 'sim', name: 'flow-copy' }), true, api.lastError()?.message);
+    assert.equal(
+      rows.get('flow-copy')?.type === 'sandbox' &&
+        (rows.get('flow-copy') as { sandbox: Sandbox }).sandbox.status,
+      'stopped',
+    );
+    assert.equal(
+      await vscode.commands.executeCommand('pixels.start', { server: 'sim', name: 'flow-copy' }),
+      true,
+      api.lastError()?.message,
+    );
+    assert.equal(
+      await vscode.commands.executeCommand('pixels.restart', { server: 'sim', name: 'flow-copy' }),
+      true,
+      api.lastError()?.message,
+    );
 
     // destroy both; their pinned keys go too
     for (const name of ['flow-copy', 'flow']) {
-      assert.equal(await vscode.commands.executeCommand('pixels.destroy', { server: 'sim', name, confirm: true }), true, api.lastError()?.message);
+      assert.equal(
+        await vscode.commands.executeCommand('pixels.destroy', { server: 'sim', name, confirm: true }),
+        true,
+        api.lastError()?.message,
+      );
     }
     rows = await sandboxRows(api, 'sim');
     assert.ok(!rows.has('flow') && !rows.has('flow-copy'));
@@ -147,13 +220,20 @@ suite('commands', () => {
     const api = await pixelsApi();
     const sshConfig = join(sshDir, 'user-config');
     writeFileSync(sshConfig, 'Host *\n  ServerAliveInterval 30\n');
-    await vscode.workspace.getConfiguration('pixels').update('ssh.configFile', sshConfig, vscode.ConfigurationTarget.Global);
+    await vscode.workspace
+      .getConfiguration('pixels')
+      .update('ssh.configFile', sshConfig, vscode.ConfigurationTarget.Global);
     const calls: unknown[][] = [];
     const spy = vscode.commands.registerCommand('vscode.openFolder', (...args: unknown[]) => {
       calls.push(args);
     });
     try {
-      const made = (await vscode.commands.executeCommand('pixels.createSandbox', { server: 'sim', name: 'remote', provision: true, egress: 'unrestricted' })) as Sandbox;
+      const made = (await vscode.commands.executeCommand('pixels.createSandbox', {
+        server: 'sim',
+        name: 'remote',
+        provision: true,
+        egress: 'unrestricted',
+      })) as Sandbox;
       assert.ok(made, api.lastError()?.message);
       const uri = (await vscode.commands.executeCommand('pixels.openFolderInSandbox', {
         server: 'sim',
@@ -179,8 +259,14 @@ suite('commands', () => {
       assert.match(ours, new RegExp(`HostName ${made.ipv4.replace(/\./g, '\\.')}`));
     } finally {
       spy.dispose();
-      await vscode.workspace.getConfiguration('pixels').update('ssh.configFile', undefined, vscode.ConfigurationTarget.Global);
-      await vscode.commands.executeCommand('pixels.destroy', { server: 'sim', name: 'remote', confirm: true });
+      await vscode.workspace
+        .getConfiguration('pixels')
+        .update('ssh.configFile', undefined, vscode.ConfigurationTarget.Global);
+      await vscode.commands.executeCommand('pixels.destroy', {
+        server: 'sim',
+        name: 'remote',
+        confirm: true,
+      });
     }
   });
 

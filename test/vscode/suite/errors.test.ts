@@ -33,7 +33,12 @@ suite('error paths', () => {
     await api.setApiKey('sim', API_KEY);
     await setServers([simServer(sim.port)]);
     const calls = sim.callCount('virt.instance.create');
-    const result = await vscode.commands.executeCommand('pixels.createSandbox', { server: 'sim', name: 'Bad Name!', provision: false, egress: 'unrestricted' });
+    const result = await vscode.commands.executeCommand('pixels.createSandbox', {
+      server: 'sim',
+      name: 'Bad Name!',
+      provision: false,
+      egress: 'unrestricted',
+    });
     assert.equal(result, undefined);
     assert.match(api.lastError()?.message ?? '', /letters, digits and hyphens/);
     assert.equal(sim.callCount('virt.instance.create'), calls);
@@ -45,7 +50,12 @@ suite('error paths', () => {
     await api.setApiKey('sim', API_KEY);
     await setServers([simServer(sim.port)]);
     sim.faults.failNextJob('Image ubuntu/99.99 not found');
-    const result = await vscode.commands.executeCommand('pixels.createSandbox', { server: 'sim', name: 'doomed', provision: false, egress: 'unrestricted' });
+    const result = await vscode.commands.executeCommand('pixels.createSandbox', {
+      server: 'sim',
+      name: 'doomed',
+      provision: false,
+      egress: 'unrestricted',
+    });
     assert.equal(result, undefined);
     assert.match(api.lastError()?.message ?? '', /not found/i);
     assert.deepEqual(await instances(), []);
@@ -55,7 +65,12 @@ suite('error paths', () => {
   test('an egress mode that cannot be enforced yet is refused, not silently ignored', async () => {
     const api = await pixelsApi();
     await setServers([simServer(sim.port)]);
-    const result = await vscode.commands.executeCommand('pixels.createSandbox', { server: 'sim', name: 'locked', provision: false, egress: 'agent' });
+    const result = await vscode.commands.executeCommand('pixels.createSandbox', {
+      server: 'sim',
+      name: 'locked',
+      provision: false,
+      egress: 'agent',
+    });
     assert.equal(result, undefined);
     assert.match(api.lastError()?.message ?? '', /egress/);
     assert.deepEqual(await instances(), []);
@@ -68,8 +83,13 @@ suite('error paths', () => {
     await vscode.commands.executeCommand('pixels.refresh');
     assert.deepEqual(await api.treeChildren(), []);
     assert.equal(api.viewState(), 'unreachable');
-    assert.match(api.viewMessage() ?? '', /Simulator: .*(key|auth|credential)/i);
-    const result = await vscode.commands.executeCommand('pixels.createSandbox', { server: 'bad', name: 'nope', provision: false, egress: 'unrestricted' });
+    assert.match(api.viewReason() ?? '', /Simulator: .*(key|auth|credential)/i);
+    const result = await vscode.commands.executeCommand('pixels.createSandbox', {
+      server: 'bad',
+      name: 'nope',
+      provision: false,
+      egress: 'unrestricted',
+    });
     assert.equal(result, undefined);
     assert.match(api.lastError()?.message ?? '', /key|auth|credential/i);
     assert.deepEqual(await instances(), []);
@@ -91,11 +111,15 @@ suite('error paths', () => {
 
     const back = await startSimulator({ version: '25.10', apiKey: API_KEY, seed: true, port });
     try {
-      await waitFor('the server to be listed again', async () => {
-        await vscode.commands.executeCommand('pixels.refresh');
-        const roots = await api.treeChildren();
-        return roots.length > 0 || undefined;
-      }, 30_000);
+      await waitFor(
+        'the server to be listed again',
+        async () => {
+          await vscode.commands.executeCommand('pixels.refresh');
+          const roots = await api.treeChildren();
+          return roots.length > 0 || undefined;
+        },
+        30_000,
+      );
       assert.equal(api.viewState(), 'ok');
     } finally {
       await setServers([]);
@@ -109,6 +133,6 @@ suite('error paths', () => {
     await vscode.commands.executeCommand('pixels.refresh');
     assert.deepEqual(await api.treeChildren(), []);
     assert.equal(api.viewState(), 'unreachable');
-    assert.match(api.viewMessage() ?? '', /No API key is stored.*Add Server/);
+    assert.match(api.viewReason() ?? '', /No API key is stored.*Add Server/);
   });
 });

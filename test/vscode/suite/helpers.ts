@@ -24,19 +24,33 @@ export interface TestServer {
 }
 
 export async function setServers(servers: TestServer[]): Promise<void> {
-  await vscode.workspace.getConfiguration('pixels').update('servers', servers, vscode.ConfigurationTarget.Global);
+  await vscode.workspace
+    .getConfiguration('pixels')
+    .update('servers', servers, vscode.ConfigurationTarget.Global);
   await sleep(50); // the registry reloads on onDidChangeConfiguration
 }
 
 export function simServer(port: number, id = 'sim'): TestServer {
-  return { id, kind: 'truenas', label: 'Simulator', host: '127.0.0.1', port, secure: false, username: 'admin' };
+  return {
+    id,
+    kind: 'truenas',
+    label: 'Simulator',
+    host: '127.0.0.1',
+    port,
+    secure: false,
+    username: 'admin',
+  };
 }
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 15_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -46,7 +60,8 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined> 
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await sleep(100);
   }
 }

@@ -1,0 +1,144 @@
+// The product as a user sees it, in a real browser against the demo setup (code-server with the packaged .vsix,
+// the seeded TrueNAS simulator, PIXELS_DEMO_API_KEY): the tree with the seeded sandboxes and checkpoints, the
+// create flow through the quick input, destroy through the modal, and the welcome view.
+// Screenshots: test-results/screenshots/{tree,create-flow,confirm-modal,welcome}.png
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { startSimulator, type SimServer } from '../sim/index';
+import {
+  failureScreenshot,
+  openWorkbench,
+  startCodeServer,
+  type CodeServer,
+  type WorkbenchSession,
+} from './harness';
+
+const API_KEY = '1-' + 'd'.repeat(64);
+let sim: SimServer;
+let server: CodeServer;
+let wb: WorkbenchSession;
+let page: Page;
+let sshDir: string;
+
+before(async () => {
+  sshDir = mkdtempSync(path.join(tmpdir(), 'pixels-ui-ssh-'));
+  sim = await startSimulator({ version: '25.10', apiKey: API_KEY, seed: true, jobDurationMs: 400 });
+  server = await startCodeServer({
+    settings: {
+      'pixels.servers': [
+        {
+          id: 'sim',
+          kind: 'truenas',
+          host: '127.0.0.1',
+          port: sim.port,
+          secure: false,
+          username: 'admin',
+          label: 'Simulator',
+        },
+      ],
+      'workbench.colorTheme': 'Default Dark Modern',
+    },
+    env: { PIXELS_DEMO_API_KEY: API_KEY, PIXELS_SSH_DIR: sshDir },
+  });
+  wb = await openWorkbench(server);
+  page = wb.page;
+  await page.setViewportSize({ width: 1280, height: 800 });
+});
+
+after(async () => {
+  await wb?.close();
+  await server?.stop();
+  await sim?.close();
+  rmSync(sshDir, { recursive: true, force: true });
+});
+
+const tree = () =>
+  page.locator('.part.sidebar .monaco-list[aria-label="Sandboxes"], .part.sidebar .monaco-list').first();
+const row = (label: string) => page.locator('.part.sidebar .monaco-list-row', { hasText: label }).first();
+
+async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    await failureScreenshot(page, name);
+    throw error;
+  }
+}
+
+test('the Pixels view shows the seeded sandboxes and their checkpoints', async () => {
+  await step('tree', async () => {
+    await wb.openView('Pixels');
+    await tree().waitFor({ timeout: 30_000 });
+    for (const name of ['web', 'agent', 'old']) await row(name).waitFor({ timeout: 30_000 });
+    assert.match(await row('old').innerText(), /stopped/);
+    // expand "web": its checkpoints, newest first, with size and age
+    await row('web').click();
+    const checkpoints = page.locator('.part.sidebar .monaco-list-row', { hasText: /^px-\d{8}-\d{6}/ });
+    await checkpoints.first().waitFor({ timeout: 15_000 });
+    assert.ok((await checkpoints.count()) >= 2);
+    assert.match(await checkpoints.first().innerText(), /ago/);
+    await page.mouse.move(900, 600); // no hover highlight in the picture
+    await wb.screenshot('tree');
+  });
+});
+
+test('Create Sandbox… through the quick input, with validation as you type', async () => {
+  await step('create-flow', async () => {
+    await wb.runCommand('Pixels: Create Sandbox…');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor();
+    await input.fill('Bad Name');
+    const message = page.locator('.quick-input-widget .quick-input-message', {
+      hasText: 'may only contain letters, digits and hyphens',
+    });
+    await message.waitFor({ timeout: 10_000 });
+    await wb.screenshot('create-flow');
+    await input.fill('ui-box');
+    await page.keyboard.press('Enter'); // name
+    for (const expected of ['Image', 'CPU', 'Memory']) {
+      await page.locator('.quick-input-widget', { hasText: expected }).waitFor();
+      await page.keyboard.press('Enter'); // keep the default
+    }
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'unrestricted' }).waitFor();
+    await page.keyboard.press('Enter'); // egress: unrestricted (preselected)
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'No provisioning' }).waitFor();
+    await page.keyboard.press('Enter'); // provision (preselected)
+    await row('ui-box').waitFor({ timeout: 60_000 });
+    assert.ok((await sim.engine.listInstances()).some((i) => i.name === 'px-ui-box'));
+  });
+});
+
+test('Destroy… asks in a modal that names the sandbox and its checkpoints, then removes it', async () => {
+  await step('confirm-modal', async () => {
+    await row('ui-box').click({ button: 'right' });
+    const item = page.locator('.context-view .action-item', { hasText: 'Destroy…' }).first();
+    await item.waitFor({ timeout: 10_000 });
+    await item.click();
+    const dialog = page.locator('.monaco-dialog-box');
+    await dialog.waitFor({ timeout: 10_000 });
+    const text = await dialog.innerText();
+    assert.match(text, /Destroy sandbox "ui-box"\?/);
+    assert.match(text, /no checkpoints|checkpoint/);
+    await wb.screenshot('confirm-modal');
+    await dialog.locator('.monaco-button', { hasText: 'Destroy' }).first().click();
+    await row('ui-box').waitFor({ state: 'detached', timeout: 60_000 });
+    assert.ok(!(await sim.engine.listInstances()).some((i) => i.name === 'px-ui-box'));
+  });
+});
+
+test('with no server, the welcome view offers "Add Server…"', async () => {
+  await step('welcome', async () => {
+    await wb.runCommand('Pixels: Remove Server');
+    const welcome = page.locator('.part.sidebar .welcome-view-content', {
+      hasText: 'No Pixels server is configured',
+    });
+    await welcome.waitFor({ timeout: 20_000 });
+    await welcome.locator('.monaco-button', { hasText: 'Add Server…' }).waitFor();
+    await page.mouse.move(900, 600);
+    await wb.screenshot('welcome');
+  });
+});
