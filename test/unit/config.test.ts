@@ -67,8 +67,9 @@ enabled = false
 `;
   withToml(toml, (file, home) => {
     // TOML only
-    let { config, problems } = load(file, home);
-    assert.deepEqual(problems, []);
+    const first = load(file, home);
+    assert.deepEqual(first.problems, []);
+    let config = first.config;
     assert.equal(config.defaults.image, 'debian/12');
     assert.equal(config.defaults.cpu, '4');
     assert.equal(config.defaults.memoryMiB, 4096);
