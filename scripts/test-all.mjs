@@ -24,6 +24,7 @@ function run(script) {
 
 // Counts from node:test ("ℹ pass N" / "# pass N") and mocha ("N passing" / "N failing").
 function counts(out) {
+  // eslint-disable-next-line no-control-regex -- strips ANSI colour codes, which start with ESC
   const plain = out.replace(/\x1b\[[0-9;]*m/g, '');
   const last = (re) => {
     const all = [...plain.matchAll(re)];
