@@ -3,6 +3,8 @@
 //   const wb = await openWorkbench(server);                     // headless Chromium on the workbench
 //   await wb.openView('Pixels'); await wb.runCommand('Pixels: Refresh'); await wb.screenshot('tree');
 //   await wb.close(); await server.stop();
+// or against the demo (seeded simulator, extension pointed at it):
+//   const demo = await startDemo(); const wb = await openWorkbench(demo.server, { folder: demo.folder }); ...
 // `npm run test:e2e` packages the extension first, then runs test/e2e/**/*.test.ts with node:test.
 import { mkdirSync, mkdtempSync } from 'node:fs';
 import path from 'node:path';
@@ -19,6 +21,7 @@ import type { CodeServer } from './code-server';
 
 export * from './browser';
 export * from './code-server';
+export * from './demo';
 
 export interface OpenWorkbenchOptions extends BrowserOptions {
   /** Folder to open; an empty folder inside the server's work dir by default. */
