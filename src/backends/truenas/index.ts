@@ -28,7 +28,6 @@ export function createClient(
   apiKey: string,
   log: Logger = silentLogger,
 ): TrueNASClient {
-  assertTransportAllowed(config.host, config.secure ?? true);
   return new TrueNASClient(
     {
       host: config.host,
