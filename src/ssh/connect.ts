@@ -109,7 +109,11 @@ export async function connect(target: SshTarget, options: ConnectOptions = {}): 
         resolve(client);
       }
     };
-    const onReady = () => finish();
+    // Small request/response packets: without TCP_NODELAY, Nagle + delayed ACKs add ~40 ms to each command.
+    const onReady = () => {
+      client.setNoDelay(true);
+      finish();
+    };
     const onError = (err: Error & { level?: string; code?: string }) => {
       if (presented && !presented.equals(pinned.blob)) {
         finish(

@@ -85,6 +85,26 @@ export function openExecChannel(client: Client, command: string, label: string):
   });
 }
 
+/**
+ * Asks sshd to SIGKILL the command. ssh2's public `signal()` is a no-op once we sent EOF on stdin (which we do
+ * at once), so the request goes through its protocol object. sshd honours it for non-root users (for root it
+ * logs "session signalling requires privilege separation"); closing the channel follows either way.
+ */
+function sendKill(channel: ClientChannel): void {
+  const internal = channel as unknown as {
+    outgoing?: { id?: number; state?: string };
+    _client?: { _protocol?: { signal?: (id: number, name: string) => void } };
+  };
+  const id = internal.outgoing?.id;
+  const state = internal.outgoing?.state;
+  if (id === undefined || (state !== 'open' && state !== 'eof')) return;
+  try {
+    internal._client?._protocol?.signal?.(id, 'KILL');
+  } catch {
+    // the connection is already gone
+  }
+}
+
 /** Drives an open exec channel to completion. */
 export function runOnChannel(channel: ClientChannel, label: string, options: ExecOptions = {}): Promise<SshExecResult> {
   const limit = options.maxBufferBytes ?? 16 * 1024 * 1024;
@@ -95,16 +115,18 @@ export function runOnChannel(channel: ClientChannel, label: string, options: Exe
     let failure: Error | undefined;
     let timer: NodeJS.Timeout | undefined;
 
+    const settle = () => {
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+    };
     const stop = (err: Error) => {
       if (failure) return;
       failure = err;
-      // Ask the server to kill the command, then close our end (the command gets SIGHUP/EOF too).
-      try {
-        channel.signal('KILL');
-      } catch {
-        // Some servers refuse signals; closing the channel is enough.
-      }
+      settle();
+      sendKill(channel);
+      // Do not wait for the server: sshd keeps a non-pty session open until its command ends.
       channel.close();
+      reject(err);
     };
     const onAbort = () => stop(new CancelledError('The command was cancelled.'));
 
@@ -120,9 +142,8 @@ export function runOnChannel(channel: ClientChannel, label: string, options: Exe
       exit = code === null || code === undefined ? { code: null, signal: signalName(signal) } : { code };
     });
     channel.on('close', () => {
-      clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
-      if (failure) return reject(failure);
+      if (failure) return;
+      settle();
       if (!exit) return reject(new ConnectionError(`The connection to ${label} was lost while the command was running.`));
       resolve({
         exitCode: exit.code,

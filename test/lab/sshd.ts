@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, promises as fs, readdirSync, readFileSync } from
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import type { SshTarget } from '../../src/ssh/connect';
 import { generateKeyPair, type KeyPair } from '../../src/ssh/keys';
 
 export const SSHD_BINARY = process.env.PIXELS_SSHD ?? '/usr/sbin/sshd';
@@ -15,8 +16,13 @@ export interface SshdOptions {
   authorizedKeys: string[];
   /** Host key to serve (default: a fresh ed25519 pair). */
   hostKey?: KeyPair;
-  /** Extra sshd_config lines. */
+  /** Extra sshd_config lines (they override the defaults). */
   extraConfig?: string[];
+  /**
+   * Give sessions an empty HOME in the temp dir (default true), so the login user's own shell rc files
+   * (root's ~/.bashrc runs `pyenv init` on this machine, ~200 ms per command) do not run in every command.
+   */
+  isolateHome?: boolean;
 }
 
 export interface Sshd {
@@ -76,11 +82,14 @@ export async function startSshd(options: SshdOptions): Promise<Sshd> {
   const hostKey = options.hostKey ?? generateKeyPair('lab-sshd');
   await fs.writeFile(join(dir, 'host_ed25519'), hostKey.privateOpenSsh, { mode: 0o600 });
   await fs.writeFile(join(dir, 'host_ed25519.pub'), hostKey.publicOpenSsh + '\n', { mode: 0o644 });
+  await fs.mkdir(join(dir, 'home'), { mode: 0o700 });
   await fs.writeFile(join(dir, 'authorized_keys'), options.authorizedKeys.join('\n') + '\n', { mode: 0o600 });
 
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
+    // sshd takes the first value of a keyword: extra lines go first so that they win.
     const config = [
+      ...(options.extraConfig ?? []),
       `Port ${port}`,
       'ListenAddress 127.0.0.1',
       `HostKey ${join(dir, 'host_ed25519')}`,
@@ -94,7 +103,7 @@ export async function startSshd(options: SshdOptions): Promise<Sshd> {
       'PubkeyAuthentication yes',
       'MaxStartups 200:30:400',
       'LogLevel INFO',
-      ...(options.extraConfig ?? []),
+      ...((options.isolateHome ?? true) ? [`SetEnv HOME=${join(dir, 'home')}`] : []),
     ];
     await fs.writeFile(join(dir, 'sshd_config'), config.join('\n') + '\n');
     const child: ChildProcess = spawn(SSHD_BINARY, ['-D', '-e', '-f', join(dir, 'sshd_config')], {
@@ -153,4 +162,25 @@ export async function startSshd(options: SshdOptions): Promise<Sshd> {
   }
   await fs.rm(dir, { recursive: true, force: true });
   throw new Error('sshd could not find a free port on 127.0.0.1');
+}
+
+/** An sshd plus a fresh user key it accepts, and the pinned target to reach it. */
+export interface SshdFixture {
+  sshd: Sshd;
+  userKey: KeyPair;
+  target: SshTarget;
+}
+
+export async function startSshdFixture(options: Partial<SshdOptions> = {}): Promise<SshdFixture> {
+  const userKey = generateKeyPair('pixels-test-user');
+  const sshd = await startSshd({ ...options, authorizedKeys: [userKey.publicOpenSsh, ...(options.authorizedKeys ?? [])] });
+  const target: SshTarget = {
+    host: sshd.host,
+    port: sshd.port,
+    username: sshd.user,
+    privateKey: userKey.privateOpenSsh,
+    hostKey: sshd.hostKeyPub,
+    label: 'test sshd',
+  };
+  return { sshd, userKey, target };
 }

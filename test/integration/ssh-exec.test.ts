@@ -1,0 +1,170 @@
+// exec over the pooled ssh2 connection against a real OpenSSH server on loopback.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { CancelledError, ConnectionError, TimeoutError } from '../../src/core/errors';
+import { SshPool } from '../../src/ssh/pool';
+import { quoteCommand } from '../../src/ssh/quote';
+import { startSshdFixture, type SshdFixture } from '../lab/sshd';
+
+const EDGE_CASES = [
+  'plain',
+  'with space',
+  '  leading and trailing  ',
+  "single'quote",
+  "''",
+  'double"quote',
+  '$HOME',
+  '${PATH}',
+  '$(id)',
+  '`id`',
+  'back\\slash',
+  'new\nline',
+  'tab\there',
+  '*',
+  '~',
+  '!bang',
+  '#hash',
+  ';&|<>()',
+  'héllo wörld ✓ 日本',
+  '',
+  '-n',
+  '%s',
+];
+
+describe('ssh exec (real sshd)', () => {
+  let fx: SshdFixture;
+  let pool: SshPool;
+  before(async () => {
+    fx = await startSshdFixture();
+    pool = new SshPool();
+  });
+  after(async () => {
+    pool.dispose();
+    await fx.sshd.stop();
+  });
+
+  it('round-trips every awkward argument exactly (argv is quoted, not space-joined)', async () => {
+    const expected = EDGE_CASES.map((a) => a + '\n').join('');
+    const direct = await pool.exec(fx.target, ['printf', '%s\n', ...EDGE_CASES]);
+    assert.equal(direct.exitCode, 0, direct.stderr.toString());
+    assert.equal(direct.stdout.toString('utf8'), expected);
+    // Through a login shell the command is quoted twice; it must still arrive intact.
+    const login = await pool.exec(fx.target, ['printf', '%s\n', ...EDGE_CASES], { loginShell: true });
+    assert.equal(login.exitCode, 0, login.stderr.toString());
+    assert.equal(login.stdout.toString('utf8'), expected);
+    // A caller-built string is sent as is.
+    const str = await pool.exec(fx.target, quoteCommand(['printf', '[%s]', '']));
+    assert.equal(str.stdout.toString(), '[]');
+  });
+
+  it('reports exit codes and signals', async () => {
+    for (const code of [0, 1, 42]) {
+      const result = await pool.exec(fx.target, ['sh', '-c', `exit ${code}`]);
+      assert.equal(result.exitCode, code);
+      assert.equal(result.signal, undefined);
+    }
+    const killed = await pool.exec(fx.target, 'kill -9 $$');
+    assert.equal(killed.exitCode, null);
+    assert.equal(killed.signal, 'SIGKILL');
+  });
+
+  it('streams 20+ MiB of output and keeps only the tail in the result', async () => {
+    const count = 2_900_000;
+    let expected = '';
+    for (let i = 1; i <= count; i++) expected += i + '\n';
+    const expectedBuf = Buffer.from(expected);
+    assert.ok(expectedBuf.length > 20 * 1024 * 1024);
+    const hash = createHash('sha256');
+    let streamed = 0;
+    let chunks = 0;
+    const result = await pool.exec(fx.target, ['seq', '1', String(count)], {
+      maxBufferBytes: 1024 * 1024,
+      onStdout: (chunk) => {
+        hash.update(chunk);
+        streamed += chunk.length;
+        chunks++;
+      },
+    });
+    assert.equal(result.exitCode, 0);
+    assert.equal(streamed, expectedBuf.length);
+    assert.ok(chunks > 10, 'output arrives in many chunks, not at the end');
+    assert.equal(hash.digest('hex'), createHash('sha256').update(expectedBuf).digest('hex'));
+    assert.equal(result.stdoutTruncated, true);
+    assert.equal(result.stdout.length, 1024 * 1024);
+    assert.ok(result.stdout.equals(expectedBuf.subarray(expectedBuf.length - 1024 * 1024)));
+  });
+
+  it('sends stdin only when given, and streams stderr separately', async () => {
+    const input = Buffer.alloc(3 * 1024 * 1024 + 17);
+    for (let i = 0; i < input.length; i++) input[i] = (i * 7919) & 0xff;
+    const echoed = await pool.exec(fx.target, 'cat', { stdin: input });
+    assert.ok(echoed.stdout.equals(input));
+    const text = await pool.exec(fx.target, ['wc', '-c'], { stdin: 'héllo' });
+    assert.equal(text.stdout.toString().trim(), String(Buffer.byteLength('héllo')));
+    // Without stdin the command sees EOF at once instead of hanging on ours.
+    const none = await pool.exec(fx.target, 'cat; echo done', { timeoutMs: 5000 });
+    assert.equal(none.stdout.toString(), 'done\n');
+    const errs: Buffer[] = [];
+    const mixed = await pool.exec(fx.target, 'echo out; echo err >&2', { onStderr: (c) => errs.push(c) });
+    assert.equal(mixed.stdout.toString(), 'out\n');
+    assert.equal(mixed.stderr.toString(), 'err\n');
+    assert.equal(Buffer.concat(errs).toString(), 'err\n');
+  });
+
+  it('runs many commands at once on one warm connection', async () => {
+    const accepted = () => (fx.sshd.log().match(/Accepted publickey/g) ?? []).length;
+    await pool.exec(fx.target, 'true');
+    const before = accepted();
+    const results = await Promise.all(
+      Array.from({ length: 25 }, (_, i) => pool.exec(fx.target, `sleep 0.2; echo ${i}`)),
+    );
+    results.forEach((r, i) => assert.equal(r.stdout.toString(), `${i}\n`));
+    assert.equal(pool.size, 1);
+    assert.equal(accepted(), before, 'no new logins: all 25 ran on the existing connection');
+  });
+
+  it('times out and cancels commands with typed errors', async () => {
+    const started = Date.now();
+    await assert.rejects(pool.exec(fx.target, 'sleep 30', { timeoutMs: 300 }), TimeoutError);
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 200);
+    await assert.rejects(pool.exec(fx.target, 'sleep 30', { signal: controller.signal }), CancelledError);
+    assert.ok(Date.now() - started < 5000);
+    // The connection is still fine afterwards.
+    assert.equal((await pool.exec(fx.target, 'echo ok')).stdout.toString(), 'ok\n');
+  });
+
+  it('fails a command in flight when the server drops the connection, then reconnects transparently', async () => {
+    await pool.exec(fx.target, 'true');
+    const inFlight = pool.exec(fx.target, 'sleep 30');
+    await new Promise((r) => setTimeout(r, 300));
+    fx.sshd.dropConnections();
+    await assert.rejects(inFlight, (err: unknown) => {
+      assert.ok(err instanceof ConnectionError, String(err));
+      assert.match((err as Error).message, /lost|closed/);
+      return true;
+    });
+    const again = await pool.exec(fx.target, 'echo back');
+    assert.equal(again.stdout.toString(), 'back\n');
+    // A drop while idle: the next call reconnects without an error.
+    fx.sshd.dropConnections();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await pool.exec(fx.target, 'echo again')).stdout.toString(), 'again\n');
+  });
+
+  it('closes idle connections and reopens on the next call', async () => {
+    const idlePool = new SshPool({ idleTimeoutMs: 300 });
+    try {
+      await idlePool.exec(fx.target, 'true');
+      assert.equal(idlePool.size, 1);
+      await new Promise((r) => setTimeout(r, 800));
+      assert.equal(idlePool.size, 0, 'idle connection was closed');
+      // Busy connections are not closed: a command longer than the idle timeout finishes normally.
+      const long = await idlePool.exec(fx.target, 'sleep 0.6; echo survived');
+      assert.equal(long.stdout.toString(), 'survived\n');
+    } finally {
+      idlePool.dispose();
+    }
+  });
+});
