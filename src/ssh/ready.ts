@@ -83,7 +83,9 @@ export async function waitForSsh(source: TargetSource, options: number | WaitFor
         return;
       } catch (err) {
         if (err instanceof CancelledError) throw err;
-        lastSeen = describe(err);
+        // An attempt cut short by our own deadline says less than what the previous attempt saw.
+        const cutShort = err instanceof TimeoutError && remaining < 1000 && lastSeen !== 'nothing yet';
+        if (!cutShort) lastSeen = describe(err);
       }
     }
     const left = deadline - Date.now();
