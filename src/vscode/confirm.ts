@@ -55,7 +55,7 @@ export function confirmDeleteCheckpoint(name: string, label: string, answer?: bo
 export function confirmSetupSsh(name: string, running: boolean, answer?: boolean): Promise<boolean> {
   return ask(
     `Set up SSH access to "${name}"?`,
-    `Pixels puts a new SSH host key (pinned on this machine) and your public key into the sandbox${running ? ', then restarts it so sshd uses the new key' : ''}.`,
+    `Pixels puts a new SSH host key (pinned on this machine) and your public key into the sandbox, then ${running ? 'restarts' : 'starts'} it so sshd serves the new key.`,
     'Set Up',
     answer,
   );

@@ -101,8 +101,8 @@ export async function openInSandbox(
       );
     }
   }
-  const uri = vscode.Uri.parse(`vscode-remote://ssh-remote+${alias}${path}`);
-  services.log.info(`opening ${uri.toString()}${options.newWindow ? ' in a new window' : ''}`);
+  const uri = vscode.Uri.from({ scheme: 'vscode-remote', authority: `ssh-remote+${alias}`, path });
+  services.log.info(`opening ${uri.toString(true)}${options.newWindow ? ' in a new window' : ''}`);
   await vscode.commands.executeCommand('vscode.openFolder', uri, {
     forceNewWindow: options.newWindow ?? false,
   });

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type * as vscode from 'vscode';
 import type { Backend } from '../core/backend';
 import { SecurityError, ValidationError } from '../core/errors';
+import type { OperationOptions } from '../core/sandbox';
 import type { Sandbox } from '../core/sandbox';
 import type { SshPool, SshTarget, UserIdentity } from '../ssh/index';
 import { loadSsh } from './lazy';
@@ -66,6 +67,40 @@ export class SshAccess implements vscode.Disposable {
     this.log.info(
       `sandbox ${name}: SSH access prepared (host key ${ssh.fingerprint(hostKey.publicOpenSsh)})`,
     );
+  }
+
+  /**
+   * Puts SSH access into a sandbox and leaves it running. Keys go in before the first boot where the server
+   * allows it; a server that writes files only into a running sandbox (TrueNAS mounts the filesystem only then)
+   * gets them after the start, followed by a restart so sshd serves the pinned host key.
+   */
+  async installAndBoot(
+    backend: Backend,
+    serverId: string,
+    name: string,
+    running: boolean,
+    op: OperationOptions,
+    step: (message: string) => void,
+  ): Promise<void> {
+    if (!running) {
+      try {
+        step('installing the SSH host key and your key');
+        await this.prepare(backend, serverId, name);
+        step('starting');
+        await backend.start(name, op);
+        return;
+      } catch (err) {
+        const needsRunning = err instanceof ValidationError && err.problems.some((p) => p.field === 'name');
+        if (!needsRunning) throw err;
+        this.log.info(`sandbox ${name}: files can only be written while it runs; starting it first`);
+        step('starting');
+        await backend.start(name, op);
+      }
+    }
+    step('installing the SSH host key and your key');
+    await this.prepare(backend, serverId, name);
+    step('restarting so sshd serves the pinned host key');
+    await backend.restart(name, {}, op);
   }
 
   async hostKey(serverId: string, name: string): Promise<string | undefined> {

@@ -130,6 +130,7 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
       const first = errors[0];
       this.setState(
         'unreachable',
+        undefined,
         first.status === 'error' ? `${servers[0].label}: ${first.message}` : undefined,
       );
       return [];

@@ -36,12 +36,15 @@ export async function cloneSandbox(services: Services, arg: unknown): Promise<Sa
     let made = await backend.clone({ sandbox: source.name, checkpoint }, name, op);
     if (sourceKeyPinned && caps.writeFiles) {
       try {
-        step('giving the clone its own SSH host key');
-        await services.ssh.prepare(backend, source.serverId, name);
-        if (made.status === 'running') {
-          step('restarting so sshd uses the new key');
-          await backend.restart(name, {}, op);
-        }
+        // The clone gets its own host key (and keeps running if the source was running).
+        await services.ssh.installAndBoot(
+          backend,
+          source.serverId,
+          name,
+          made.status === 'running',
+          op,
+          step,
+        );
         made = await backend.get(name);
       } catch (err) {
         // A clone with the source's host identity must not stay behind.

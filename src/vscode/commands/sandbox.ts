@@ -75,12 +75,7 @@ export async function createSandbox(services: Services, arg: unknown): Promise<S
         op,
       );
       created = true;
-      if (answers.provision) {
-        step('installing the SSH host key and your key');
-        await services.ssh.prepare(backend, serverId, name);
-        step('starting');
-        await backend.start(name, op);
-      }
+      if (answers.provision) await services.ssh.installAndBoot(backend, serverId, name, false, op, step);
       return await backend.get(name);
     } catch (err) {
       // Leave nothing half-made: remove what this command created (an existing sandbox is never touched).

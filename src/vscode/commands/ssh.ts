@@ -42,7 +42,7 @@ async function open(services: Services, arg: unknown, newWindow: boolean, askPat
     newWindow: typeof a.newWindow === 'boolean' ? a.newWindow : newWindow,
     requireRemoteSsh: a.requireRemoteSsh === false ? false : true,
   });
-  return uri.toString();
+  return uri.toString(true);
 }
 
 async function openTerminal(services: Services, arg: unknown): Promise<vscode.Terminal> {
@@ -112,12 +112,7 @@ async function setupSsh(services: Services, arg: unknown): Promise<boolean> {
   const running = (target.sandbox ?? (await backend.get(target.name))).status === 'running';
   if (!(await confirmSetupSsh(target.name, running, a.confirm))) return false;
   await withProgress(`Setting up SSH access to "${target.name}"`, false, async (op, step) => {
-    step('installing the host key and your key');
-    await services.ssh.prepare(backend, target.serverId, target.name);
-    if (running) {
-      step('restarting so sshd uses the new key');
-      await backend.restart(target.name, {}, op);
-    }
+    await services.ssh.installAndBoot(backend, target.serverId, target.name, running, op, step);
   });
   await services.refresh.refreshNow(target.serverId);
   return true;

@@ -52,7 +52,7 @@ suite('commands', () => {
     assert.equal(item.color, 'charts.green');
     assert.match(item.contextValue ?? '', /^sandbox\+running/);
     assert.match(item.tooltip ?? '', /Image/);
-    assert.match(item.tooltip ?? '', /ubuntu/);
+    assert.match(item.tooltip ?? '', /ubuntu/i);
     const old = rows.get('old');
     assert.ok(old && old.type === 'sandbox');
     assert.equal(api.treeItem(old).contextValue, 'sandbox+stopped');
@@ -164,16 +164,27 @@ suite('commands', () => {
     rows = await sandboxRows(api, 'sim');
     assert.ok(rows.has('flow-copy'));
 
-    // delete a checkpoint, copy the IP
-    assert.equal(
-      await vscode.commands.executeCommand('pixels.deleteCheckpoint', {
+    // a checkpoint a clone came from cannot be deleted (the server says why); another one can
+    const del = (label: string) =>
+      vscode.commands.executeCommand('pixels.deleteCheckpoint', {
         server: 'sim',
         name: 'flow',
-        label: 'first',
+        label,
         confirm: true,
-      }),
-      true,
-      api.lastError()?.message,
+      });
+    assert.equal(await del('first'), undefined);
+    assert.match(api.lastError()?.message ?? '', /cloned from it/);
+    await vscode.commands.executeCommand('pixels.createCheckpoint', {
+      server: 'sim',
+      name: 'flow',
+      label: 'third',
+    });
+    assert.equal(await del('third'), true, api.lastError()?.message);
+    rows = await sandboxRows(api, 'sim');
+    const left = await api.treeChildren(rows.get('flow')!);
+    assert.deepEqual(
+      left.map((c) => (c.type === 'checkpoint' ? c.checkpoint.label : '')),
+      ['first'],
     );
     const ip = (await vscode.commands.executeCommand('pixels.copyIp', { server: 'sim', name: 'flow' })) as
       string | undefined;
@@ -249,7 +260,10 @@ suite('commands', () => {
       }
       assert.equal(uri, 'vscode-remote://ssh-remote+px-remote.sim/home/pixel/work', api.lastError()?.message);
       assert.equal(calls.length, 1);
-      assert.equal(String(calls[0][0]), uri);
+      const opened = calls[0][0] as vscode.Uri;
+      assert.equal(opened.scheme, 'vscode-remote');
+      assert.equal(opened.authority, 'ssh-remote+px-remote.sim');
+      assert.equal(opened.path, '/home/pixel/work');
       assert.deepEqual(calls[0][1], { forceNewWindow: true });
       const userConfig = readFileSync(sshConfig, 'utf8');
       assert.match(userConfig, /^# --- BEGIN PIXELS/m);
