@@ -1,5 +1,5 @@
 // Helpers for generating bash safely: every value that reaches a generated script goes through one of these.
-import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 
 /** Single-quotes a value for bash; safe for any string without NUL. */
 export function shq(value: string): string {
@@ -8,10 +8,14 @@ export function shq(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
-/** A heredoc delimiter that cannot occur in `content`. */
+/**
+ * A heredoc delimiter that cannot occur in `content`. Derived from the content, so the same content always gives
+ * the same script (step hashes must be stable).
+ */
 export function heredocDelimiter(content: string, stem = 'PIXELS_EOF'): string {
-  for (;;) {
-    const delimiter = `${stem}_${randomBytes(6).toString('hex')}`;
+  const digest = createHash('sha256').update(content).digest('hex');
+  for (let i = 0; ; i++) {
+    const delimiter = `${stem}_${digest.slice(i, i + 12)}`;
     if (!content.includes(delimiter)) return delimiter;
   }
 }

@@ -36,9 +36,12 @@ SUDOERS=${p.sudoers}
 
 die() { echo "pixels-egress: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root"
-mkdir -p /run/pixels
-exec 9> /run/pixels/egress.lock
-flock -w 60 9 || die "another pixels-egress is still running"
+# One apply or refresh at a time; a refresh that finds the lock taken has nothing left to do.
+lock() {
+  mkdir -p /run/pixels
+  exec 9> /run/pixels/egress.lock
+  flock "$@" 9
+}
 
 # egress.json is written by the host as JSON whose values contain no quotes, commas or spaces.
 flat() { tr -d ' \\t\\r\\n' < "$POLICY"; echo; }
@@ -120,6 +123,8 @@ table inet $TABLE {
     type filter hook output priority filter; policy drop;
     oifname "lo" accept
     ct state established,related accept
+    # sshd's replies: also for sessions older than this ruleset, which conntrack may first see mid-stream.
+    tcp sport 22 accept
     ct state invalid drop
     udp sport 68 udp dport 67 accept
     udp sport 546 udp dport 547 accept
@@ -142,23 +147,23 @@ table inet $TABLE {
 RULES
 }
 
-# Resolves every domain; a domain that does not resolve now keeps its last known addresses.
+# Resolves every domain, 16 at a time with a short bound each, so an unreachable resolver costs seconds, not
+# minutes. A domain that does not resolve now keeps its last known addresses.
 resolve_all() {
-  local tmp d ips
+  local tmp fresh d missing=""
   mkdir -p "$(dirname "$CACHE")"
   tmp=$(mktemp "$CACHE.XXXXXX")
+  fresh=$(domains | xargs -r -P 16 -n 1 "$0" resolve-one | sort -u)
   for d in $(domains); do
-    ips=$({ timeout 8 getent ahostsv4 "$d"; timeout 8 getent ahostsv6 "$d"; } 2> /dev/null | awk '{ print $1 }' | grep -v '^::ffff:' | sort -u || true)
-    if [ -n "$ips" ]; then
-      printf '%s\\n' $ips | awk -v d="$d" '{ print d, $1 }' >> "$tmp"
-    elif [ -f "$CACHE" ] && awk -v d="$d" '$1 == d { found = 1 } END { exit !found }' "$CACHE"; then
-      awk -v d="$d" '$1 == d' "$CACHE" >> "$tmp"
-      echo "pixels-egress: $d did not resolve; keeping its last known addresses" >&2
+    if printf '%s\n' "$fresh" | awk -v d="$d" '$1 == d { found = 1 } END { exit !found }'; then
+      printf '%s\n' "$fresh" | awk -v d="$d" '$1 == d' >> "$tmp"
     else
-      echo "pixels-egress: $d did not resolve" >&2
+      missing="$missing $d"
+      if [ -f "$CACHE" ]; then awk -v d="$d" '$1 == d' "$CACHE" >> "$tmp"; fi
     fi
   done
   mv -f "$tmp" "$CACHE"
+  if [ -n "$missing" ]; then echo "pixels-egress: did not resolve (last known addresses kept):$missing" >&2; fi
 }
 
 # Replaces the resolved addresses in one transaction: no moment without them.
@@ -222,8 +227,9 @@ cmd_status() {
 }
 
 case "\${1:-}" in
-  apply) shift; cmd_apply "$@" ;;
-  refresh) cmd_refresh ;;
+  apply) shift; lock -w 60 || die "another pixels-egress kept running for 60 s"; cmd_apply "$@" ;;
+  refresh) if lock -n; then cmd_refresh; fi ;;
+  resolve-one) timeout 4 getent ahosts "$2" 2> /dev/null | awk -v d="$2" '$1 !~ /^::ffff:/ { print d, $1 }' || true ;;
   status) cmd_status ;;
   *) echo "usage: pixels-egress apply [--no-resolve] | refresh | status" >&2; exit 2 ;;
 esac

@@ -74,8 +74,22 @@ rm -f ${S}/${step.id}.done
 cat > ${S}/${step.id}.sh <<'${delimiter}'
 ${step.body}
 ${delimiter}
-timeout -k 5 ${seconds} bash ${S}/${step.id}.sh < /dev/null 2>&1 | tee ${L}/${step.id}.log
-rc=\${PIPESTATUS[0]}
+unit=pixels-provision-${step.id}
+if [ -d /run/systemd/system ] && command -v systemd-run > /dev/null; then
+  # A transient unit: on timeout (and when the step ends) systemd kills every process the step started,
+  # even those in other sessions (runuser -c) or in the background, so nothing lingers or holds the log open.
+  systemctl stop "$unit" 2> /dev/null || true
+  systemctl reset-failed "$unit" 2> /dev/null || true
+  systemd-run --quiet --unit="$unit" --wait --pipe -p RuntimeMaxSec=${seconds} -p TimeoutStopSec=5 \\
+    -E HOME=/root -E PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
+    bash ${S}/${step.id}.sh < /dev/null 2>&1 | tee ${L}/${step.id}.log
+  rc=\${PIPESTATUS[0]}
+  if [ "$(systemctl show -P Result "$unit" 2> /dev/null)" = timeout ]; then rc=124; fi
+  systemctl reset-failed "$unit" 2> /dev/null || true
+else
+  timeout -k 5 ${seconds} bash ${S}/${step.id}.sh < /dev/null 2>&1 | tee ${L}/${step.id}.log
+  rc=\${PIPESTATUS[0]}
+fi
 if [ "$rc" = 0 ]; then echo ${step.hash} > ${S}/${step.id}.done; fi
 exit "$rc"
 `;
