@@ -1,0 +1,929 @@
+// IncusEngine: the simulator's state on real Incus containers (TrueNAS 25.x middleware is Incus underneath).
+//
+// - Every simulated instance is a real container of the same name in a project of its own
+//   (`pxsim-<pid>-<random>`, removed on close; projects of dead simulator processes are swept on start).
+// - The ZFS namespace (datasets, snapshot ids, createtxg, clone origins) is kept here, because Incus has no such
+//   names. A dataset that holds a root filesystem is *backed* by a real container: `<pool>/.ix-virt/containers/x`
+//   by container `x`; a dataset renamed out of there (the 25.10 clone route parks it as `px-trash-…`) by the same
+//   container renamed to a hidden name. Snapshots of backed datasets are real Incus snapshots; rollback is an Incus
+//   restore; cloneSnapshot is an `incus copy <backing>/<snap>`; file writes under `rootfs/` go through the Incus
+//   file API into the real root filesystem.
+// - Datasets without a root filesystem (plain ones made by createDataset) keep their files in memory.
+// - promoteDataset is refused: Incus snapshots cannot move from one container to another.
+import { randomBytes } from 'node:crypto';
+import { IncusEventStream } from '../../../src/backends/incus/events';
+import { IncusFiles } from '../../../src/backends/incus/files';
+import { Operations } from '../../../src/backends/incus/operations';
+import { IncusRestClient } from '../../../src/backends/incus/rest-client';
+import type { IncusInstance, IncusSnapshot } from '../../../src/backends/incus/types';
+import { NotFoundError, PixelsError } from '../../../src/core/errors';
+import { silentLogger } from '../../../src/core/log';
+import { requireLab } from '../../lab/lab';
+import type { Lab } from '../../lab/lab';
+import {
+  containerDataset,
+  containerMountpoint,
+  EngineError,
+  type Address,
+  type CreateInstanceSpec,
+  type DatasetRecord,
+  type FileStat,
+  type FileWriteOptions,
+  type ImageInfo,
+  type InstanceChangeListener,
+  type InstancePatch,
+  type InstanceRecord,
+  type InstanceStatus,
+  type SimEngine,
+  type SnapshotRecord,
+} from '../engine.js';
+
+interface InstanceState {
+  name: string;
+  cpu: string | null;
+  memory: number | null;
+  autostart: boolean;
+  environment: Record<string, string>;
+  image: ImageInfo;
+  privilegedMode: boolean;
+  storagePool: string;
+  devices: InstanceRecord['devices'];
+  createdAt: Date;
+}
+
+interface DatasetState {
+  name: string;
+  origin: string | null;
+  createdAt: Date;
+  /** The real container holding this dataset's root filesystem, if any. */
+  backing: string | null;
+  /** Files of datasets without a backing container. */
+  files: Map<string, { data: Buffer; mode: number; uid: number; gid: number; mtime: Date }>;
+}
+
+interface SnapshotState {
+  dataset: string;
+  name: string;
+  createtxg: number;
+  creation: Date;
+  /** Memory-only datasets: the files at snapshot time. */
+  files?: DatasetState['files'];
+}
+
+export interface IncusEngineOptions {
+  pool?: string;
+  lab?: Lab;
+}
+
+const enc = encodeURIComponent;
+
+function normalize(path: string): string {
+  return path
+    .split('/')
+    .filter((p) => p !== '' && p !== '.')
+    .join('/');
+}
+
+function checkInstanceName(name: string): void {
+  let reason: string | null = null;
+  if (name.length < 1 || name.length > 63) reason = 'Name must be 1-63 characters long';
+  else if (/^[0-9]/.test(name)) reason = 'Name must not start with a digit';
+  else if (name.startsWith('-')) reason = 'Name must not start with a hyphen';
+  else if (name.endsWith('-')) reason = 'Name must not end with a hyphen';
+  else if (!/^[a-zA-Z0-9-]+$/.test(name)) reason = 'Name can only contain alphanumeric and hyphen characters';
+  if (reason) throw new EngineError('EINVAL', `Invalid instance name: ${reason}`);
+}
+
+function toEngineError(err: unknown): EngineError {
+  if (err instanceof EngineError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof NotFoundError) return new EngineError('ENOENT', message);
+  if (err instanceof PixelsError && err.kind === 'already-exists') return new EngineError('EEXIST', message);
+  return new EngineError('EFAULT', message);
+}
+
+export class IncusEngine implements SimEngine {
+  readonly kind = 'incus';
+  readonly pool: string;
+  readonly project: string;
+  private readonly client: IncusRestClient;
+  private readonly ops: Operations;
+  private readonly files: IncusFiles;
+  private readonly events: IncusEventStream;
+  private readonly instances = new Map<string, InstanceState>();
+  private readonly datasets = new Map<string, DatasetState>();
+  private readonly snapshots = new Map<string, SnapshotState>();
+  private readonly listeners = new Set<InstanceChangeListener>();
+  private unsubscribe?: () => void;
+  private txg = 2_417_905;
+  private hidden = 0;
+  private deletedCounter = 0;
+  private imageInfo?: ImageInfo;
+
+  constructor(
+    private readonly lab: Lab,
+    options: IncusEngineOptions = {},
+  ) {
+    this.pool = options.pool ?? 'tank';
+    this.project = `pxsim-${process.pid}-${randomBytes(2).toString('hex')}`;
+    this.client = new IncusRestClient({ socketPath: lab.socket, project: this.project });
+    this.events = new IncusEventStream(this.client, silentLogger);
+    this.ops = new Operations(this.client, this.events);
+    this.files = new IncusFiles(this.client);
+    const created = new Date(Date.now() - 200 * 86_400_000);
+    for (const name of [
+      this.pool,
+      `${this.pool}/.ix-virt`,
+      `${this.pool}/.ix-virt/containers`,
+      `${this.pool}/.ix-virt/images`,
+      `${this.pool}/.ix-virt/custom`,
+      `${this.pool}/.ix-virt/deleted`,
+      `${this.pool}/.ix-virt/deleted/containers`,
+    ]) {
+      this.datasets.set(name, { name, origin: null, createdAt: created, backing: null, files: new Map() });
+    }
+  }
+
+  /** Creates the project (sweeping those of dead simulators first) and reads the lab image. */
+  async open(): Promise<void> {
+    const admin = new IncusRestClient({ socketPath: this.lab.socket });
+    try {
+      const projects = await admin.call<string[]>('GET', '/1.0/projects');
+      for (const url of projects.metadata) {
+        const name = decodeURIComponent(url.slice(url.lastIndexOf('/') + 1));
+        const m = /^pxsim-(\d+)-[0-9a-f]+$/.exec(name);
+        if (!m || isAlive(Number(m[1]))) continue;
+        await removeProject(admin, name).catch(() => undefined);
+      }
+      await admin.call('POST', '/1.0/projects', {
+        body: {
+          name: this.project,
+          description: 'Pixels TrueNAS simulator (Incus engine); removed when the simulator stops',
+          config: {
+            'features.images': 'false',
+            'features.profiles': 'false',
+            'features.storage.volumes': 'false',
+          },
+        },
+      });
+      const alias = await admin.call<{ target: string }>('GET', `/1.0/images/aliases/${enc(this.lab.image)}`);
+      const img = await admin.call<{
+        properties: Record<string, string>;
+        architecture: string;
+        created_at: string;
+      }>('GET', `/1.0/images/${alias.metadata.target}`);
+      const p = img.metadata.properties;
+      const serial = img.metadata.created_at.slice(0, 16).replace(/[-:]/g, '').replace('T', '_');
+      this.imageInfo = {
+        architecture: p.architecture ?? 'amd64',
+        description: p.description ?? this.lab.image,
+        os: p.os ? p.os.charAt(0).toUpperCase() + p.os.slice(1) : 'Debian',
+        release: p.release ?? 'bookworm',
+        serial,
+        type: 'squashfs',
+        variant: p.variant ?? 'default',
+      };
+    } finally {
+      admin.close();
+    }
+    this.unsubscribe = this.events.subscribe((event) => {
+      if (event.type !== 'lifecycle' || (event.project && event.project !== this.project)) return;
+      const m = /^\/1\.0\/instances\/([^/?]+)$/.exec(String(event.metadata.source ?? ''));
+      if (!m) return;
+      const name = decodeURIComponent(m[1]);
+      const action = String(event.metadata.action ?? '');
+      const status: InstanceStatus | undefined =
+        action === 'instance-started' || action === 'instance-restarted'
+          ? 'RUNNING'
+          : action === 'instance-stopped' || action === 'instance-shutdown'
+            ? 'STOPPED'
+            : undefined;
+      if (status && this.instances.has(name)) for (const l of [...this.listeners]) l(name, status);
+    });
+    await this.events.ensureOpen().catch(() => undefined);
+  }
+
+  // ---------------------------------------------------------------- instances
+
+  async listInstances(): Promise<InstanceRecord[]> {
+    const env = await this.client.call<IncusInstance[]>('GET', '/1.0/instances', {
+      query: { recursion: '2' },
+    });
+    const real = new Map(env.metadata.map((i) => [i.name, i]));
+    return [...this.instances.values()]
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((s) => this.record(s, real.get(s.name)));
+  }
+
+  async createInstance(spec: CreateInstanceSpec): Promise<InstanceRecord> {
+    checkInstanceName(spec.name);
+    if (this.instances.has(spec.name)) throw new EngineError('EEXIST', 'Instance is already exists');
+    const dataset = containerDataset(this.pool, spec.name);
+    if (this.datasets.has(dataset))
+      throw new EngineError('EEXIST', `Failed creating instance record: dataset "${dataset}" already exists`);
+    if (!/^[a-z0-9._-]+(\/[A-Za-z0-9._-]+){0,2}$/i.test(spec.image))
+      throw new EngineError('EINVAL', `Failed getting remote image info: Image "${spec.image}" not found`);
+    const state: InstanceState = {
+      name: spec.name,
+      cpu: spec.cpu,
+      memory: spec.memory,
+      autostart: spec.autostart,
+      environment: { ...spec.environment },
+      // Every alias runs the lab's Debian image here; the record says so instead of pretending.
+      image: { ...this.imageInfo! },
+      privilegedMode: spec.privilegedMode,
+      storagePool: spec.storagePool,
+      devices: spec.devices.map((d) => ({ ...d })),
+      createdAt: new Date(),
+    };
+    await this.run('POST', '/1.0/instances', {
+      body: {
+        name: spec.name,
+        type: 'container',
+        source: { type: 'image', alias: this.lab.image, project: 'default' },
+        config: this.realConfig(state),
+        devices: this.realDevices(),
+      },
+    });
+    this.instances.set(spec.name, state);
+    this.datasets.set(dataset, {
+      name: dataset,
+      origin: null,
+      createdAt: state.createdAt,
+      backing: spec.name,
+      files: new Map(),
+    });
+    this.txg += 3;
+    return this.record(state, await this.real(spec.name));
+  }
+
+  async updateInstance(name: string, patch: InstancePatch): Promise<InstanceRecord> {
+    const state = this.mustInstance(name);
+    if (patch.cpu !== undefined) state.cpu = patch.cpu;
+    if (patch.memory !== undefined) state.memory = patch.memory;
+    if (patch.environment !== undefined) state.environment = { ...patch.environment };
+    if (patch.autostart !== undefined) state.autostart = patch.autostart;
+    if (patch.privilegedMode !== undefined) state.privilegedMode = patch.privilegedMode;
+    if (this.attached(name)) await this.applyConfig(state);
+    return this.record(state, await this.real(name));
+  }
+
+  async startInstance(name: string): Promise<void> {
+    this.mustInstance(name);
+    const dataset = containerDataset(this.pool, name);
+    if (!this.attached(name))
+      throw new EngineError('EFAULT', `Failed to mount "${dataset}": dataset does not exist`);
+    const real = await this.real(name);
+    if (real?.status === 'Running') throw new EngineError('EBUSY', 'The instance is already running');
+    await this.run('PUT', `/1.0/instances/${enc(name)}/state`, { body: { action: 'start' } });
+  }
+
+  async stopInstance(name: string, force: boolean, timeoutSeconds: number): Promise<void> {
+    if (!this.instances.has(name)) throw new EngineError('ENOENT', 'Instance not found');
+    const real = this.attached(name) ? await this.real(name) : undefined;
+    if (!real || real.status === 'Stopped') throw new EngineError('EBUSY', 'The instance is already stopped');
+    await this.run('PUT', `/1.0/instances/${enc(name)}/state`, {
+      body: { action: 'stop', force, timeout: force ? -1 : timeoutSeconds },
+    });
+  }
+
+  async deleteInstance(name: string): Promise<void> {
+    this.mustInstance(name);
+    const dataset = containerDataset(this.pool, name);
+    const attached = this.attached(name);
+    if (attached) await this.forceStop(name);
+    this.instances.delete(name);
+    if (!this.datasets.has(dataset)) return;
+    const cloned = this.snapshotsOf(dataset).some((s) => this.clonesOf(`${s.dataset}@${s.name}`).length > 0);
+    if (cloned) {
+      // As Incus does: a volume whose snapshots have clones is parked under deleted/ until they are gone.
+      this.deletedCounter += 1;
+      await this.moveDataset(
+        dataset,
+        `${this.pool}/.ix-virt/deleted/containers/${name}-${this.deletedCounter}`,
+      );
+      return;
+    }
+    await this.dropBacked(dataset);
+    await this.collectDeleted();
+  }
+
+  onInstanceChange(listener: InstanceChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  // ---------------------------------------------------------------- datasets / snapshots
+
+  async listDatasets(): Promise<DatasetRecord[]> {
+    const running = await this.runningContainers();
+    return [...this.datasets.values()]
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((d) => this.datasetRecord(d, running));
+  }
+
+  async createDataset(name: string): Promise<DatasetRecord> {
+    if (this.datasets.has(name))
+      throw new EngineError('EEXIST', `cannot create '${name}': dataset already exists`);
+    this.mustParent(name, 'create');
+    const state: DatasetState = {
+      name,
+      origin: null,
+      createdAt: new Date(),
+      backing: null,
+      files: new Map(),
+    };
+    this.datasets.set(name, state);
+    this.txg += 1;
+    return this.datasetRecord(state, new Set());
+  }
+
+  async listSnapshots(): Promise<SnapshotRecord[]> {
+    const sizes = await this.snapshotSizes();
+    return [...this.snapshots.values()]
+      .sort((a, b) => a.dataset.localeCompare(b.dataset) || a.createtxg - b.createtxg)
+      .map((s) => this.snapshotRecord(s, sizes));
+  }
+
+  async createSnapshot(dataset: string, name: string, hint?: { creation?: Date }): Promise<SnapshotRecord> {
+    const ds = this.datasets.get(dataset);
+    if (!ds) throw new EngineError('ENOENT', `cannot open '${dataset}': dataset does not exist`);
+    const id = `${dataset}@${name}`;
+    if (this.snapshots.has(id))
+      throw new EngineError('EEXIST', `cannot create snapshot '${id}': dataset already exists`);
+    if (ds.backing) {
+      await this.run('POST', `/1.0/instances/${enc(ds.backing)}/snapshots`, {
+        body: { name, stateful: false },
+      });
+    }
+    this.txg += 7;
+    const snap: SnapshotState = {
+      dataset,
+      name,
+      createtxg: this.txg,
+      creation: hint?.creation ?? new Date(),
+      files: ds.backing
+        ? undefined
+        : new Map([...ds.files].map(([k, v]) => [k, { ...v, data: Buffer.from(v.data) }])),
+    };
+    this.snapshots.set(id, snap);
+    return this.snapshotRecord(snap, await this.snapshotSizes());
+  }
+
+  async destroySnapshot(id: string): Promise<void> {
+    const snap = this.snapshots.get(id);
+    if (!snap)
+      throw new EngineError('ENOENT', 'could not find any snapshots to destroy; check snapshot names.');
+    if (this.clonesOf(id).length)
+      throw new EngineError('EBUSY', `cannot destroy '${id}': snapshot has dependent clones`);
+    const backing = this.datasets.get(snap.dataset)?.backing;
+    if (backing) await this.run('DELETE', `/1.0/instances/${enc(backing)}/snapshots/${enc(snap.name)}`, {});
+    this.snapshots.delete(id);
+    this.txg += 1;
+  }
+
+  async renameSnapshot(id: string, newName: string): Promise<void> {
+    const snap = this.snapshots.get(id);
+    if (!snap) throw new EngineError('ENOENT', `cannot open '${id}': dataset does not exist`);
+    const newId = `${snap.dataset}@${newName}`;
+    if (this.snapshots.has(newId))
+      throw new EngineError('EEXIST', `cannot rename to '${newId}': dataset already exists`);
+    const backing = this.datasets.get(snap.dataset)?.backing;
+    if (backing)
+      await this.run('POST', `/1.0/instances/${enc(backing)}/snapshots/${enc(snap.name)}`, {
+        body: { name: newName },
+      });
+    this.snapshots.delete(id);
+    snap.name = newName;
+    this.snapshots.set(newId, snap);
+    for (const ds of this.datasets.values()) if (ds.origin === id) ds.origin = newId;
+    this.txg += 1;
+  }
+
+  async rollbackSnapshot(id: string): Promise<void> {
+    const snap = this.snapshots.get(id);
+    if (!snap) throw new EngineError('ENOENT', `cannot open '${id}': dataset does not exist`);
+    if (this.snapshotsOf(snap.dataset).some((s) => s.createtxg > snap.createtxg))
+      throw new EngineError('EBUSY', `cannot rollback to '${id}': more recent snapshots or bookmarks exist`);
+    const ds = this.datasets.get(snap.dataset)!;
+    if (ds.backing)
+      await this.run('PUT', `/1.0/instances/${enc(ds.backing)}`, { body: { restore: snap.name } });
+    else
+      ds.files = new Map(
+        [...(snap.files ?? new Map())].map(([k, v]) => [k, { ...v, data: Buffer.from(v.data) }]),
+      );
+    this.txg += 1;
+  }
+
+  async cloneSnapshot(id: string, target: string): Promise<void> {
+    const snap = this.snapshots.get(id);
+    if (!snap) throw new EngineError('ENOENT', `cannot open '${id}': dataset does not exist`);
+    if (this.datasets.has(target))
+      throw new EngineError('EEXIST', `cannot create '${target}': dataset already exists`);
+    this.mustParent(target, 'create');
+    const source = this.datasets.get(snap.dataset)!;
+    let backing: string | null = null;
+    if (source.backing) {
+      const owner = this.instanceOfDataset(target);
+      backing = owner && !(await this.real(owner.name)) ? owner.name : this.hiddenName();
+      await this.run('POST', '/1.0/instances', {
+        body: {
+          name: backing,
+          type: 'container',
+          source: { type: 'copy', source: `${source.backing}/${snap.name}`, instance_only: true },
+          config: owner ? this.realConfig(owner) : {},
+          devices: this.realDevices(),
+        },
+      });
+    }
+    this.datasets.set(target, {
+      name: target,
+      origin: id,
+      createdAt: new Date(),
+      backing,
+      files: backing ? new Map() : new Map([...(snap.files ?? new Map())].map(([k, v]) => [k, { ...v }])),
+    });
+    if (backing) await this.attach(target);
+    this.txg += 2;
+  }
+
+  async destroyDataset(name: string): Promise<void> {
+    const ds = this.datasets.get(name);
+    if (!ds) throw new EngineError('ENOENT', `cannot open '${name}': dataset does not exist`);
+    if (ds.backing && (await this.real(ds.backing))?.status === 'Running')
+      throw new EngineError('EBUSY', `cannot unmount '${this.mountpointOf(name)}': pool or dataset is busy`);
+    if (this.subtree(name).length > 1 || this.snapshotsOf(name).length)
+      throw new EngineError('EBUSY', `cannot destroy '${name}': filesystem has children`);
+    if (ds.backing) await this.run('DELETE', `/1.0/instances/${enc(ds.backing)}`, {});
+    this.datasets.delete(name);
+    this.txg += 1;
+  }
+
+  async renameDataset(from: string, to: string): Promise<void> {
+    if (!this.datasets.has(from))
+      throw new EngineError('ENOENT', `cannot open '${from}': dataset does not exist`);
+    if (this.datasets.has(to))
+      throw new EngineError('EEXIST', `cannot rename to '${to}': dataset already exists`);
+    if (to.startsWith(`${from}/`))
+      throw new EngineError(
+        'EINVAL',
+        `cannot rename to '${to}': New dataset name cannot be a descendant of current dataset name`,
+      );
+    this.mustParent(to, 'rename to');
+    for (const ds of this.subtree(from)) {
+      const backing = this.datasets.get(ds)!.backing;
+      if (backing && (await this.real(backing))?.status === 'Running')
+        throw new EngineError(
+          'EBUSY',
+          `cannot unmount '${this.mountpointOf(from)}': pool or dataset is busy`,
+        );
+    }
+    await this.moveDataset(from, to);
+    this.txg += 1;
+  }
+
+  async promoteDataset(name: string): Promise<void> {
+    const ds = this.datasets.get(name);
+    if (!ds) throw new EngineError('ENOENT', `cannot open '${name}': dataset does not exist`);
+    if (!ds.origin) throw new EngineError('EINVAL', `cannot promote '${name}': not a cloned filesystem`);
+    throw new EngineError(
+      'EFAULT',
+      `cannot promote '${name}': the Incus engine cannot move snapshots between containers (use the memory engine)`,
+    );
+  }
+
+  // ---------------------------------------------------------------- files
+
+  async writeFile(dataset: string, path: string, data: Buffer, options: FileWriteOptions): Promise<void> {
+    const ds = this.datasets.get(dataset);
+    if (!ds) throw new EngineError('ENOENT', `cannot open '${dataset}': dataset does not exist`);
+    const key = normalize(path);
+    if (!key) throw new EngineError('EINVAL', 'Is a directory');
+    const inRoot = this.rootPath(ds, key);
+    if (inRoot) {
+      const old = options.mode === null || options.uid < 0 ? await this.stat(ds.backing!, inRoot) : undefined;
+      try {
+        await this.files.write(ds.backing!, inRoot, data, {
+          append: options.append,
+          mode: options.mode ?? old?.mode ?? 0o644,
+          uid: options.uid >= 0 ? options.uid : (old?.uid ?? 0),
+          gid: options.gid >= 0 ? options.gid : (old?.gid ?? 0),
+        });
+      } catch (err) {
+        throw toEngineError(err);
+      }
+      this.txg += 1;
+      return;
+    }
+    const old = ds.files.get(key);
+    ds.files.set(key, {
+      data: options.append && old ? Buffer.concat([old.data, data]) : Buffer.from(data),
+      mode: options.mode ?? old?.mode ?? 0o644,
+      uid: options.uid >= 0 ? options.uid : (old?.uid ?? 0),
+      gid: options.gid >= 0 ? options.gid : (old?.gid ?? 0),
+      mtime: new Date(),
+    });
+    this.txg += 1;
+  }
+
+  async readFile(dataset: string, path: string): Promise<Buffer | undefined> {
+    const ds = this.datasets.get(dataset);
+    if (!ds) return undefined;
+    const key = normalize(path);
+    const inRoot = this.rootPath(ds, key);
+    if (inRoot) {
+      try {
+        return await this.files.read(ds.backing!, inRoot);
+      } catch {
+        return undefined;
+      }
+    }
+    const entry = ds.files.get(key);
+    return entry ? Buffer.from(entry.data) : undefined;
+  }
+
+  async statPath(dataset: string, path: string): Promise<FileStat | undefined> {
+    const ds = this.datasets.get(dataset);
+    if (!ds) return undefined;
+    const key = normalize(path);
+    const inRoot = this.rootPath(ds, key);
+    if (inRoot) return this.stat(ds.backing!, inRoot);
+    if (ds.backing && (key === '' || key === 'rootfs'))
+      return { type: 'DIRECTORY', size: 4096, mode: 0o755, uid: 0, gid: 0, mtime: ds.createdAt };
+    const entry = ds.files.get(key);
+    if (entry)
+      return {
+        type: 'FILE',
+        size: entry.data.length,
+        mode: entry.mode,
+        uid: entry.uid,
+        gid: entry.gid,
+        mtime: entry.mtime,
+      };
+    const isDir = key === '' || [...ds.files.keys()].some((p) => p.startsWith(`${key}/`));
+    return isDir
+      ? { type: 'DIRECTORY', size: 4096, mode: 0o755, uid: 0, gid: 0, mtime: ds.createdAt }
+      : undefined;
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+    this.unsubscribe?.();
+    this.events.dispose();
+    this.client.close();
+    const admin = new IncusRestClient({ socketPath: this.lab.socket });
+    try {
+      await removeProject(admin, this.project);
+    } finally {
+      admin.close();
+    }
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private async run(method: string, path: string, request: { body?: unknown }): Promise<void> {
+    try {
+      await this.ops.run(method, path, request);
+    } catch (err) {
+      throw toEngineError(err);
+    }
+  }
+
+  private async real(name: string): Promise<IncusInstance | undefined> {
+    const res = await this.client.raw('GET', `/1.0/instances/${enc(name)}`, { query: { recursion: '1' } });
+    if (res.status === 404) return undefined;
+    const env = JSON.parse(res.body.toString('utf8')) as { metadata: IncusInstance };
+    return env.metadata;
+  }
+
+  private async runningContainers(): Promise<Set<string>> {
+    const env = await this.client.call<IncusInstance[]>('GET', '/1.0/instances', {
+      query: { recursion: '1' },
+    });
+    return new Set(env.metadata.filter((i) => i.status === 'Running').map((i) => i.name));
+  }
+
+  /** Real snapshot sizes by "<container>/<snapshot>", one call per backing container. */
+  private async snapshotSizes(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    const backings = new Set(
+      [...this.snapshots.values()]
+        .map((s) => this.datasets.get(s.dataset)?.backing)
+        .filter((b): b is string => !!b),
+    );
+    await Promise.all(
+      [...backings].map(async (b) => {
+        const env = await this.client
+          .call<IncusSnapshot[]>('GET', `/1.0/instances/${enc(b)}/snapshots`, { query: { recursion: '1' } })
+          .catch(() => undefined);
+        for (const s of env?.metadata ?? []) out.set(`${b}/${s.name}`, Math.max(0, s.size ?? 0));
+      }),
+    );
+    return out;
+  }
+
+  private async forceStop(name: string): Promise<void> {
+    const real = await this.real(name);
+    if (real && real.status !== 'Stopped')
+      await this.run('PUT', `/1.0/instances/${enc(name)}/state`, { body: { action: 'stop', force: true } });
+  }
+
+  /** Deletes a backed dataset subtree with its snapshots (the container goes, with its Incus snapshots). */
+  private async dropBacked(dataset: string): Promise<void> {
+    for (const ds of this.subtree(dataset)) {
+      const state = this.datasets.get(ds)!;
+      if (state.backing && (await this.real(state.backing))) {
+        await this.forceStop(state.backing);
+        await this.run('DELETE', `/1.0/instances/${enc(state.backing)}`, {});
+      }
+      for (const s of this.snapshotsOf(ds)) this.snapshots.delete(`${s.dataset}@${s.name}`);
+      this.datasets.delete(ds);
+    }
+  }
+
+  private async collectDeleted(): Promise<void> {
+    const parked = `${this.pool}/.ix-virt/deleted/containers/`;
+    for (const name of [...this.datasets.keys()]) {
+      if (!name.startsWith(parked) || name.slice(parked.length).includes('/')) continue;
+      const snaps = this.subtree(name).flatMap((d) => this.snapshotsOf(d));
+      if (snaps.some((s) => this.clonesOf(`${s.dataset}@${s.name}`).length > 0)) continue;
+      await this.dropBacked(name);
+    }
+  }
+
+  /** Renames a dataset subtree; backing containers follow (hidden name outside containers/, the instance's inside). */
+  private async moveDataset(from: string, to: string): Promise<void> {
+    const rename = (n: string) => (n === from ? to : `${to}${n.slice(from.length)}`);
+    const snapshotIds = new Map<string, string>();
+    for (const ds of this.subtree(from)) {
+      const state = this.datasets.get(ds)!;
+      this.datasets.delete(ds);
+      state.name = rename(ds);
+      this.datasets.set(state.name, state);
+    }
+    for (const [id, snap] of [...this.snapshots]) {
+      if (snap.dataset === from || snap.dataset.startsWith(`${from}/`)) {
+        this.snapshots.delete(id);
+        snap.dataset = rename(snap.dataset);
+        const newId = `${snap.dataset}@${snap.name}`;
+        this.snapshots.set(newId, snap);
+        snapshotIds.set(id, newId);
+      }
+    }
+    for (const ds of this.datasets.values())
+      if (ds.origin && snapshotIds.has(ds.origin)) ds.origin = snapshotIds.get(ds.origin)!;
+    for (const ds of this.subtree(to)) await this.attach(ds);
+  }
+
+  /**
+   * Makes the backing container's name match where the dataset now lives: the instance's own name under
+   * containers/ (with the instance's config), a hidden name anywhere else.
+   */
+  private async attach(dataset: string): Promise<void> {
+    const ds = this.datasets.get(dataset);
+    if (!ds?.backing) return;
+    const owner = this.instanceOfDataset(dataset);
+    const want = owner ? owner.name : ds.backing.startsWith('pxsim-h') ? ds.backing : this.hiddenName();
+    if (want !== ds.backing) {
+      if (await this.real(want))
+        throw new EngineError('EEXIST', `cannot rename to '${dataset}': dataset already exists`);
+      await this.run('POST', `/1.0/instances/${enc(ds.backing)}`, { body: { name: want } });
+      ds.backing = want;
+    }
+    if (owner) await this.applyConfig(owner);
+  }
+
+  private async applyConfig(state: InstanceState): Promise<void> {
+    const real = await this.real(state.name);
+    if (!real) return;
+    const config: Record<string, string> = {};
+    for (const [k, v] of Object.entries(real.config)) {
+      if (
+        k.startsWith('limits.') ||
+        k.startsWith('environment.') ||
+        k === 'boot.autostart' ||
+        k === 'security.privileged'
+      )
+        continue;
+      config[k] = v;
+    }
+    Object.assign(config, this.realConfig(state));
+    await this.run('PUT', `/1.0/instances/${enc(state.name)}`, {
+      body: {
+        architecture: (real as IncusInstance & { architecture?: string }).architecture,
+        config,
+        devices: real.devices ?? {},
+        profiles: real.profiles ?? ['default'],
+        ephemeral: false,
+        description: '',
+      },
+    });
+  }
+
+  private realConfig(state: InstanceState): Record<string, string> {
+    const config: Record<string, string> = {};
+    if (state.cpu) config['limits.cpu'] = state.cpu;
+    if (state.memory) config['limits.memory'] = String(state.memory);
+    config['boot.autostart'] = String(state.autostart);
+    for (const [k, v] of Object.entries(state.environment)) config[`environment.${k}`] = v;
+    return config;
+  }
+
+  /** Every simulated NIC is the lab bridge: traffic stays on this machine whatever the client asked for. */
+  private realDevices(): Record<string, Record<string, string>> {
+    return {
+      root: { type: 'disk', path: '/', pool: this.lab.poolBtrfs },
+      eth0: { type: 'nic', name: 'eth0', network: this.lab.bridge },
+    };
+  }
+
+  private hiddenName(): string {
+    this.hidden += 1;
+    return `pxsim-h${this.hidden}`;
+  }
+
+  private attached(name: string): boolean {
+    return this.datasets.get(containerDataset(this.pool, name))?.backing === name;
+  }
+
+  /** `rootfs/<p>` of a backed dataset -> `/<p>` inside the container. */
+  private rootPath(ds: DatasetState, key: string): string | undefined {
+    if (!ds.backing || !key.startsWith('rootfs/')) return undefined;
+    return `/${key.slice('rootfs/'.length)}`;
+  }
+
+  private async stat(container: string, path: string): Promise<FileStat | undefined> {
+    const res = await this.client.raw('GET', `/1.0/instances/${enc(container)}/files`, { query: { path } });
+    if (res.status >= 400) return undefined;
+    const h = res.headers;
+    const type = h['x-incus-type'] === 'directory' ? 'DIRECTORY' : 'FILE';
+    return {
+      type,
+      size: type === 'FILE' ? res.body.length : 4096,
+      mode: parseInt(String(h['x-incus-mode'] ?? '644'), 8),
+      uid: Number(h['x-incus-uid'] ?? 0),
+      gid: Number(h['x-incus-gid'] ?? 0),
+      mtime: h['last-modified'] ? new Date(String(h['last-modified'])) : new Date(),
+    };
+  }
+
+  private mustInstance(name: string): InstanceState {
+    const state = this.instances.get(name);
+    if (!state) throw new EngineError('ENOENT', 'Instance not found');
+    return state;
+  }
+
+  private mustParent(name: string, verb: string): void {
+    const parent = name.includes('/') ? name.slice(0, name.lastIndexOf('/')) : '';
+    if (!parent || !this.datasets.has(parent))
+      throw new EngineError('ENOENT', `cannot ${verb} '${name}': parent does not exist`);
+  }
+
+  private subtree(name: string): string[] {
+    return [...this.datasets.keys()].filter((ds) => ds === name || ds.startsWith(`${name}/`));
+  }
+
+  private snapshotsOf(dataset: string): SnapshotState[] {
+    return [...this.snapshots.values()]
+      .filter((s) => s.dataset === dataset)
+      .sort((a, b) => a.createtxg - b.createtxg);
+  }
+
+  private clonesOf(id: string): string[] {
+    return [...this.datasets.values()]
+      .filter((d) => d.origin === id)
+      .map((d) => d.name)
+      .sort();
+  }
+
+  private instanceOfDataset(name: string): InstanceState | undefined {
+    const prefix = `${this.pool}/.ix-virt/containers/`;
+    return name.startsWith(prefix) ? this.instances.get(name.slice(prefix.length)) : undefined;
+  }
+
+  private mountpointOf(name: string): string {
+    const prefix = `${this.pool}/.ix-virt/containers/`;
+    if (name.startsWith(prefix)) return containerMountpoint(this.pool, name.slice(prefix.length));
+    return `/mnt/${name}`;
+  }
+
+  private record(state: InstanceState, real: IncusInstance | undefined): InstanceRecord {
+    const attached = this.attached(state.name) && real;
+    const status = attached ? mapStatus(real.state?.status ?? real.status) : 'STOPPED';
+    const addresses: Address[] = [];
+    if (attached && status === 'RUNNING') {
+      for (const [ifname, nic] of Object.entries(real.state?.network ?? {})) {
+        if (ifname === 'lo') continue;
+        for (const a of nic.addresses ?? []) {
+          if (a.scope !== 'global') continue;
+          addresses.push({
+            type: a.family === 'inet6' ? 'INET6' : 'INET',
+            address: a.address,
+            netmask: Number(a.netmask ?? 0),
+          });
+        }
+      }
+    }
+    return {
+      name: state.name,
+      status,
+      cpu: state.cpu,
+      memory: state.memory,
+      autostart: state.autostart,
+      environment: { ...state.environment },
+      image: { ...state.image },
+      privilegedMode: state.privilegedMode,
+      storagePool: state.storagePool,
+      devices: state.devices.map((d) => ({ ...d })),
+      addresses,
+      createdAt: new Date(state.createdAt),
+    };
+  }
+
+  private datasetRecord(ds: DatasetState, running: Set<string>): DatasetRecord {
+    const filesBytes = [...ds.files.values()].reduce((n, f) => n + f.data.length, 0);
+    // Real usage is not cheap to get per dataset; backed datasets report the image's unpacked size.
+    const referenced = (ds.backing ? 232_000_000 : 98_304) + filesBytes;
+    return {
+      name: ds.name,
+      origin: ds.origin,
+      createdAt: new Date(ds.createdAt),
+      mounted: ds.backing ? running.has(ds.backing) : !ds.name.startsWith(`${this.pool}/.ix-virt/`),
+      mountpoint: this.mountpointOf(ds.name),
+      usedBytes: ds.origin ? filesBytes : referenced,
+      referencedBytes: referenced,
+    };
+  }
+
+  private snapshotRecord(snap: SnapshotState, sizes: Map<string, number>): SnapshotRecord {
+    const id = `${snap.dataset}@${snap.name}`;
+    const backing = this.datasets.get(snap.dataset)?.backing;
+    const used = backing ? (sizes.get(`${backing}/${snap.name}`) ?? 0) : 0;
+    return {
+      id,
+      dataset: snap.dataset,
+      name: snap.name,
+      createtxg: snap.createtxg,
+      creation: new Date(snap.creation),
+      usedBytes: used,
+      referencedBytes: backing ? 232_000_000 : 98_304,
+      clones: this.clonesOf(id),
+    };
+  }
+}
+
+function mapStatus(status: string | undefined): InstanceStatus {
+  switch ((status ?? '').toLowerCase()) {
+    case 'running':
+      return 'RUNNING';
+    case 'stopped':
+      return 'STOPPED';
+    case 'starting':
+      return 'STARTING';
+    case 'stopping':
+      return 'STOPPING';
+    case 'frozen':
+      return 'FROZEN';
+    case 'error':
+      return 'ERROR';
+    default:
+      return 'UNKNOWN';
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Deletes every container of a simulator project, then the project. */
+async function removeProject(admin: IncusRestClient, project: string): Promise<void> {
+  const query = { project };
+  const env = await admin.call<IncusInstance[]>('GET', '/1.0/instances', {
+    query: { recursion: '1', project },
+  });
+  const ops = new Operations(admin, new IncusEventStream(admin, silentLogger));
+  for (const inst of env.metadata) {
+    if (inst.status !== 'Stopped')
+      await ops
+        .run('PUT', `/1.0/instances/${enc(inst.name)}/state`, {
+          body: { action: 'stop', force: true },
+          query,
+        })
+        .catch(() => undefined);
+    await ops.run('DELETE', `/1.0/instances/${enc(inst.name)}`, { query }).catch(() => undefined);
+  }
+  await admin.call('DELETE', `/1.0/projects/${enc(project)}`).catch(() => undefined);
+}
+
+/** The factory test/sim/main.ts calls for `--engine incus`; needs the lab (test/lab/up.sh). */
+export async function createIncusEngine(options: IncusEngineOptions = {}): Promise<IncusEngine> {
+  const lab = options.lab ?? (await requireLab());
+  const engine = new IncusEngine(lab, options);
+  await engine.open();
+  return engine;
+}
