@@ -61,6 +61,8 @@ export interface CodeServer {
   readonly userDataDir: string;
   readonly extensionsDir: string;
   readonly logFile: string;
+  /** Resolves when the server process exits (with its exit code, or null after a signal). */
+  readonly exited: Promise<number | null>;
   /** Ends the whole process group (TERM, then KILL after a grace period). Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -202,7 +204,12 @@ export async function startCodeServer(options: CodeServerOptions = {}): Promise<
   closeSync(log);
   running.add(child);
   let exited = false;
-  child.once('exit', () => (exited = true));
+  const exitedPromise = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      exited = true;
+      resolve(code);
+    }),
+  );
 
   const pid = child.pid;
   if (!pid) throw new Error('code-server did not start');
@@ -226,5 +233,5 @@ export async function startCodeServer(options: CodeServerOptions = {}): Promise<
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { url, port, pid, workDir, userDataDir, extensionsDir, logFile, stop };
+  return { url, port, pid, workDir, userDataDir, extensionsDir, logFile, exited: exitedPromise, stop };
 }

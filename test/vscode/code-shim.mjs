@@ -119,6 +119,9 @@ try {
     logStream.write(`[${type}] ${line}\n`);
   });
   await page.exposeFunction('codeAutomationExit', (exitCode) => finish(exitCode));
+  // Do not wait for the timeout when the run can no longer report.
+  page.on('crash', () => finish('the workbench page crashed'));
+  server.exited.then((c) => finish(`code-server exited (${c})`));
   page.on('pageerror', (error) => logStream.write(`[pageerror] ${error}\n`));
 
   const authority = new URL(server.url).host;
@@ -137,6 +140,9 @@ try {
     await screenshot(page, 'vscode-test-timeout').catch(() => {});
     console.error(`code-shim: no result from the extension host after ${TIMEOUT_MS / 1000} s`);
     code = 124;
+  } else if (typeof code !== 'number') {
+    console.error(`code-shim: ${code}`);
+    code = 3;
   }
   console.log(
     `code-shim: extension host exited with ${code} after ${((Date.now() - started) / 1000).toFixed(1)} s`,
