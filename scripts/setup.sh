@@ -60,7 +60,9 @@ SYSTEM_NPM=$(command -v npm)
 exec 9>"$PIXELS_CACHE_DIR/.harness.lock"
 flock 9 # two setups at once must not build into the same folder
 
-if ! "$PIXELS_NODE24" -e 'process.exit(process.versions.node.startsWith("24.") ? 0 : 1)' 2>/dev/null; then
+# The headers are needed too: node-gyp builds code-server's native modules against them.
+if ! "$PIXELS_NODE24" -e 'process.exit(process.versions.node.startsWith("24.") ? 0 : 1)' 2>/dev/null ||
+  [ ! -f "$PIXELS_NODE24_DIR/include/node/node.h" ]; then
   say "installing Node 24 ($PIXELS_NODE24_SPEC) into $PIXELS_NODE24_PREFIX"
   rm -rf "$PIXELS_NODE24_PREFIX"
   mkdir -p "$PIXELS_NODE24_PREFIX"
