@@ -195,10 +195,11 @@ export class SshConfigWriter {
   async upsertHost(entry: SshHostEntry): Promise<UpsertResult> {
     validateEntry(entry);
     await this.locked(async () => {
+      // The user's file first: damaged markers stop us before anything is written.
+      await this.ensureInclude();
       const entries = await this.readEntries();
       entries.set(entry.alias, { ...entry, port: entry.port ?? 22 });
       await this.writeEntries(entries);
-      await this.ensureInclude();
     });
     return { warnings: await this.verify(entry) };
   }
@@ -252,7 +253,7 @@ export class SshConfigWriter {
     const warnings: string[] = [];
     if (binary) {
       try {
-        actual = await this.sshG(binary, entry.alias);
+        actual = await this.sshG(binary, entry.alias, expected.UserKnownHostsFile);
       } catch (err) {
         return [`Could not check ${this.configPath} with "ssh -G ${entry.alias}": ${(err as Error).message}`];
       }
@@ -274,7 +275,7 @@ export class SshConfigWriter {
     return warnings;
   }
 
-  private sshG(binary: string, alias: string): Promise<Partial<Record<Checked, string>>> {
+  private sshG(binary: string, alias: string, knownHostsFile: string): Promise<Partial<Record<Checked, string>>> {
     return new Promise((resolve, reject) => {
       execFile(binary, ['-G', '-F', this.configPath, alias], { timeout: 10_000 }, (err, stdout, stderr) => {
         if (err) return reject(new Error((stderr || err.message).trim().split('\n')[0]));
@@ -287,7 +288,11 @@ export class SshConfigWriter {
           const checked = CHECKED.find((k) => k.toLowerCase() === key);
           if (!checked || out[checked] !== undefined) continue; // first IdentityFile is the one tried first
           if (checked === 'StrictHostKeyChecking') out[checked] = value === 'true' ? 'yes' : value === 'false' ? 'no' : value;
-          else if (checked === 'UserKnownHostsFile') out[checked] = expandHome(value.split(' ')[0]!);
+          else if (checked === 'UserKnownHostsFile') {
+            // ssh -G lists the files space-separated and unquoted, so a path with spaces is matched as a prefix.
+            const expanded = expandHome(value);
+            out[checked] = expanded === knownHostsFile || expanded.startsWith(knownHostsFile + ' ') ? knownHostsFile : expanded.split(' ')[0]!;
+          }
           else out[checked] = checked === 'IdentityFile' ? expandHome(value) : value;
         }
         resolve(out);
