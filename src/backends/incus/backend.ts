@@ -299,7 +299,8 @@ export class IncusBackend implements Backend {
       try {
         await this.changeState(name, { action: 'stop', timeout, force: false }, op);
       } catch (err) {
-        if (!(err instanceof PixelsError) || !/timed? ?out|timeout/i.test(err.message)) throw err;
+        if (!(err instanceof PixelsError) || !/timed? ?out|timeout|deadline exceeded/i.test(err.message))
+          throw err;
         if (!options.force)
           throw new TimeoutError(`Sandbox "${name}" did not shut down within ${timeout} s.`, { cause: err });
         await this.changeState(name, { action: 'stop', force: true }, op);

@@ -10,8 +10,10 @@ import {
   ConnectionError,
   NotAuthorizedError,
   NotFoundError,
+  TimeoutError,
   ValidationError,
 } from '../../../src/core/errors';
+import { IncusRestClient } from '../../../src/backends/incus/rest-client';
 import type { Lab } from '../../lab/lab';
 import { labBackend, leftovers, removeTestInstances, testPrefix } from './helpers';
 
@@ -111,6 +113,35 @@ describe('incus backend: bad input gets clear errors', { timeout: 120_000 }, () 
     );
     await backend.destroy(`${prefix}-x`);
     assert.deepEqual(await leftovers(lab, prefix), []);
+  });
+
+  test('a sandbox that ignores shutdown: stop times out clearly, force stops it', async () => {
+    // Its init ignores the halt signal, so a clean shutdown can never finish.
+    const name = `${prefix}-hang`;
+    const admin = new IncusRestClient({ socketPath: lab.socket });
+    try {
+      const op = await admin.call<{ id: string }>('POST', '/1.0/instances', {
+        body: {
+          name: `px-${name}`,
+          source: { type: 'image', alias: lab.image },
+          config: { 'raw.lxc': 'lxc.signal.halt=SIGUSR2' },
+          devices: { root: { type: 'disk', path: '/', pool: lab.poolBtrfs } },
+          start: true,
+        },
+      });
+      await admin.call('GET', `/1.0/operations/${op.metadata.id}/wait`, { query: { timeout: '60' } });
+    } finally {
+      admin.close();
+    }
+    await assert.rejects(backend.stop(name, { timeoutSec: 2 }), (err: unknown) => {
+      assert.ok(err instanceof TimeoutError, String(err));
+      assert.equal(err.message, `Sandbox "${name}" did not shut down within 2 s.`);
+      return true;
+    });
+    assert.equal((await backend.get(name)).status, 'running');
+    await backend.stop(name, { timeoutSec: 2, force: true });
+    assert.equal((await backend.get(name)).status, 'stopped');
+    await backend.destroy(name);
   });
 
   test('a socket path that does not exist', async () => {
