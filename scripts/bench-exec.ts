@@ -17,7 +17,9 @@ function median(values: number[]): number {
 
 function sshOnce(args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile('ssh', args, (err, _stdout, stderr) => (err ? reject(new Error(`ssh failed: ${stderr || err.message}`)) : resolve()));
+    execFile('ssh', args, (err, _stdout, stderr) =>
+      err ? reject(new Error(`ssh failed: ${stderr || err.message}`)) : resolve(),
+    );
   });
 }
 
@@ -31,13 +33,20 @@ async function main(): Promise<void> {
     const knownHosts = new KnownHosts(join(fx.sshd.dir, 'known_hosts'));
     await knownHosts.set([fx.sshd.host], fx.sshd.hostKeyPub, fx.sshd.port);
     const sshArgs = [
-      '-F', '/dev/null',
-      '-i', keyFile,
-      '-o', 'IdentitiesOnly=yes',
-      '-o', `UserKnownHostsFile=${knownHosts.path}`,
-      '-o', 'StrictHostKeyChecking=yes',
-      '-o', 'BatchMode=yes',
-      '-p', String(fx.sshd.port),
+      '-F',
+      '/dev/null',
+      '-i',
+      keyFile,
+      '-o',
+      'IdentitiesOnly=yes',
+      '-o',
+      `UserKnownHostsFile=${knownHosts.path}`,
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-o',
+      'BatchMode=yes',
+      '-p',
+      String(fx.sshd.port),
       `${fx.sshd.user}@${fx.sshd.host}`,
       'true',
     ];
@@ -60,7 +69,9 @@ async function main(): Promise<void> {
     }
     const pooledMedian = median(pooled);
     const spawnedMedian = median(spawned);
-    console.log(`runs: ${RUNS} each, sshd ${fx.sshd.host}:${fx.sshd.port}, connections opened by the pool: 1`);
+    console.log(
+      `runs: ${RUNS} each, sshd ${fx.sshd.host}:${fx.sshd.port}, connections opened by the pool: 1`,
+    );
     console.log(`pooled ssh2 exec median: ${pooledMedian.toFixed(2)} ms`);
     console.log(`ssh per command median:  ${spawnedMedian.toFixed(2)} ms`);
     console.log(`exec speedup: ${(spawnedMedian / pooledMedian).toFixed(1)}x`);

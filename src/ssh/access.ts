@@ -25,11 +25,16 @@ export interface SandboxAccessOptions {
   knownHosts?: { file: KnownHosts; names: string[]; port?: number };
 }
 
-export async function prepareSandboxAccess(backend: Backend, name: string, options: SandboxAccessOptions): Promise<void> {
+export async function prepareSandboxAccess(
+  backend: Backend,
+  name: string,
+  options: SandboxAccessOptions,
+): Promise<void> {
   // Validate before touching the sandbox; a key with a line break could smuggle in a second, foreign key.
   const user = parsePublicKey(options.userPublicKey);
   const host = parsePublicKey(options.hostKey.publicOpenSsh);
-  if (host.type !== 'ssh-ed25519') throw new ValidationError(`The sandbox host key must be ed25519, not ${host.type}.`);
+  if (host.type !== 'ssh-ed25519')
+    throw new ValidationError(`The sandbox host key must be ed25519, not ${host.type}.`);
   if (!options.hostKey.privateOpenSsh.includes('-----BEGIN OPENSSH PRIVATE KEY-----')) {
     throw new ValidationError('The sandbox host key must be an OpenSSH private key.');
   }
@@ -37,13 +42,27 @@ export async function prepareSandboxAccess(backend: Backend, name: string, optio
   // A leading newline keeps the key on its own line even if the existing file lacks a final one.
   const appended = Buffer.from(`\n${userLine}\n`);
 
-  await backend.writeFile(name, HOST_KEY_PATH, Buffer.from(options.hostKey.privateOpenSsh), { mode: 0o600, uid: 0, gid: 0 });
-  await backend.writeFile(name, `${HOST_KEY_PATH}.pub`, Buffer.from(options.hostKey.publicOpenSsh.trim() + '\n'), {
-    mode: 0o644,
+  await backend.writeFile(name, HOST_KEY_PATH, Buffer.from(options.hostKey.privateOpenSsh), {
+    mode: 0o600,
     uid: 0,
     gid: 0,
   });
-  await backend.writeFile(name, ROOT_AUTHORIZED_KEYS, appended, { append: true, mode: 0o600, uid: 0, gid: 0 });
+  await backend.writeFile(
+    name,
+    `${HOST_KEY_PATH}.pub`,
+    Buffer.from(options.hostKey.publicOpenSsh.trim() + '\n'),
+    {
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+    },
+  );
+  await backend.writeFile(name, ROOT_AUTHORIZED_KEYS, appended, {
+    append: true,
+    mode: 0o600,
+    uid: 0,
+    gid: 0,
+  });
   if (options.pixelUser ?? true) {
     await backend.writeFile(name, PIXEL_AUTHORIZED_KEYS, appended, {
       append: true,

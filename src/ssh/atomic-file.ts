@@ -20,7 +20,11 @@ export async function readIfExists(path: string): Promise<Buffer | undefined> {
  * Replaces `path` with `data` atomically. An existing file keeps its mode; a new one gets `newFileMode`.
  * A symlink (dotfile managers) is followed so the link itself stays in place.
  */
-export async function writeFileAtomic(path: string, data: Buffer | string, newFileMode = 0o600): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: Buffer | string,
+  newFileMode = 0o600,
+): Promise<void> {
   let target = path;
   try {
     target = await fs.realpath(path);
@@ -33,7 +37,10 @@ export async function writeFileAtomic(path: string, data: Buffer | string, newFi
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  const temp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const temp = join(
+    dirname(target),
+    `.${basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`,
+  );
   const handle = await fs.open(temp, 'wx', mode);
   try {
     await handle.writeFile(data);
@@ -56,7 +63,11 @@ export interface LockOptions {
 }
 
 /** Runs `fn` while holding `lockPath` (created with O_EXCL, removed afterwards). */
-export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, options: LockOptions = {}): Promise<T> {
+export async function withFileLock<T>(
+  lockPath: string,
+  fn: () => Promise<T>,
+  options: LockOptions = {},
+): Promise<T> {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const staleMs = options.staleMs ?? 15_000;
   const deadline = Date.now() + timeoutMs;
@@ -86,7 +97,9 @@ export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, op
       throw err;
     }
     if (Date.now() >= deadline) {
-      throw new TimeoutError(`Timed out waiting for the lock ${lockPath} (another window may be writing). Try again.`);
+      throw new TimeoutError(
+        `Timed out waiting for the lock ${lockPath} (another window may be writing). Try again.`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, delay + Math.random() * delay));
     delay = Math.min(delay * 2, 100);

@@ -66,7 +66,9 @@ export async function connect(target: SshTarget, options: ConnectOptions = {}): 
     try {
       privateKey = await fs.readFile(target.identityFile);
     } catch (err) {
-      throw new ValidationError(`Cannot read SSH key ${target.identityFile}: ${(err as Error).message}`, [], { cause: err });
+      throw new ValidationError(`Cannot read SSH key ${target.identityFile}: ${(err as Error).message}`, [], {
+        cause: err,
+      });
     }
   }
   if (privateKey === undefined && !target.agent) {
@@ -123,7 +125,11 @@ export async function connect(target: SshTarget, options: ConnectOptions = {}): 
           ),
         );
       } else if (err.level === 'client-authentication') {
-        finish(new NotAuthenticatedError(`SSH authentication as ${target.username} failed for ${label}.`, { cause: err }));
+        finish(
+          new NotAuthenticatedError(`SSH authentication as ${target.username} failed for ${label}.`, {
+            cause: err,
+          }),
+        );
       } else if (err.level === 'client-timeout') {
         finish(new TimeoutError(`SSH handshake with ${label} timed out.`, { cause: err }));
       } else {

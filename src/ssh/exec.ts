@@ -76,11 +76,14 @@ export function openExecChannel(client: Client, command: string, label: string):
   return new Promise((resolve, reject) => {
     try {
       client.exec(command, (err, channel) => {
-        if (err) reject(new ConnectionError(`Cannot start a command on ${label}: ${err.message}`, { cause: err }));
+        if (err)
+          reject(new ConnectionError(`Cannot start a command on ${label}: ${err.message}`, { cause: err }));
         else resolve(channel);
       });
     } catch (err) {
-      reject(new ConnectionError(`Cannot start a command on ${label}: ${(err as Error).message}`, { cause: err }));
+      reject(
+        new ConnectionError(`Cannot start a command on ${label}: ${(err as Error).message}`, { cause: err }),
+      );
     }
   });
 }
@@ -106,7 +109,11 @@ function sendKill(channel: ClientChannel): void {
 }
 
 /** Drives an open exec channel to completion. */
-export function runOnChannel(channel: ClientChannel, label: string, options: ExecOptions = {}): Promise<SshExecResult> {
+export function runOnChannel(
+  channel: ClientChannel,
+  label: string,
+  options: ExecOptions = {},
+): Promise<SshExecResult> {
   const limit = options.maxBufferBytes ?? 16 * 1024 * 1024;
   const stdout = new TailBuffer(limit);
   const stderr = new TailBuffer(limit);
@@ -144,7 +151,10 @@ export function runOnChannel(channel: ClientChannel, label: string, options: Exe
     channel.on('close', () => {
       if (failure) return;
       settle();
-      if (!exit) return reject(new ConnectionError(`The connection to ${label} was lost while the command was running.`));
+      if (!exit)
+        return reject(
+          new ConnectionError(`The connection to ${label} was lost while the command was running.`),
+        );
       resolve({
         exitCode: exit.code,
         ...(exit.signal ? { signal: exit.signal } : {}),
@@ -161,7 +171,8 @@ export function runOnChannel(channel: ClientChannel, label: string, options: Exe
     }
     if (options.timeoutMs !== undefined) {
       timer = setTimeout(
-        () => stop(new TimeoutError(`The command on ${label} did not finish within ${options.timeoutMs} ms.`)),
+        () =>
+          stop(new TimeoutError(`The command on ${label} did not finish within ${options.timeoutMs} ms.`)),
         options.timeoutMs,
       );
     }

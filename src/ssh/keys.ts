@@ -1,6 +1,6 @@
 // ed25519 key pairs in OpenSSH format: sandbox host keys (generated on the client so they are known before the
 // first connection) and the user's identity (an existing key file, or a dedicated one generated on request).
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -43,7 +43,11 @@ export function parsePublicKey(line: string): PublicKey {
   const blob = Buffer.from(b64!, 'base64');
   // The blob starts with its own type name; a mismatch means a damaged or forged line.
   const nameLength = blob.length >= 4 ? blob.readUInt32BE(0) : -1;
-  if (nameLength < 0 || 4 + nameLength > blob.length || blob.subarray(4, 4 + nameLength).toString() !== type) {
+  if (
+    nameLength < 0 ||
+    4 + nameLength > blob.length ||
+    blob.subarray(4, 4 + nameLength).toString() !== type
+  ) {
     throw new ValidationError(`Not a valid ${type} SSH public key.`);
   }
   return { type: type!, blob, comment };
@@ -73,7 +77,9 @@ export async function loadUserIdentity(privateKeyPath = defaultIdentityPath()): 
     privateKey = await fs.readFile(privateKeyPath);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new NotFoundError(`SSH key ${privateKeyPath} does not exist. Choose another key or generate a dedicated one.`);
+      throw new NotFoundError(
+        `SSH key ${privateKeyPath} does not exist. Choose another key or generate a dedicated one.`,
+      );
     }
     throw err;
   }
@@ -99,7 +105,10 @@ export async function loadUserIdentity(privateKeyPath = defaultIdentityPath()): 
 }
 
 /** The dedicated Pixels key: loads it when present, else creates it (key 0600, folder 0700) without overwriting. */
-export async function ensureDedicatedIdentity(privateKeyPath: string, comment = 'pixels-vscode'): Promise<UserIdentity> {
+export async function ensureDedicatedIdentity(
+  privateKeyPath: string,
+  comment = 'pixels-vscode',
+): Promise<UserIdentity> {
   try {
     return await loadUserIdentity(privateKeyPath);
   } catch (err) {
@@ -107,12 +116,17 @@ export async function ensureDedicatedIdentity(privateKeyPath: string, comment = 
   }
   await fs.mkdir(dirname(privateKeyPath), { recursive: true, mode: 0o700 });
   const pair = generateKeyPair(comment);
-  // `wx`: never clobber a key another window created a moment ago.
+  // Written to a temp file, then hard-linked into place: link() never clobbers (another window may have made
+  // the key a moment ago) and nobody can read a half-written key.
+  const temp = `${privateKeyPath}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  await fs.writeFile(temp, pair.privateOpenSsh, { mode: 0o600, flag: 'wx' });
   try {
-    await fs.writeFile(privateKeyPath, pair.privateOpenSsh, { mode: 0o600, flag: 'wx' });
+    await fs.link(temp, privateKeyPath);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return loadUserIdentity(privateKeyPath);
     throw err;
+  } finally {
+    await fs.rm(temp, { force: true });
   }
   await fs.writeFile(`${privateKeyPath}.pub`, pair.publicOpenSsh + '\n', { mode: 0o644 });
   return { privateKeyPath, privateKey: Buffer.from(pair.privateOpenSsh), publicOpenSsh: pair.publicOpenSsh };

@@ -40,7 +40,8 @@ function parseLine(raw: string): ParsedLine {
 }
 
 function checkHostName(name: string): void {
-  if (!/^[A-Za-z0-9._:[\]%-]+$/.test(name)) throw new ValidationError(`"${name}" is not a valid host name or address.`);
+  if (!/^[A-Za-z0-9._:[\]%-]+$/.test(name))
+    throw new ValidationError(`"${name}" is not a valid host name or address.`);
 }
 
 export class KnownHosts {

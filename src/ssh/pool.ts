@@ -98,10 +98,16 @@ export class SshPool implements Disposable {
   }
 
   /** Runs one command (argv is quoted; a string is sent as is) and waits for its exit. */
-  async exec(target: SshTarget, command: string | readonly string[], options: ExecOptions = {}): Promise<SshExecResult> {
+  async exec(
+    target: SshTarget,
+    command: string | readonly string[],
+    options: ExecOptions = {},
+  ): Promise<SshExecResult> {
     const line = commandString(command, options.loginShell);
     const label = targetLabel(target);
-    const { connection, channel } = await this.withChannel(target, (client) => openExecChannel(client, line, label));
+    const { connection, channel } = await this.withChannel(target, (client) =>
+      openExecChannel(client, line, label),
+    );
     try {
       return await runOnChannel(channel, label, options);
     } finally {
@@ -116,10 +122,16 @@ export class SshPool implements Disposable {
       target,
       (client) =>
         new Promise<ClientChannel>((resolve, reject) => {
-          client.shell({ term: options.term ?? 'xterm-256color', cols: options.cols, rows: options.rows }, (err, ch) => {
-            if (err) reject(new ConnectionError(`Cannot open a shell on ${label}: ${err.message}`, { cause: err }));
-            else resolve(ch);
-          });
+          client.shell(
+            { term: options.term ?? 'xterm-256color', cols: options.cols, rows: options.rows },
+            (err, ch) => {
+              if (err)
+                reject(
+                  new ConnectionError(`Cannot open a shell on ${label}: ${err.message}`, { cause: err }),
+                );
+              else resolve(ch);
+            },
+          );
         }),
     );
     return new ShellSession(channel, () => connection.release());
@@ -143,7 +155,11 @@ export class SshPool implements Disposable {
 
   dispose(): void {
     this.disposed = true;
-    for (const pending of this.connections.values()) pending.then((c) => c.close(), () => {});
+    for (const pending of this.connections.values())
+      pending.then(
+        (c) => c.close(),
+        () => {},
+      );
     this.connections.clear();
   }
 
@@ -172,9 +188,12 @@ export class SshPool implements Disposable {
   private forget(target: SshTarget, connection: PooledConnection): void {
     const key = poolKey(target);
     const current = this.connections.get(key);
-    current?.then((c) => {
-      if (c === connection && this.connections.get(key) === current) this.connections.delete(key);
-    }, () => {});
+    current?.then(
+      (c) => {
+        if (c === connection && this.connections.get(key) === current) this.connections.delete(key);
+      },
+      () => {},
+    );
   }
 
   private connection(target: SshTarget): Promise<PooledConnection> {

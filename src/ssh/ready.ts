@@ -27,7 +27,8 @@ export type TargetSource = SshTarget | (() => Promise<SshTarget | undefined>);
 
 function describe(err: unknown): string {
   if (err instanceof SecurityError) return err.message;
-  if (err instanceof NotAuthenticatedError) return 'sshd answered with the right host key but our login was refused';
+  if (err instanceof NotAuthenticatedError)
+    return 'sshd answered with the right host key but our login was refused';
   if (err instanceof TimeoutError) return 'the SSH handshake timed out';
   if (err instanceof ConnectionError) {
     const code = networkErrorCode(err);
@@ -54,7 +55,10 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /** Resolves once SSH to the target works; TimeoutError on expiry, CancelledError when aborted. */
-export async function waitForSsh(source: TargetSource, options: number | WaitForSshOptions = {}): Promise<void> {
+export async function waitForSsh(
+  source: TargetSource,
+  options: number | WaitForSshOptions = {},
+): Promise<void> {
   const opts: WaitForSshOptions = typeof options === 'number' ? { timeoutMs: options } : options;
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const interval = opts.intervalMs ?? 500;
@@ -90,7 +94,9 @@ export async function waitForSsh(source: TargetSource, options: number | WaitFor
     }
     const left = deadline - Date.now();
     if (left <= 0) {
-      throw new TimeoutError(`SSH to ${label} was not ready within ${Math.round(timeoutMs / 1000)} s; last seen: ${lastSeen}.`);
+      throw new TimeoutError(
+        `SSH to ${label} was not ready within ${Math.round(timeoutMs / 1000)} s; last seen: ${lastSeen}.`,
+      );
     }
     await sleep(Math.min(interval, left), opts.signal);
   }

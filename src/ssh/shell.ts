@@ -40,7 +40,8 @@ export class ShellSession implements Disposable {
     channel.on('data', onData);
     channel.stderr.on('data', onData);
     channel.on('exit', (code: number | null, signal?: string) => {
-      this.exitInfo = code === null || code === undefined ? { code: null, signal: signalName(signal) } : { code };
+      this.exitInfo =
+        code === null || code === undefined ? { code: null, signal: signalName(signal) } : { code };
     });
     this.exited = new Promise((resolve) => {
       channel.on('close', () => {

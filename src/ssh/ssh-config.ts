@@ -50,7 +50,14 @@ export interface UpsertResult {
 }
 
 /** Settings we write, in the order we write them, with how `ssh -G` prints them. */
-const CHECKED = ['HostName', 'User', 'Port', 'IdentityFile', 'UserKnownHostsFile', 'StrictHostKeyChecking'] as const;
+const CHECKED = [
+  'HostName',
+  'User',
+  'Port',
+  'IdentityFile',
+  'UserKnownHostsFile',
+  'StrictHostKeyChecking',
+] as const;
 type Checked = (typeof CHECKED)[number];
 
 function defaultConfigPath(): string {
@@ -74,7 +81,8 @@ function expandHome(path: string): string {
 
 /** A value as OpenSSH reads it back: double quotes around anything with spaces. */
 function configValue(value: string, what: string): string {
-  if (value === '' || /["\r\n\0]/.test(value)) throw new ValidationError(`${what} cannot be empty or contain quotes or line breaks.`);
+  if (value === '' || /["\r\n\0]/.test(value))
+    throw new ValidationError(`${what} cannot be empty or contain quotes or line breaks.`);
   return /[\s#'\\]/.test(value) ? `"${value}"` : value;
 }
 
@@ -85,12 +93,17 @@ function configPath(path: string): string {
 
 function validateEntry(entry: SshHostEntry): void {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(entry.alias)) {
-    throw new ValidationError(`"${entry.alias}" is not a valid SSH host alias (letters, digits, ".", "_", "-").`);
+    throw new ValidationError(
+      `"${entry.alias}" is not a valid SSH host alias (letters, digits, ".", "_", "-").`,
+    );
   }
-  if (!/^[A-Za-z0-9.:_%-]+$/.test(entry.hostName)) throw new ValidationError(`"${entry.hostName}" is not a valid host name or address.`);
-  if (!/^[A-Za-z_][A-Za-z0-9_.-]*\$?$/.test(entry.user)) throw new ValidationError(`"${entry.user}" is not a valid user name.`);
+  if (!/^[A-Za-z0-9.:_%-]+$/.test(entry.hostName))
+    throw new ValidationError(`"${entry.hostName}" is not a valid host name or address.`);
+  if (!/^[A-Za-z_][A-Za-z0-9_.-]*\$?$/.test(entry.user))
+    throw new ValidationError(`"${entry.user}" is not a valid user name.`);
   const port = entry.port ?? 22;
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ValidationError(`${port} is not a valid port.`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new ValidationError(`${port} is not a valid port.`);
   configValue(entry.identityFile, 'IdentityFile');
   configValue(entry.knownHostsFile, 'UserKnownHostsFile');
 }
@@ -120,7 +133,9 @@ function parseHostsFile(text: string): Map<string, SshHostEntry> {
   for (const line of parse(text)) {
     if (line.type !== LineType.DIRECTIVE || !/^host$/i.test(line.param) || !('config' in line)) continue;
     const get = (param: string) => {
-      const found = (line as Section).config.find((l) => l.type === LineType.DIRECTIVE && l.param.toLowerCase() === param.toLowerCase());
+      const found = (line as Section).config.find(
+        (l) => l.type === LineType.DIRECTIVE && l.param.toLowerCase() === param.toLowerCase(),
+      );
       return found ? directiveValue(found) : '';
     };
     const alias = directiveValue(line);
@@ -166,7 +181,8 @@ function findBlock(text: string, file: string): BlockLocation | undefined {
   const begins = lines.filter((l) => l.text.trim().startsWith(BEGIN_PREFIX));
   const ends = lines.filter((l) => l.text.trim() === END_MARKER);
   if (begins.length === 0 && ends.length === 0) return undefined;
-  if (begins.length === 1 && ends.length === 1 && begins[0]!.start < ends[0]!.start) return { begin: begins[0]!, end: ends[0]! };
+  if (begins.length === 1 && ends.length === 1 && begins[0]!.start < ends[0]!.start)
+    return { begin: begins[0]!, end: ends[0]! };
   throw new ValidationError(
     `${file} has ${begins.length} "${BEGIN_PREFIX}" and ${ends.length} "${END_MARKER}" marker line(s)` +
       `${begins.length === 1 && ends.length === 1 ? ' in the wrong order' : ''}. ` +
@@ -187,7 +203,9 @@ export class SshConfigWriter {
 
   constructor(private readonly options: SshConfigWriterOptions = {}) {
     this.configPath = options.configPath ? expandHome(options.configPath) : defaultConfigPath();
-    this.hostsPath = options.hostsPath ? expandHome(options.hostsPath) : join(homedir(), '.ssh', 'pixels', 'config');
+    this.hostsPath = options.hostsPath
+      ? expandHome(options.hostsPath)
+      : join(homedir(), '.ssh', 'pixels', 'config');
     this.lockPath = join(dirname(this.hostsPath), `.${basename(this.hostsPath)}.lock`);
   }
 
@@ -230,7 +248,10 @@ export class SshConfigWriter {
       const text = data.toString('latin1');
       const block = findBlock(text, this.configPath);
       if (!block) return;
-      await writeFileAtomic(this.configPath, Buffer.from(text.slice(0, block.begin.start) + text.slice(block.end.end), 'latin1'));
+      await writeFileAtomic(
+        this.configPath,
+        Buffer.from(text.slice(0, block.begin.start) + text.slice(block.end.end), 'latin1'),
+      );
     });
   }
 
@@ -248,7 +269,8 @@ export class SshConfigWriter {
       StrictHostKeyChecking: 'yes',
     };
     const userText = (await readIfExists(this.configPath))?.toString('utf8') ?? '';
-    const binary = this.options.sshBinary === false ? undefined : (this.options.sshBinary ?? findOnPath('ssh'));
+    const binary =
+      this.options.sshBinary === false ? undefined : (this.options.sshBinary ?? findOnPath('ssh'));
     let actual: Partial<Record<Checked, string>>;
     const warnings: string[] = [];
     if (binary) {
@@ -275,7 +297,11 @@ export class SshConfigWriter {
     return warnings;
   }
 
-  private sshG(binary: string, alias: string, knownHostsFile: string): Promise<Partial<Record<Checked, string>>> {
+  private sshG(
+    binary: string,
+    alias: string,
+    knownHostsFile: string,
+  ): Promise<Partial<Record<Checked, string>>> {
     return new Promise((resolve, reject) => {
       execFile(binary, ['-G', '-F', this.configPath, alias], { timeout: 10_000 }, (err, stdout, stderr) => {
         if (err) return reject(new Error((stderr || err.message).trim().split('\n')[0]));
@@ -287,13 +313,16 @@ export class SshConfigWriter {
           const value = line.slice(space + 1).trim();
           const checked = CHECKED.find((k) => k.toLowerCase() === key);
           if (!checked || out[checked] !== undefined) continue; // first IdentityFile is the one tried first
-          if (checked === 'StrictHostKeyChecking') out[checked] = value === 'true' ? 'yes' : value === 'false' ? 'no' : value;
+          if (checked === 'StrictHostKeyChecking')
+            out[checked] = value === 'true' ? 'yes' : value === 'false' ? 'no' : value;
           else if (checked === 'UserKnownHostsFile') {
             // ssh -G lists the files space-separated and unquoted, so a path with spaces is matched as a prefix.
             const expanded = expandHome(value);
-            out[checked] = expanded === knownHostsFile || expanded.startsWith(knownHostsFile + ' ') ? knownHostsFile : expanded.split(' ')[0]!;
-          }
-          else out[checked] = checked === 'IdentityFile' ? expandHome(value) : value;
+            out[checked] =
+              expanded === knownHostsFile || expanded.startsWith(knownHostsFile + ' ')
+                ? knownHostsFile
+                : expanded.split(' ')[0]!;
+          } else out[checked] = checked === 'IdentityFile' ? expandHome(value) : value;
         }
         resolve(out);
       });
@@ -301,19 +330,26 @@ export class SshConfigWriter {
   }
 
   /** First-match evaluation of the user's lines before our block (nothing after it can override us). */
-  private libraryCheck(userText: string, alias: string): { values: Partial<Record<Checked, string>>; unverifiable: string[] } {
+  private libraryCheck(
+    userText: string,
+    alias: string,
+  ): { values: Partial<Record<Checked, string>>; unverifiable: string[] } {
     const before = beforeBlock(userText);
     const config = parse(before);
     const unverifiable = config
       .filter((l) => l.type === LineType.DIRECTIVE && /^include$/i.test(l.param))
-      .map((l) => `${this.configPath} includes ${directiveValue(l)} before the Pixels block; without OpenSSH installed Pixels cannot check whether it overrides the settings for ${alias}.`);
+      .map(
+        (l) =>
+          `${this.configPath} includes ${directiveValue(l)} before the Pixels block; without OpenSSH installed Pixels cannot check whether it overrides the settings for ${alias}.`,
+      );
     const computed = config.compute(alias, { ignoreCase: true, matchExec: false });
     const values: Partial<Record<Checked, string>> = {};
     for (const key of CHECKED) {
       const raw = computed[key.toLowerCase()];
       if (raw === undefined) continue;
       const first = Array.isArray(raw) ? raw[0]! : raw;
-      values[key] = key === 'IdentityFile' || key === 'UserKnownHostsFile' ? expandHome(first.split(' ')[0]!) : first;
+      values[key] =
+        key === 'IdentityFile' || key === 'UserKnownHostsFile' ? expandHome(first.split(' ')[0]!) : first;
     }
     return { values, unverifiable };
   }
@@ -374,7 +410,8 @@ function findCulprit(userText: string, alias: string, key: string): string | und
   } catch {
     return undefined;
   }
-  const sets = (lines: Line[]) => lines.some((l) => l.type === LineType.DIRECTIVE && l.param.toLowerCase() === key.toLowerCase());
+  const sets = (lines: Line[]) =>
+    lines.some((l) => l.type === LineType.DIRECTIVE && l.param.toLowerCase() === key.toLowerCase());
   for (const line of config) {
     if (line.type !== LineType.DIRECTIVE) continue;
     if ('config' in line) {

@@ -43,22 +43,32 @@ describe('ssh host key pinning (real sshd)', () => {
     const other = generateHostKey();
     const marker = join(fx.sshd.dir, 'home', 'must-not-exist');
     const loginsBefore = (fx.sshd.log().match(/Accepted publickey/g) ?? []).length;
-    await assert.rejects(pool.exec({ ...fx.target, hostKey: other.publicOpenSsh }, ['touch', marker]), (err: unknown) => {
-      assert.ok(err instanceof SecurityError, String(err));
-      assert.match(err.message, /Host key mismatch/);
-      assert.ok(err.message.includes(`expected ${fingerprint(other.publicOpenSsh)}`), err.message);
-      assert.ok(err.message.includes(`got ${fingerprint(hostKey.publicOpenSsh)}`), err.message);
-      return true;
-    });
+    await assert.rejects(
+      pool.exec({ ...fx.target, hostKey: other.publicOpenSsh }, ['touch', marker]),
+      (err: unknown) => {
+        assert.ok(err instanceof SecurityError, String(err));
+        assert.match(err.message, /Host key mismatch/);
+        assert.ok(err.message.includes(`expected ${fingerprint(other.publicOpenSsh)}`), err.message);
+        assert.ok(err.message.includes(`got ${fingerprint(hostKey.publicOpenSsh)}`), err.message);
+        return true;
+      },
+    );
     assert.equal(existsSync(marker), false);
-    assert.equal((fx.sshd.log().match(/Accepted publickey/g) ?? []).length, loginsBefore, 'we never authenticated');
+    assert.equal(
+      (fx.sshd.log().match(/Accepted publickey/g) ?? []).length,
+      loginsBefore,
+      'we never authenticated',
+    );
     // A refused key is not cached as a connection: the next attempt is refused again.
     await assert.rejects(pool.exec({ ...fx.target, hostKey: other.publicOpenSsh }, 'true'), SecurityError);
   });
 
   it('reports a refused login as NotAuthenticatedError', async () => {
     const stranger = generateKeyPair('stranger');
-    await assert.rejects(pool.exec({ ...fx.target, privateKey: stranger.privateOpenSsh }, 'true'), NotAuthenticatedError);
+    await assert.rejects(
+      pool.exec({ ...fx.target, privateKey: stranger.privateOpenSsh }, 'true'),
+      NotAuthenticatedError,
+    );
   });
 
   it('gives OpenSSH a known_hosts file it verifies strictly (Remote-SSH path)', async () => {
@@ -67,14 +77,22 @@ describe('ssh host key pinning (real sshd)', () => {
     const keyFile = join(fx.sshd.dir, 'client_key');
     await fs.writeFile(keyFile, fx.userKey.privateOpenSsh, { mode: 0o600 });
     const args = (hostKeyAlias: string) => [
-      '-F', '/dev/null',
-      '-i', keyFile,
-      '-o', 'IdentitiesOnly=yes',
-      '-o', `UserKnownHostsFile=${knownHosts.path}`,
-      '-o', 'StrictHostKeyChecking=yes',
-      '-o', 'BatchMode=yes',
-      '-o', `HostKeyAlias=${hostKeyAlias}`,
-      '-p', String(fx.sshd.port),
+      '-F',
+      '/dev/null',
+      '-i',
+      keyFile,
+      '-o',
+      'IdentitiesOnly=yes',
+      '-o',
+      `UserKnownHostsFile=${knownHosts.path}`,
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      `HostKeyAlias=${hostKeyAlias}`,
+      '-p',
+      String(fx.sshd.port),
       `${fx.sshd.user}@${fx.sshd.host}`,
       'echo via-openssh',
     ];

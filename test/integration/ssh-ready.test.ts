@@ -67,22 +67,37 @@ describe('waitForSsh (real sshd)', () => {
   });
 
   it('names what it saw last on expiry', async () => {
-    await assert.rejects(waitForSsh(async () => undefined, { timeoutMs: 400, intervalMs: 50, label: 'sandbox dev' }), (err: unknown) => {
-      assert.ok(err instanceof TimeoutError);
-      assert.match(err.message, /sandbox dev.*last seen: no IP address yet/);
-      return true;
-    });
+    await assert.rejects(
+      waitForSsh(async () => undefined, { timeoutMs: 400, intervalMs: 50, label: 'sandbox dev' }),
+      (err: unknown) => {
+        assert.ok(err instanceof TimeoutError);
+        assert.match(err.message, /sandbox dev.*last seen: no IP address yet/);
+        return true;
+      },
+    );
     const closed = { ...fx.target, port: await unusedPort() };
-    await assert.rejects(waitForSsh(closed, { timeoutMs: 600, intervalMs: 50 }), /last seen: connection refused/);
+    await assert.rejects(
+      waitForSsh(closed, { timeoutMs: 600, intervalMs: 50 }),
+      /last seen: connection refused/,
+    );
     const wrongKey = { ...fx.target, hostKey: generateHostKey().publicOpenSsh };
-    await assert.rejects(waitForSsh(wrongKey, { timeoutMs: 600, intervalMs: 50 }), /last seen: Host key mismatch.*expected SHA256:.*got SHA256:/);
+    await assert.rejects(
+      waitForSsh(wrongKey, { timeoutMs: 600, intervalMs: 50 }),
+      /last seen: Host key mismatch.*expected SHA256:.*got SHA256:/,
+    );
     const wrongUser = { ...fx.target, privateKey: generateKeyPair().privateOpenSsh };
-    await assert.rejects(waitForSsh(wrongUser, { timeoutMs: 600, intervalMs: 50 }), /last seen: .*login was refused/);
+    await assert.rejects(
+      waitForSsh(wrongUser, { timeoutMs: 600, intervalMs: 50 }),
+      /last seen: .*login was refused/,
+    );
   });
 
   it('stops when cancelled', async () => {
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 200);
-    await assert.rejects(waitForSsh(async () => undefined, { timeoutMs: 10_000, intervalMs: 50, signal: controller.signal }), CancelledError);
+    await assert.rejects(
+      waitForSsh(async () => undefined, { timeoutMs: 10_000, intervalMs: 50, signal: controller.signal }),
+      CancelledError,
+    );
   });
 });

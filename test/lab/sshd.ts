@@ -173,7 +173,10 @@ export interface SshdFixture {
 
 export async function startSshdFixture(options: Partial<SshdOptions> = {}): Promise<SshdFixture> {
   const userKey = generateKeyPair('pixels-test-user');
-  const sshd = await startSshd({ ...options, authorizedKeys: [userKey.publicOpenSsh, ...(options.authorizedKeys ?? [])] });
+  const sshd = await startSshd({
+    ...options,
+    authorizedKeys: [userKey.publicOpenSsh, ...(options.authorizedKeys ?? [])],
+  });
   const target: SshTarget = {
     host: sshd.host,
     port: sshd.port,

@@ -27,9 +27,31 @@ function pick<T>(r: () => number, items: readonly T[]): T {
   return items[Math.floor(r() * items.length)]!;
 }
 
-const GLOBALS = ['ServerAliveInterval 30', 'AddKeysToAgent yes', 'ForwardAgent no', 'Compression yes', 'ConnectTimeout 5'];
-const HOST_LINES = ['HostName 192.0.2.7', 'User alice', 'Port 2222', 'IdentityFile ~/.ssh/id_other', 'ForwardX11 no', 'ProxyJump none'];
-const HEADERS = ['Host *', 'Host px-*', 'Host work', 'Host a b c', 'Host !bastion *', 'Match host *.example.com', 'Match all', 'Host=eq'];
+const GLOBALS = [
+  'ServerAliveInterval 30',
+  'AddKeysToAgent yes',
+  'ForwardAgent no',
+  'Compression yes',
+  'ConnectTimeout 5',
+];
+const HOST_LINES = [
+  'HostName 192.0.2.7',
+  'User alice',
+  'Port 2222',
+  'IdentityFile ~/.ssh/id_other',
+  'ForwardX11 no',
+  'ProxyJump none',
+];
+const HEADERS = [
+  'Host *',
+  'Host px-*',
+  'Host work',
+  'Host a b c',
+  'Host !bastion *',
+  'Match host *.example.com',
+  'Match all',
+  'Host=eq',
+];
 const COMMENTS = ['# my config', '#', '   # indented comment', '# ünïcödé ✓', '#\tTab'];
 
 /** A random user config, as bytes (may include a latin1 byte that is not valid UTF-8). */
@@ -59,7 +81,9 @@ function randomConfig(r: () => number, withOurBlock: boolean): Buffer {
   if (lines.length && r() < 0.7) text += eol; // sometimes no final newline
   const bytes = Buffer.from(text, 'utf8');
   // Now and then a stray latin1 byte (a file saved in another encoding) inside a comment.
-  return r() < 0.15 ? Buffer.concat([Buffer.from('# caf'), Buffer.from([0xe9]), Buffer.from(eol), bytes]) : bytes;
+  return r() < 0.15
+    ? Buffer.concat([Buffer.from('# caf'), Buffer.from([0xe9]), Buffer.from(eol), bytes])
+    : bytes;
 }
 
 /** The file with our block cut out: from the start of the BEGIN line to the end of the END line (with its line break). */
@@ -107,7 +131,8 @@ function sshG(file: string, alias: string): Promise<Record<string, string>> {
 describe('SshConfigWriter', () => {
   let root: string;
   before(async () => {
-    if (!existsSync(SSH)) throw new Error(`OpenSSH client not found at ${SSH}: apt-get install -y openssh-client`);
+    if (!existsSync(SSH))
+      throw new Error(`OpenSSH client not found at ${SSH}: apt-get install -y openssh-client`);
     root = await fs.mkdtemp(join(tmpdir(), 'pixels-sshcfg-'));
   });
   after(async () => {
@@ -122,7 +147,11 @@ describe('SshConfigWriter', () => {
       const configPath = join(dir, 'config');
       const original = randomConfig(r, r() < 0.3);
       await fs.writeFile(configPath, original);
-      const writer = new SshConfigWriter({ configPath, hostsPath: join(dir, 'pixels', 'config'), sshBinary: false });
+      const writer = new SshConfigWriter({
+        configPath,
+        hostsPath: join(dir, 'pixels', 'config'),
+        sshBinary: false,
+      });
       const context = `seed ${seed}:\n${original.toString('latin1')}`;
 
       await writer.upsertHost(entry('px-one', dir, seed));
@@ -133,8 +162,14 @@ describe('SshConfigWriter', () => {
       assert.ok(text.includes(`Include ${join(dir, 'pixels', 'config')}`), context);
       if (!original.includes('# --- BEGIN PIXELS')) {
         // New block: at the very top, in the file's own line endings, the rest byte for byte.
-        const eol = original.includes('\r\n') && original.toString().split('\r\n').length * 2 > original.toString().split('\n').length ? '\r\n' : '\n';
-        const block = Buffer.from([BEGIN_MARKER, `Include ${join(dir, 'pixels', 'config')}`, END_MARKER, ''].join(eol));
+        const eol =
+          original.includes('\r\n') &&
+          original.toString().split('\r\n').length * 2 > original.toString().split('\n').length
+            ? '\r\n'
+            : '\n';
+        const block = Buffer.from(
+          [BEGIN_MARKER, `Include ${join(dir, 'pixels', 'config')}`, END_MARKER, ''].join(eol),
+        );
         assert.ok(afterUpsert.subarray(0, block.length).equals(block), context);
         assert.ok(afterUpsert.subarray(block.length).equals(original), context);
       }
@@ -153,7 +188,10 @@ describe('SshConfigWriter', () => {
 
       await writer.removeHost('px-one');
       assert.ok((await fs.readFile(configPath)).equals(afterUpsert), context);
-      assert.deepEqual((await writer.hosts()).map((h) => h.alias), ['px-two']);
+      assert.deepEqual(
+        (await writer.hosts()).map((h) => h.alias),
+        ['px-two'],
+      );
 
       await writer.removeInclude();
       assert.ok((await fs.readFile(configPath)).equals(outsideBlock(original)), context);
@@ -167,7 +205,11 @@ describe('SshConfigWriter', () => {
       await fs.mkdir(dir, { recursive: true });
       const configPath = join(dir, 'config');
       await fs.writeFile(configPath, randomConfig(r, false));
-      const writer = new SshConfigWriter({ configPath, hostsPath: join(dir, 'pixels', 'config'), sshBinary: SSH });
+      const writer = new SshConfigWriter({
+        configPath,
+        hostsPath: join(dir, 'pixels', 'config'),
+        sshBinary: SSH,
+      });
       const wanted = entry('px-dev', dir, seed);
       const result = await writer.upsertHost(wanted);
       assert.deepEqual(result.warnings, [], `seed ${seed}`);
@@ -188,16 +230,25 @@ describe('SshConfigWriter', () => {
       await fs.mkdir(dir, { recursive: true });
       const configPath = join(dir, 'config');
       // The user moved our block below their `Host *`.
-      await fs.writeFile(configPath, `Host *\n  User other\n\n${BEGIN_MARKER}\nInclude /nowhere\n${END_MARKER}\nHost x\n  Port 1\n`);
+      await fs.writeFile(
+        configPath,
+        `Host *\n  User other\n\n${BEGIN_MARKER}\nInclude /nowhere\n${END_MARKER}\nHost x\n  Port 1\n`,
+      );
       const writer = new SshConfigWriter({ configPath, hostsPath: join(dir, 'pixels', 'config'), sshBinary });
       const { warnings } = await writer.upsertHost(entry('px-dev', dir));
       assert.equal(warnings.length, 1, warnings.join('\n'));
       assert.match(warnings[0]!, /"px-dev".*User other instead of pixel.*"Host \*" block/);
       // A global option before the block is named too.
-      await fs.writeFile(configPath, `StrictHostKeyChecking no\n${BEGIN_MARKER}\nInclude /nowhere\n${END_MARKER}\n`);
+      await fs.writeFile(
+        configPath,
+        `StrictHostKeyChecking no\n${BEGIN_MARKER}\nInclude /nowhere\n${END_MARKER}\n`,
+      );
       const second = await writer.upsertHost(entry('px-dev', dir));
       assert.equal(second.warnings.length, 1, second.warnings.join('\n'));
-      assert.match(second.warnings[0]!, /StrictHostKeyChecking no instead of yes.*global line "StrictHostKeyChecking no"/);
+      assert.match(
+        second.warnings[0]!,
+        /StrictHostKeyChecking no instead of yes.*global line "StrictHostKeyChecking no"/,
+      );
     }
   });
 
@@ -227,7 +278,10 @@ describe('SshConfigWriter', () => {
       assert.equal(await fs.readFile(configPath, 'utf8'), content, name);
       assert.equal(statSync(configPath).mtimeMs, before.mtimeMs, name);
       assert.equal(existsSync(hostsPath), false, `${name}: our hosts file must not be written either`);
-      assert.deepEqual((await fs.readdir(dir)).sort(), ['config', 'pixels'].filter((f) => existsSync(join(dir, f))).sort());
+      assert.deepEqual(
+        (await fs.readdir(dir)).sort(),
+        ['config', 'pixels'].filter((f) => existsSync(join(dir, f))).sort(),
+      );
     }
   });
 
@@ -237,12 +291,18 @@ describe('SshConfigWriter', () => {
     const existing = join(dir, 'config');
     await fs.writeFile(existing, 'Host a\n', { mode: 0o644 });
     await fs.chmod(existing, 0o644);
-    await new SshConfigWriter({ configPath: existing, hostsPath: join(dir, 'p', 'config'), sshBinary: false }).upsertHost(entry('px-m', dir));
+    await new SshConfigWriter({
+      configPath: existing,
+      hostsPath: join(dir, 'p', 'config'),
+      sshBinary: false,
+    }).upsertHost(entry('px-m', dir));
     assert.equal(statSync(existing).mode & 0o777, 0o644);
 
     const fresh = join(dir, 'new-home', '.ssh', 'config');
     const hostsPath = join(dir, 'new-home', '.ssh', 'pixels', 'config');
-    await new SshConfigWriter({ configPath: fresh, hostsPath, sshBinary: false }).upsertHost(entry('px-m', dir));
+    await new SshConfigWriter({ configPath: fresh, hostsPath, sshBinary: false }).upsertHost(
+      entry('px-m', dir),
+    );
     assert.equal(statSync(fresh).mode & 0o777, 0o600);
     assert.equal(statSync(join(dir, 'new-home', '.ssh')).mode & 0o777, 0o700);
     assert.equal(statSync(hostsPath).mode & 0o777, 0o600);
@@ -253,17 +313,31 @@ describe('SshConfigWriter', () => {
     await fs.writeFile(real, 'Host dot\n');
     const link = join(dir, 'linked-config');
     await fs.symlink(real, link);
-    await new SshConfigWriter({ configPath: link, hostsPath: join(dir, 'p2', 'config'), sshBinary: false }).upsertHost(entry('px-m', dir));
+    await new SshConfigWriter({
+      configPath: link,
+      hostsPath: join(dir, 'p2', 'config'),
+      sshBinary: false,
+    }).upsertHost(entry('px-m', dir));
     assert.ok((await fs.lstat(link)).isSymbolicLink());
     assert.match(await fs.readFile(real, 'utf8'), /BEGIN PIXELS[\s\S]*Host dot\n$/);
   });
 
   it('rejects entries that would inject config lines', async () => {
     const dir = join(root, 'inject');
-    const writer = new SshConfigWriter({ configPath: join(dir, 'config'), hostsPath: join(dir, 'p', 'config'), sshBinary: false });
-    await assert.rejects(writer.upsertHost({ ...entry('px-x', dir), alias: 'px-x\nHost *' }), ValidationError);
+    const writer = new SshConfigWriter({
+      configPath: join(dir, 'config'),
+      hostsPath: join(dir, 'p', 'config'),
+      sshBinary: false,
+    });
+    await assert.rejects(
+      writer.upsertHost({ ...entry('px-x', dir), alias: 'px-x\nHost *' }),
+      ValidationError,
+    );
     await assert.rejects(writer.upsertHost({ ...entry('px-x', dir), alias: 'px-*' }), ValidationError);
-    await assert.rejects(writer.upsertHost({ ...entry('px-x', dir), hostName: '1.2.3.4\n  ProxyCommand x' }), ValidationError);
+    await assert.rejects(
+      writer.upsertHost({ ...entry('px-x', dir), hostName: '1.2.3.4\n  ProxyCommand x' }),
+      ValidationError,
+    );
     await assert.rejects(writer.upsertHost({ ...entry('px-x', dir), identityFile: 'a"b' }), ValidationError);
     await assert.rejects(writer.upsertHost({ ...entry('px-x', dir), port: 70000 }), ValidationError);
     assert.equal(existsSync(join(dir, 'config')), false);
@@ -286,7 +360,9 @@ describe('SshConfigWriter', () => {
           await w.upsertHost(${JSON.stringify(entry(`px-w${i}`, dir, i))});
         }`;
       return new Promise<number>((done) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '--eval', code], { stdio: ['ignore', 'inherit', 'inherit'] });
+        const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '--eval', code], {
+          stdio: ['ignore', 'inherit', 'inherit'],
+        });
         child.on('close', (c) => done(c ?? 1));
       });
     });
@@ -314,10 +390,13 @@ describe('SshConfigWriter', () => {
     const config = await fs.readFile(configPath, 'utf8');
     assert.equal((config.match(/BEGIN PIXELS/g) ?? []).length, 1);
     assert.ok(config.endsWith(userPart));
-    const leftovers = (await fs.readdir(dir)).concat(await fs.readdir(join(dir, 'pixels'))).filter((f) => /\.tmp$|\.lock/.test(f));
+    const leftovers = (await fs.readdir(dir))
+      .concat(await fs.readdir(join(dir, 'pixels')))
+      .filter((f) => /\.tmp$|\.lock/.test(f));
     assert.deepEqual(leftovers, [], 'no temp or lock files left behind');
     // Every host resolves with OpenSSH.
-    for (const i of [0, 7, 19]) assert.equal((await sshG(configPath, `px-w${i}`)).hostname, entry('x', dir, i).hostName);
+    for (const i of [0, 7, 19])
+      assert.equal((await sshG(configPath, `px-w${i}`)).hostname, entry('x', dir, i).hostName);
   });
 
   it('takes over a lock left by a crashed writer', async () => {
@@ -327,12 +406,22 @@ describe('SshConfigWriter', () => {
     await fs.writeFile(lock, '99999 crashed\n');
     const old = new Date(Date.now() - 60_000);
     await fs.utimes(lock, old, old);
-    const writer = new SshConfigWriter({ configPath: join(dir, 'config'), hostsPath: join(dir, 'pixels', 'config'), sshBinary: false, lock: { staleMs: 5000 } });
+    const writer = new SshConfigWriter({
+      configPath: join(dir, 'config'),
+      hostsPath: join(dir, 'pixels', 'config'),
+      sshBinary: false,
+      lock: { staleMs: 5000 },
+    });
     await writer.upsertHost(entry('px-s', dir));
     assert.equal(existsSync(lock), false);
     // A fresh lock held by someone else: we wait, then time out with a clear error.
     await fs.writeFile(lock, 'busy\n');
-    const busy = new SshConfigWriter({ configPath: join(dir, 'config'), hostsPath: join(dir, 'pixels', 'config'), sshBinary: false, lock: { timeoutMs: 300 } });
+    const busy = new SshConfigWriter({
+      configPath: join(dir, 'config'),
+      hostsPath: join(dir, 'pixels', 'config'),
+      sshBinary: false,
+      lock: { timeoutMs: 300 },
+    });
     await assert.rejects(busy.upsertHost(entry('px-t', dir)), /Timed out waiting for the lock/);
     await fs.rm(lock);
   });
