@@ -91,6 +91,14 @@ const END = '# <<< pixels [env]';
 /** Bash that puts the image variables into /etc/environment (marked block) and a profile.d file. */
 export function envScript(image: Record<string, string>): string {
   const keys = Object.keys(image).sort();
+  for (const key of keys) {
+    if (!KEY.test(key))
+      throw envError(
+        key,
+        'a variable name has letters, digits and underscores and does not start with a digit',
+      );
+    checkValue(key, image[key]);
+  }
   const block = keys.map((k) => `${k}="${image[k]}"`).join('\n');
   const profile: FileSpec = {
     path: GUEST_PATHS.environmentProfile,

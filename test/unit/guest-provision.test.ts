@@ -1,0 +1,250 @@
+// Generation of the provisioning steps and the [env] handling, checked with the real bash (syntax and quoting),
+// and the runner's reporting over an executor at the boundary.
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { CancelledError, TimeoutError, ValidationError } from '../../src/core/errors';
+import { egressGuestFiles } from '../../src/guest/egress/guest-files';
+import { envScript } from '../../src/guest/env';
+import {
+  buildPolicy,
+  expandEnv,
+  provisionSteps,
+  ProvisionStepError,
+  resolveEnv,
+  runProvision,
+  type Executor,
+  type ProvisionEvent,
+  type ProvisionOptions,
+} from '../../src/guest/index';
+import { wrapStep } from '../../src/guest/provision/runner';
+import { heredocDelimiter, shq, writeFileScript } from '../../src/guest/shell';
+
+const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHk3cE3x3cJ3Qb9yJ3dFqR3WJb0n8mC5eVbXc4f6Zz1a me@laptop';
+const options = (over: Partial<ProvisionOptions> = {}): ProvisionOptions => ({
+  userPublicKeys: [KEY],
+  devtools: true,
+  egress: buildPolicy('agent', ['example.com']),
+  setupScript: { content: 'echo hi' },
+  ...over,
+});
+
+function bashSyntaxOk(script: string): void {
+  const r = spawnSync('bash', ['-n'], { input: script });
+  assert.equal(r.status, 0, `bash -n: ${r.stderr.toString()}`);
+}
+
+test('shq survives real bash for awkward values', () => {
+  for (const value of ["it's", '$(id)', '`id`', 'a b', '"q"', '\\', 'new\nline', '', '-n', '*']) {
+    const out = execFileSync('bash', ['-c', `printf '%s' ${shq(value)}`]).toString();
+    assert.equal(out, value);
+  }
+});
+
+test('writeFileScript writes content literally, with mode, atomically', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pixels-guest-'));
+  try {
+    const content = 'a $HOME `id` $(x)\nPIXELS_EOF_x\n\'"\n';
+    const path = join(dir, 'sub', 'f.txt');
+    execFileSync('bash', [
+      '-c',
+      writeFileScript({ path, content, mode: 0o640, uid: process.getuid!(), gid: process.getgid!() }),
+    ]);
+    assert.equal(readFileSync(path, 'utf8'), content);
+    assert.equal(execFileSync('stat', ['-c', '%a', path]).toString().trim(), '640');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.equal(heredocDelimiter('abc'), heredocDelimiter('abc'), 'stable for the same content');
+});
+
+test('the step list follows the options, in order', () => {
+  assert.deepEqual(
+    provisionSteps(options()).map((s) => s.id),
+    ['user', 'packages', 'ssh', 'env', 'mise', 'tools', 'setup', 'egress'],
+  );
+  assert.deepEqual(
+    provisionSteps(options({ devtools: false, setupScript: undefined })).map((s) => s.id),
+    ['user', 'packages', 'ssh', 'env', 'egress'],
+  );
+});
+
+test('every generated script is valid bash, and step hashes are stable', () => {
+  const a = provisionSteps(options({ environment: { A: 'x y' }, acceptEnv: ['TOKEN'] }));
+  const b = provisionSteps(options({ environment: { A: 'x y' }, acceptEnv: ['TOKEN'] }));
+  for (const step of a) {
+    bashSyntaxOk(step.body);
+    bashSyntaxOk(wrapStep(step));
+  }
+  for (const file of egressGuestFiles())
+    if (file.content.startsWith('#!/bin/bash')) bashSyntaxOk(file.content);
+  assert.deepEqual(
+    a.map((s) => s.hash),
+    b.map((s) => s.hash),
+  );
+  const changed = provisionSteps(options({ environment: { A: 'other' }, acceptEnv: ['TOKEN'] }));
+  assert.deepEqual(
+    a.filter((s, i) => s.hash !== changed[i].hash).map((s) => s.id),
+    ['env'],
+    'only the env step changes when the environment does',
+  );
+});
+
+test('download locations are configurable and validated', () => {
+  const steps = provisionSteps(
+    options({
+      sources: {
+        miseInstallerUrl: 'http://mirror.lan:8080/mise.sh',
+        npmRegistry: 'https://npm.mirror.lan/',
+        nodeMirror: 'https://node.mirror.lan/dist/',
+        aptMirror: 'http://deb.mirror.lan/debian',
+      },
+    }),
+  );
+  const all = steps.map((s) => s.body).join('\n');
+  assert.match(all, /http:\/\/mirror\.lan:8080\/mise\.sh/);
+  assert.match(all, /NPM_CONFIG_REGISTRY=https:\/\/npm\.mirror\.lan\//);
+  assert.match(all, /MISE_NODE_MIRROR_URL=https:\/\/node\.mirror\.lan\/dist\//);
+  assert.match(all, /deb http:\/\/deb\.mirror\.lan\/debian \$codename main/);
+  assert.doesNotMatch(all, /https:\/\/mise\.run/);
+  assert.throws(
+    () => provisionSteps(options({ sources: { miseInstallerUrl: 'ftp://x/y' } })),
+    /only http and https/,
+  );
+  assert.throws(() => provisionSteps(options({ sources: { npmRegistry: 'https://u:p@x/' } })), /credentials/);
+  assert.throws(() => provisionSteps(options({ sources: { aptMirror: 'not a url' } })), /not a URL/);
+});
+
+test('bad options are refused before anything runs', () => {
+  assert.throws(() => provisionSteps(options({ userPublicKeys: [] })), /at least one SSH public key/);
+  assert.throws(
+    () => provisionSteps(options({ userPublicKeys: [`${KEY}\nssh-rsa AAAA evil`] })),
+    ValidationError,
+  );
+  assert.throws(
+    () => provisionSteps(options({ tools: [{ name: 'node; rm -rf /', version: 'lts' }] })),
+    /not a valid mise tool/,
+  );
+  assert.throws(
+    () => provisionSteps(options({ tools: [{ name: 'node', version: '$(id)' }] })),
+    /not a valid version/,
+  );
+  assert.throws(() => provisionSteps(options({ packages: ['git', 'Bad Name'] })), /not a valid package name/);
+  assert.throws(() => provisionSteps(options({ timeouts: { tools: 10 } })), /at least one second/);
+  assert.throws(() => provisionSteps(options({ acceptEnv: ['A-B'] })), /not a valid variable name/);
+  assert.throws(() => provisionSteps(options({ environment: { 'A B': 'x' } })), /variable name/);
+  assert.throws(() => provisionSteps(options({ environment: { A: 'x\ny' } })), /line breaks/);
+});
+
+test('[env]: the three pixels forms, $VAR expansion, specific errors', () => {
+  const host = { HOME: '/home/me', TOKEN: 'secret', EMPTY: '' };
+  const env = resolveEnv(
+    {
+      EDITOR: 'vim',
+      DATA: { value: '$HOME/data' },
+      TOKEN: { forward: true },
+      MISSING: { forward: true },
+      SESSION: { value: '${HOME}/s', session_only: true },
+    },
+    host,
+  );
+  assert.deepEqual(env.image, { EDITOR: 'vim', DATA: '/home/me/data' });
+  assert.deepEqual(env.session, { TOKEN: 'secret', SESSION: '/home/me/s' });
+  assert.deepEqual(env.sessionKeys, ['MISSING', 'SESSION', 'TOKEN']);
+  assert.equal(expandEnv('$NOPE-$HOME', host), '-/home/me');
+  assert.throws(() => resolveEnv({ N: 3 }, host), /env "N": unsupported type/);
+  assert.throws(() => resolveEnv({ '1X': 'a' }, host), /variable name/);
+  assert.throws(() => resolveEnv({ X: { valu: 'a' } }, host), /unknown field "valu"/);
+  assert.throws(() => resolveEnv({ X: 'a\nb' }, host), /line breaks/);
+  assert.throws(() => resolveEnv({ X: 'say "hi"' }, host), /double quotes/);
+});
+
+test('[env]: the environment script keeps other lines of /etc/environment', () => {
+  // Run the generated script against a scratch root by rewriting its absolute paths.
+  const dir = mkdtempSync(join(tmpdir(), 'pixels-env-'));
+  try {
+    const script = envScript({ B: 'two words', A: "it's" })
+      .replaceAll('/etc/environment', join(dir, 'environment'))
+      .replaceAll('/etc/profile.d/pixels-env.sh', join(dir, 'profile.sh'));
+    execFileSync('bash', ['-c', `printf 'PATH="/usr/bin"\\n' > ${dir}/environment`]);
+    execFileSync('bash', ['-c', script]);
+    execFileSync('bash', ['-c', script]); // idempotent: one block, not two
+    const text = readFileSync(join(dir, 'environment'), 'utf8');
+    assert.equal(text.match(/>>> pixels/g)?.length, 1);
+    assert.match(text, /^PATH="\/usr\/bin"\n/);
+    assert.match(text, /A="it's"\nB="two words"\n/);
+    const out = execFileSync('bash', ['-c', `. ${dir}/profile.sh; printf '%s|%s' "$A" "$B"`]).toString();
+    assert.equal(out, "it's|two words");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// ------------------------------------------------------------------------------------------------ runner
+/** An executor at the boundary: answers the marker query, then plays scripted results per step. */
+function scriptedExecutor(
+  results: Record<string, { exitCode?: number; output?: string; error?: Error }>,
+): Executor {
+  return async (script, opts = {}) => {
+    if (script.includes('for f in /var/lib/pixels/provision/*.done')) return { exitCode: 0, output: '' };
+    const id = /pixels-provision-([a-z]+)/.exec(script)?.[1] ?? '?';
+    const r = results[id] ?? {};
+    if (r.error) throw r.error;
+    if (r.output) opts.onOutput?.(r.output);
+    return { exitCode: r.exitCode ?? 0, output: r.output ?? '' };
+  };
+}
+
+test('runner: events per step, log lines, failure with the tail; later steps stay pending', async () => {
+  const steps = provisionSteps(options({ devtools: false, setupScript: undefined }));
+  const events: ProvisionEvent[] = [];
+  const exec = scriptedExecutor({
+    user: { output: 'created user\n' },
+    ssh: {
+      exitCode: 1,
+      output: Array.from({ length: 40 }, (_, i) => `line ${i}`).join('\n') + '\nfatal: no sshd',
+    },
+  });
+  await assert.rejects(runProvision(exec, steps, { onEvent: (e) => events.push(e), tailLines: 5 }), (err) => {
+    assert.ok(err instanceof ProvisionStepError);
+    assert.equal(err.step, 'ssh');
+    assert.equal(err.exitCode, 1);
+    assert.deepEqual(err.logTail, ['line 36', 'line 37', 'line 38', 'line 39', 'fatal: no sshd']);
+    assert.equal(err.message, 'Provisioning step "Set up SSH access" failed (exit code 1): fatal: no sshd');
+    return true;
+  });
+  const seq = events
+    .filter((e) => e.type === 'step')
+    .map((e) => (e.type === 'step' ? `${e.id}:${e.state}` : ''));
+  assert.deepEqual(seq.slice(5), [
+    'user:running',
+    'user:done',
+    'packages:running',
+    'packages:done',
+    'ssh:running',
+    'ssh:failed',
+  ]);
+  assert.ok(events.some((e) => e.type === 'log' && e.id === 'user' && e.line === 'created user'));
+});
+
+test('runner: exit 124 and a host-side timeout are reported as timeouts; cancel stops', async () => {
+  const steps = provisionSteps(options({ devtools: false, setupScript: undefined }));
+  await assert.rejects(runProvision(scriptedExecutor({ user: { exitCode: 124 } }), steps), (err) => {
+    assert.ok(err instanceof ProvisionStepError && err.timedOut && err.kind === 'timeout');
+    assert.match(err.message, /"Create user pixel" timed out/);
+    return true;
+  });
+  await assert.rejects(
+    runProvision(scriptedExecutor({ packages: { error: new TimeoutError('no answer') } }), steps),
+    (err) => {
+      assert.ok(err instanceof ProvisionStepError && err.timedOut && err.step === 'packages');
+      return true;
+    },
+  );
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(runProvision(scriptedExecutor({}), steps, { signal: ac.signal }), CancelledError);
+});
