@@ -120,8 +120,15 @@ export class Operations {
     }
   }
 
+  /**
+   * Asks Incus to cancel, then waits (bounded) until the operation has really ended, so the caller can clean up
+   * what it made: most Incus operations cannot be cancelled and simply run to their end.
+   */
   private async cancel(id: string): Promise<void> {
     await this.client.call('DELETE', `/1.0/operations/${id}`).catch(() => undefined);
+    await this.client
+      .call('GET', `/1.0/operations/${id}/wait`, { query: { timeout: '60' }, timeoutMs: 70_000 })
+      .catch(() => undefined);
   }
 }
 

@@ -7,6 +7,7 @@ import { createIncusBackend } from '../../../src/backends/incus/index';
 import type { IncusBackend } from '../../../src/backends/incus/index';
 import {
   AlreadyExistsError,
+  CancelledError,
   ConnectionError,
   NotAuthorizedError,
   NotFoundError,
@@ -142,6 +143,33 @@ describe('incus backend: bad input gets clear errors', { timeout: 120_000 }, () 
     await backend.stop(name, { timeoutSec: 2, force: true });
     assert.equal((await backend.get(name)).status, 'stopped');
     await backend.destroy(name);
+  });
+
+  test('cancelling a create reports progress, then leaves nothing behind', async () => {
+    let cancelled = 0;
+    // 0 = aborted before the create call is sent; the others land somewhere in create/start (or after it).
+    for (const delayMs of [0, 5, 40, 120]) {
+      const abort = new AbortController();
+      const steps: string[] = [];
+      const name = `${prefix}-cancel${delayMs}`;
+      const started = backend.create(
+        { name, image: lab.image },
+        { signal: abort.signal, onProgress: (p) => steps.push(p.description ?? '') },
+      );
+      setTimeout(() => abort.abort(), delayMs);
+      try {
+        await started;
+        // Finished before the abort landed: a complete sandbox, nothing half-made either.
+        assert.equal((await backend.get(name)).status, 'running');
+        await backend.destroy(name);
+      } catch (err) {
+        assert.ok(err instanceof CancelledError, String(err));
+        cancelled++;
+      }
+      assert.ok(steps.length > 0, 'progress was reported');
+      assert.deepEqual(await leftovers(lab, name), [], `nothing left after an abort at ${delayMs} ms`);
+    }
+    assert.ok(cancelled >= 1, 'at least the immediate abort cancelled the create');
   });
 
   test('a socket path that does not exist', async () => {
