@@ -20,6 +20,8 @@ import { readIfExists, withFileLock, writeFileAtomic, type LockOptions } from '.
 export const BEGIN_MARKER = '# --- BEGIN PIXELS (managed by Pixels for VS Code; do not edit) ---';
 export const END_MARKER = '# --- END PIXELS ---';
 const BEGIN_PREFIX = '# --- BEGIN PIXELS';
+/** UTF-8 byte order mark as it appears in a latin1-decoded file. */
+const BOM = '\xef\xbb\xbf';
 
 export interface SshHostEntry {
   /** The Host name Remote-SSH connects to, e.g. `px-dev`. */
@@ -160,7 +162,8 @@ interface RawLine {
 /** Splits text (latin1, so any bytes round-trip) into lines with their exact offsets. */
 function splitLines(text: string): RawLine[] {
   const lines: RawLine[] = [];
-  let start = 0;
+  // A byte order mark belongs to no line: it stays in front of the file whatever we do to the first line.
+  let start = text.startsWith(BOM) ? BOM.length : 0;
   while (start < text.length) {
     const nl = text.indexOf('\n', start);
     const end = nl === -1 ? text.length : nl + 1;
@@ -378,7 +381,9 @@ export class SshConfigWriter {
     const block = findBlock(text, this.configPath);
     let next: string;
     if (!block) {
-      next = [BEGIN_MARKER, include, END_MARKER, ''].join(eol) + text;
+      // A byte order mark has to stay the first thing in the file.
+      const bom = text.startsWith(BOM) ? BOM.length : 0;
+      next = text.slice(0, bom) + [BEGIN_MARKER, include, END_MARKER, ''].join(eol) + text.slice(bom);
     } else {
       const inner = text.slice(block.begin.end, block.end.start);
       if (inner === include + eol) return;
