@@ -5,7 +5,7 @@ import type { EgressMode } from '../../core/sandbox';
 import type { Executor } from '../executor';
 import { GUEST_PATHS } from '../paths';
 import { writeFileScript } from '../shell';
-import { egressGuestFiles, ENABLE_EGRESS_UNITS, type EgressGuestOptions } from './guest-files';
+import { installEgressMachinery, type EgressGuestOptions } from './guest-files';
 import {
   buildPolicy,
   effectiveEntries,
@@ -85,9 +85,8 @@ export async function applyEgress(
 if [ "${policy.mode}" != unrestricted ] && ! command -v nft > /dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q nftables
 fi
-${egressGuestFiles(guest).map(writeFileScript).join('\n')}
+${installEgressMachinery(guest)}
 ${writeFileScript({ path: GUEST_PATHS.egressPolicy, content: serializePolicy(policy), mode: 0o644 })}
-${ENABLE_EGRESS_UNITS}
 ${GUEST_PATHS.egressScript} apply >&2
 ${READ}`;
   return parseStatus(await run(exec, script, 'apply the egress policy'));

@@ -4,7 +4,8 @@
 //   pixels-egress.service                re-applies the policy at every boot, before the network comes up
 //   pixels-egress-refresh.{service,timer} re-resolves the allowed domains periodically
 // The policy itself is /etc/pixels/egress.json (see policy.ts).
-import type { FileSpec } from '../shell';
+import { createHash } from 'node:crypto';
+import { writeFileScript, type FileSpec } from '../shell';
 import { GUEST_PATHS } from '../paths';
 
 export interface EgressGuestOptions {
@@ -333,3 +334,17 @@ export function egressGuestFiles(options: EgressGuestOptions = {}): FileSpec[] {
 export const ENABLE_EGRESS_UNITS = `systemctl daemon-reload
 systemctl enable --quiet pixels-egress.service pixels-egress-refresh.timer
 systemctl start pixels-egress-refresh.timer`;
+
+/**
+ * Bash that installs the scripts and units and enables them, only when they differ from what is installed (a hash
+ * marker), so a policy change stays fast and a newer extension still updates the machinery.
+ */
+export function installEgressMachinery(guest: EgressGuestOptions = {}): string {
+  const install = [...egressGuestFiles(guest).map(writeFileScript), ENABLE_EGRESS_UNITS].join('\n');
+  const hash = createHash('sha256').update(install).digest('hex');
+  const marker = `${GUEST_PATHS.egressPolicy}.machinery`;
+  return `if [ "$(cat ${marker} 2> /dev/null)" != ${hash} ] || [ ! -x ${GUEST_PATHS.egressScript} ]; then
+${install}
+mkdir -p /etc/pixels && echo ${hash} > ${marker}
+fi`;
+}

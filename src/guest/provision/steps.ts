@@ -3,7 +3,7 @@
 // re-run after a failure continues where it stopped and a clone of a provisioned sandbox skips every step.
 import { createHash } from 'node:crypto';
 import { ValidationError } from '../../core/errors';
-import { egressGuestFiles, ENABLE_EGRESS_UNITS } from '../egress/guest-files';
+import { installEgressMachinery } from '../egress/guest-files';
 import { serializePolicy } from '../egress/policy';
 import { envScript } from '../env';
 import { GUEST_PATHS, PIXEL_USER } from '../paths';
@@ -223,19 +223,17 @@ ${run}
 }
 
 function egressStep(options: ProvisionOptions): string {
-  const files = egressGuestFiles({ refreshSeconds: options.egressRefreshSeconds });
   const policy = writeFileScript({
     path: GUEST_PATHS.egressPolicy,
     content: serializePolicy(options.egress),
     mode: 0o644,
   });
   return `set -euo pipefail
-${files.map(writeFileScript).join('\n')}
+${installEgressMachinery({ refreshSeconds: options.egressRefreshSeconds })}
 # The policy is written once: a re-run or a clone keeps the sandbox's own (runtime) changes.
 if [ ! -f ${GUEST_PATHS.egressPolicy} ]; then
 ${policy}
 fi
-${ENABLE_EGRESS_UNITS}
 ${GUEST_PATHS.egressScript} apply
 `;
 }
