@@ -75,6 +75,7 @@ export class SandboxStore {
 
   private async fetch(serverId: string): Promise<void> {
     const previous = this.sandboxes(serverId);
+    const before = this.signature(serverId);
     this.states.set(serverId, { status: 'loading', previous });
     const started = Date.now();
     try {
@@ -90,7 +91,17 @@ export class SandboxStore {
       this.states.set(serverId, { status: 'error', error, message, loadedAt: Date.now() });
       this.log.warn(`server ${serverId}: cannot list sandboxes: ${message}`);
     }
-    this.changed.fire(serverId);
+    // Unchanged data fires nothing: the tree is not rebuilt (no flicker, no lost menu targets) by a quiet poll.
+    const now = this.signature(serverId);
+    if (now !== before) this.changed.fire(serverId);
+  }
+
+  /** What the tree shows for a server, as a string, to tell whether a reload changed anything. */
+  private signature(serverId: string): string {
+    const s = this.state(serverId);
+    if (s.status === 'ok') return JSON.stringify(s.sandboxes);
+    if (s.status === 'error') return `error:${s.message}`;
+    return s.status;
   }
 
   /** Drops the data of servers that are gone. */

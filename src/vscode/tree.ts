@@ -67,8 +67,42 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     private readonly registry: ServerRegistry,
     private readonly store: SandboxStore,
   ) {
-    this.subscriptions.push(store.onDidChange(() => this.emitter.fire(undefined)));
+    this.subscriptions.push(store.onDidChange((serverId) => this.onStoreChange(serverId)));
     this.subscriptions.push(registry.onDidChangeServers(() => this.emitter.fire(undefined)));
+  }
+
+  /** One node object per server: VS Code matches refreshed elements by identity. */
+  private readonly serverNodes = new Map<string, ServerNode>();
+  /** Per server, what decides the root level (reachable, has sandboxes), to refresh only what changed. */
+  private readonly rootShape = new Map<string, string>();
+
+  private serverNode(serverId: string): ServerNode {
+    let node = this.serverNodes.get(serverId);
+    if (!node) {
+      node = { type: 'server', serverId };
+      this.serverNodes.set(serverId, node);
+    }
+    return node;
+  }
+
+  private shape(serverId: string): string {
+    const state = this.store.state(serverId);
+    return `${state.status === 'error'}:${this.visible(this.store.sandboxes(serverId)).length > 0}`;
+  }
+
+  /** A server's data changed: refresh its subtree, or the whole tree when the root level changes. */
+  private onStoreChange(serverId: string | undefined): void {
+    const node = serverId ? this.serverNodes.get(serverId) : undefined;
+    if (
+      !serverId ||
+      !node ||
+      this.rootShape.get(serverId) !== this.shape(serverId) ||
+      this.viewState !== 'ok'
+    ) {
+      this.emitter.fire(undefined);
+      return;
+    }
+    this.emitter.fire(node);
   }
 
   get filter(): string {
@@ -141,7 +175,8 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
       return [];
     }
     this.setState('ok', this.filterText ? `Filter: "${this.filterText}"` : undefined);
-    return servers.map((s) => ({ type: 'server', serverId: s.id }));
+    for (const s of servers) this.rootShape.set(s.id, this.shape(s.id));
+    return servers.map((s) => this.serverNode(s.id));
   }
 
   private serverChildren(serverId: string): PixelsNode[] {
@@ -269,7 +304,8 @@ function checkpointItem(node: CheckpointNode): vscode.TreeItem {
   item.id = `checkpoint:${node.serverId}/${node.sandbox}@${c.label}`;
   item.iconPath = new vscode.ThemeIcon('git-commit');
   const size = c.sizeBytes !== undefined ? formatBytes(c.sizeBytes) : undefined;
-  item.description = [size, formatAge(c.createdAt)].filter(Boolean).join(' · ');
+  // Age first: it is what tells checkpoints apart when the sidebar is narrow.
+  item.description = [formatAge(c.createdAt), size].filter(Boolean).join(' · ');
   item.tooltip = new vscode.MarkdownString(
     [
       `**${escapeMd(c.label)}** — checkpoint of ${escapeMd(node.sandbox)}`,

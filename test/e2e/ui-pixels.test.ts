@@ -73,6 +73,15 @@ test('the Pixels view shows the seeded sandboxes and their checkpoints', async (
   await step('tree', async () => {
     await wb.openView('Pixels');
     await tree().waitFor({ timeout: 30_000 });
+    // A wider side bar, as people use it for a tree like this one (the default cuts the descriptions).
+    const sidebar = await page.locator('.part.sidebar').boundingBox();
+    if (sidebar) {
+      const x = sidebar.x + sidebar.width + 2;
+      await page.mouse.move(x, 400);
+      await page.mouse.down();
+      await page.mouse.move(x + 180, 400, { steps: 5 });
+      await page.mouse.up();
+    }
     for (const name of ['web', 'agent', 'old']) await row(name).waitFor({ timeout: 30_000 });
     assert.match(await row('old').innerText(), /stopped/);
     // expand "web": its checkpoints, newest first, with size and age
@@ -81,7 +90,9 @@ test('the Pixels view shows the seeded sandboxes and their checkpoints', async (
     await checkpoints.first().waitFor({ timeout: 15_000 });
     assert.ok((await checkpoints.count()) >= 2);
     assert.match(await checkpoints.first().innerText(), /ago/);
-    await page.mouse.move(900, 600); // no hover highlight in the picture
+    await row('agent').locator('.monaco-tl-twistie').click(); // expand a second one without selecting it
+    await page.locator('.part.editor').click({ position: { x: 400, y: 300 } }); // tree unfocused, as when working
+    await page.mouse.move(1000, 700); // no hover highlight in the picture
     await wb.screenshot('tree');
   });
 });
@@ -114,9 +125,15 @@ test('Create Sandbox… through the quick input, with validation as you type', a
 
 test('Destroy… asks in a modal that names the sandbox and its checkpoints, then removes it', async () => {
   await step('confirm-modal', async () => {
+    // Let the refresh that follows the create (server events, debounced) land before opening the menu.
+    await page.waitForTimeout(1500);
     await row('ui-box').click({ button: 'right' });
     const item = page.locator('.context-view .action-item', { hasText: 'Destroy…' }).first();
     await item.waitFor({ timeout: 10_000 });
+    // The workbench ignores a click that comes right after the menu opened (it guards against the right-click's
+    // own mouse-up), so hover first like a person would.
+    await item.hover();
+    await page.waitForTimeout(400);
     await item.click();
     const dialog = page.locator('.monaco-dialog-box');
     await dialog.waitFor({ timeout: 10_000 });
