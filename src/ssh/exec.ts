@@ -137,13 +137,21 @@ export function runOnChannel(
     };
     const onAbort = () => stop(new CancelledError('The command was cancelled.'));
 
+    // A throwing output callback ends the command instead of crashing the event loop.
+    const deliver = (callback: ((chunk: Buffer) => void) | undefined, chunk: Buffer) => {
+      try {
+        callback?.(chunk);
+      } catch (err) {
+        stop(err instanceof Error ? err : new Error(String(err)));
+      }
+    };
     channel.on('data', (chunk: Buffer) => {
       stdout.push(chunk);
-      options.onStdout?.(chunk);
+      deliver(options.onStdout, chunk);
     });
     channel.stderr.on('data', (chunk: Buffer) => {
       stderr.push(chunk);
-      options.onStderr?.(chunk);
+      deliver(options.onStderr, chunk);
     });
     channel.on('exit', (code: number | null, signal?: string) => {
       exit = code === null || code === undefined ? { code: null, signal: signalName(signal) } : { code };

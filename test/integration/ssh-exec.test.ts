@@ -131,6 +131,15 @@ describe('ssh exec (real sshd)', () => {
     setTimeout(() => controller.abort(), 200);
     await assert.rejects(pool.exec(fx.target, 'sleep 30', { signal: controller.signal }), CancelledError);
     assert.ok(Date.now() - started < 5000);
+    // A throwing output callback ends the command with that error instead of crashing the process.
+    await assert.rejects(
+      pool.exec(fx.target, 'echo x; sleep 30', {
+        onStdout: () => {
+          throw new Error('consumer broke');
+        },
+      }),
+      /consumer broke/,
+    );
     // The connection is still fine afterwards.
     assert.equal((await pool.exec(fx.target, 'echo ok')).stdout.toString(), 'ok\n');
   });
