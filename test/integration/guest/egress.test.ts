@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import type { IncusBackend } from '../../../src/backends/incus/index';
 import {
   allowEgress,
+  applyEgress,
   backendExecutor,
   buildPolicy,
   denyEgress,
@@ -17,6 +18,7 @@ import {
   type Executor,
 } from '../../../src/guest/index';
 import { generateKeyPair } from '../../../src/ssh/index';
+import { withAllowed } from '../../../src/guest/egress/policy';
 import type { Lab } from '../../lab/lab';
 import {
   bootSandbox,
@@ -211,6 +213,31 @@ describe('egress on real containers', { timeout: 600_000 }, () => {
     assert.equal(status.policy.mode, 'agent');
     await assertAgentPolicyHolds(exec, 'back in agent mode');
     assert.notEqual((await sh(exec, 'sudo -n true', 'pixel')).exitCode, 0);
+  });
+
+  test('the timer re-resolves allowed domains, so a host that moves stays reachable', async () => {
+    // A short refresh interval for this test; the machinery is reinstalled because its timer changed.
+    const status = await showEgress(exec);
+    await applyEgress(exec, withAllowed(status.policy, 'cdn.test'), { refreshSeconds: 10 });
+    assert.equal(
+      (await fetchFrom(exec, url(NET.deniedV4), 4)).exitCode,
+      0,
+      'cdn.test is at the denied address',
+    );
+    net.names.set('cdn.test', [NET.movedV4]);
+    const deadline = Date.now() + 40_000;
+    let moved = await fetchFrom(exec, url(NET.movedV4), 4);
+    while (moved.exitCode !== 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 1000));
+      moved = await fetchFrom(exec, url(NET.movedV4), 4);
+    }
+    assert.equal(
+      moved.exitCode,
+      0,
+      `the new address became reachable without any host action: ${moved.output}`,
+    );
+    assert.equal((await fetchFrom(exec, url(NET.deniedV4), 4)).exitCode, 7, 'the old address left the set');
+    await denyEgress(exec, 'cdn.test');
   });
 
   test('allowlist mode allows only the user entries', async () => {

@@ -13,6 +13,8 @@ export const NET = {
   otherDnsV4: '203.0.113.54',
   allowedV6: '2001:db8:77::10',
   deniedV6: '2001:db8:77::20',
+  /** Where cdn.test moves to (the re-resolution test). */
+  movedV4: '203.0.113.30',
 } as const;
 
 export interface Internet {
@@ -133,7 +135,15 @@ export async function startInternet(
   bridgeIpv4: string,
   bridgeIpv6: string,
 ): Promise<Internet> {
-  const addresses = [NET.allowedV4, NET.deniedV4, NET.dnsV4, NET.otherDnsV4, NET.allowedV6, NET.deniedV6];
+  const addresses = [
+    NET.allowedV4,
+    NET.deniedV4,
+    NET.movedV4,
+    NET.dnsV4,
+    NET.otherDnsV4,
+    NET.allowedV6,
+    NET.deniedV6,
+  ];
   for (const a of addresses) addAddress(bridge, a);
   const privateV4 = bridgeIpv4.split('/')[0];
   const privateV6 = bridgeIpv6.split('/')[0];
@@ -141,6 +151,7 @@ export async function startInternet(
     ['allowed.test', [NET.allowedV4, NET.allowedV6]],
     ['denied.test', [NET.deniedV4, NET.deniedV6]],
     ['private.test', [privateV4, privateV6]],
+    ['cdn.test', [NET.deniedV4]],
   ]);
   const requests: string[] = [];
   const routes = new Map<string, string | ((req: http.IncomingMessage) => string)>();
@@ -155,7 +166,15 @@ export async function startInternet(
   };
   try {
     let port = 0;
-    for (const address of [NET.allowedV4, NET.deniedV4, privateV4, NET.allowedV6, NET.deniedV6, privateV6]) {
+    for (const address of [
+      NET.allowedV4,
+      NET.deniedV4,
+      NET.movedV4,
+      privateV4,
+      NET.allowedV6,
+      NET.deniedV6,
+      privateV6,
+    ]) {
       const server = http.createServer((req, res) => {
         const local = req.socket.localAddress ?? '';
         requests.push(`${local} ${req.url}`);
