@@ -85,7 +85,7 @@ test('the Pixels view shows the seeded sandboxes and their checkpoints', async (
     for (const name of ['web', 'agent', 'old']) await row(name).waitFor({ timeout: 30_000 });
     assert.match(await row('old').innerText(), /stopped/);
     // expand "web": its checkpoints, newest first, with size and age
-    await row('web').click();
+    await row('web').locator('.monaco-tl-twistie').click();
     const checkpoints = page.locator('.part.sidebar .monaco-list-row', { hasText: /^px-\d{8}-\d{6}/ });
     await checkpoints.first().waitFor({ timeout: 15_000 });
     assert.ok((await checkpoints.count()) >= 2);
