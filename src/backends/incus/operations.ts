@@ -80,10 +80,10 @@ export class Operations {
       await this.events.ensureOpen().catch(() => undefined);
     }
     try {
-      const started = await this.client.call<IncusOperation>(method, path, {
-        ...request,
-        signal: op?.signal,
-      });
+      if (op?.signal?.aborted) throw new CancelledError();
+      // The starting request is not abortable: once sent, the server acts on it whatever we do, so we learn the
+      // operation id and let wait() cancel it (or wait for its end) for a clean undo.
+      const started = await this.client.call<IncusOperation>(method, path, request);
       opId = started.metadata?.id ?? idOf(started);
       return await this.wait(opId, op?.signal);
     } finally {
