@@ -60,6 +60,26 @@ export async function removeTestInstances(lab: Lab, prefix: string): Promise<voi
   }
 }
 
+/**
+ * Removes test instances (px-t<6 hex>-…) older than 30 minutes: left by a run that was killed before its `after`
+ * hooks. Every suite here is bounded well below that, so a live run's instances are never touched.
+ */
+export async function sweepStaleTestInstances(lab: Lab): Promise<void> {
+  const client = new IncusRestClient({ socketPath: lab.socket });
+  try {
+    const env = await client.call<{ name: string; created_at: string }[]>('GET', '/1.0/instances', {
+      query: { recursion: '1' },
+    });
+    const cutoff = Date.now() - 30 * 60_000;
+    const stale = env.metadata.filter(
+      (i) => /^px-t[0-9a-f]{6}-/.test(i.name) && new Date(i.created_at).getTime() < cutoff,
+    );
+    for (const i of stale) await removeTestInstances(lab, i.name.slice(3));
+  } finally {
+    client.close();
+  }
+}
+
 /** Names of instances and storage volumes (instances and their snapshots) left by this run. */
 export async function leftovers(lab: Lab, prefix: string): Promise<string[]> {
   const client = new IncusRestClient({ socketPath: lab.socket });
