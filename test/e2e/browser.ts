@@ -3,7 +3,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { harness } from '../../scripts/harness-env.mjs';
 
 export const SCREENSHOT_DIR = path.join(harness.repoRoot, 'test-results', 'screenshots');
@@ -93,6 +93,38 @@ export class Workbench {
     const row = this.page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
     await row.waitFor({ timeout: timeoutMs });
     await this.page.keyboard.press('Enter');
+  }
+
+  /** The first row of the side bar's tree (or list) whose text contains `text`. */
+  treeRow(text: string): Locator {
+    return this.page.locator('.part.sidebar .monaco-list-row', { hasText: text }).first();
+  }
+
+  /**
+   * Right-clicks `target` and picks the context-menu entry whose title contains `item`, with the keyboard: a mouse
+   * click that lands soon after the menu opened (or while the tree re-renders) is sometimes ignored by the workbench.
+   */
+  async contextMenu(target: Locator, item: string, timeoutMs = 10_000): Promise<void> {
+    await target.click({ button: 'right' });
+    const menu = this.page.locator('.context-view .monaco-menu');
+    await menu.waitFor({ timeout: timeoutMs });
+    // Arrow keys move over the enabled entries only (separators are disabled entries).
+    const titles = await menu.locator('.action-item:not(.disabled)').allInnerTexts();
+    const index = titles.findIndex((title) => title.includes(item));
+    if (index === -1)
+      throw new Error(`context menu has no "${item}": ${titles.map((t) => `"${t}"`).join(', ')}`);
+    for (let i = 0; i <= index; i++) await this.page.keyboard.press('ArrowDown');
+    const focused = await menu.locator(':focus').innerText({ timeout: timeoutMs });
+    if (!focused.includes(item)) throw new Error(`context menu: focus is on "${focused}", not "${item}"`);
+    await this.page.keyboard.press('Enter');
+    await menu.waitFor({ state: 'detached', timeout: timeoutMs });
+  }
+
+  /** The modal dialog once it is shown (its text: `innerText()`, its buttons: `.monaco-button`). */
+  async dialog(timeoutMs = 10_000): Promise<Locator> {
+    const dialog = this.page.locator('.monaco-dialog-box');
+    await dialog.waitFor({ timeout: timeoutMs });
+    return dialog;
   }
 
   /** Saves test-results/screenshots/<name>.png and returns its path. */
