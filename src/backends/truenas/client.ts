@@ -224,6 +224,7 @@ export class TrueNASClient {
     if (opts.signal?.aborted) throw new CancelledError(`${opts.context} was cancelled.`);
     const before = Date.now();
     let id: unknown;
+    let reattached: JobRecord | undefined;
     try {
       id = await this.call(method, params, { context: opts.context, idempotent: false });
     } catch (err) {
@@ -234,13 +235,15 @@ export class TrueNASClient {
         this.log.info(`truenas: ${method} never reached ${this.host}; sending it again`);
         id = await this.call(method, params, { context: opts.context, idempotent: false });
       } else {
-        this.log.info(`truenas: re-attached to job ${found} (${method}) after a lost reply`);
-        id = found;
+        this.log.info(`truenas: re-attached to job ${found.id} (${method}) after a lost reply`);
+        id = found.id;
+        reattached = found;
       }
     }
     if (typeof id !== 'number') return id as T; // not a job on this server version: the result itself
     this.startedJobIds.add(id);
     const done = this.jobs.wait(id, opts.context, opts.onProgress);
+    if (reattached) this.jobs.update(reattached); // it may have ended while we were away
     const jobId = id;
     const onAbort = () => {
       this.jobs.markAborted(jobId);
@@ -427,14 +430,14 @@ export class TrueNASClient {
   }
 
   /**
-   * After a lost reply: our job (same method + arguments, not one we already know) → its id; `null` when the
+   * After a lost reply: our job (same method + arguments, not one we already know); `null` when the
    * server provably has no such job (it never got the call); `undefined` when that cannot be told.
    */
   private async findOurJob(
     method: string,
     params: unknown[],
     since: number,
-  ): Promise<number | null | undefined> {
+  ): Promise<JobRecord | null | undefined> {
     const rows = await this.call<JobRecord[]>('core.get_jobs', [[['method', '=', method]]], {
       context: 'Looking for the job that lost its reply',
     });
@@ -445,7 +448,7 @@ export class TrueNASClient {
         !this.startedJobIds.has(r.id) && canonical(r.arguments) === want && startedAfter(r, since - 5_000),
     );
     if (candidates.length === 0) return null;
-    return Math.max(...candidates.map((r) => r.id));
+    return candidates.reduce((a, b) => (b.id > a.id ? b : a));
   }
 
   private onNotification(n: Notification): void {

@@ -1,0 +1,139 @@
+// Shared set-up for the TrueNAS integration tests: a simulator on loopback and the production backend on it.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startSimulator, type SimServer, type SimVersion } from '../sim/index';
+import { TrueNASClient } from '../../src/backends/truenas/client';
+import type { TrueNASServerConfig } from '../../src/backends/truenas/index';
+import { createTrueNASBackend } from '../../src/backends/truenas/index';
+import type { Backend } from '../../src/core/backend';
+
+export const API_KEY = '1-' + 'a'.repeat(64);
+export const VERSIONS: SimVersion[] = ['25.04', '25.10'];
+
+export interface Rig {
+  sim: SimServer;
+  config: TrueNASServerConfig;
+  backend: Backend;
+  close(): Promise<void>;
+}
+
+export async function startRig(
+  version: SimVersion,
+  overrides: Partial<TrueNASServerConfig> = {},
+  simOptions: { treatAsRemote?: boolean; jobDurationMs?: number; tls?: { key: string; cert: string } } = {},
+  apiKey = API_KEY,
+): Promise<Rig> {
+  const sim = await startSimulator({ version, apiKey: API_KEY, jobDurationMs: 20, ...simOptions });
+  const config: TrueNASServerConfig = {
+    serverId: `sim-${version}`,
+    host: '127.0.0.1',
+    port: sim.port,
+    username: 'admin',
+    secure: simOptions.tls !== undefined,
+    callTimeoutMs: 5000,
+    ...overrides,
+  };
+  const backend = createTrueNASBackend(config, apiKey);
+  return {
+    sim,
+    config,
+    backend,
+    async close() {
+      backend.dispose();
+      await sim.close();
+    },
+  };
+}
+
+/** A production client with short timeouts, for protocol-level checks. */
+export function clientFor(
+  sim: SimServer,
+  apiKey = API_KEY,
+  extra: Partial<ConstructorParameters<typeof TrueNASClient>[0]> = {},
+) {
+  return new TrueNASClient(
+    {
+      host: '127.0.0.1',
+      port: sim.port,
+      secure: sim.url.startsWith('wss:'),
+      username: 'admin',
+      callTimeoutMs: 5000,
+      backoffBaseMs: 50,
+      ...extra,
+    },
+    apiKey,
+  );
+}
+
+/** A self-signed certificate made now with the openssl CLI; returns PEMs and its SHA-256 fingerprint. */
+export function selfSignedCert(): { key: string; cert: string; fingerprint: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'pixels-tls-'));
+  try {
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=truenas.local',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'pipe' },
+    );
+    const out = execFileSync(
+      'openssl',
+      ['x509', '-in', join(dir, 'cert.pem'), '-noout', '-fingerprint', '-sha256'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    const fingerprint = out.trim().split('=')[1];
+    return {
+      key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+      cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+      fingerprint,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function containerDs(sim: SimServer, name: string): string {
+  return `${sim.engine.pool}/.ix-virt/containers/px-${name}`;
+}
+
+/** Engine state summary for "nothing lost, duplicated or half-made" checks. */
+export async function stateOf(
+  sim: SimServer,
+): Promise<{ instances: string[]; snapshots: string[]; datasets: string[] }> {
+  const instances = (await sim.engine.listInstances()).map((i) => `${i.name}:${i.status}`).sort();
+  const snapshots = (await sim.engine.listSnapshots()).map((s) => s.id).sort();
+  const datasets = (await sim.engine.listDatasets())
+    .map((d) => d.name)
+    .filter((n) => n.includes('/.ix-virt/containers/') || n.includes('px-trash'))
+    .sort();
+  return { instances, snapshots, datasets };
+}
+
+export async function waitFor(
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 5000,
+  what = 'condition',
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

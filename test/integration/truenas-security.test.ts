@@ -1,0 +1,166 @@
+// Login results, transport rules and TLS pinning with the production client against the simulator.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { NotAuthenticatedError, SecurityError, UnsupportedError } from '../../src/core/errors';
+import { createTrueNASBackend, probeTrueNAS } from '../../src/backends/truenas/index';
+import { startSimulator } from '../sim/index';
+import { API_KEY, clientFor, selfSignedCert, startRig, VERSIONS, waitFor } from './truenas-fixtures';
+
+for (const version of VERSIONS) {
+  describe(`TrueNAS ${version} login`, () => {
+    test('a wrong API key gets a clear authentication error and nothing else is called', async () => {
+      const rig = await startRig(version, {}, {}, '1-' + 'b'.repeat(64));
+      try {
+        await assert.rejects(rig.backend.list(), (e: Error) => {
+          assert.ok(e instanceof NotAuthenticatedError, String(e));
+          assert.match(e.message, /refused the API key for user "admin"/);
+          assert.doesNotMatch(e.message, /bbbbbbbb/);
+          return true;
+        });
+        assert.equal(rig.sim.callCount('virt.instance.query'), 0);
+      } finally {
+        await rig.close();
+      }
+    });
+
+    test('a key the server revokes for insecure transport (EXPIRED) says why', async () => {
+      const rig = await startRig(version, {}, { treatAsRemote: true });
+      try {
+        await assert.rejects(rig.backend.list(), (e: Error) => {
+          assert.ok(e instanceof NotAuthenticatedError, String(e));
+          assert.match(e.message, /expired or was revoked/);
+          assert.match(e.message, /insecure \(non-TLS\) connection/);
+          assert.doesNotMatch(e.message, /aaaaaaaa/);
+          return true;
+        });
+      } finally {
+        await rig.close();
+      }
+    });
+
+    test('probe reports the version', async () => {
+      const rig = await startRig(version);
+      try {
+        const info = await probeTrueNAS(rig.config, API_KEY);
+        assert.match(info.version, /^TrueNAS 25\.(04|10)/);
+        await waitFor(() => rig.sim.connections() === 0, 2000, 'the probe to close its connection');
+      } finally {
+        await rig.close();
+      }
+    });
+  });
+}
+
+describe('TrueNAS transport security', () => {
+  test('no API key over ws:// to a non-loopback host: refused before any socket opens', async () => {
+    // 0.0.0.0 is not a loopback name, yet on Linux a connect to it lands on the local simulator: if the guard
+    // failed, the simulator would see the connection and the login.
+    const sim = await startSimulator({ version: '25.10', apiKey: API_KEY });
+    const config = { serverId: 's', host: '0.0.0.0', port: sim.port, username: 'admin', secure: false };
+    const backend = createTrueNASBackend(config, API_KEY); // lazy: nothing happens yet
+    try {
+      await assert.rejects(backend.list(), (e: Error) => {
+        assert.ok(e instanceof SecurityError);
+        assert.match(e.message, /Refusing to send the API key to 0\.0\.0\.0 over plain ws:\/\//);
+        return true;
+      });
+      await assert.rejects(probeTrueNAS(config, API_KEY), SecurityError);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(sim.connections(), 0);
+      assert.equal(sim.callCount(), 0);
+    } finally {
+      backend.dispose();
+      await sim.close();
+    }
+  });
+
+  test('a TrueNAS 26 server gets a clear "not supported yet"', async () => {
+    const sim = await startSimulator({ version: '26', apiKey: API_KEY });
+    const config = { serverId: 's26', host: '127.0.0.1', port: sim.port, username: 'admin', secure: false };
+    const backend = createTrueNASBackend(config, API_KEY);
+    try {
+      await assert.rejects(probeTrueNAS(config, API_KEY), (e: Error) => {
+        assert.ok(e instanceof UnsupportedError, String(e));
+        return /TrueNAS 26.* containers \(container\.\*\), which are not supported yet/.test(e.message);
+      });
+      await assert.rejects(backend.list(), UnsupportedError);
+      assert.equal(sim.callCount('virt.instance.query'), 0);
+    } finally {
+      backend.dispose();
+      await sim.close();
+    }
+  });
+
+  describe('wss:// with a self-signed certificate', () => {
+    const tls = selfSignedCert();
+
+    test('refused without a pin; the message shows the fingerprint; no login was sent', async () => {
+      const sim = await startSimulator({
+        version: '25.10',
+        apiKey: API_KEY,
+        tls: { key: tls.key, cert: tls.cert },
+      });
+      assert.ok(sim.url.startsWith('wss://'));
+      const client = clientFor(sim);
+      try {
+        await assert.rejects(client.call('virt.instance.query', []), (e: Error) => {
+          assert.ok(e instanceof SecurityError, String(e));
+          assert.ok(e.message.includes(tls.fingerprint), `${e.message} should include ${tls.fingerprint}`);
+          assert.match(e.message, /The API key was not sent/);
+          return true;
+        });
+        assert.equal(sim.callCount('auth.login_ex'), 0);
+        assert.equal(sim.callCount(), 0);
+      } finally {
+        client.dispose();
+        await sim.close();
+      }
+    });
+
+    test('accepted with the right pin (any spelling of it)', async () => {
+      const sim = await startSimulator({
+        version: '25.04',
+        apiKey: API_KEY,
+        tls: { key: tls.key, cert: tls.cert },
+      });
+      const pin = tls.fingerprint.replace(/:/g, '').toLowerCase();
+      const backend = createTrueNASBackend(
+        { serverId: 'tls', host: '127.0.0.1', port: sim.port, username: 'admin', tlsFingerprint: pin },
+        API_KEY,
+      );
+      try {
+        assert.deepEqual(await backend.list(), []);
+        assert.equal(sim.callCount('auth.login_ex'), 1);
+      } finally {
+        backend.dispose();
+        await sim.close();
+      }
+    });
+
+    test('refused with a wrong pin, and the API key is never sent', async () => {
+      const sim = await startSimulator({
+        version: '25.04',
+        apiKey: API_KEY,
+        tls: { key: tls.key, cert: tls.cert },
+      });
+      const wrong = 'AB:'.repeat(31) + 'AB';
+      const backend = createTrueNASBackend(
+        { serverId: 'tls', host: '127.0.0.1', port: sim.port, username: 'admin', tlsFingerprint: wrong },
+        API_KEY,
+      );
+      try {
+        await assert.rejects(backend.list(), (e: Error) => {
+          assert.ok(e instanceof SecurityError, String(e));
+          assert.match(e.message, /does not match the pinned fingerprint/);
+          assert.ok(e.message.includes(tls.fingerprint));
+          return true;
+        });
+        assert.equal(sim.callCount('auth.login_ex'), 0);
+        assert.equal(sim.callCount(), 0);
+      } finally {
+        backend.dispose();
+        await sim.close();
+      }
+    });
+  });
+});
