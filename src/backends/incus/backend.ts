@@ -229,7 +229,8 @@ export class IncusBackend implements Backend {
         op,
       );
     } catch (err) {
-      await this.removeHalfMade(options.name);
+      // Someone else made that name meanwhile: theirs, not ours to remove.
+      if (!(err instanceof AlreadyExistsError)) await this.removeHalfMade(options.name);
       throw this.explainCreateError(err, options);
     }
     if (options.start !== false) {
@@ -447,7 +448,7 @@ export class IncusBackend implements Backend {
         `clone ${inst}: copied in ${copied - began} ms, resealed in ${resealed - copied} ms, started in ${Date.now() - resealed} ms`,
       );
     } catch (err) {
-      await this.removeHalfMade(newName);
+      if (!(err instanceof AlreadyExistsError)) await this.removeHalfMade(newName);
       throw err;
     }
     return this.get(newName);
