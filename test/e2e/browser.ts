@@ -111,8 +111,10 @@ export class Workbench {
     // Arrow keys move over the enabled entries only (separators are disabled entries).
     const titles = await menu.locator('.action-item:not(.disabled)').allInnerTexts();
     const index = titles.findIndex((title) => title.includes(item));
-    if (index === -1)
+    if (index === -1) {
+      await this.page.keyboard.press('Escape');
       throw new Error(`context menu has no "${item}": ${titles.map((t) => `"${t}"`).join(', ')}`);
+    }
     for (let i = 0; i <= index; i++) await this.page.keyboard.press('ArrowDown');
     const focused = await menu.locator(':focus').innerText({ timeout: timeoutMs });
     if (!focused.includes(item)) throw new Error(`context menu: focus is on "${focused}", not "${item}"`);
