@@ -36,6 +36,16 @@ export function signalName(signal: string | undefined): string {
   return signal.startsWith('SIG') ? signal : `SIG${signal}`;
 }
 
+/** The exit status ssh2 hands to a channel's 'close' listener; undefined when the server sent none. */
+export function exitFromClose(
+  code: number | null | undefined,
+  signal: string | undefined,
+): { code: number | null; signal?: string } | undefined {
+  if (typeof code === 'number') return { code };
+  if (code === null) return { code: null, signal: signalName(signal) };
+  return undefined;
+}
+
 /** Keeps the last `limit` bytes of a stream. */
 export class TailBuffer {
   private chunks: Buffer[] = [];
@@ -153,12 +163,12 @@ export function runOnChannel(
       stderr.push(chunk);
       deliver(options.onStderr, chunk);
     });
-    channel.on('exit', (code: number | null, signal?: string) => {
-      exit = code === null || code === undefined ? { code: null, signal: signalName(signal) } : { code };
-    });
-    channel.on('close', () => {
+    // The exit status comes with 'close' (ssh2 repeats it there). Its 'exit' event may already have fired
+    // before these listeners exist: a fast command's status can arrive in the same read as the exec reply.
+    channel.on('close', (code?: number | null, signal?: string) => {
       if (failure) return;
       settle();
+      exit = exitFromClose(code, signal);
       if (!exit)
         return reject(
           new ConnectionError(`The connection to ${label} was lost while the command was running.`),

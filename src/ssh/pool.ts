@@ -167,17 +167,27 @@ export class SshPool implements Disposable {
     target: SshTarget,
     open: (client: Client) => Promise<T>,
   ): Promise<{ connection: PooledConnection; channel: T }> {
-    for (let attempt = 0; ; attempt++) {
+    let reconnected = false;
+    for (let refused = 0; ;) {
       const connection = await this.connection(target);
       await connection.acquire();
+      const othersBusy = connection.active > 1;
       try {
         return { connection, channel: await open(connection.client) };
       } catch (err) {
         connection.release();
         // The connection died before the channel opened: nothing ran, so one fresh attempt is safe.
-        if (attempt === 0 && (connection.closed || !isWritable(connection.client))) {
+        if (!reconnected && (connection.closed || !isWritable(connection.client))) {
+          reconnected = true;
           this.forget(target, connection);
           connection.close();
+          continue;
+        }
+        // sshd frees a finished session only after it has read the whole batch of packets, so a burst of
+        // commands can briefly find all its MaxSessions taken. Nothing ran: wait a moment and try again.
+        if (othersBusy && isChannelRefusal(err) && refused < 40) {
+          refused++;
+          await new Promise((resolve) => setTimeout(resolve, Math.min(5 * refused, 50)));
           continue;
         }
         throw err;
@@ -232,6 +242,12 @@ export class SshPool implements Disposable {
     this.connections.set(key, pending);
     return pending;
   }
+}
+
+/** The server refused to open a channel (e.g. OpenSSH "no more sessions"), as opposed to a dead connection. */
+function isChannelRefusal(err: unknown): boolean {
+  const cause = err instanceof Error ? (err.cause as { reason?: unknown } | undefined) : undefined;
+  return typeof cause?.reason === 'number';
 }
 
 /** ssh2 keeps its socket private; a destroyed socket means the connection is gone even before 'close'. */

@@ -2,7 +2,7 @@
 // resizes and output, and shows the exit code.
 import type { ClientChannel } from 'ssh2';
 import { Emitter, type Disposable, type Listener } from '../core/disposable';
-import { signalName } from './exec';
+import { exitFromClose } from './exec';
 
 export interface ShellOptions {
   cols: number;
@@ -24,7 +24,6 @@ export class ShellSession implements Disposable {
   private readonly exitEmitter = new Emitter<ShellExit>();
   /** Output that arrived before anyone listened (the prompt), handed to the first listener. */
   private pending: Buffer[] | undefined = [];
-  private exitInfo: { code: number | null; signal?: string } | undefined;
   private ended: ShellExit | undefined;
   /** Resolves once the shell is gone. */
   readonly exited: Promise<ShellExit>;
@@ -39,13 +38,10 @@ export class ShellSession implements Disposable {
     };
     channel.on('data', onData);
     channel.stderr.on('data', onData);
-    channel.on('exit', (code: number | null, signal?: string) => {
-      this.exitInfo =
-        code === null || code === undefined ? { code: null, signal: signalName(signal) } : { code };
-    });
     this.exited = new Promise((resolve) => {
-      channel.on('close', () => {
-        const info = this.exitInfo;
+      // The exit status arrives with 'close' (see exec.ts: 'exit' may fire before we listen).
+      channel.on('close', (code?: number | null, signal?: string) => {
+        const info = exitFromClose(code, signal);
         this.ended = {
           exitCode: info?.code ?? null,
           ...(info?.signal ? { signal: info.signal } : {}),

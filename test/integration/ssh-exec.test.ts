@@ -69,6 +69,14 @@ describe('ssh exec (real sshd)', () => {
     assert.equal(killed.signal, 'SIGKILL');
   });
 
+  it('gets the exit status of fast commands that finish within the exec reply', async () => {
+    // `true` can exit before our listeners exist; its status must still be reported, every time.
+    for (let i = 0; i < 300; i++) {
+      const result = await pool.exec(fx.target, i % 2 ? 'true' : 'exit 7');
+      assert.equal(result.exitCode, i % 2 ? 0 : 7, `run ${i}`);
+    }
+  });
+
   it('streams 20+ MiB of output and keeps only the tail in the result', async () => {
     const count = 2_900_000;
     let expected = '';
@@ -120,8 +128,13 @@ describe('ssh exec (real sshd)', () => {
       Array.from({ length: 25 }, (_, i) => pool.exec(fx.target, `sleep 0.2; echo ${i}`)),
     );
     results.forEach((r, i) => assert.equal(r.stdout.toString(), `${i}\n`));
+    // A burst of short commands: sshd frees finished sessions lazily, the pool must absorb that.
+    const burst = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => pool.exec(fx.target, ['echo', String(i)])),
+    );
+    burst.forEach((r, i) => assert.equal(r.stdout.toString(), `${i}\n`));
     assert.equal(pool.size, 1);
-    assert.equal(accepted(), before, 'no new logins: all 25 ran on the existing connection');
+    assert.equal(accepted(), before, 'no new logins: everything ran on the existing connection');
   });
 
   it('times out and cancels commands with typed errors', async () => {
