@@ -4,6 +4,7 @@
 // installed and pointed at the simulator. Prints the URL to open; Ctrl-C stops everything it started.
 // Needs `bash scripts/setup.sh` once (Node 24, code-server, Chromium are cached in $PIXELS_CACHE_DIR).
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { require as requireTs } from 'tsx/cjs/api';
 import { harness } from './harness-env.mjs';
 
@@ -64,16 +65,22 @@ try {
 }
 
 let stopping = false;
-async function stop(signal) {
+async function stop(signal, exitCode = 0) {
   if (stopping) return;
   stopping = true;
   console.log(`\ndemo: ${signal}, stopping code-server and the simulator...`);
   await demo.stop();
   console.log('demo: stopped');
-  process.exit(0);
+  process.exit(exitCode);
 }
 process.on('SIGINT', () => stop('SIGINT'));
 process.on('SIGTERM', () => stop('SIGTERM'));
+demo.server.exited.then((code) => {
+  if (stopping) return;
+  const log = readFileSync(demo.server.logFile, 'utf8').split('\n').slice(-20).join('\n');
+  console.error(`demo: code-server exited unexpectedly (${code}); its log ends with:\n${log}`);
+  stop('code-server gone', 1);
+});
 
 console.log(`
 Pixels demo is running.
