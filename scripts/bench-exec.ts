@@ -54,6 +54,8 @@ async function main(): Promise<void> {
     await pool.exec(fx.target, 'true'); // warm up: the pool's one connection is open from here on
     await sshOnce(sshArgs);
 
+    const logins = () => (fx.sshd.log().match(/Accepted publickey/g) ?? []).length;
+    const loginsBefore = logins();
     const pooled: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       const started = performance.now();
@@ -61,6 +63,7 @@ async function main(): Promise<void> {
       pooled.push(performance.now() - started);
       if (result.exitCode !== 0) throw new Error(`pooled exec exited ${result.exitCode}`);
     }
+    const pooledLogins = logins() - loginsBefore;
     const spawned: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       const started = performance.now();
@@ -70,7 +73,8 @@ async function main(): Promise<void> {
     const pooledMedian = median(pooled);
     const spawnedMedian = median(spawned);
     console.log(
-      `runs: ${RUNS} each, sshd ${fx.sshd.host}:${fx.sshd.port}, connections opened by the pool: 1`,
+      `runs: ${RUNS} each against sshd ${fx.sshd.host}:${fx.sshd.port}; ` +
+        `new logins during the pooled runs: ${pooledLogins}, during the ssh runs: ${logins() - loginsBefore - pooledLogins}`,
     );
     console.log(`pooled ssh2 exec median: ${pooledMedian.toFixed(2)} ms`);
     console.log(`ssh per command median:  ${spawnedMedian.toFixed(2)} ms`);
