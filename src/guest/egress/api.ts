@@ -30,19 +30,23 @@ export interface EgressStatus {
   missingPolicy: boolean;
 }
 
+const BEGIN = '--- pixels-egress policy ---';
 const SEPARATOR = '--- pixels-egress status ---';
 
-const READ = `if [ -f ${GUEST_PATHS.egressPolicy} ]; then cat ${GUEST_PATHS.egressPolicy}; fi
+// Everything before BEGIN (apply's own messages) is ignored; all on stdout, so the order holds over SSH too.
+const READ = `echo ${JSON.stringify(BEGIN)}
+if [ -f ${GUEST_PATHS.egressPolicy} ]; then cat ${GUEST_PATHS.egressPolicy}; fi
 echo ${JSON.stringify(SEPARATOR)}
-if [ -x ${GUEST_PATHS.egressScript} ]; then ${GUEST_PATHS.egressScript} status || true; else echo "mode=unrestricted"; echo "enforced=no"; fi`;
+if [ -x ${GUEST_PATHS.egressScript} ]; then ${GUEST_PATHS.egressScript} status 2>&1 || true; else echo "mode=unrestricted"; echo "enforced=no"; fi`;
 
 function parseStatus(output: string): EgressStatus {
+  const begin = output.lastIndexOf(BEGIN);
   const at = output.lastIndexOf(SEPARATOR);
-  if (at === -1)
+  if (begin === -1 || at < begin)
     throw new ServerError(
       `Could not read the egress policy: ${output.trim().split('\n').pop() ?? 'no output'}`,
     );
-  const json = output.slice(0, at).trim();
+  const json = output.slice(begin + BEGIN.length, at).trim();
   const fields = new Map(
     output
       .slice(at + SEPARATOR.length)
@@ -87,7 +91,7 @@ if [ "${policy.mode}" != unrestricted ] && ! command -v nft > /dev/null; then
 fi
 ${installEgressMachinery(guest)}
 ${writeFileScript({ path: GUEST_PATHS.egressPolicy, content: serializePolicy(policy), mode: 0o644 })}
-${GUEST_PATHS.egressScript} apply >&2
+${GUEST_PATHS.egressScript} apply 2>&1
 ${READ}`;
   return parseStatus(await run(exec, script, 'apply the egress policy'));
 }
