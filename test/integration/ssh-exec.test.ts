@@ -175,6 +175,24 @@ describe('ssh exec (real sshd)', () => {
     assert.equal((await pool.exec(fx.target, 'echo again')).stdout.toString(), 'again\n');
   });
 
+  it('notices a server that hangs without closing (keepalive) and fails the command in flight', async () => {
+    const kaPool = new SshPool({ keepaliveIntervalMs: 200, keepaliveCountMax: 2 });
+    try {
+      await kaPool.exec(fx.target, 'true');
+      const inFlight = kaPool.exec(fx.target, 'sleep 30');
+      await new Promise((r) => setTimeout(r, 200));
+      const started = Date.now();
+      fx.sshd.signalConnections('SIGSTOP');
+      await assert.rejects(inFlight, ConnectionError);
+      assert.ok(Date.now() - started < 5000, `noticed after ${Date.now() - started} ms`);
+      assert.equal(kaPool.size, 0, 'the dead connection left the pool');
+    } finally {
+      fx.sshd.dropConnections();
+      kaPool.dispose();
+    }
+    assert.equal((await pool.exec(fx.target, 'echo fresh')).stdout.toString(), 'fresh\n');
+  });
+
   it('closes idle connections and reopens on the next call', async () => {
     const idlePool = new SshPool({ idleTimeoutMs: 300 });
     try {

@@ -34,6 +34,8 @@ export interface Sshd {
   dir: string;
   /** Kills the per-connection sshd processes: every client connection drops, the listener stays. */
   dropConnections(): void;
+  /** Sends a signal to the per-connection processes (SIGSTOP/SIGCONT: a server that hangs without closing). */
+  signalConnections(signal: NodeJS.Signals): void;
   /** The server's log (stderr), for failure messages. */
   log(): string;
   stop(): Promise<void>;
@@ -132,14 +134,18 @@ export async function startSshd(options: SshdOptions): Promise<Sshd> {
       throw new Error(`sshd did not start:\n${log}`);
     }
     const pid = child.pid!;
-    const dropConnections = () => {
+    const signalConnections = (signal: NodeJS.Signals) => {
       for (const p of descendants(pid)) {
         try {
-          process.kill(p, 'SIGKILL');
+          process.kill(p, signal);
         } catch {
           // already gone
         }
       }
+    };
+    const dropConnections = () => {
+      signalConnections('SIGCONT'); // a stopped process must not outlive the test
+      signalConnections('SIGKILL');
     };
     return {
       host: '127.0.0.1',
@@ -149,6 +155,7 @@ export async function startSshd(options: SshdOptions): Promise<Sshd> {
       dir,
       log: () => log,
       dropConnections,
+      signalConnections,
       async stop() {
         dropConnections();
         if (child.exitCode === null && child.signalCode === null) {
