@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AlreadyExistsError, NotFoundError, ValidationError } from '../../src/core/errors';
 import type { ProgressReport } from '../../src/core/sandbox';
-import { clientFor, containerDs, type Rig, startRig, stateOf, VERSIONS } from './truenas-fixtures';
+import { clientFor, containerDs, type Rig, startRig, stateOf, VERSIONS, waitFor } from './truenas-fixtures';
 
 for (const version of VERSIONS) {
   describe(`TrueNAS ${version} backend`, () => {
@@ -361,15 +361,23 @@ for (const version of VERSIONS) {
       }
     });
 
-    test('events: onDidChange forwards instance changes', async () => {
+    test('events: onDidChange forwards instance and checkpoint changes, also after a reconnect', async () => {
       const seen: string[] = [];
       const sub = rig.backend.onDidChange((c) => seen.push(`${c.kind}:${c.name ?? ''}`));
       try {
-        await new Promise((r) => setTimeout(r, 200)); // the subscription is set up in the background
+        await waitFor(() => rig.sim.callCount('core.subscribe') >= 3, 2000, 'the event subscriptions');
         await rig.backend.create({ name: 'evt', image: 'debian/12' });
         await rig.backend.createCheckpoint('evt', 'x');
-        await new Promise((r) => setTimeout(r, 200));
+        await waitFor(() => seen.includes('checkpoint:evt'), 2000, 'a checkpoint event');
         assert.ok(seen.includes('sandbox:evt'), `events seen: ${seen.join(', ')}`);
+
+        // The socket drops; the client reconnects, subscribes again and events keep coming.
+        rig.sim.faults.dropSocketMidJob('virt.instance.stop');
+        await rig.backend.stop('evt');
+        assert.ok(seen.includes('connection:'), 'the connection change was reported');
+        seen.length = 0;
+        await rig.backend.start('evt');
+        await waitFor(() => seen.includes('sandbox:evt'), 2000, 'an instance event after the reconnect');
         await rig.backend.destroy('evt');
       } finally {
         sub.dispose();

@@ -102,3 +102,29 @@ test('only reads are treated as idempotent', () => {
   ])
     assert.ok(!isReadMethod(m), m);
 });
+
+test('TLS peer judgement: CA-verified + right host passes; wrong host, unverified or wrong pin are refused with the fingerprint', async () => {
+  const { judgePeer } = await import('../../src/backends/truenas/tls');
+  const fp = Array(32).fill('C0').join(':');
+  const cert = { subject: { CN: 'nas.example' }, subjectaltname: 'DNS:nas.example', fingerprint256: fp };
+  const peer = (authorized: boolean, authorizationError?: string) =>
+    ({
+      authorized,
+      authorizationError,
+      getPeerCertificate: () => cert,
+    }) as unknown as import('node:tls').TLSSocket;
+  const ok = judgePeer(peer(true), 'nas.example', undefined);
+  assert.deepEqual(ok, { ok: true, fingerprint: 'C0'.repeat(32), how: 'ca' });
+  const wrongHost = judgePeer(peer(true), 'other.example', undefined);
+  assert.ok(!wrongHost.ok && wrongHost.error.message.includes(fp));
+  const selfSigned = judgePeer(peer(false, 'DEPTH_ZERO_SELF_SIGNED_CERT'), 'nas.example', undefined);
+  assert.ok(
+    !selfSigned.ok &&
+      /DEPTH_ZERO_SELF_SIGNED_CERT/.test(selfSigned.error.message) &&
+      selfSigned.error.message.includes(fp),
+  );
+  const pinned = judgePeer(peer(false), '10.0.0.2', 'c0'.repeat(32));
+  assert.deepEqual(pinned, { ok: true, fingerprint: 'C0'.repeat(32), how: 'pin' });
+  const badPin = judgePeer(peer(true), 'nas.example', 'c1'.repeat(32));
+  assert.ok(!badPin.ok && /does not match the pinned fingerprint/.test(badPin.error.message));
+});

@@ -172,7 +172,19 @@ export class TrueNASClient {
     let attempt = 0;
     let reauthenticated = false;
     for (;;) {
-      const conn = await this.connection(idempotent ? attempt : this.retryAttempts);
+      let conn: RpcConnection;
+      try {
+        conn = await this.connection();
+      } catch (err) {
+        // While retrying after a drop the server may still be coming back; a first failure, a security or
+        // an authentication error is final.
+        const transient = err instanceof ConnectionError && !(err instanceof ConnectionDroppedError);
+        if (attempt > 0 && transient && attempt + 1 < this.retryAttempts) {
+          await sleep(jitter(this.backoffBaseMs * 2 ** attempt++));
+          continue;
+        }
+        throw err;
+      }
       try {
         return (await conn.call(method, params, timeout)) as T;
       } catch (err) {
@@ -276,27 +288,13 @@ export class TrueNASClient {
   // --- connection management -------------------------------------------------------------------------
 
   /** The live, logged-in connection; connects (once, shared by concurrent callers) when there is none. */
-  private async connection(connectAttempt = 0): Promise<RpcConnection> {
+  private async connection(): Promise<RpcConnection> {
     if (this.disposed) throw new ConnectionError(`The connection to ${this.host} was closed.`);
     if (this.conn?.isOpen) return this.conn;
     if (!this.connecting) {
       this.connecting = this.openAndLogin().finally(() => (this.connecting = undefined));
     }
-    try {
-      return await this.connecting;
-    } catch (err) {
-      // A read may wait for a flaky network a little; security and auth errors are final.
-      if (
-        err instanceof ConnectionError &&
-        !(err instanceof ConnectionDroppedError) &&
-        connectAttempt + 1 < this.retryAttempts &&
-        connectAttempt > 0
-      ) {
-        await sleep(jitter(this.backoffBaseMs * 2 ** connectAttempt));
-        return this.connection(connectAttempt + 1);
-      }
-      throw err;
-    }
+    return this.connecting;
   }
 
   private async openAndLogin(): Promise<RpcConnection> {
