@@ -61,9 +61,18 @@ for (const version of VERSIONS) {
       await rig.backend.start('alpha');
     });
 
-    test('create with start:false leaves it stopped', async () => {
-      const box = await rig.backend.create({ name: 'cold', image: 'ubuntu/24.04', start: false });
+    test('create with start:false leaves it stopped; the NIC settings become a NIC device', async () => {
+      const box = await rig.backend.create({
+        name: 'cold',
+        image: 'ubuntu/24.04',
+        start: false,
+        nic: { nicType: 'MACVLAN', parent: 'eno1' },
+      });
       assert.equal(box.status, 'stopped');
+      const [inst] = (await rig.sim.engine.listInstances()).filter((i) => i.name === 'px-cold');
+      const nic = inst.devices.find((d) => d.dev_type === 'NIC');
+      assert.equal(nic?.nic_type, 'MACVLAN');
+      assert.equal(nic?.parent, 'eno1');
       await rig.backend.destroy('cold');
     });
 

@@ -38,6 +38,29 @@ for (const version of VERSIONS) {
       }
     });
 
+    test('the API key never reaches the log, even at trace level', async () => {
+      const rig = await startRig(version);
+      const lines: string[] = [];
+      const log = {
+        trace: (m: string) => lines.push(m),
+        debug: (m: string) => lines.push(m),
+        info: (m: string) => lines.push(m),
+        warn: (m: string) => lines.push(m),
+        error: (m: string) => lines.push(m),
+      };
+      const backend = createTrueNASBackend(rig.config, API_KEY, log);
+      try {
+        await backend.list();
+        const all = lines.join('\n');
+        assert.match(all, /auth\.login_ex/, 'the login was traced');
+        assert.match(all, /«redacted»/);
+        assert.ok(!all.includes(API_KEY.slice(2, 30)), 'no part of the key is logged');
+      } finally {
+        backend.dispose();
+        await rig.close();
+      }
+    });
+
     test('probe reports the version', async () => {
       const rig = await startRig(version);
       try {
