@@ -2,7 +2,7 @@
 // exactly the key we generated for the sandbox: no TOFU, no "accept new", and a mismatch is a SecurityError
 // naming both fingerprints (never a silent reconnect).
 import { promises as fs } from 'node:fs';
-import { Client, type ConnectConfig } from 'ssh2';
+import { Client, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import {
   CancelledError,
   ConnectionError,
@@ -45,9 +45,9 @@ export function targetLabel(target: SshTarget): string {
 }
 
 /** Host key algorithms to offer, so the server presents the key type we pinned (and no other). */
-function hostKeyAlgorithms(type: string): string[] {
+function hostKeyAlgorithms(type: string): ServerHostKeyAlgorithm[] {
   if (type === 'ssh-rsa') return ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
-  return [type];
+  return [type as ServerHostKeyAlgorithm];
 }
 
 /** A network-level failure code (ECONNREFUSED, EHOSTUNREACH, ETIMEDOUT …) carried by a ConnectionError's cause. */
@@ -83,7 +83,7 @@ export async function connect(target: SshTarget, options: ConnectOptions = {}): 
     readyTimeout: options.readyTimeoutMs ?? 20_000,
     keepaliveInterval: options.keepaliveIntervalMs ?? 15_000,
     keepaliveCountMax: options.keepaliveCountMax ?? 3,
-    algorithms: { serverHostKey: hostKeyAlgorithms(pinned.type) as never },
+    algorithms: { serverHostKey: hostKeyAlgorithms(pinned.type) },
     hostVerifier: (key: Buffer) => {
       presented = Buffer.from(key);
       return key.equals(pinned.blob);
