@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // `npm run test:vscode [-- --grep <pattern>]`: the extension-host suite in a real VS Code.
 // 1. bundles the extension (dist/extension.js, production build: what ships) and the suites
-//    (test/vscode/suite/**/*.ts -> out/vscode-tests/<pid>/**/*.js, one bundle each, `vscode` and npm packages
-//    external; a folder per run so that two runs at once do not delete each other's bundles);
+//    (test/vscode/suite/**/*.ts -> out/vscode-tests/<pid>/**/*.js, one self-contained bundle each, `vscode` and
+//    mocha external; a folder per run so that two runs at once do not delete each other's bundles);
 // 2. runs them with @vscode/test-electron's runTests. Desktop VS Code cannot be downloaded offline, so unless
 //    VSCODE_EXECUTABLE names a real one, the executable is test/vscode/code-shim.mjs (code-server + headless Chromium).
 // PIXELS_* variables are handed to the extension host (extensionTestsEnv).
@@ -60,8 +60,10 @@ await esbuild.build({
   format: 'cjs',
   platform: 'node',
   target: 'node20',
-  packages: 'external', // mocha, ws, ... load from node_modules at run time; `vscode` comes from the host
-  external: ['vscode'],
+  // Self-contained like the extension's own bundle: a suite that uses ssh2 or ws must not put node_modules/ssh2 in
+  // the shared require.cache (mocha loads every suite before the first test runs, and the activation test checks
+  // that the extension itself loads no ssh2). `vscode` comes from the host, mocha is the runner's, native parts stay out.
+  external: ['vscode', 'mocha', 'cpu-features', '*.node'],
   sourcemap: 'inline',
   logLevel: 'warning',
 });
