@@ -24,3 +24,9 @@ export async function loadSsh(): Promise<typeof import('../ssh/index')> {
   loaded.add('ssh');
   return m;
 }
+
+export async function loadGuest(): Promise<typeof import('../guest/index')> {
+  const m = await import('../guest/index');
+  loaded.add('guest');
+  return m;
+}

@@ -5,7 +5,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type * as vscode from 'vscode';
 import type { Backend } from '../core/backend';
-import { SecurityError, ValidationError } from '../core/errors';
+import { NotFoundError, SecurityError, ValidationError } from '../core/errors';
 import type { OperationOptions } from '../core/sandbox';
 import type { Sandbox } from '../core/sandbox';
 import type { SshPool, SshTarget, UserIdentity } from '../ssh/index';
@@ -54,16 +54,31 @@ export class SshAccess implements vscode.Disposable {
     return ssh.loadUserIdentity(configured);
   }
 
-  /** New host key + the user's key into a (not yet booted) sandbox; the host key is pinned locally. */
+  /**
+   * New host key + the user's key into a sandbox (root's authorized_keys, and pixel's unless we log in as root);
+   * the host key is pinned locally. An image without the `pixel` user gets root's only, with a warning.
+   */
   async prepare(backend: Backend, serverId: string, name: string): Promise<void> {
     const ssh = await loadSsh();
     const identity = await this.identity();
     const hostKey = ssh.generateHostKey(`pixels-${name}`);
-    await ssh.prepareSandboxAccess(backend, name, {
+    const options = (pixelUser: boolean) => ({
       userPublicKey: identity.publicOpenSsh,
       hostKey,
+      pixelUser,
       knownHosts: { file: new ssh.KnownHosts(this.knownHostsPath), names: [this.alias(serverId, name)] },
     });
+    const forPixel = this.user !== 'root';
+    try {
+      await ssh.prepareSandboxAccess(backend, name, options(forPixel));
+    } catch (err) {
+      if (!(forPixel && err instanceof NotFoundError)) throw err;
+      this.log.warn(
+        `sandbox ${name}: the image has no "pixel" user (${err.message}); only root's key was installed. ` +
+          'Log in as root (pixels [ssh] user / PIXELS_SSH_USER) or provision the sandbox.',
+      );
+      await ssh.prepareSandboxAccess(backend, name, options(false));
+    }
     this.log.info(
       `sandbox ${name}: SSH access prepared (host key ${ssh.fingerprint(hostKey.publicOpenSsh)})`,
     );
@@ -133,6 +148,20 @@ export class SshAccess implements vscode.Disposable {
       hostKey,
       label: `sandbox ${sandbox.name}`,
     };
+  }
+
+  /** A target for `user` (default the configured one), for a sandbox already known to be running with an IP. */
+  async targetAs(serverId: string, sandbox: Sandbox, user: string): Promise<SshTarget> {
+    return { ...(await this.target(serverId, sandbox)), username: user };
+  }
+
+  /**
+   * Waits until sshd answers with the pinned key and our login works (the connection stays warm in the pool),
+   * so a command right after a boot does not fail on "connection refused".
+   */
+  async ready(target: SshTarget, timeoutMs = 60_000, signal?: AbortSignal): Promise<void> {
+    const ssh = await loadSsh();
+    await ssh.waitForSsh(target, { timeoutMs, pool: await this.pool(), signal, label: target.label });
   }
 
   async pool(): Promise<SshPool> {

@@ -1,8 +1,18 @@
 // Sandbox lifecycle: create, start, stop, restart, destroy, copy IP.
 import * as vscode from 'vscode';
-import { AlreadyExistsError, UnsupportedError, ValidationError } from '../../core/errors';
+import type { Backend } from '../../core/backend';
+import {
+  AlreadyExistsError,
+  CancelledError,
+  ServerError,
+  TimeoutError,
+  UnsupportedError,
+  ValidationError,
+} from '../../core/errors';
 import { cpuProblem, memoryProblem, validateSandboxName } from '../../core/names';
-import type { EgressMode, Sandbox } from '../../core/sandbox';
+import type { EgressMode, OperationOptions, Sandbox } from '../../core/sandbox';
+import { loadGuest } from '../lazy';
+import type { Executor } from '../../guest/index';
 import { CommandIds } from '../commandIds';
 import { confirmDestroy } from '../confirm';
 import { runCreateFlow, type CreateAnswers } from '../createFlow';
@@ -33,12 +43,74 @@ function validate(c: CreateAnswers): void {
     cpuProblem(c.cpu) ?? memoryProblem(c.memoryMiB) ?? (c.image.trim() ? undefined : 'An image is required.');
   if (problem) throw new ValidationError(problem);
   if (!EGRESS.includes(c.egress)) throw new ValidationError(`Egress must be one of ${EGRESS.join(', ')}.`);
-  // Egress rules are installed by the guest layer, which this build does not have yet: refuse rather than
-  // create a sandbox that looks restricted and is not.
-  if (c.egress !== 'unrestricted')
-    throw new UnsupportedError(
-      `The "${c.egress}" egress mode is not available in this version yet; choose "unrestricted".`,
-    );
+}
+
+/**
+ * Applies the egress policy inside a freshly booted sandbox, as root: through the server's exec API when it has
+ * one (Incus), else over SSH with the key just installed (TrueNAS), after waiting for sshd.
+ */
+async function applyEgressPolicy(
+  services: Services,
+  backend: Backend,
+  serverId: string,
+  name: string,
+  mode: EgressMode,
+  op: OperationOptions,
+  step: (message: string) => void,
+): Promise<void> {
+  const guest = await loadGuest();
+  let exec: Executor;
+  if (backend.exec) {
+    exec = guest.backendExecutor(backend, name);
+  } else {
+    step('waiting for SSH');
+    const sandbox = await waitForAddress(backend, name, op.signal);
+    const target = await services.ssh.targetAs(serverId, sandbox, 'root');
+    await services.ssh.ready(target, 120_000, op.signal);
+    exec = guest.sshExecutor(await services.ssh.pool(), target);
+  }
+  step('waiting for the sandbox to finish booting');
+  await waitBooted(exec, op.signal);
+  step(`applying the "${mode}" egress policy`);
+  const status = await guest.applyEgress(
+    exec,
+    guest.buildPolicy(mode, services.registry.settings.defaults.allow),
+  );
+  if (status.policy.mode !== mode || (mode !== 'unrestricted' && !status.enforced))
+    throw new ServerError(`The "${mode}" egress policy could not be enforced inside "${name}".`);
+  services.log.info(`sandbox ${name}: egress ${mode} enforced (${status.effective.length} allowed entries)`);
+}
+
+/** The policy installs a systemd unit, so systemd must be up: wait for "running" (or "degraded"), bounded. */
+async function waitBooted(exec: Executor, signal?: AbortSignal): Promise<void> {
+  const deadline = Date.now() + 90_000;
+  let last = 'nothing yet';
+  while (Date.now() < deadline) {
+    if (signal?.aborted) throw new CancelledError();
+    try {
+      const r = await exec('timeout 20 systemctl is-system-running --wait 2>&1 || true', {
+        timeoutMs: 30_000,
+      });
+      last = r.output.trim().split('\n').pop() ?? '';
+      if (/^(running|degraded)$/.test(last)) return;
+    } catch (err) {
+      last = err instanceof Error ? err.message : String(err);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new TimeoutError(`The sandbox did not finish booting within 90 s (systemd said: ${last}).`);
+}
+
+/** A booted sandbox gets its address from DHCP a moment after it starts. */
+async function waitForAddress(backend: Backend, name: string, signal?: AbortSignal): Promise<Sandbox> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (signal?.aborted) throw new CancelledError();
+    const sandbox = await backend.get(name);
+    if (sandbox.ipv4) return sandbox;
+    if (Date.now() > deadline) throw new TimeoutError(`Sandbox "${name}" got no IP address within 60 s.`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 export async function createSandbox(services: Services, arg: unknown): Promise<Sandbox | undefined> {
@@ -59,6 +131,11 @@ export async function createSandbox(services: Services, arg: unknown): Promise<S
     throw new UnsupportedError(
       `${server.label} cannot write files into a sandbox, so it cannot be provisioned; create it without provisioning.`,
     );
+  // Egress rules are put in as root: through the exec API, or over SSH, which needs the keys provisioning installs.
+  if (answers.egress !== 'unrestricted' && !backend.exec && !answers.provision)
+    throw new UnsupportedError(
+      `Restricting egress on ${server.label} goes over SSH: turn provisioning on, or choose "unrestricted".`,
+    );
   const { name } = answers;
   const sandbox = await withProgress(`Creating sandbox "${name}"`, caps.cancel, async (op, step) => {
     let created = false;
@@ -70,12 +147,20 @@ export async function createSandbox(services: Services, arg: unknown): Promise<S
           image: answers.image,
           cpu: answers.cpu,
           memoryMiB: answers.memoryMiB,
-          start: !answers.provision,
+          // Started by the steps below when keys or an egress policy go in first.
+          start: !answers.provision && answers.egress === 'unrestricted',
         },
         op,
       );
       created = true;
       if (answers.provision) await services.ssh.installAndBoot(backend, serverId, name, false, op, step);
+      if (answers.egress !== 'unrestricted') {
+        if (!answers.provision) {
+          step('starting');
+          await backend.start(name, op);
+        }
+        await applyEgressPolicy(services, backend, serverId, name, answers.egress, op, step);
+      }
       return await backend.get(name);
     } catch (err) {
       // Leave nothing half-made: remove what this command created (an existing sandbox is never touched).

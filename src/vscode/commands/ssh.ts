@@ -5,6 +5,7 @@ import { CancelledError, UnsupportedError } from '../../core/errors';
 import { confirmSetupSsh } from '../confirm';
 import { withProgress } from '../progress';
 import type { Sandbox } from '../../core/sandbox';
+import type { SshTarget } from '../../ssh/index';
 import { CommandIds } from '../commandIds';
 import { answersOf, resolveSandbox, type Answers } from '../pick';
 import { installRemoteSsh, openInSandbox } from '../remoteSsh';
@@ -21,6 +22,16 @@ async function runningSandbox(
   // Fresh state: the IP may have changed since the tree loaded.
   const sandbox = await (await services.registry.backend(target.serverId)).get(target.name);
   return { serverId: target.serverId, sandbox };
+}
+
+/** Right after a boot sshd may not answer yet: wait (bounded) with the step shown in the status bar. */
+function waitUntilReady(services: Services, target: SshTarget, name: string): Promise<void> {
+  return withProgress(
+    `Waiting for SSH on "${name}"`,
+    true,
+    (op) => services.ssh.ready(target, 60_000, op.signal),
+    vscode.ProgressLocation.Window,
+  );
 }
 
 async function open(services: Services, arg: unknown, newWindow: boolean, askPath: boolean): Promise<string> {
@@ -52,6 +63,7 @@ async function openTerminal(services: Services, arg: unknown): Promise<vscode.Te
     'Open a terminal in which sandbox?',
   );
   const target = await services.ssh.target(serverId, sandbox);
+  await waitUntilReady(services, target, sandbox.name);
   const pool = await services.ssh.pool();
   const terminal = vscode.window.createTerminal({
     name: `Pixels: ${sandbox.name}`,
@@ -77,6 +89,7 @@ async function runCommand(services: Services, arg: unknown): Promise<number | un
     if (command === undefined) throw new CancelledError();
   }
   const target = await services.ssh.target(serverId, sandbox);
+  await waitUntilReady(services, target, sandbox.name);
   const pool = await services.ssh.pool();
   services.log.info(`${sandbox.name}$ ${command}`);
   if (a.showLogs !== false) services.log.show();

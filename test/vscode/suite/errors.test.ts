@@ -62,7 +62,7 @@ suite('error paths', () => {
     sim.faults.reset();
   });
 
-  test('an egress mode that cannot be enforced yet is refused, not silently ignored', async () => {
+  test('a restricted egress mode that cannot be put in (no exec API, no SSH keys) is refused before anything is created', async () => {
     const api = await pixelsApi();
     await setServers([simServer(sim.port)]);
     const result = await vscode.commands.executeCommand('pixels.createSandbox', {
@@ -72,7 +72,7 @@ suite('error paths', () => {
       egress: 'agent',
     });
     assert.equal(result, undefined);
-    assert.match(api.lastError()?.message ?? '', /egress/);
+    assert.match(api.lastError()?.message ?? '', /egress.*provisioning on/);
     assert.deepEqual(await instances(), []);
   });
 

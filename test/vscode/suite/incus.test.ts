@@ -1,0 +1,189 @@
+// The editor against real containers (the Incus lab, test/lab/up.sh): provisioning puts a pinned host key and our
+// key in before the first boot, the agent egress policy is enforced inside, Run Command… and Open Terminal go
+// over ssh2 to the real sshd with the pinned key, Open in Sandbox writes an SSH entry that OpenSSH itself accepts,
+// and Destroy removes the sandbox and its pinned key. Fails loudly when the lab is not up.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as vscode from 'vscode';
+import { createIncusBackend } from '../../../src/backends/incus/index';
+import type { Sandbox } from '../../../src/core/sandbox';
+import { backendExecutor, showEgress } from '../../../src/guest/index';
+import { removeTestInstances } from '../../integration/incus/helpers';
+import { requireLab, type Lab } from '../../lab/lab';
+import { pixelsApi, setServers, showView, sleep } from './helpers';
+
+suite('against the real Incus lab', function () {
+  this.timeout(300_000);
+  let lab: Lab;
+  let sshDir: string;
+  const prefix = `v${randomBytes(3).toString('hex')}`;
+  const name = `${prefix}-a`;
+  const alias = `px-${name}.lab`;
+  let sandbox: Sandbox;
+
+  suiteSetup(async () => {
+    lab = await requireLab();
+    sshDir = mkdtempSync(join(tmpdir(), 'pixels-ssh-'));
+    process.env.PIXELS_SSH_DIR = sshDir;
+    process.env.PIXELS_SSH_USER = 'root'; // the lab image has no `pixel` user (full provisioning creates it)
+    await setServers([{ id: 'lab', kind: 'incus', label: 'Incus lab', socketPath: lab.socket } as never]);
+    await showView();
+  });
+
+  suiteTeardown(async () => {
+    await setServers([]);
+    if (lab) await removeTestInstances(lab, prefix);
+    delete process.env.PIXELS_SSH_DIR;
+    delete process.env.PIXELS_SSH_USER;
+    if (sshDir) rmSync(sshDir, { recursive: true, force: true });
+  });
+
+  test('create with the "agent" egress policy: enforced inside (through the exec API, no SSH needed)', async () => {
+    const api = await pixelsApi();
+    const plain = `${prefix}-b`;
+    const started = Date.now();
+    const made = (await vscode.commands.executeCommand('pixels.createSandbox', {
+      server: 'lab',
+      name: plain,
+      image: lab.image,
+      cpu: '1',
+      memoryMiB: 512,
+      provision: false,
+      egress: 'agent',
+    })) as Sandbox | undefined;
+    assert.ok(made, `create failed: ${api.lastError()?.message}`);
+    console.log(`incus: create + egress policy in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    const check = createIncusBackend({ serverId: 'check', socketPath: lab.socket });
+    try {
+      const status = await showEgress(backendExecutor(check, plain));
+      assert.equal(status.policy.mode, 'agent');
+      assert.equal(status.enforced, true, 'the nftables table is loaded');
+    } finally {
+      check.dispose();
+    }
+    assert.equal(
+      await vscode.commands.executeCommand('pixels.destroy', { server: 'lab', name: plain, confirm: true }),
+      true,
+    );
+  });
+
+  test('create with provisioning: host key and our key go in before the first boot, the key is pinned here', async () => {
+    const api = await pixelsApi();
+    const started = Date.now();
+    const made = (await vscode.commands.executeCommand('pixels.createSandbox', {
+      server: 'lab',
+      name,
+      image: lab.image,
+      cpu: '1',
+      memoryMiB: 512,
+      provision: true,
+      egress: 'unrestricted',
+    })) as Sandbox | undefined;
+    assert.ok(made, `create failed: ${api.lastError()?.message}`);
+    console.log(`incus: create + SSH keys in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    assert.equal(made.status, 'running');
+    sandbox = made;
+    assert.match(
+      readFileSync(join(sshDir, 'known_hosts'), 'utf8'),
+      new RegExp(`^${alias.replace(/\./g, '\\.')} ssh-ed25519 `, 'm'),
+    );
+  });
+
+  test('Run Command… runs over ssh2 with the pinned host key and reports the exit code', async () => {
+    const api = await pixelsApi();
+    const code = await vscode.commands.executeCommand('pixels.runCommand', {
+      server: 'lab',
+      name,
+      command: 'echo "answer $((6*7))" && test "$(id -un)" = root && exit 3',
+      showLogs: false,
+    });
+    assert.equal(code, 3, api.lastError()?.message);
+  });
+
+  test('Open Terminal: a real shell in a Pseudoterminal; the exit code is kept when it closes', async () => {
+    const api = await pixelsApi();
+    const terminal = (await vscode.commands.executeCommand('pixels.openTerminal', {
+      server: 'lab',
+      name,
+    })) as vscode.Terminal | undefined;
+    assert.ok(terminal, api.lastError()?.message);
+    const closed = new Promise<vscode.Terminal>((resolve) => {
+      const sub = vscode.window.onDidCloseTerminal((t) => {
+        if (t === terminal) {
+          sub.dispose();
+          resolve(t);
+        }
+      });
+    });
+    await sleep(1500); // the shell's prompt
+    terminal.sendText('exit 7');
+    await sleep(1500); // "[exit code 7 — press any key to close]"
+    terminal.sendText('x', false);
+    const t = await Promise.race([closed, sleep(20_000).then(() => undefined)]);
+    assert.ok(t, 'the terminal closed after a key press');
+    assert.equal(t.exitStatus?.code, 7);
+  });
+
+  test('Open in Sandbox: the SSH entry it writes works with OpenSSH itself (strict host key checking)', async () => {
+    const api = await pixelsApi();
+    const userConfig = join(sshDir, 'user-config');
+    writeFileSync(userConfig, '# my own settings\nHost *\n  ServerAliveInterval 30\n');
+    await vscode.workspace
+      .getConfiguration('pixels')
+      .update('ssh.configFile', userConfig, vscode.ConfigurationTarget.Global);
+    const calls: unknown[][] = [];
+    const spy = vscode.commands.registerCommand('vscode.openFolder', (...args: unknown[]) => {
+      calls.push(args);
+    });
+    try {
+      const uri = await vscode.commands.executeCommand('pixels.openInSandbox', {
+        server: 'lab',
+        name,
+        requireRemoteSsh: false,
+      });
+      assert.equal(uri, `vscode-remote://ssh-remote+${alias}/home/root`, api.lastError()?.message);
+      assert.equal(calls.length, 1);
+      const ssh = spawnSync('ssh', ['-F', userConfig, '-o', 'BatchMode=yes', alias, 'echo', 'connected'], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      assert.equal(ssh.status, 0, `ssh ${alias}: ${ssh.stderr}`);
+      assert.equal(ssh.stdout.trim(), 'connected');
+      assert.match(
+        readFileSync(userConfig, 'utf8'),
+        /Host \*\n {2}ServerAliveInterval 30\n$/,
+        'the user lines are kept',
+      );
+    } finally {
+      spy.dispose();
+      await vscode.workspace
+        .getConfiguration('pixels')
+        .update('ssh.configFile', undefined, vscode.ConfigurationTarget.Global);
+    }
+  });
+
+  test('Destroy removes the container and its pinned host key', async () => {
+    const api = await pixelsApi();
+    assert.ok(sandbox, 'created by the first test');
+    const done = await vscode.commands.executeCommand('pixels.destroy', {
+      server: 'lab',
+      name,
+      confirm: true,
+    });
+    assert.equal(done, true, api.lastError()?.message);
+    const list = spawnSync('incus', ['list', '--format', 'csv', '-c', 'n'], { encoding: 'utf8' });
+    assert.doesNotMatch(list.stdout, new RegExp(`^px-${name}$`, 'm'));
+    assert.doesNotMatch(
+      readFileSync(join(sshDir, 'known_hosts'), 'utf8'),
+      new RegExp(alias.replace(/\./g, '\\.')),
+    );
+    assert.doesNotMatch(
+      readFileSync(join(sshDir, 'config'), 'utf8'),
+      new RegExp(`Host ${alias.replace(/\./g, '\\.')}`),
+    );
+  });
+});
