@@ -474,6 +474,8 @@ export class IncusBackend implements Backend {
    * boot (RSA generation alone adds ~0.4 s to each clone's start). The source's other host keys are removed.
    * Hostname and /etc/hosts come from the image templates Incus applies on copy; the MAC from leaving the
    * volatile keys out of the copy's config.
+   * Cost: each file call on a stopped instance ends with a syncfs in Incus' forkfile helper; when one is still
+   * running as the start begins, Incus waits a full second for it (seen only when the pool is busy).
    */
   private async reseal(inst: string): Promise<void> {
     const [entries] = await Promise.all([
