@@ -73,6 +73,13 @@ export function requireLab(): Promise<Lab> {
     try {
       await ping(env.INCUS_SOCKET);
     } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EACCES' || code === 'EPERM')
+        throw new Error(
+          `INCUS LAB NOT ACCESSIBLE: ${env.INCUS_SOCKET} exists but this user may not use it; run the tests as root ` +
+            'or add the user to the incus-admin group.',
+          { cause: err },
+        );
       throw new Error(
         `INCUS LAB DOWN: incusd does not answer on ${env.INCUS_SOCKET} (${(err as Error).message}). ${HOW_TO}`,
         { cause: err },

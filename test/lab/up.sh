@@ -31,7 +31,11 @@ SOCKET=/var/lib/incus/unix.socket
 export DEBIAN_FRONTEND=noninteractive
 export PATH=/usr/libexec/incus:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
-[ "$(id -u)" = 0 ] || { echo "up.sh: run as root (it installs packages and starts incusd)" >&2; exit 1; }
+if [ "$(id -u)" != 0 ]; then
+  # It installs packages and starts daemons: root, through sudo when that is there.
+  command -v sudo > /dev/null || { echo "up.sh: run as root" >&2; exit 1; }
+  exec sudo -E bash "$0" "$@"
+fi
 mkdir -p "$STATE"
 T0=$(date +%s.%N)
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}'; }
