@@ -71,3 +71,17 @@ function withTimeout<T>(promise: Promise<T>, ms: number | undefined): Promise<T>
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
+
+/**
+ * The executor to use for a sandbox: SSH when a root target is known (output streams as it comes), else the
+ * backend's exec API (Incus), else an error naming what is missing (TrueNAS needs SSH).
+ */
+export async function executorFor(
+  backend: Backend,
+  name: string,
+  ssh?: { pool: SshPool; target: SshTarget },
+): Promise<Executor> {
+  if (ssh) return sshExecutor(ssh.pool, ssh.target);
+  if ((await backend.capabilities()).exec) return backendExecutor(backend, name);
+  throw new UnsupportedError(`Running commands in a ${backend.kind} sandbox needs SSH access as root.`);
+}

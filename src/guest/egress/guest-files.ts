@@ -273,7 +273,8 @@ function units(refreshSeconds: number): FileSpec[] {
       content: `[Unit]
 Description=Pixels egress policy (re-applied at every boot, before the network)
 DefaultDependencies=no
-After=local-fs.target
+# After the distribution's nftables.service: its default /etc/nftables.conf starts with "flush ruleset".
+After=local-fs.target nftables.service
 Before=network-pre.target
 Wants=network-pre.target
 ConditionPathExists=${p.egressPolicy}

@@ -68,7 +68,7 @@ export function wrapStep(step: ProvisionStep): string {
   const delimiter = heredocDelimiter(step.body);
   const seconds = Math.max(1, Math.ceil(step.timeoutMs / 1000));
   return `set -uo pipefail
-mkdir -p ${S} ${L} && chmod 0700 ${S}
+mkdir -p ${S} ${L} && chmod 0700 ${S} && chmod 0750 ${L}
 if [ "$(cat ${S}/${step.id}.done 2>/dev/null)" = ${step.hash} ]; then echo "step ${step.id}: already done"; exit 0; fi
 rm -f ${S}/${step.id}.done
 cat > ${S}/${step.id}.sh <<'${delimiter}'

@@ -20,6 +20,7 @@ import {
   prepareSandboxAccess,
   SshPool,
   waitForSsh,
+  type SshTarget,
 } from '../../../src/ssh/index';
 import { requireLab } from '../../lab/lab';
 import { createIncusEngine, type IncusEngine } from '../../sim/engines/incus';
@@ -42,6 +43,7 @@ describe(
     let net: Internet;
     const pool = new SshPool();
 
+    const targets = new Map<string, SshTarget>();
     async function sshInto(sandbox: string, hostKey: { publicOpenSsh: string }): Promise<Executor> {
       const deadline = Date.now() + 30_000;
       let ip: string | undefined;
@@ -56,6 +58,7 @@ describe(
         privateKey: user.privateOpenSsh,
         hostKey: hostKey.publicOpenSsh,
       };
+      targets.set(sandbox, target);
       await waitForSsh(target, 60_000);
       const exec = sshExecutor(pool, target);
       await waitBooted(exec);
@@ -87,7 +90,7 @@ describe(
     test('a sandbox created through TrueNAS is provisioned over SSH and locked down', async () => {
       const hostKey = generateHostKey();
       // TrueNAS writes files only into a running sandbox: write, then restart so sshd loads the pinned key.
-    await backend.create({ name, image: 'debian/12' });
+      await backend.create({ name, image: 'debian/12' });
       // Root's authorized_keys starts empty (the file API appends to an existing file), then the access goes in.
       await backend.writeFile(name, '/root/.ssh/authorized_keys', Buffer.alloc(0), { mode: 0o600 });
       await prepareSandboxAccess(backend, name, {
@@ -117,6 +120,8 @@ describe(
       assert.equal((await fetchFrom(exec, url('denied.test'))).exitCode, 0);
       await backend.createCheckpoint(name, 'opened');
       await backend.restoreCheckpoint(name, 'locked');
+      // The restore restarted the sandbox: drop the old connection, as the extension does.
+      await pool.close(targets.get(name)!);
       await waitBooted(exec);
       const status = await recheckEgress(exec);
       assert.deepEqual(status.policy.allow, ['allowed.test']);
