@@ -9,6 +9,9 @@ STATE="$CACHE/lab"
 export PATH=/usr/libexec/incus:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 [ "$(id -u)" = 0 ] || { echo "down.sh: run as root" >&2; exit 1; }
 [ -f "$CACHE/lab.env" ] && . "$CACHE/lab.env"
+mkdir -p "$STATE"
+exec 8> "$STATE/.lock"
+flock 8 # not while up.sh runs
 
 if command -v incusd > /dev/null && incusd waitready --timeout=2 > /dev/null 2>&1; then
   for i in $(incus list -f csv -c n); do

@@ -38,6 +38,9 @@ if [ "$(id -u)" != 0 ]; then
 fi
 mkdir -p "$STATE"
 T0=$(date +%s.%N)
+# One run at a time: two incusd started at once fight over the database (and the second dies).
+exec 8> "$STATE/.lock"
+flock 8
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}'; }
 step() { echo "==> $*"; }
 apt_get() { flock /tmp/pixels-apt.lock apt-get -q -o DPkg::Lock::Timeout=900 "$@"; }
