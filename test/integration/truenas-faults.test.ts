@@ -57,19 +57,61 @@ for (const version of VERSIONS) {
     });
 
     test('socket dropped before the job id arrived: the client finds its job instead of sending it again', async () => {
-      const logins = rig.sim.callCount('auth.login_ex');
-      const creates = rig.sim.callCount('virt.instance.create');
-      rig.sim.faults.delayReplies(300); // the job id reply is still pending when the socket drops (at 50 ms)
-      rig.sim.faults.dropSocketMidJob('virt.instance.create');
-      const created = rig.backend.create({ name: 'lost', image: 'debian/12' });
-      setTimeout(() => rig.sim.faults.delayReplies(0), 150);
-      const box = await created;
-      assert.equal(box.status, 'running');
-      assert.ok(rig.sim.callCount('auth.login_ex') > logins);
-      assert.equal(rig.sim.callCount('virt.instance.create'), creates + 1, 'never re-sent blindly');
-      await assertBaseline(['px-lost:RUNNING']);
-      await rig.backend.destroy('lost');
-      await assertBaseline();
+      // An older job with the very same arguments (from another session) must not be mistaken for the one
+      // whose reply was lost.
+      const other = clientFor(rig.sim);
+      try {
+        const args = [
+          {
+            name: 'px-lost',
+            source_type: 'IMAGE',
+            image: 'debian/12',
+            instance_type: 'CONTAINER',
+            autostart: true,
+          },
+        ];
+        await other.callJob('virt.instance.create', args, { context: 'Creating' });
+        await other.callJob('virt.instance.delete', ['px-lost'], { context: 'Deleting' });
+      } finally {
+        other.dispose();
+      }
+      const lines: string[] = [];
+      const note = (m: string) => lines.push(m);
+      const backend = createTrueNASBackend(rig.config, API_KEY, {
+        trace: () => {},
+        debug: note,
+        info: note,
+        warn: note,
+        error: note,
+      });
+      try {
+        await backend.list();
+        const logins = rig.sim.callCount('auth.login_ex');
+        const creates = rig.sim.callCount('virt.instance.create');
+        rig.sim.faults.delayReplies(300); // the job id reply is still pending when the socket drops (at 50 ms)
+        rig.sim.faults.dropSocketMidJob('virt.instance.create');
+        const created = backend.create({ name: 'lost', image: 'debian/12' });
+        setTimeout(() => rig.sim.faults.delayReplies(0), 150);
+        const box = await created;
+        assert.equal(box.status, 'running');
+        assert.ok(rig.sim.callCount('auth.login_ex') > logins);
+        assert.equal(rig.sim.callCount('virt.instance.create'), creates + 1, 'never re-sent blindly');
+        const checker = clientFor(rig.sim);
+        const jobs = await checker.call<{ id: number }[]>('core.get_jobs', [
+          [['method', '=', 'virt.instance.create']],
+        ]);
+        checker.dispose();
+        const newest = Math.max(...jobs.map((j) => j.id));
+        assert.ok(
+          lines.some((l) => l.includes(`re-attached to job ${newest} `)),
+          `re-attached to the new job ${newest}: ${lines.filter((l) => /re-attached/.test(l)).join(' | ')}`,
+        );
+        await assertBaseline(['px-lost:RUNNING']);
+        await backend.destroy('lost');
+        await assertBaseline();
+      } finally {
+        backend.dispose();
+      }
     });
 
     test('socket dropped mid-job for start/stop: the outcome is awaited, not repeated', async () => {

@@ -100,6 +100,8 @@ export class TrueNASClient {
   private readonly listeners = new Set<(u: CollectionUpdate) => void>();
   private readonly connectionListeners = new Set<(up: boolean) => void>();
   private readonly startedJobIds = new Set<number>();
+  /** Highest job id known to exist; a job we lost the reply of must have a higher one (ids only grow). */
+  private maxJobIdSeen = 0;
   private versionPromise?: Promise<TrueNASVersion>;
   private reconnectTimer?: NodeJS.Timeout;
   private reconnectAttempt = 0;
@@ -234,14 +236,15 @@ export class TrueNASClient {
    */
   async callJob<T = unknown>(method: string, params: unknown[], opts: JobOptions): Promise<T> {
     if (opts.signal?.aborted) throw new CancelledError(`${opts.context} was cancelled.`);
-    const before = Date.now();
+    await this.connection();
+    const floor = this.maxJobIdSeen;
     let id: unknown;
     let reattached: JobRecord | undefined;
     try {
       id = await this.call(method, params, { context: opts.context, idempotent: false });
     } catch (err) {
       if (!(err instanceof ConnectionDroppedError && err.sent) && !(err instanceof TimeoutError)) throw err;
-      const found = await this.findOurJob(method, params, before).catch(() => undefined);
+      const found = await this.findOurJob(method, params, floor).catch(() => undefined);
       if (found === undefined) throw err;
       if (found === null) {
         this.log.info(`truenas: ${method} never reached ${this.host}; sending it again`);
@@ -252,8 +255,8 @@ export class TrueNASClient {
         reattached = found;
       }
     }
-    if (typeof id !== 'number') return id as T; // not a job on this server version: the result itself
-    this.startedJobIds.add(id);
+    if (typeof id !== 'number') return id as T; // not a job on this server version: the result itself    this.startedJobIds.add(id);
+    this.noteJobId(id);
     const done = this.jobs.wait(id, opts.context, opts.onProgress);
     if (reattached) this.jobs.update(reattached); // it may have ended while we were away
     const jobId = id;
@@ -311,6 +314,7 @@ export class TrueNASClient {
     try {
       await this.login(conn);
       for (const name of this.subscriptions) await conn.call('core.subscribe', [name], this.callTimeoutMs);
+      await this.learnNewestJobId(conn);
     } catch (err) {
       conn.close();
       if (err instanceof RpcCallError) throw mapRpcError(err, `Logging in to ${this.host}`);
@@ -415,6 +419,7 @@ export class TrueNASClient {
     const seen = new Set<number>();
     for (const row of rows) {
       seen.add(row.id);
+      this.noteJobId(row.id);
       this.jobs.update(row);
     }
     for (const id of ids) {
@@ -434,7 +439,7 @@ export class TrueNASClient {
   private async findOurJob(
     method: string,
     params: unknown[],
-    since: number,
+    floor: number,
   ): Promise<JobRecord | null | undefined> {
     const rows = await this.call<JobRecord[]>('core.get_jobs', [[['method', '=', method]]], {
       context: 'Looking for the job that lost its reply',
@@ -442,14 +447,34 @@ export class TrueNASClient {
     if (rows.some((r) => !Array.isArray(r.arguments))) return undefined;
     const want = canonical(params);
     const candidates = rows.filter(
-      (r) =>
-        !this.startedJobIds.has(r.id) && canonical(r.arguments) === want && startedAfter(r, since - 5_000),
+      (r) => r.id > floor && !this.startedJobIds.has(r.id) && canonical(r.arguments) === want,
     );
     if (candidates.length === 0) return null;
-    return candidates.reduce((a, b) => (b.id > a.id ? b : a));
+    return candidates.reduce((a, b) => (b.id < a.id ? b : a));
+  }
+  private noteJobId(id: number): void {
+    if (id > this.maxJobIdSeen) this.maxJobIdSeen = id;
+  }
+
+  /** The newest job id on the server now, so that a later lost reply is not confused with an older job. */
+  private async learnNewestJobId(conn: RpcConnection): Promise<void> {
+    try {
+      const rows = (await conn.call(
+        'core.get_jobs',
+        [[], { order_by: ['-id'], limit: 1, select: ['id'] }],
+        this.callTimeoutMs,
+      )) as { id: number }[];
+      if (rows[0] && typeof rows[0].id === 'number') this.noteJobId(rows[0].id);
+    } catch (err) {
+      this.log.debug(`truenas: could not read the newest job id: ${String(err)}`);
+    }
   }
 
   private onNotification(n: Notification): void {
+    if (n.method === 'collection_update') {
+      const p = n.params as { collection?: string; id?: unknown } | undefined;
+      if (p?.collection === 'core.get_jobs' && typeof p.id === 'number') this.noteJobId(p.id);
+    }
     if (n.method === 'notify_unsubscribed') {
       const p = n.params as { collection?: string } | undefined;
       this.log.warn(`truenas: the server ended the subscription to ${p?.collection ?? '?'}`);
@@ -474,11 +499,6 @@ export class TrueNASClient {
       }
     }
   }
-}
-
-function startedAfter(row: JobRecord, since: number): boolean {
-  const started = (row as { time_started?: { $date?: number } | null }).time_started;
-  return typeof started?.$date === 'number' ? started.$date >= since : true;
 }
 
 function lowerFirst(s: string): string {
