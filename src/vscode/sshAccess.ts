@@ -5,7 +5,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type * as vscode from 'vscode';
 import type { Backend } from '../core/backend';
-import { NotFoundError, SecurityError, ValidationError } from '../core/errors';
+import { CancelledError, NotFoundError, SecurityError, TimeoutError, ValidationError } from '../core/errors';
 import type { OperationOptions } from '../core/sandbox';
 import type { Sandbox } from '../core/sandbox';
 import type { SshPool, SshTarget, UserIdentity } from '../ssh/index';
@@ -155,13 +155,52 @@ export class SshAccess implements vscode.Disposable {
     return { ...(await this.target(serverId, sandbox)), username: user };
   }
 
+  /** Polls until a booted sandbox has its IPv4 address (DHCP takes a moment), bounded. */
+  async waitForAddress(
+    backend: Backend,
+    name: string,
+    signal?: AbortSignal,
+    timeoutMs = 60_000,
+  ): Promise<Sandbox> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (signal?.aborted) throw new CancelledError();
+      const sandbox = await backend.get(name);
+      if (sandbox.status !== 'running')
+        throw new ValidationError(`Sandbox "${name}" is ${sandbox.status}; start it first.`);
+      if (sandbox.ipv4) return sandbox;
+      if (Date.now() > deadline)
+        throw new TimeoutError(`Sandbox "${name}" got no IP address within ${timeoutMs / 1000} s.`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
   /**
-   * Waits until sshd answers with the pinned key and our login works (the connection stays warm in the pool),
-   * so a command right after a boot does not fail on "connection refused".
+   * Readiness: running, has an IP, and sshd answers with the pinned key and accepts our login (the connection
+   * stays warm in the pool). TimeoutError with what was seen last on expiry.
    */
-  async ready(target: SshTarget, timeoutMs = 60_000, signal?: AbortSignal): Promise<void> {
+  async readyTarget(
+    backend: Backend,
+    serverId: string,
+    name: string,
+    signal?: AbortSignal,
+    user = this.user,
+  ): Promise<SshTarget> {
     const ssh = await loadSsh();
-    await ssh.waitForSsh(target, { timeoutMs, pool: await this.pool(), signal, label: target.label });
+    let last: SshTarget | undefined;
+    await ssh.waitForSsh(
+      async () => {
+        const sandbox = await backend.get(name);
+        if (sandbox.status !== 'running')
+          throw new ValidationError(`Sandbox "${name}" is ${sandbox.status}; start it first.`);
+        if (!sandbox.ipv4) return undefined;
+        last = await this.targetAs(serverId, sandbox, user);
+        return last;
+      },
+      { timeoutMs: 60_000, pool: await this.pool(), signal, label: `sandbox ${name}` },
+    );
+    if (!last) throw new TimeoutError(`Sandbox "${name}" was not ready for SSH.`);
+    return last;
   }
 
   async pool(): Promise<SshPool> {

@@ -64,9 +64,7 @@ async function applyEgressPolicy(
     exec = guest.backendExecutor(backend, name);
   } else {
     step('waiting for SSH');
-    const sandbox = await waitForAddress(backend, name, op.signal);
-    const target = await services.ssh.targetAs(serverId, sandbox, 'root');
-    await services.ssh.ready(target, 120_000, op.signal);
+    const target = await services.ssh.readyTarget(backend, serverId, name, op.signal, 'root');
     exec = guest.sshExecutor(await services.ssh.pool(), target);
   }
   step('waiting for the sandbox to finish booting');
@@ -99,18 +97,6 @@ async function waitBooted(exec: Executor, signal?: AbortSignal): Promise<void> {
     await new Promise((r) => setTimeout(r, 500));
   }
   throw new TimeoutError(`The sandbox did not finish booting within 90 s (systemd said: ${last}).`);
-}
-
-/** A booted sandbox gets its address from DHCP a moment after it starts. */
-async function waitForAddress(backend: Backend, name: string, signal?: AbortSignal): Promise<Sandbox> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (signal?.aborted) throw new CancelledError();
-    const sandbox = await backend.get(name);
-    if (sandbox.ipv4) return sandbox;
-    if (Date.now() > deadline) throw new TimeoutError(`Sandbox "${name}" got no IP address within 60 s.`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
 }
 
 export async function createSandbox(services: Services, arg: unknown): Promise<Sandbox | undefined> {

@@ -24,12 +24,16 @@ async function runningSandbox(
   return { serverId: target.serverId, sandbox };
 }
 
-/** Right after a boot sshd may not answer yet: wait (bounded) with the step shown in the status bar. */
-function waitUntilReady(services: Services, target: SshTarget, name: string): Promise<void> {
+/**
+ * Right after a boot the sandbox may have no IP yet and sshd may not answer: wait (bounded, cancellable, shown in
+ * the status bar) until it answers with the pinned key and our login works. Returns the fresh target.
+ */
+async function readyTarget(services: Services, serverId: string, name: string): Promise<SshTarget> {
+  const backend = await services.registry.backend(serverId);
   return withProgress(
     `Waiting for SSH on "${name}"`,
     true,
-    (op) => services.ssh.ready(target, 60_000, op.signal),
+    (op) => services.ssh.readyTarget(backend, serverId, name, op.signal),
     vscode.ProgressLocation.Window,
   );
 }
@@ -48,7 +52,16 @@ async function open(services: Services, arg: unknown, newWindow: boolean, askPat
     });
     if (path === undefined) throw new CancelledError();
   }
-  const uri = await openInSandbox(services, serverId, sandbox, {
+  const withAddress = sandbox.ipv4
+    ? sandbox
+    : await withProgress(
+        `Waiting for an IP address of "${sandbox.name}"`,
+        true,
+        async (op) =>
+          services.ssh.waitForAddress(await services.registry.backend(serverId), sandbox.name, op.signal),
+        vscode.ProgressLocation.Window,
+      );
+  const uri = await openInSandbox(services, serverId, withAddress, {
     path,
     newWindow: typeof a.newWindow === 'boolean' ? a.newWindow : newWindow,
     requireRemoteSsh: a.requireRemoteSsh === false ? false : true,
@@ -62,8 +75,7 @@ async function openTerminal(services: Services, arg: unknown): Promise<vscode.Te
     answersOf(arg),
     'Open a terminal in which sandbox?',
   );
-  const target = await services.ssh.target(serverId, sandbox);
-  await waitUntilReady(services, target, sandbox.name);
+  const target = await readyTarget(services, serverId, sandbox.name);
   const pool = await services.ssh.pool();
   const terminal = vscode.window.createTerminal({
     name: `Pixels: ${sandbox.name}`,
@@ -88,8 +100,7 @@ async function runCommand(services: Services, arg: unknown): Promise<number | un
     });
     if (command === undefined) throw new CancelledError();
   }
-  const target = await services.ssh.target(serverId, sandbox);
-  await waitUntilReady(services, target, sandbox.name);
+  const target = await readyTarget(services, serverId, sandbox.name);
   const pool = await services.ssh.pool();
   services.log.info(`${sandbox.name}$ ${command}`);
   if (a.showLogs !== false) services.log.show();
