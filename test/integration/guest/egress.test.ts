@@ -147,6 +147,19 @@ describe('egress on real containers', { timeout: 600_000 }, () => {
     assert.notEqual(other.exitCode, 0, `a lookup through ${NET.otherDnsV4} should fail: ${other.output}`);
     await useTestResolver(backend, name, NET.dnsV4);
     assert.equal((await sh(exec, 'getent hosts allowed.test')).exitCode, 0);
+    // An explicitly configured resolver replaces the one from resolv.conf.
+    const current = (await showEgress(exec)).policy;
+    await applyEgress(exec, { ...current, resolvers: [NET.otherDnsV4] });
+    assert.notEqual(
+      (await sh(exec, 'getent hosts allowed.test')).exitCode,
+      0,
+      'resolv.conf server no longer allowed',
+    );
+    await useTestResolver(backend, name, NET.otherDnsV4);
+    assert.equal((await sh(exec, 'getent hosts allowed.test')).exitCode, 0);
+    await useTestResolver(backend, name, NET.dnsV4);
+    await applyEgress(exec, current);
+    assert.equal((await sh(exec, 'getent hosts allowed.test')).exitCode, 0);
   });
 
   test('the pixel user cannot remove the rules', async () => {
@@ -237,7 +250,13 @@ describe('egress on real containers', { timeout: 600_000 }, () => {
       `the new address became reachable without any host action: ${moved.output}`,
     );
     assert.equal((await fetchFrom(exec, url(NET.deniedV4), 4)).exitCode, 7, 'the old address left the set');
+    // The name stops resolving (DNS trouble): its last known address stays allowed.
+    net.names.delete('cdn.test');
+    const refresh = await sh(exec, 'pixels-egress refresh');
+    assert.match(refresh.output, /did not resolve \(last known addresses kept\):.* cdn\.test/);
+    assert.equal((await fetchFrom(exec, url(NET.movedV4), 4)).exitCode, 0);
     await denyEgress(exec, 'cdn.test');
+    assert.equal((await fetchFrom(exec, url(NET.movedV4), 4)).exitCode, 7);
   });
 
   test('allowlist mode allows only the user entries', async () => {
