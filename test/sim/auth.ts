@@ -161,7 +161,12 @@ export function registerAuth(registry: Registry): void {
       checkArgCount(args, 1);
       if (typeof args[0] !== 'string')
         throw new ValidationErrors([['api_key', 'Input should be a valid string', ERRNO.EINVAL]]);
-      // 25.04+: looks up the key's owner and goes through login_ex.
+      // 25.04+: looks up the key's owner and goes through login_ex. An unknown key id sleeps 1-2 s first.
+      const id = Number.parseInt(args[0].split('-')[0] ?? '', 10);
+      if (id !== Number.parseInt(env.ctx.auth.apiKey.split('-')[0] ?? '', 10)) {
+        await new Promise((resolve) => setTimeout(resolve, 1000 + Math.random() * 1000));
+        return false;
+      }
       return checkKey(env, env.ctx.auth.username, args[0]) === 'SUCCESS';
     },
   });

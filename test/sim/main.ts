@@ -120,13 +120,14 @@ async function main(): Promise<void> {
     process.stderr.write(`truenas-sim: ${(error as Error).message}\n`);
     process.exit(2);
   }
-  const server = await startSimulator({ ...cli.options, engine });
-  process.stdout.write(`truenas-sim listening on ${server.url}\n`);
+  // Signal handlers go in before the ready line: a caller may signal as soon as it reads it, and a signal that
+  // arrives before sigaction would kill the process with the default action.
+  let server: Awaited<ReturnType<typeof startSimulator>> | undefined;
   let stopping = false;
   const stop = () => {
     if (stopping) return;
     stopping = true;
-    server.close().then(
+    (server ? server.close() : engine.close()).then(
       () => process.exit(0),
       (error: unknown) => {
         process.stderr.write(`truenas-sim: error while stopping: ${(error as Error).message}\n`);
@@ -136,6 +137,12 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  server = await startSimulator({ ...cli.options, engine });
+  if (stopping) {
+    await server.close();
+    process.exit(0);
+  }
+  process.stdout.write(`truenas-sim listening on ${server.url}\n`);
 }
 
 main().catch((error: unknown) => {

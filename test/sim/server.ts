@@ -342,8 +342,12 @@ export class RpcServer implements ServerStats {
   }
 }
 
+/** Python's isinstance(id, None | int | str): booleans are ints there. */
 function validId(id: unknown): SimValue {
-  return id === null || typeof id === 'string' || (typeof id === 'number' && Number.isInteger(id))
+  return id === null ||
+    typeof id === 'string' ||
+    typeof id === 'boolean' ||
+    (typeof id === 'number' && Number.isInteger(id))
     ? id
     : null;
 }
