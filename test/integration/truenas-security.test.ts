@@ -2,7 +2,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NotAuthenticatedError, SecurityError, UnsupportedError } from '../../src/core/errors';
-import { createTrueNASBackend, probeTrueNAS } from '../../src/backends/truenas/index';
+import {
+  createTrueNASBackend,
+  probeTrueNAS,
+  UntrustedCertificateError,
+} from '../../src/backends/truenas/index';
 import { startSimulator } from '../sim/index';
 import { API_KEY, clientFor, selfSignedCert, startRig, VERSIONS, waitFor } from './truenas-fixtures';
 
@@ -127,7 +131,8 @@ describe('TrueNAS transport security', () => {
       const client = clientFor(sim);
       try {
         await assert.rejects(client.call('virt.instance.query', []), (e: Error) => {
-          assert.ok(e instanceof SecurityError, String(e));
+          assert.ok(e instanceof UntrustedCertificateError, String(e));
+          assert.equal(e.fingerprint, tls.fingerprint, 'the editor can offer to pin exactly this');
           assert.ok(e.message.includes(tls.fingerprint), `${e.message} should include ${tls.fingerprint}`);
           assert.match(e.message, /The API key was not sent/);
           return true;

@@ -71,4 +71,5 @@ export async function probeTrueNAS(
 }
 
 export { TrueNASClient } from './client';
+export { UntrustedCertificateError, normalizeFingerprint, formatFingerprint } from './tls';
 export type { ApiFamily, TrueNASVersion } from './version';

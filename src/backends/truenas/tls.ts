@@ -49,6 +49,16 @@ export function assertTransportAllowed(host: string, secure: boolean): void {
   }
 }
 
+/** The server's certificate is not trusted; `fingerprint` (AB:CD:… form) lets the editor offer to pin it. */
+export class UntrustedCertificateError extends SecurityError {
+  constructor(
+    message: string,
+    readonly fingerprint: string,
+  ) {
+    super(message);
+  }
+}
+
 export type TlsVerdict =
   { ok: true; fingerprint: string; how: 'ca' | 'pin' } | { ok: false; error: SecurityError };
 
@@ -66,9 +76,10 @@ export function judgePeer(socket: tls.TLSSocket, host: string, pin: string | und
     if (actual === normalizeFingerprint(pin)) return { ok: true, fingerprint: actual, how: 'pin' };
     return {
       ok: false,
-      error: new SecurityError(
+      error: new UntrustedCertificateError(
         `The TLS certificate of ${host} does not match the pinned fingerprint: the server presented ` +
           `${formatFingerprint(actual)}. The API key was not sent.`,
+        formatFingerprint(actual),
       ),
     };
   }
@@ -77,9 +88,10 @@ export function judgePeer(socket: tls.TLSSocket, host: string, pin: string | und
   const why = identityError?.message ?? String(socket.authorizationError ?? 'unverified certificate');
   return {
     ok: false,
-    error: new SecurityError(
+    error: new UntrustedCertificateError(
       `The TLS certificate of ${host} cannot be verified (${why}). If this is your TrueNAS's own ` +
         `self-signed certificate, pin its SHA-256 fingerprint: ${formatFingerprint(actual)}. The API key was not sent.`,
+      formatFingerprint(actual),
     ),
   };
 }

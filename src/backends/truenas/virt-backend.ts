@@ -8,7 +8,6 @@ import {
   CancelledError,
   ConnectionError,
   NotFoundError,
-  PixelsError,
   ServerError,
   TimeoutError,
   ValidationError,
@@ -772,9 +771,4 @@ export class TrueNASVirtBackend implements Backend {
       this.changes.fire({ kind: 'checkpoint', name: leaf ? shortName(leaf) : undefined });
     }
   }
-}
-
-/** For messages: anything thrown, as a PixelsError or a generic server error. */
-export function asPixelsError(err: unknown): PixelsError {
-  return err instanceof PixelsError ? err : new ServerError(String(err));
 }
