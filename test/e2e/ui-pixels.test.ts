@@ -118,6 +118,13 @@ test('Create Sandbox… through the quick input, with validation as you type', a
     await page.keyboard.press('Enter'); // egress: unrestricted (preselected)
     await page.locator('.quick-input-list .monaco-list-row', { hasText: 'No provisioning' }).waitFor();
     await page.keyboard.press('Enter'); // provision (preselected)
+    // The long work runs in a progress notification that shows the step being done.
+    const toast = page.locator('.notifications-toasts .notification-toast', {
+      hasText: 'Creating sandbox "ui-box"',
+    });
+    await toast.waitFor({ timeout: 15_000 });
+    await page.waitForTimeout(250); // the toast slides in
+    await wb.screenshot('create-progress');
     await row('ui-box').waitFor({ timeout: 60_000 });
     assert.ok((await sim.engine.listInstances()).some((i) => i.name === 'px-ui-box'));
   });
