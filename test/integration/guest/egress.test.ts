@@ -174,6 +174,12 @@ describe('egress on real containers', { timeout: 600_000 }, () => {
       const r = await sh(exec, attempt, 'pixel');
       assert.notEqual(r.exitCode, 0, `"${attempt}" as pixel should fail: ${r.output}`);
     }
+    // What stays allowed: the package wrapper, which runs as root and checks its arguments.
+    const wrapper = await sh(exec, 'sudo -n /usr/local/sbin/pixels-apt frobnicate', 'pixel');
+    assert.equal(wrapper.exitCode, 2);
+    assert.match(wrapper.output, /'frobnicate' is not allowed/);
+    const local = await sh(exec, 'sudo -n /usr/local/sbin/pixels-apt install ./evil.deb', 'pixel');
+    assert.match(local.output, /is not a package name/);
     const list = await sh(exec, 'sudo -n -l', 'pixel');
     assert.match(list.output, /pixels-apt/);
     assert.doesNotMatch(list.output, /\(ALL(:ALL)?\) NOPASSWD: ALL/);
