@@ -122,12 +122,12 @@ async function main(): Promise<void> {
   }
   // Signal handlers go in before the ready line: a caller may signal as soon as it reads it, and a signal that
   // arrives before sigaction would kill the process with the default action.
-  let server: Awaited<ReturnType<typeof startSimulator>> | undefined;
+  const running: { server?: Awaited<ReturnType<typeof startSimulator>> } = {};
   let stopping = false;
   const stop = () => {
     if (stopping) return;
     stopping = true;
-    (server ? server.close() : engine.close()).then(
+    (running.server ? running.server.close() : engine.close()).then(
       () => process.exit(0),
       (error: unknown) => {
         process.stderr.write(`truenas-sim: error while stopping: ${(error as Error).message}\n`);
@@ -137,7 +137,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  server = await startSimulator({ ...cli.options, engine });
+  const server = await startSimulator({ ...cli.options, engine });
+  running.server = server;
   if (stopping) {
     await server.close();
     process.exit(0);
