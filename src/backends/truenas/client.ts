@@ -255,7 +255,8 @@ export class TrueNASClient {
         reattached = found;
       }
     }
-    if (typeof id !== 'number') return id as T; // not a job on this server version: the result itself    this.startedJobIds.add(id);
+    if (typeof id !== 'number') return id as T; // not a job on this server version: the result itself
+    this.startedJobIds.add(id);
     this.noteJobId(id);
     const done = this.jobs.wait(id, opts.context, opts.onProgress);
     if (reattached) this.jobs.update(reattached); // it may have ended while we were away
@@ -452,6 +453,7 @@ export class TrueNASClient {
     if (candidates.length === 0) return null;
     return candidates.reduce((a, b) => (b.id < a.id ? b : a));
   }
+
   private noteJobId(id: number): void {
     if (id > this.maxJobIdSeen) this.maxJobIdSeen = id;
   }
@@ -471,10 +473,6 @@ export class TrueNASClient {
   }
 
   private onNotification(n: Notification): void {
-    if (n.method === 'collection_update') {
-      const p = n.params as { collection?: string; id?: unknown } | undefined;
-      if (p?.collection === 'core.get_jobs' && typeof p.id === 'number') this.noteJobId(p.id);
-    }
     if (n.method === 'notify_unsubscribed') {
       const p = n.params as { collection?: string } | undefined;
       this.log.warn(`truenas: the server ended the subscription to ${p?.collection ?? '?'}`);
@@ -483,13 +481,11 @@ export class TrueNASClient {
     if (n.method !== 'collection_update') return;
     const u = n.params as CollectionUpdate | undefined;
     if (!u || typeof u.collection !== 'string') return;
-    if (
-      u.collection === 'core.get_jobs' &&
-      typeof u.id === 'number' &&
-      u.fields &&
-      typeof u.fields.state === 'string'
-    ) {
-      this.jobs.update({ ...(u.fields as unknown as JobRecord), id: u.id });
+    if (u.collection === 'core.get_jobs' && typeof u.id === 'number') {
+      this.noteJobId(u.id);
+      if (u.fields && typeof u.fields.state === 'string') {
+        this.jobs.update({ ...(u.fields as unknown as JobRecord), id: u.id });
+      }
     }
     for (const l of [...this.listeners]) {
       try {
