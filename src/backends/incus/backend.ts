@@ -7,6 +7,7 @@ import { Emitter } from '../../core/disposable';
 import type { Disposable } from '../../core/disposable';
 import {
   AlreadyExistsError,
+  NotAuthorizedError,
   NotFoundError,
   PixelsError,
   TimeoutError,
@@ -92,7 +93,15 @@ export class IncusBackend implements Backend {
 
   private serverInfo(): Promise<IncusServer> {
     this.server ??= this.client.call<IncusServer>('GET', '/1.0').then(
-      (env) => env.metadata,
+      (env) => {
+        // GET /1.0 answers untrusted clients too, with less in it: say so instead of half-working.
+        if (env.metadata.auth === 'untrusted')
+          throw new NotAuthorizedError(
+            `The Incus server ${this.client.endpoint} does not trust this client certificate: add it on the server ` +
+              'with `incus config trust add-certificate <client.crt>`.',
+          );
+        return env.metadata;
+      },
       (err: unknown) => {
         this.server = undefined;
         throw err;

@@ -41,6 +41,8 @@ export interface IncusInstance {
 
 export interface IncusServer {
   api_version?: string;
+  /** "trusted" or "untrusted" (the client certificate is not in the server's trust store). */
+  auth?: string;
   environment?: {
     server_version?: string;
     server_name?: string;

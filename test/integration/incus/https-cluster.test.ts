@@ -165,6 +165,11 @@ describe('incus backend over HTTPS with a client certificate, on a cluster', { t
     });
     try {
       await assert.rejects(b.list(), NotAuthorizedError);
+      await assert.rejects(
+        b.info(),
+        (err: unknown) =>
+          err instanceof NotAuthorizedError && /does not trust this client certificate/.test(err.message),
+      );
     } finally {
       b.dispose();
     }
