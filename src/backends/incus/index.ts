@@ -1,5 +1,5 @@
 // Contract C: the Incus backend factory.
-import type { Backend } from '../../core/backend';
+import type { Backend, ServerInfo } from '../../core/backend';
 import type { Logger } from '../../core/log';
 import { IncusBackend } from './backend';
 import { connectionOptions } from './config';
@@ -21,4 +21,14 @@ export function createIncusBackend(config: IncusServerConfig, log?: Logger): Inc
     },
     log,
   );
+}
+
+/** For "Add Server…": connects once, says what the server is (members too, on a cluster), and disconnects. */
+export async function probeIncus(config: IncusServerConfig, log?: Logger): Promise<ServerInfo> {
+  const backend = createIncusBackend(config, log);
+  try {
+    return await backend.info();
+  } finally {
+    backend.dispose();
+  }
 }
