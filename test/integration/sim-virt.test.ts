@@ -218,6 +218,34 @@ describe('simulator virt per version', () => {
     await sim.close();
   });
 
+  it('with virt not initialised: NO_POOL, empty query, jobs fail "Virtualization not initialized."', async () => {
+    const sim = await startSimulator({
+      version: '25.10',
+      apiKey: KEY,
+      jobDurationMs: 10,
+      seed: true,
+      virtInitialized: false,
+    });
+    const c = await client(sim);
+    const config = await c.call<Frame>('virt.global.config');
+    assert.equal(config.state, 'NO_POOL');
+    assert.equal(config.pool, null);
+    assert.equal(config.dataset, null);
+    assert.deepEqual(await c.call('virt.instance.query'), []);
+    const create = await runJob(c, 'virt.instance.create', [{ name: 'px-n', image: 'ubuntu/24.04' }]);
+    assert.equal(create.error, '[EFAULT] Virtualization not initialized.');
+    const start = await runJob(c, 'virt.instance.start', ['px-web']);
+    assert.equal(start.error, '[EFAULT] Virtualization not initialized.');
+    const bad = await runJob(c, 'virt.instance.create', [{ name: 'px-n' }]);
+    assert.deepEqual(
+      (bad.exc_info as Frame).extra,
+      [['virt_instance_create.image', 'Field required', 22]],
+      'arguments first',
+    );
+    c.close();
+    await sim.close();
+  });
+
   it('26 has no virt.* at all, but container.query', async () => {
     const sim = await startSimulator({ version: '26', apiKey: KEY, seed: true });
     const c = await RawClient.connect(sim.url);

@@ -49,6 +49,8 @@ export interface SimContext {
   readonly faults: Faults;
   readonly auth: AuthConfig;
   readonly jobDurationMs: number;
+  /** virt.global state INITIALIZED (true) or NO_POOL (false) */
+  readonly virtInitialized: boolean;
   /** ZFS metadata the engines do not model: holds per snapshot id, and snapshots marked defer_destroy */
   readonly holds: Map<string, Set<string>>;
   readonly deferred: Set<string>;

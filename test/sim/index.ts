@@ -34,6 +34,8 @@ export interface SimOptions {
   seed?: boolean;
   treatAsRemote?: boolean;
   jobDurationMs?: number;
+  /** false: virt has no pool (state NO_POOL): queries return [], instance jobs fail "Virtualization not initialized." */
+  virtInitialized?: boolean;
 }
 
 export interface SimServer {
@@ -90,6 +92,7 @@ export async function startSimulator(options: SimOptions): Promise<SimServer> {
       revoked: false,
     },
     jobDurationMs: options.jobDurationMs ?? 50,
+    virtInitialized: options.virtInitialized ?? true,
     holds: new Map(),
     deferred: new Set(),
     hostFiles: new Map(),

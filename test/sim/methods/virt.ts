@@ -14,6 +14,18 @@ const HOST_CORES = 16;
 const DEV_TYPES = ['DISK', 'NIC', 'PROXY', 'USB', 'TPM', 'GPU', 'PCI'];
 
 export function globalConfig(ctx: SimContext): SimObject {
+  if (!ctx.virtInitialized) {
+    return {
+      id: 1,
+      pool: null,
+      dataset: null,
+      storage_pools: [],
+      bridge: null,
+      v4_network: null,
+      v6_network: null,
+      state: 'NO_POOL',
+    };
+  }
   const pool = ctx.engine.pool;
   return {
     id: 1,
@@ -87,7 +99,13 @@ function rawInstance(ctx: SimContext, rec: InstanceRecord): SimObject {
 }
 
 async function findInstance(ctx: SimContext, name: string): Promise<InstanceRecord | undefined> {
+  if (!ctx.virtInitialized) return undefined; // query() returns [] when not initialised
   return (await ctx.engine.listInstances()).find((i) => i.name === name);
+}
+
+/** virt.global.check_initialized */
+function checkInitialized(ctx: SimContext): void {
+  if (!ctx.virtInitialized) throw new CallError('Virtualization not initialized.', ERRNO.EFAULT);
 }
 
 async function mustInstance(ctx: SimContext, name: string): Promise<InstanceRecord> {
@@ -291,7 +309,9 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
       const options = isSimObject(args[1]) ? args[1] : undefined;
       const extra = options && isSimObject(options.extra) ? options.extra : {};
       const raw = extra.raw === true;
-      const rows = (await env.ctx.engine.listInstances()).map((r) => instanceEntry(env.ctx, r, raw));
+      const records =
+        env.ctx.virtInitialized || extra.skip_state === true ? await env.ctx.engine.listInstances() : [];
+      const rows = records.map((r) => instanceEntry(env.ctx, r, raw));
       return query(rows, args[0], args[1]);
     },
   });
@@ -379,6 +399,7 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
       const devices = parseDevices(env.ctx, data.devices ?? null, 'virt_instance_create', errors);
       if (errors.length) throw new ValidationErrors(errors);
       const name = data.name as string;
+      checkInitialized(env.ctx);
       // validate(): what needs state
       if (await findInstance(env.ctx, name))
         errors.push(['virt_instance_create.name', `Name '${name}' already exists`, ERRNO.EINVAL]);
@@ -444,6 +465,7 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
       const errors: ValidationItem[] = [];
       const data = validateModel(args[1] ?? {}, 'virt_instance_update', updateModel(env.ctx), errors);
       if (errors.length) throw new ValidationErrors(errors);
+      checkInitialized(env.ctx);
       await mustInstance(env.ctx, id);
       for (const field of ['root_disk_size', 'root_disk_io_bus', 'enable_vnc']) {
         if (field in data && data[field] !== null) {
@@ -486,6 +508,7 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
     handler: async (env, args) => {
       checkArgCount(args, 1);
       const id = idArg(args, 0, 'id');
+      checkInitialized(env.ctx);
       const rec = await mustInstance(env.ctx, id);
       if (rec.status !== 'RUNNING' && rec.status !== 'STOPPED') {
         throw ValidationErrors.one(
@@ -511,6 +534,7 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
       checkArgCount(args, 2);
       const id = idArg(args, 0, 'id');
       const stop = parseStopArgs(args[1]);
+      checkInitialized(env.ctx);
       // The plugin does not look the instance up: an unknown id fails inside Incus.
       await work(env, ['Stopping instance']);
       try {
@@ -530,6 +554,7 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
       checkArgCount(args, 2);
       const id = idArg(args, 0, 'id');
       const stop = parseStopArgs(args[1]);
+      checkInitialized(env.ctx);
       const rec = await mustInstance(env.ctx, id);
       if (rec.status !== 'RUNNING' && rec.status !== 'STOPPED') {
         throw ValidationErrors.one(
@@ -563,6 +588,7 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
     handler: async (env, args) => {
       checkArgCount(args, 1);
       const id = idArg(args, 0, 'id');
+      checkInitialized(env.ctx);
       const rec = await mustInstance(env.ctx, id);
       await work(env, ['Deleting instance']);
       if (rec.status === 'RUNNING') {
