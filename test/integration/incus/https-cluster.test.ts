@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createIncusBackend } from '../../../src/backends/incus/index';
+import { createIncusBackend, probeIncus } from '../../../src/backends/incus/index';
 import type { IncusBackend } from '../../../src/backends/incus/index';
 import { IncusRestClient } from '../../../src/backends/incus/rest-client';
 import { NotAuthorizedError, SecurityError } from '../../../src/core/errors';
@@ -105,6 +105,14 @@ describe('incus backend over HTTPS with a client certificate, on a cluster', { t
     assert.ok(lab.clustered, 'the lab is a one-member cluster (LAB_CLUSTER=1 in up.sh)');
     assert.deepEqual(info.clusterMembers, ['lab1']);
     assert.equal((await backend.capabilities()).clusterMembers, true);
+    const probed = await probeIncus({
+      serverId: 'probe',
+      url,
+      clientCert: client.cert,
+      clientKey: client.key,
+      serverCert: serverCertPath,
+    });
+    assert.deepEqual(probed, info);
   });
 
   test('create on a target member over HTTPS, events over wss, exec over wss, destroy', async () => {
