@@ -287,6 +287,33 @@ for (const version of VERSIONS) {
       await rig.backend.destroy('live');
     });
 
+    test('destroying a sandbox that a clone depends on keeps the clone working; nothing is left at the end', async () => {
+      await rig.backend.create({ name: 'parent', image: 'debian/12' });
+      await rig.backend.writeFile('parent', '/root/p', Buffer.from('parent-data'));
+      await rig.backend.createCheckpoint('parent', 'base');
+      await rig.backend.clone({ sandbox: 'parent', checkpoint: 'base' }, 'child');
+      await rig.backend.destroy('parent');
+      await assert.rejects(rig.backend.get('parent'), NotFoundError);
+      const child = await rig.backend.get('child');
+      assert.equal(child.status, 'running');
+      assert.equal(
+        (await rig.sim.engine.readFile(containerDs(rig.sim, 'child'), 'rootfs/root/p'))?.toString(),
+        'parent-data',
+      );
+      await rig.backend.destroy('child');
+      const st = await stateOf(rig.sim);
+      assert.ok(!st.datasets.some((d) => /px-(parent|child)/.test(d)), st.datasets.join(', '));
+      assert.ok(!st.snapshots.some((s) => /px-(parent|child)/.test(s)), st.snapshots.join(', '));
+      const deleted = (await rig.sim.engine.listDatasets()).filter((d) =>
+        d.name.includes('/.ix-virt/deleted/containers/'),
+      );
+      assert.deepEqual(
+        deleted.map((d) => d.name),
+        [],
+        'the kept source dataset went with its last clone',
+      );
+    });
+
     test('destroy removes the sandbox, its dataset and its checkpoints', async () => {
       await rig.backend.create({ name: 'doomed', image: 'debian/12' });
       await rig.backend.createCheckpoint('doomed', 'a');
