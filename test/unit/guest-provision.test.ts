@@ -108,7 +108,7 @@ test('download locations are configurable and validated', () => {
   assert.match(all, /http:\/\/mirror\.lan:8080\/mise\.sh/);
   assert.match(all, /NPM_CONFIG_REGISTRY=https:\/\/npm\.mirror\.lan\//);
   assert.match(all, /MISE_NODE_MIRROR_URL=https:\/\/node\.mirror\.lan\/dist\//);
-  assert.match(all, /deb http:\/\/deb\.mirror\.lan\/debian \$codename main/);
+  assert.match(all, /'deb %s%s %s %s\\n' '' http:\/\/deb\.mirror\.lan\/debian "\$codename" main/);
   assert.doesNotMatch(all, /https:\/\/mise\.run/);
   assert.throws(
     () => provisionSteps(options({ sources: { miseInstallerUrl: 'ftp://x/y' } })),
@@ -116,6 +116,31 @@ test('download locations are configurable and validated', () => {
   );
   assert.throws(() => provisionSteps(options({ sources: { npmRegistry: 'https://u:p@x/' } })), /credentials/);
   assert.throws(() => provisionSteps(options({ sources: { aptMirror: 'not a url' } })), /not a URL/);
+});
+
+test('URLs reach the scripts only quoted (no command substitution)', () => {
+  const url = 'http://mirror.lan/$(id)';
+  const bodies = provisionSteps(
+    options({
+      sources: { miseInstallerUrl: url, npmRegistry: url, nodeMirror: url, aptMirror: url, aptTrusted: true },
+    }),
+  ).map((s) => s.body);
+  const normalized = new URL(url).toString();
+  let seen = 0;
+  for (const body of bodies) {
+    for (let i = body.indexOf(normalized); i !== -1; i = body.indexOf(normalized, i + 1)) {
+      seen++;
+      assert.ok(
+        ["'", '='].includes(body[i - 1]) || body.slice(i - 9, i) === 'registry=',
+        body.slice(i - 40, i + 40),
+      );
+    }
+  }
+  assert.ok(seen >= 5);
+  assert.throws(
+    () => provisionSteps(options({ sources: { aptTrusted: true } })),
+    /only applies together with aptMirror/,
+  );
 });
 
 test('bad options are refused before anything runs', () => {

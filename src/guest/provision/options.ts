@@ -31,6 +31,8 @@ export interface DownloadSources {
   aptMirror?: string;
   /** Components for the apt mirror (default `main`). */
   aptComponents?: string;
+  /** Accept an unsigned apt mirror (`[trusted=yes]`): only for a local mirror you control. */
+  aptTrusted?: boolean;
   /** Extra environment for the mise installer and `mise install` (e.g. MISE_VERSION, GITHUB_TOKEN is NOT for this). */
   miseEnv?: Record<string, string>;
 }
@@ -127,6 +129,10 @@ export function resolveSources(sources: Partial<DownloadSources> = {}): Download
     if (!/^[a-z0-9-]+( [a-z0-9-]+)*$/.test(merged.aptComponents))
       throw invalid('aptComponents', 'aptComponents is a space-separated list such as "main universe".');
     out.aptComponents = merged.aptComponents;
+  }
+  if (merged.aptTrusted) {
+    if (!out.aptMirror) throw invalid('aptTrusted', 'aptTrusted only applies together with aptMirror.');
+    out.aptTrusted = true;
   }
   if (merged.miseEnv) {
     for (const key of Object.keys(merged.miseEnv))

@@ -99,10 +99,10 @@ function packagesStep(sources: DownloadSources, packages: string[]): string {
     ? `. /etc/os-release
 codename=\${VERSION_CODENAME:?the image does not name its release in /etc/os-release}
 for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-  [ -f "$f" ] && [ "$f" != /etc/apt/sources.list.d/pixels-mirror.list ] && mv -f "$f" "$f.pixels-disabled"
+  if [ -f "$f" ] && [ "$f" != /etc/apt/sources.list.d/pixels-mirror.list ]; then mv -f "$f" "$f.pixels-disabled"; fi
 done
-echo "deb ${sources.aptMirror} $codename ${sources.aptComponents ?? 'main'}" > /etc/apt/sources.list.d/pixels-mirror.list
-echo "apt mirror: ${sources.aptMirror}"
+printf 'deb %s%s %s %s\\n' ${shq(sources.aptTrusted ? '[trusted=yes] ' : '')} ${shq(sources.aptMirror)} "$codename" ${shq(sources.aptComponents ?? 'main')} > /etc/apt/sources.list.d/pixels-mirror.list
+echo "apt mirror:" ${shq(sources.aptMirror)}
 `
     : '';
   return `set -euo pipefail
@@ -177,7 +177,7 @@ ${writeFileScript({ path: `${U.home}/.config/mise/config.toml`, content: miseTom
 if [ -x ${mise} ]; then
   echo "mise already installed"
 else
-  echo "downloading the mise installer from ${sources.miseInstallerUrl}"
+  echo "downloading the mise installer from" ${shq(sources.miseInstallerUrl)}
   ${asPixel(`set -o pipefail; curl -fsSL --retry 2 --connect-timeout 20 ${shq(sources.miseInstallerUrl)} | env ${env} sh`)}
 fi
 ${asPixel(`${mise} --version`)}

@@ -28,7 +28,7 @@ export interface Internet {
   /** HTTP requests seen, as "address path". */
   requests: string[];
   /** Serves extra paths (e.g. the fake mise installer). */
-  route(path: string, body: string | ((req: http.IncomingMessage) => string)): void;
+  route(path: string, body: string | Buffer | ((req: http.IncomingMessage) => string)): void;
   close(): Promise<void>;
 }
 
@@ -154,7 +154,7 @@ export async function startInternet(
     ['cdn.test', [NET.deniedV4]],
   ]);
   const requests: string[] = [];
-  const routes = new Map<string, string | ((req: http.IncomingMessage) => string)>();
+  const routes = new Map<string, string | Buffer | ((req: http.IncomingMessage) => string)>();
   const servers: http.Server[] = [];
   const sockets: dgram.Socket[] = [];
   const close = async () => {
@@ -180,7 +180,7 @@ export async function startInternet(
         requests.push(`${local} ${req.url}`);
         const route = routes.get((req.url ?? '/').split('?')[0]);
         const body =
-          route === undefined ? `hello from ${local}\n` : typeof route === 'string' ? route : route(req);
+          route === undefined ? `hello from ${local}\n` : typeof route === 'function' ? route(req) : route;
         res.writeHead(route === undefined && req.url !== '/' ? 404 : 200, { 'content-type': 'text/plain' });
         res.end(body);
       });
