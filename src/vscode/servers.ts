@@ -113,10 +113,6 @@ export class ServerRegistry implements vscode.Disposable {
     return this.config;
   }
 
-  configProblems(): readonly ConfigProblem[] {
-    return this.problems;
-  }
-
   servers(): ServerConfig[] {
     return this.config.servers;
   }
@@ -141,12 +137,6 @@ export class ServerRegistry implements vscode.Disposable {
       () => this.backends.delete(serverId), // a failed creation is retried on the next call
     );
     return backend;
-  }
-
-  /** Backends that exist already (no creation). */
-  async existingBackends(): Promise<Backend[]> {
-    const settled = await Promise.allSettled([...this.backends.values()].map((e) => e.backend));
-    return settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   }
 
   private async createBackend(server: ServerConfig): Promise<Backend> {

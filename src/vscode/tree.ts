@@ -255,10 +255,6 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     return item;
   }
 
-  refreshView(): void {
-    this.emitter.fire(undefined);
-  }
-
   dispose(): void {
     for (const s of this.subscriptions) s.dispose();
     this.emitter.dispose();

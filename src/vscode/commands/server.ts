@@ -1,6 +1,7 @@
 // Servers and the view: Add Server…, Remove Server, Refresh, Filter…, Show Logs, importing API keys.
 import * as vscode from 'vscode';
 import { CancelledError, ValidationError } from '../../core/errors';
+import { registerSecret } from '../../core/log';
 import type { ServerConfig, ServerKind } from '../../core/config';
 import { CommandIds } from '../commandIds';
 import { loadIncus, loadTrueNAS } from '../lazy';
@@ -204,6 +205,7 @@ async function probe(services: Services, server: NewServer, apiKey: string | und
 export async function addServer(services: Services, arg: unknown): Promise<string> {
   const a = answersOf(arg);
   const { server, apiKey } = serverFromAnswers(services, a) ?? (await promptServer(services));
+  if (apiKey) registerSecret(apiKey); // redacted from the log from now on, even if the probe fails
   const version = await vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: `Connecting to ${server.label}…` },
     () => probe(services, server, apiKey),
