@@ -135,14 +135,15 @@ export class JobManager {
   abort(job: Job): void {
     if (job.finished) return;
     job.abortRequested = true;
+    if (job.state === 'WAITING') {
+      this.end(job, 'ABORTED'); // never started: ends now, and run() skips it when its lock frees
+      return;
+    }
     job.wake?.();
   }
 
   private async run(job: Job): Promise<void> {
-    if (job.abortRequested) {
-      this.end(job, 'ABORTED');
-      return;
-    }
+    if (job.finished) return;
     job.state = 'RUNNING';
     this.emit(job, 'CHANGED');
     const ctx: JobRunContext = {
