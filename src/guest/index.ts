@@ -23,6 +23,7 @@ export {
   type ToolSpec,
 } from './provision/options';
 export { provisionSteps, type ProvisionStep, type StepId } from './provision/steps';
+export { ProvisionTracker, type StepView } from './provision/progress';
 export {
   ProvisionStepError,
   runProvision,
@@ -41,6 +42,7 @@ export {
   EGRESS_MODES,
   buildPolicy,
   effectiveEntries,
+  egressSummary,
   isEgressMode,
   validateEgressMode,
   type EgressPolicy,

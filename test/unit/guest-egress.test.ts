@@ -6,6 +6,7 @@ import {
   buildPolicy,
   effectiveEntries,
   egressEntryProblem,
+  egressSummary,
   parseEgressEntry,
 } from '../../src/guest/index';
 import {
@@ -152,4 +153,10 @@ test('policy file: round trip, one item per line, malformed files refused', () =
   assert.throws(() => parsePolicy('{"version":2}'), /Unsupported egress policy version/);
   assert.throws(() => parsePolicy('{"version":1,"mode":"agent","allow":"x"}'), /must be a list of strings/);
   assert.throws(() => parsePolicy('{"version":1,"mode":"agent","allow":["a\\",b"]}'), ValidationError);
+});
+
+test('summary label for the tree row', () => {
+  assert.equal(egressSummary(buildPolicy('unrestricted', ['a.example'])), 'unrestricted');
+  assert.equal(egressSummary(buildPolicy('allowlist', ['a.example', '10.0.0.1'])), 'allowlist · 2 allowed');
+  assert.match(egressSummary(buildPolicy('agent', ['a.example'])), /^agent · \d+ allowed$/);
 });

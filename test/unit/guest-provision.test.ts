@@ -14,6 +14,7 @@ import {
   expandEnv,
   provisionSteps,
   ProvisionStepError,
+  ProvisionTracker,
   resolveEnv,
   runProvision,
   type Executor,
@@ -272,4 +273,31 @@ test('runner: exit 124 and a host-side timeout are reported as timeouts; cancel 
   const ac = new AbortController();
   ac.abort();
   await assert.rejects(runProvision(scriptedExecutor({}), steps, { signal: ac.signal }), CancelledError);
+});
+
+test('tracker: states, current step, percent, headline, bounded log', async () => {
+  const steps = provisionSteps(options({ devtools: false, setupScript: undefined }));
+  const tracker = new ProvisionTracker(3);
+  const seen: string[] = [];
+  const exec: Executor = async (script, opts = {}) => {
+    if (script.includes('for f in /var/lib/pixels/provision/*.done'))
+      return { exitCode: 0, output: `user ${steps[0].hash}\n` };
+    seen.push(tracker.headline);
+    opts.onOutput?.('a\nb\nc\nd\n');
+    return { exitCode: script.includes('pixels-provision-env') ? 9 : 0, output: '' };
+  };
+  await assert.rejects(runProvision(exec, steps, { onEvent: tracker.onEvent }), ProvisionStepError);
+  assert.deepEqual(seen, [
+    'Install system packages (2/5)',
+    'Set up SSH access (3/5)',
+    'Write environment (4/5)',
+  ]);
+  assert.deepEqual(
+    tracker.all.map((s) => `${s.id}:${s.state}${s.alreadyDone ? '(earlier)' : ''}`),
+    ['user:done(earlier)', 'packages:done', 'ssh:done', 'env:failed', 'egress:pending'],
+  );
+  assert.equal(tracker.percent, 60);
+  assert.equal(tracker.active, false);
+  assert.equal(tracker.headline, 'Write environment failed');
+  assert.deepEqual(tracker.all[1].log, ['b', 'c', 'd']);
 });

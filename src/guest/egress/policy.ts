@@ -119,6 +119,12 @@ export function effectiveEntries(policy: EgressPolicy): string[] {
   return all.filter((e, i) => all.indexOf(e) === i);
 }
 
+/** A short label for the tree row and `network show`: "agent · 41 allowed", "allowlist · 2 allowed", "unrestricted". */
+export function egressSummary(policy: EgressPolicy): string {
+  if (policy.mode === 'unrestricted') return 'unrestricted';
+  return `${policy.mode} · ${effectiveEntries(policy).length} allowed`;
+}
+
 /**
  * The file format: pretty JSON, one list item per line. The in-sandbox script parses it with sed, which is
  * safe because every value was validated to contain no quotes, commas, brackets or spaces.
