@@ -109,6 +109,24 @@ describe('simulator auth on 25.04', () => {
   });
 });
 
+describe('simulator rate limit (opt-in)', () => {
+  it('answers the 21st unauthenticated auth.login_ex within a minute with EBUSY "Rate Limit Exceeded"', async () => {
+    const sim = await startSimulator({ version: '25.10', apiKey: KEY, rateLimit: true });
+    const c = await RawClient.connect(sim.url);
+    for (let i = 0; i < 20; i += 1) {
+      assert.deepEqual(await loginEx(c, `3-${'x'.repeat(64)}`), { response_type: 'AUTH_ERR' });
+    }
+    const limited = await c.request('auth.login_ex', [
+      { mechanism: 'API_KEY_PLAIN', username: 'admin', api_key: KEY },
+    ]);
+    assert.equal(limited.error?.code, -32001);
+    assert.equal(limited.error?.data?.reason, '[EBUSY] Rate Limit Exceeded');
+    assert.equal(await c.call('core.ping'), 'pong', 'counted per method');
+    c.close();
+    await sim.close();
+  });
+});
+
 describe('simulator API-key revocation (treatAsRemote)', () => {
   let dir: string;
   let tls: { key: string; cert: string };

@@ -51,6 +51,8 @@ export interface SimContext {
   readonly jobDurationMs: number;
   /** virt.global state INITIALIZED (true) or NO_POOL (false) */
   readonly virtInitialized: boolean;
+  /** limit unauthenticated calls (utils/rate_limit/cache.py) */
+  readonly rateLimit: boolean;
   /** ZFS metadata the engines do not model: holds per snapshot id, and snapshots marked defer_destroy */
   readonly holds: Map<string, Set<string>>;
   readonly deferred: Set<string>;

@@ -36,6 +36,8 @@ export interface SimOptions {
   jobDurationMs?: number;
   /** false: virt has no pool (state NO_POOL): queries return [], instance jobs fail "Virtualization not initialized." */
   virtInitialized?: boolean;
+  /** the unauthenticated-call rate limit (20 calls per 60 s per method, then EBUSY "Rate Limit Exceeded"); default off */
+  rateLimit?: boolean;
 }
 
 export interface SimServer {
@@ -93,6 +95,7 @@ export async function startSimulator(options: SimOptions): Promise<SimServer> {
     },
     jobDurationMs: options.jobDurationMs ?? 50,
     virtInitialized: options.virtInitialized ?? true,
+    rateLimit: options.rateLimit ?? false,
     holds: new Map(),
     deferred: new Set(),
     hostFiles: new Map(),

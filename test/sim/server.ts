@@ -26,6 +26,8 @@ const LIMIT_EXTENDED = 2097152;
 const EXTENDED_METHODS = new Set(['filesystem.file_receive', 'failover.datastore.sql']);
 const SEMAPHORE_SOFT = 10;
 const SEMAPHORE_HARD = 20;
+const RATE_MAX_CALLS = 20;
+const RATE_WINDOW_MS = 60_000;
 
 export const API_VERSIONS: Record<SimVersion, string[]> = {
   '25.04': ['v25.04.0', 'v25.04.1', 'v25.04.2'],
@@ -106,6 +108,7 @@ export class RpcServer implements ServerStats {
   private readonly wss: WebSocketServer;
   private readonly conns = new Set<Connection>();
   private readonly calls = new Map<string, number>();
+  private readonly unauthCalls = new Map<string, number[]>();
   private nextConnId = 1;
   private readonly paths: Set<string>;
 
@@ -284,12 +287,25 @@ export class RpcServer implements ServerStats {
     }
   }
 
+  /** Unauthenticated calls: 20 per 60 s per method (all clients share the loopback address). */
+  private async rateLimited(method: string): Promise<void> {
+    const now = Date.now();
+    const recent = (this.unauthCalls.get(method) ?? []).filter((t) => now - t < RATE_WINDOW_MS);
+    recent.push(now);
+    this.unauthCalls.set(method, recent);
+    if (recent.length > RATE_MAX_CALLS) {
+      await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 400));
+      throw new CallError('Rate Limit Exceeded', ERRNO.EBUSY);
+    }
+  }
+
   private async invoke(
     conn: Connection,
     id: SimValue | undefined,
     spec: MethodSpec,
     args: SimValue[],
   ): Promise<SimValue> {
+    if (spec.noAuth && !conn.session && this.ctx.rateLimit) await this.rateLimited(spec.name);
     if (!spec.noAuth) {
       if (!conn.session) throw new CallError('Not authenticated', ERRNO.ENOTAUTHENTICATED);
       if (this.ctx.faults.takeExpire()) {
