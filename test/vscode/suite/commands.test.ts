@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { startSimulator, type SimServer } from '../../sim/index';
+import { createTrueNASBackend } from '../../../src/backends/truenas/index';
 import type { Checkpoint, Sandbox } from '../../../src/core/sandbox';
 import { API_KEY, EXTENSION_ID, pixelsApi, sandboxRows, setServers, showView, simServer } from './helpers';
 
@@ -298,5 +299,60 @@ suite('commands', () => {
     roots = await api.treeChildren();
     names = (await api.treeChildren(roots[0])).map((n) => (n.type === 'sandbox' ? n.sandbox.name : ''));
     assert.ok(names.length >= 3);
+  });
+});
+
+suite('refresh from server events', () => {
+  let sim: SimServer;
+
+  suiteSetup(async () => {
+    sim = await startSimulator({ version: '25.10', apiKey: API_KEY, seed: true });
+    const api = await pixelsApi();
+    await api.setApiKey('events', API_KEY);
+    await setServers([simServer(sim.port, 'events')]);
+    await showView();
+    await api.treeChildren();
+  });
+
+  suiteTeardown(async () => {
+    await setServers([]);
+    await sim.close();
+  });
+
+  test('a sandbox made by another client shows up without a manual refresh, with a bounded number of list calls', async () => {
+    const api = await pixelsApi();
+    const names = async () => {
+      const roots = await api.treeChildren();
+      if (!roots.length) return [];
+      return (await api.treeChildren(roots[0])).flatMap((n) =>
+        n.type === 'sandbox' ? [n.sandbox.name] : [],
+      );
+    };
+    assert.ok(!(await names()).includes('other'));
+    const listCallsBefore = sim.callCount('virt.instance.query');
+    const other = createTrueNASBackend(
+      { serverId: 'other', host: '127.0.0.1', port: sim.port, secure: false, username: 'admin' },
+      API_KEY,
+    );
+    try {
+      await other.create({ name: 'other', image: 'ubuntu/24.04', start: true });
+      const deadline = Date.now() + 10_000;
+      while (!(await names()).includes('other')) {
+        assert.ok(Date.now() < deadline, 'the tree did not pick up the server event within 10 s');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await other.destroy('other');
+    } finally {
+      other.dispose();
+    }
+    const deadline = Date.now() + 10_000;
+    while ((await names()).includes('other')) {
+      assert.ok(Date.now() < deadline, 'the destroy did not reach the tree within 10 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // create + start + destroy send a burst of events; debouncing turns them into a few reloads, not one each
+    const reloads = sim.callCount('virt.instance.query') - listCallsBefore;
+    console.log(`events: ${reloads} list calls for a create + start + destroy by another client`);
+    assert.ok(reloads <= 8, `${reloads} list calls`);
   });
 });
