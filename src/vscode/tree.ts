@@ -291,6 +291,9 @@ function sandboxItem(node: SandboxNode): vscode.TreeItem {
   rows.push(`| Instance | \`${escapeMd(s.instanceName)}\` |`);
   item.tooltip = new vscode.MarkdownString(rows.join('\n'));
   item.contextValue = `sandbox+${s.status}${s.ipv4 ? '+ip' : ''}`;
+  item.accessibilityInformation = {
+    label: `Sandbox ${s.name}, ${[s.status, s.ipv4, egress].filter(Boolean).join(', ')}`,
+  };
   return item;
 }
 
@@ -313,6 +316,7 @@ function checkpointItem(node: CheckpointNode): vscode.TreeItem {
     ].join('\n'),
   );
   item.contextValue = 'checkpoint';
+  item.accessibilityInformation = { label: `Checkpoint ${c.label}, ${item.description}` };
   return item;
 }
 

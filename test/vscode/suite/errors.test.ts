@@ -127,6 +127,28 @@ suite('error paths', () => {
     }
   });
 
+  test('one of two servers down: both listed, the down one marked with its reason and a retry row', async () => {
+    const api = await pixelsApi();
+    await api.setApiKey('sim', API_KEY);
+    await api.setApiKey('gone', API_KEY);
+    const gone = await startSimulator({ version: '25.10', apiKey: API_KEY });
+    const port = gone.port;
+    await gone.close();
+    await setServers([simServer(sim.port), { ...simServer(port, 'gone'), label: 'Gone' }]);
+    await vscode.commands.executeCommand('pixels.refresh');
+    const roots = await api.treeChildren();
+    assert.equal(roots.length, 2);
+    assert.equal(api.viewState(), 'ok');
+    const down = roots.find((n) => n.type === 'server' && n.serverId === 'gone')!;
+    const item = api.treeItem(down);
+    assert.equal(item.contextValue, 'server+error');
+    assert.equal(item.description, 'unreachable');
+    assert.equal(item.color, 'charts.red');
+    const [info] = await api.treeChildren(down);
+    assert.equal(info.type, 'info');
+    assert.ok(api.treeItem(info).label.length > 0);
+  });
+
   test('no API key stored: a clear message naming Add Server', async () => {
     const api = await pixelsApi();
     await setServers([simServer(sim.port, 'nokey')]);
