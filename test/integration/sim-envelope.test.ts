@@ -156,7 +156,7 @@ describe('simulator envelope', () => {
   it('refuses more than 20 concurrent calls per connection with -32000', async () => {
     const c = await RawClient.connect(sim.url);
     await c.login(KEY);
-    sim.faults.delayReplies(300);
+    sim.faults.delayReplies(1000);
     try {
       const replies = await Promise.all(Array.from({ length: 25 }, () => c.request('core.ping', [], 5000)));
       const refused = replies.filter((r) => r.error);

@@ -52,10 +52,10 @@ describe('simulator faults', () => {
 
   it('delayReplies: replies wait, events do not', async () => {
     const c = await client(sim);
-    sim.faults.delayReplies(250);
+    sim.faults.delayReplies(600);
     const started = Date.now();
     assert.equal(await c.call('core.ping'), 'pong');
-    assert.ok(Date.now() - started >= 240, 'reply was delayed');
+    assert.ok(Date.now() - started >= 590, 'reply was delayed');
     const reply = c.request('virt.instance.create', [
       { name: 'px-delay', image: 'ubuntu/24.04', autostart: false },
     ]);
@@ -69,7 +69,7 @@ describe('simulator faults', () => {
     sim.faults.delayReplies(0);
     const quick = Date.now();
     await c.call('core.ping');
-    assert.ok(Date.now() - quick < 200);
+    assert.ok(Date.now() - quick < 500, 'no delay once switched off');
     c.close();
   });
 
@@ -125,7 +125,7 @@ describe('simulator faults', () => {
 
   it('reset turns every switch off', async () => {
     sim.faults.dropSocketMidJob();
-    sim.faults.delayReplies(1000);
+    sim.faults.delayReplies(3000);
     sim.faults.failNextJob();
     sim.faults.expireSession();
     sim.faults.tooManyCalls(5);
@@ -134,7 +134,7 @@ describe('simulator faults', () => {
     const started = Date.now();
     const id = await c.call<number>('virt.instance.start', ['px-drop']);
     assert.equal((await c.jobEnd(id)).state, 'SUCCESS');
-    assert.ok(Date.now() - started < 1000);
+    assert.ok(Date.now() - started < 2500, 'replies are not delayed any more');
     assert.equal(await c.call('system.version'), 'TrueNAS-25.10.1');
     c.close();
   });

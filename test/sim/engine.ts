@@ -151,7 +151,8 @@ export interface SimEngine {
   /** ENOENT unknown ("Instance not found"); EBUSY already stopped ("The instance is already stopped"). */
   stopInstance(name: string, force: boolean, timeoutSeconds: number): Promise<void>;
   /** Stops if needed and removes the instance and its root dataset with its snapshots. If a snapshot of it has
-   *  clones, the dataset is kept under `<pool>/.ix-virt/deleted/containers/` (as Incus does) instead. */
+   *  clones, the dataset is kept under `<pool>/.ix-virt/deleted/containers/` (as Incus does) instead, and removed
+   *  once a later deleteInstance takes away its last clone. */
   deleteInstance(name: string): Promise<void>;
   /** Optional: status changes made outside the API (a container that shut itself down). */
   onInstanceChange?(listener: InstanceChangeListener): () => void;
