@@ -144,6 +144,17 @@ for (const version of VERSIONS) {
         await new Promise((r) => setTimeout(r, 500));
         const rows = await client.call<unknown[]>('virt.instance.query', [[['name', '^', 'px-']]]);
         assert.equal(rows.length, 1);
+
+        // A job whose id reply times out is found among the server's jobs and awaited, not sent again.
+        const stops = rig.sim.callCount('virt.instance.stop');
+        rig.sim.faults.delayReplies(300);
+        setTimeout(() => rig.sim.faults.delayReplies(0), 100);
+        await client.callJob('virt.instance.stop', ['px-keep', { timeout: 5, force: true }], {
+          context: 'Stopping',
+        });
+        assert.equal(rig.sim.callCount('virt.instance.stop'), stops + 1);
+        assert.equal((await rig.backend.get('keep')).status, 'stopped');
+        await rig.backend.start('keep');
       } finally {
         client.dispose();
       }

@@ -265,17 +265,7 @@ export class TrueNASVirtBackend implements Backend {
         await this.removeHalfMade(name);
         throw err;
       }
-      // The reply was lost: the instance exists or it does not; the server's state decides.
-      if (
-        (err instanceof ConnectionError || err instanceof TimeoutError) &&
-        /outcome is unknown/.test(err.message)
-      ) {
-        const inst = await this.findInstance(name).catch(() => undefined);
-        if (inst) {
-          this.log.info(`truenas: "${name}" exists after a lost reply; treating the create as done`);
-          return this.get(name);
-        }
-      }
+      if (await this.happenedAnyway(err, name, (inst) => inst !== undefined)) return this.get(name);
       throw err;
     }
     return this.get(name);
@@ -285,22 +275,30 @@ export class TrueNASVirtBackend implements Backend {
     validateSandboxName(name);
     const inst = await this.requireInstance(name);
     if (inst.status === 'RUNNING') return;
-    await this.client.callJob('virt.instance.start', [instanceName(name)], {
-      context: `Starting sandbox "${name}"`,
-      onProgress: op?.onProgress,
-      signal: op?.signal,
-    });
+    try {
+      await this.client.callJob('virt.instance.start', [instanceName(name)], {
+        context: `Starting sandbox "${name}"`,
+        onProgress: op?.onProgress,
+        signal: op?.signal,
+      });
+    } catch (err) {
+      if (!(await this.happenedAnyway(err, name, (i) => i?.status === 'RUNNING'))) throw err;
+    }
   }
 
   async stop(name: string, options?: StopOptions, op?: OperationOptions): Promise<void> {
     validateSandboxName(name);
     const inst = await this.requireInstance(name);
     if (inst.status === 'STOPPED') return;
-    await this.client.callJob('virt.instance.stop', [instanceName(name), this.stopArgs(options)], {
-      context: `Stopping sandbox "${name}"`,
-      onProgress: op?.onProgress,
-      signal: op?.signal,
-    });
+    try {
+      await this.client.callJob('virt.instance.stop', [instanceName(name), this.stopArgs(options)], {
+        context: `Stopping sandbox "${name}"`,
+        onProgress: op?.onProgress,
+        signal: op?.signal,
+      });
+    } catch (err) {
+      if (!(await this.happenedAnyway(err, name, (i) => i?.status === 'STOPPED'))) throw err;
+    }
   }
 
   async restart(name: string, options?: StopOptions, op?: OperationOptions): Promise<void> {
@@ -319,11 +317,15 @@ export class TrueNASVirtBackend implements Backend {
     validateSandboxName(name);
     await this.requireInstance(name);
     const [snapshots, g] = await Promise.all([this.snapshots(), this.global()]);
-    await this.client.callJob('virt.instance.delete', [instanceName(name)], {
-      context: `Destroying sandbox "${name}"`,
-      onProgress: op?.onProgress,
-      signal: op?.signal,
-    });
+    try {
+      await this.client.callJob('virt.instance.delete', [instanceName(name)], {
+        context: `Destroying sandbox "${name}"`,
+        onProgress: op?.onProgress,
+        signal: op?.signal,
+      });
+    } catch (err) {
+      if (!(await this.happenedAnyway(err, name, (i) => i === undefined))) throw err;
+    }
     // Belt and braces: nothing of it may stay listed under its name.
     const left = await snapshots.query(
       [['dataset', '=', this.datasetOf(g, name)]],
@@ -723,6 +725,30 @@ export class TrueNASVirtBackend implements Backend {
     } catch (err) {
       this.log.warn(`truenas: could not remove the temporary snapshot ${id}: ${String(err)}`);
     }
+  }
+
+  /**
+   * After a lost reply (the client could not find the job either), the server's state decides whether the
+   * operation happened: `done` looks at the instance as it is now (undefined: it does not exist).
+   */
+  private async happenedAnyway(
+    err: unknown,
+    name: string,
+    done: (inst: VirtInstance | undefined) => boolean,
+  ): Promise<boolean> {
+    const unknownOutcome =
+      (err instanceof ConnectionError || err instanceof TimeoutError) &&
+      /outcome .*unknown/.test(err.message);
+    if (!unknownOutcome) return false;
+    try {
+      if (done(await this.findInstance(name))) {
+        this.log.info(`truenas: "${name}" is in the expected state after a lost reply; treating it as done`);
+        return true;
+      }
+    } catch {
+      // still unreachable: the original error says it best
+    }
+    return false;
   }
 
   private async startQuietly(name: string): Promise<void> {
