@@ -167,16 +167,23 @@ resolve_all() {
   if [ -n "$missing" ]; then echo "pixels-egress: did not resolve (last known addresses kept):$missing" >&2; fi
 }
 
-# Replaces the resolved addresses in one transaction: no moment without them.
+# Replaces the resolved addresses and the DNS servers in one transaction: no moment without them. The servers
+# are refreshed too because DHCP may hand them out after the boot-time apply (systemd-resolved images).
 refill() {
-  local r4 r6
+  local r4 r6 d4 d6
   r4=$(cached | only is_v4 | join_lines)
   r6=$(cached | only is_v6 | join_lines)
+  d4=$(resolvers | only is_v4 | join_lines)
+  d6=$(resolvers | only is_v6 | join_lines)
   {
     echo "flush set inet $TABLE resolved4"
     echo "flush set inet $TABLE resolved6"
+    echo "flush set inet $TABLE dns4"
+    echo "flush set inet $TABLE dns6"
     if [ -n "$r4" ]; then echo "add element inet $TABLE resolved4 { $r4 }"; fi
     if [ -n "$r6" ]; then echo "add element inet $TABLE resolved6 { $r6 }"; fi
+    if [ -n "$d4" ]; then echo "add element inet $TABLE dns4 { $d4 }"; fi
+    if [ -n "$d6" ]; then echo "add element inet $TABLE dns6 { $d6 }"; fi
   } | nft -f -
 }
 
@@ -211,6 +218,7 @@ cmd_refresh() {
     cmd_apply
     return
   fi
+  refill # current DNS servers first, so the lookups below can reach them
   resolve_all
   refill
 }
@@ -309,6 +317,7 @@ Description=Pixels egress: re-resolve the allowed domains periodically
 
 [Timer]
 OnBootSec=3s
+OnBootSec=30s
 OnUnitActiveSec=${refreshSeconds}s
 AccuracySec=5s
 

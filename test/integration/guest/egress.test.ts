@@ -145,7 +145,16 @@ describe('egress on real containers', { timeout: 600_000 }, () => {
     await useTestResolver(backend, name, NET.otherDnsV4);
     const other = await sh(exec, 'getent hosts allowed.test');
     assert.notEqual(other.exitCode, 0, `a lookup through ${NET.otherDnsV4} should fail: ${other.output}`);
+    // The next refresh follows the sandbox's resolv.conf (DHCP may set it after boot), and only that server.
+    await sh(exec, 'pixels-egress refresh');
+    assert.equal(
+      (await sh(exec, 'getent hosts allowed.test')).exitCode,
+      0,
+      'the new resolver is allowed after refresh',
+    );
     await useTestResolver(backend, name, NET.dnsV4);
+    assert.notEqual((await sh(exec, 'getent hosts allowed.test')).exitCode, 0, 'the old one is not');
+    await sh(exec, 'pixels-egress refresh');
     assert.equal((await sh(exec, 'getent hosts allowed.test')).exitCode, 0);
     // An explicitly configured resolver replaces the one from resolv.conf.
     const current = (await showEgress(exec)).policy;
