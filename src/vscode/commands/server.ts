@@ -182,8 +182,8 @@ async function probe(services: Services, server: NewServer, apiKey: string | und
     );
     return info.version;
   }
-  const { createIncusBackend } = await loadIncus();
-  const backend = createIncusBackend(
+  const { probeIncus } = await loadIncus();
+  const info = await probeIncus(
     {
       serverId: server.id,
       socketPath: server.socketPath,
@@ -195,11 +195,7 @@ async function probe(services: Services, server: NewServer, apiKey: string | und
     },
     services.log,
   );
-  try {
-    return (await backend.info()).version;
-  } finally {
-    backend.dispose();
-  }
+  return info.version;
 }
 
 export async function addServer(services: Services, arg: unknown): Promise<string> {

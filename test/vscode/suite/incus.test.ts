@@ -42,6 +42,29 @@ suite('against the real Incus lab', function () {
     if (sshDir) rmSync(sshDir, { recursive: true, force: true });
   });
 
+  test('Add Server… for Incus probes the socket; a wrong path saves nothing', async () => {
+    const api = await pixelsApi();
+    const bad = await vscode.commands.executeCommand('pixels.addServer', {
+      kind: 'incus',
+      id: 'nowhere',
+      socketPath: '/run/no-such-dir/incus.socket',
+    });
+    assert.equal(bad, undefined);
+    assert.equal(api.lastError()?.action, 'Add server');
+    const ok = await vscode.commands.executeCommand('pixels.addServer', {
+      kind: 'incus',
+      id: 'lab2',
+      label: 'Lab again',
+      socketPath: lab.socket,
+    });
+    assert.equal(ok, 'lab2', api.lastError()?.message);
+    const ids = (
+      vscode.workspace.getConfiguration('pixels').inspect<{ id: string }[]>('servers')?.globalValue ?? []
+    ).map((s) => s.id);
+    assert.deepEqual(ids, ['lab', 'lab2']);
+    assert.equal(await vscode.commands.executeCommand('pixels.removeServer', { server: 'lab2' }), true);
+  });
+
   test('create with the "agent" egress policy: enforced inside (through the exec API, no SSH needed)', async () => {
     const api = await pixelsApi();
     const plain = `${prefix}-b`;
