@@ -41,18 +41,24 @@ export async function seed(engine: SimEngine, now = new Date()): Promise<void> {
 
   const web = `${engine.pool}/.ix-virt/containers/px-web`;
   await write(engine, 'px-web', 'home/pixel/app/package.json', '{"name":"web","version":"0.1.0"}\n');
+  // Logs change between checkpoints, so every checkpoint holds a few unique blocks (a non-zero `used`).
+  await write(engine, 'px-web', 'var/log/syslog', 'systemd[1]: Started Session 1.\n'.repeat(9000));
   const webFirst = new Date(now.getTime() - 3 * DAY - 5 * HOUR);
   await engine.createSnapshot(web, label(webFirst), { creation: webFirst });
   await write(engine, 'px-web', 'home/pixel/app/index.js', 'console.log("hello");\n'.repeat(4000));
+  await write(engine, 'px-web', 'var/log/syslog', 'sshd[812]: Accepted publickey for pixel\n'.repeat(21000));
   const webSecond = new Date(now.getTime() - 5 * HOUR - 17 * 60_000);
   await engine.createSnapshot(web, label(webSecond), { creation: webSecond });
   await write(engine, 'px-web', 'home/pixel/app/README.md', '# web\n');
+  await write(engine, 'px-web', 'var/log/syslog', 'node[1200]: listening on :3000\n'.repeat(3000));
 
   const agent = `${engine.pool}/.ix-virt/containers/px-agent`;
   await write(engine, 'px-agent', 'home/pixel/.claude/settings.json', '{"model":"default"}\n');
+  await write(engine, 'px-agent', 'var/log/syslog', 'claude[77]: session started\n'.repeat(12000));
   const agentFirst = new Date(now.getTime() - 26 * HOUR);
   await engine.createSnapshot(agent, 'ready', { creation: agentFirst });
 
+  await write(engine, 'px-agent', 'var/log/syslog', 'claude[77]: task finished\n'.repeat(800));
   await engine.startInstance('px-web');
   await engine.startInstance('px-agent');
 }
