@@ -65,6 +65,9 @@ function asPixel(command: string): string {
   return `runuser -l ${U.name} -c ${shq(command)}`;
 }
 
+/** Default users of distribution images that hold uid 1000; provisioning renames them to pixel. */
+const DEFAULT_IMAGE_USERS = ['ubuntu', 'debian'];
+
 function userStep(): string {
   return `set -euo pipefail
 if getent passwd ${U.name} > /dev/null; then
@@ -72,15 +75,39 @@ if getent passwd ${U.name} > /dev/null; then
   [ "$uid" = ${U.uid} ] || { echo "user ${U.name} exists with uid $uid; Pixels needs uid ${U.uid}" >&2; exit 1; }
 else
   owner=$(getent passwd ${U.uid} | cut -d: -f1 || true)
-  [ -z "$owner" ] || { echo "uid ${U.uid} is already taken by user $owner; Pixels needs it for ${U.name}" >&2; exit 1; }
-  if ! getent group ${U.name} > /dev/null; then
-    group=$(getent group ${U.gid} | cut -d: -f1 || true)
-    [ -z "$group" ] || { echo "gid ${U.gid} is already taken by group $group" >&2; exit 1; }
-    groupadd -g ${U.gid} ${U.name}
-  fi
-  useradd -m -u ${U.uid} -g ${U.gid} -s /bin/bash -d ${U.home} ${U.name}
-  echo "created user ${U.name} (${U.uid}:${U.gid})"
+  case "$owner" in
+    '')
+      if ! getent group ${U.name} > /dev/null; then
+        group=$(getent group ${U.gid} | cut -d: -f1 || true)
+        [ -z "$group" ] || { echo "gid ${U.gid} is already taken by group $group" >&2; exit 1; }
+        groupadd -g ${U.gid} ${U.name}
+      fi
+      useradd -m -u ${U.uid} -g ${U.gid} -s /bin/bash -d ${U.home} ${U.name}
+      echo "created user ${U.name} (${U.uid}:${U.gid})"
+      ;;
+    ${DEFAULT_IMAGE_USERS.join('|')})
+      # The image's default user holds uid ${U.uid} (Ubuntu/Debian images): it becomes ${U.name}, files and all.
+      old_home=$(getent passwd "$owner" | cut -d: -f6)
+      old_group=$(id -gn "$owner")
+      pkill -KILL -u "$owner" 2> /dev/null || true
+      usermod -l ${U.name} -d ${U.home} "$owner"
+      if [ "$old_group" = "$owner" ] && ! getent group ${U.name} > /dev/null; then groupmod -n ${U.name} "$owner"; fi
+      mkdir -p ${U.home}
+      if [ -d "$old_home" ] && [ "$old_home" != ${U.home} ]; then
+        for f in "$old_home"/.[!.]* "$old_home"/*; do
+          if [ -e "$f" ] && [ ! -e "${U.home}/$(basename "$f")" ]; then cp -a "$f" ${U.home}/; fi
+        done
+        rm -rf "$old_home"
+      fi
+      echo "renamed the image's user $owner (uid ${U.uid}) to ${U.name}"
+      ;;
+    *)
+      echo "uid ${U.uid} is already taken by user $owner; Pixels needs it for ${U.name}" >&2
+      exit 1
+      ;;
+  esac
 fi
+[ "$(id -g ${U.name})" = ${U.gid} ] || { echo "user ${U.name} has primary group $(id -g ${U.name}); Pixels needs gid ${U.gid}" >&2; exit 1; }
 [ "$(getent passwd ${U.name} | cut -d: -f7)" = /bin/bash ] || usermod -s /bin/bash ${U.name}
 # '*': no password login, yet not "locked" (sshd refuses keys for locked accounts without PAM).
 usermod -p '*' ${U.name}
