@@ -53,6 +53,8 @@ export interface IncusBackendOptions {
 }
 
 const DEFAULT_STOP_TIMEOUT_SEC = 30;
+/** A clean stop is re-requested this often until its timeout. */
+const STOP_RETRY_SEC = 3;
 
 const enc = encodeURIComponent;
 
@@ -306,14 +308,25 @@ export class IncusBackend implements Backend {
         return;
       }
       const timeout = options.timeoutSec ?? DEFAULT_STOP_TIMEOUT_SEC;
-      try {
-        await this.changeState(name, { action: 'stop', timeout, force: false }, op);
-      } catch (err) {
-        if (!(err instanceof PixelsError) || !/timed? ?out|timeout|deadline exceeded/i.test(err.message))
-          throw err;
-        if (!options.force)
-          throw new TimeoutError(`Sandbox "${name}" did not shut down within ${timeout} s.`, { cause: err });
-        await this.changeState(name, { action: 'stop', force: true }, op);
+      const deadline = Date.now() + timeout * 1000;
+      // The clean shutdown is asked for again every few seconds: an init that was still starting (a stop right
+      // after a start) never sees the first halt signal, and would otherwise sit out the whole timeout.
+      for (;;) {
+        const slice = Math.max(1, Math.min(STOP_RETRY_SEC, Math.ceil((deadline - Date.now()) / 1000)));
+        try {
+          await this.changeState(name, { action: 'stop', timeout: slice, force: false }, op);
+          return;
+        } catch (err) {
+          if (!(err instanceof PixelsError) || !/timed? ?out|timeout|deadline exceeded/i.test(err.message))
+            throw err;
+          if (Date.now() < deadline - 500) continue;
+          if (!options.force)
+            throw new TimeoutError(`Sandbox "${name}" did not shut down within ${timeout} s.`, {
+              cause: err,
+            });
+          await this.changeState(name, { action: 'stop', force: true }, op);
+          return;
+        }
       }
     } catch (err) {
       if (err instanceof PixelsError && /already stopped|not running/i.test(err.message)) return;

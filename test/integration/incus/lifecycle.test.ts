@@ -100,6 +100,13 @@ describe('incus backend on real containers', { timeout: 240_000 }, () => {
     assert.equal(running.status, 'running');
     assert.match(running.ipv4!, /^10\./);
     ipA = running.ipv4!;
+    // IPv6 from the bridge too (DHCPv6); it may trail IPv4 by a moment.
+    let v6 = running.ipv6;
+    for (let i = 0; !v6 && i < 50; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      v6 = (await backend.get(a)).ipv6;
+    }
+    assert.ok(v6?.startsWith(lab.bridgeIpv6.split('::')[0] + ':'), `IPv6 in the bridge prefix: ${v6}`);
     // Host key known before the first connection: StrictHostKeyChecking=yes with only our key on file.
     writeFileSync(
       join(dir, 'known_hosts'),
@@ -195,7 +202,11 @@ describe('incus backend on real containers', { timeout: 240_000 }, () => {
     await backend.stop(b); // already stopped: no error
     await backend.restart(b); // restart of a stopped sandbox starts it
     assert.equal((await backend.get(b)).status, 'running');
+    // Right after a start the container's init may miss the halt signal; the stop asks again instead of
+    // sitting out the whole timeout.
+    const t0 = Date.now();
     await backend.restart(b, { timeoutSec: 20, force: true });
+    assert.ok(Date.now() - t0 < 12_000, `restart right after start took ${Date.now() - t0} ms`);
     assert.equal((await backend.get(b)).status, 'running');
   });
 
