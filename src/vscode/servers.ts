@@ -17,7 +17,7 @@ import {
   type ServerConfig,
   type SettingsInput,
 } from '../core/config';
-import type { ApiKeyStore } from './secrets';
+import { KeyringUnavailableError, type ApiKeyStore } from './secrets';
 import type { Log } from './log';
 import { loadIncus, loadTrueNAS } from './lazy';
 
@@ -178,7 +178,15 @@ export class ServerRegistry implements vscode.Disposable {
   }
 
   async apiKeyFor(server: ServerConfig): Promise<string> {
-    const stored = await this.keys.get(server.id);
+    let stored: string | undefined;
+    let keyring: KeyringUnavailableError | undefined;
+    try {
+      stored = await this.keys.get(server.id);
+    } catch (err) {
+      if (!(err instanceof KeyringUnavailableError)) throw err;
+      keyring = err; // a key from the pixels config or the demo can still be used; say so in the log
+      this.log.warn(err.message);
+    }
     if (stored) return stored;
     const fromCli = this.config.apiKeys.find((k) => k.serverId === server.id);
     if (fromCli) {
@@ -191,6 +199,7 @@ export class ServerRegistry implements vscode.Disposable {
       this.log.info(`server ${server.id}: using PIXELS_DEMO_API_KEY (loopback host only)`);
       return demo;
     }
+    if (keyring) throw keyring;
     throw new NotAuthenticatedError(
       `No API key is stored for "${server.label}". Run "Pixels: Add Server…" to enter it.`,
     );
