@@ -7,16 +7,23 @@ set -uo pipefail
 CACHE=${PIXELS_CACHE_DIR:-/var/cache/pixels-dev}
 STATE="$CACHE/lab"
 export PATH=/usr/libexec/incus:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
-[ "$(id -u)" = 0 ] || { echo "down.sh: run as root" >&2; exit 1; }
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo > /dev/null || { echo "down.sh: run as root" >&2; exit 1; }
+  exec sudo -E bash "$0" "$@"
+fi
 [ -f "$CACHE/lab.env" ] && . "$CACHE/lab.env"
 mkdir -p "$STATE"
 exec 8> "$STATE/.lock"
 flock 8 # not while up.sh runs
 
 if command -v incusd > /dev/null && incusd waitready --timeout=2 > /dev/null 2>&1; then
-  for i in $(incus list -f csv -c n); do
-    echo "deleting instance $i"
-    incus delete -f "$i"
+  # Every project's instances (the simulator's Incus engine uses projects of its own), then the projects.
+  for p in $(incus project list -f csv -c n | sed 's/ (current)$//'); do
+    for i in $(incus list --project "$p" -f csv -c n); do
+      echo "deleting instance $p/$i"
+      incus delete -f --project "$p" "$i"
+    done
+    [ "$p" = default ] || incus project delete "$p"
   done
   incus image list -f csv -c f | while read -r f; do incus image delete "$f"; done
   incus profile device remove default eth0 > /dev/null 2>&1
@@ -37,7 +44,13 @@ done
 fusermount -u /var/lib/lxcfs 2> /dev/null || umount -l /var/lib/lxcfs 2> /dev/null || true
 nft delete table inet pixels_lab_contain 2> /dev/null || true
 ip link del "${LAB_BRIDGE:-pxlabbr0}" 2> /dev/null || true
-umount -l /var/lib/incus/storage-pools/* 2> /dev/null || true
+for m in /var/lib/incus/storage-pools/* /var/lib/incus/guestapi /var/lib/incus/shmounts; do
+  mountpoint -q "$m" 2> /dev/null && umount -l "$m"
+done
+for img in /var/lib/incus/disks/*.img; do
+  [ -e "$img" ] || continue
+  losetup -j "$img" | cut -d: -f1 | while read -r dev; do losetup -d "$dev"; done
+done
 rm -rf /var/lib/incus
 mkdir -p /var/lib/incus
 [ "${KEEP_IMAGE_CACHE:-1}" = 0 ] && rm -rf "$STATE/image"
