@@ -1,6 +1,6 @@
 // Shared set-up for the TrueNAS integration tests: a simulator on loopback and the production backend on it.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSimulator, type SimServer, type SimVersion } from '../sim/index';
@@ -102,6 +102,74 @@ export function selfSignedCert(): { key: string; cert: string; fingerprint: stri
       key: readFileSync(join(dir, 'key.pem'), 'utf8'),
       cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
       fingerprint,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A throwaway CA and a server certificate it signed for DNS:localhost (not for 127.0.0.1). */
+export function caSignedCert(): { caPem: string; key: string; cert: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'pixels-ca-'));
+  const f = (name: string) => join(dir, name);
+  const run = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+  try {
+    run([
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=Pixels Test CA',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+      '-keyout',
+      f('ca.key'),
+      '-out',
+      f('ca.pem'),
+    ]);
+    run([
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      '/CN=localhost',
+      '-keyout',
+      f('srv.key'),
+      '-out',
+      f('srv.csr'),
+    ]);
+    writeFileSync(
+      f('ext.cnf'),
+      'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n',
+    );
+    run([
+      'x509',
+      '-req',
+      '-in',
+      f('srv.csr'),
+      '-CA',
+      f('ca.pem'),
+      '-CAkey',
+      f('ca.key'),
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      f('ext.cnf'),
+      '-out',
+      f('srv.pem'),
+    ]);
+    return {
+      caPem: readFileSync(f('ca.pem'), 'utf8'),
+      key: readFileSync(f('srv.key'), 'utf8'),
+      cert: readFileSync(f('srv.pem'), 'utf8'),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

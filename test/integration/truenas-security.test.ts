@@ -1,4 +1,9 @@
 // Login results, transport rules and TLS pinning with the production client against the simulator.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NotAuthenticatedError, SecurityError, UnsupportedError } from '../../src/core/errors';
@@ -8,7 +13,15 @@ import {
   UntrustedCertificateError,
 } from '../../src/backends/truenas/index';
 import { startSimulator } from '../sim/index';
-import { API_KEY, clientFor, selfSignedCert, startRig, VERSIONS, waitFor } from './truenas-fixtures';
+import {
+  API_KEY,
+  caSignedCert,
+  clientFor,
+  selfSignedCert,
+  startRig,
+  VERSIONS,
+  waitFor,
+} from './truenas-fixtures';
 
 for (const version of VERSIONS) {
   describe(`TrueNAS ${version} login`, () => {
@@ -114,6 +127,58 @@ describe('TrueNAS transport security', () => {
       assert.equal(sim.callCount('virt.instance.query'), 0);
     } finally {
       backend.dispose();
+      await sim.close();
+    }
+  });
+
+  test('wss:// verified by default: a CA-trusted certificate for the right name passes, the wrong name is refused', async () => {
+    // Node reads extra trusted CAs only at start-up, so the client runs in a child process that trusts our CA.
+    const ca = caSignedCert();
+    const sim = await startSimulator({
+      version: '25.10',
+      apiKey: API_KEY,
+      tls: { key: ca.key, cert: ca.cert },
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'pixels-ca-client-'));
+    try {
+      writeFileSync(join(dir, 'ca.pem'), ca.caPem);
+      const script = join(dir, 'probe.mts');
+      writeFileSync(
+        script,
+        `import { probeTrueNAS } from ${JSON.stringify(resolve('src/backends/truenas/index.ts'))};
+const [host, port, key] = process.argv.slice(2);
+try {
+  const info = await probeTrueNAS({ serverId: 'ca', host, port: Number(port), username: 'admin' }, key);
+  console.log('OK ' + info.version);
+} catch (e) {
+  console.log('ERR ' + e.name + ' ' + e.message);
+}
+`,
+      );
+      // Asynchronous: the simulator runs in this process and must keep serving while the child connects.
+      const probe = async (host: string) =>
+        (
+          await promisify(execFile)(
+            process.execPath,
+            ['--import', 'tsx', script, host, String(sim.port), API_KEY],
+            {
+              env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') },
+              encoding: 'utf8',
+              timeout: 30_000,
+            },
+          )
+        ).stdout.trim();
+      assert.match(await probe('localhost'), /^OK TrueNAS 25\.10/);
+      assert.equal(sim.callCount('auth.login_ex'), 1);
+      const wrongName = await probe('127.0.0.1');
+      assert.match(
+        wrongName,
+        /^ERR UntrustedCertificateError The TLS certificate of 127\.0\.0\.1 cannot be verified/,
+      );
+      assert.match(wrongName, /pin its SHA-256 fingerprint: ([0-9A-F]{2}:){31}[0-9A-F]{2}/);
+      assert.equal(sim.callCount('auth.login_ex'), 1, 'no key was sent to the wrongly named server');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
       await sim.close();
     }
   });
