@@ -95,8 +95,34 @@ describe('simulator snapshots (25.10, pool.snapshot.*)', () => {
     );
     const bad = await c.request('pool.snapshot.create', [{ dataset: DS('px-a'), name: 'a/b' }]);
     assert.deepEqual(bad.error?.data?.extra, [['snapshot_create.name', 'Invalid snapshot name', 22]]);
-    const both = await c.request('pool.snapshot.create', [{ dataset: DS('px-a') }]);
-    assert.equal(both.error?.code, -32602);
+    const neither = await c.request('pool.snapshot.create', [{ dataset: DS('px-a') }]);
+    assert.deepEqual(neither.error?.data?.extra, [
+      ['snapshot_create.naming_schema', 'You must specify either name or naming schema', 22],
+    ]);
+    const both = await c.request('pool.snapshot.create', [
+      { dataset: DS('px-a'), name: 'x', naming_schema: 'auto-%Y' },
+    ]);
+    assert.equal(
+      (both.error?.data?.extra as unknown[][])[0][1],
+      "You can't specify name and naming schema at the same time",
+    );
+    const schema = await c.call<Frame>('pool.snapshot.create', [
+      { dataset: DS('px-b'), naming_schema: 'auto-%Y%m%d' },
+    ]);
+    assert.match(String(schema.snapshot_name), /^auto-\d{8}$/);
+    assert.equal(await c.call('pool.snapshot.delete', [schema.id]), true);
+    const noDs = await c.request('pool.snapshot.create', [{ dataset: 'tank/nope', name: 'x' }]);
+    assert.equal(
+      noDs.error?.data?.reason,
+      '[EFAULT] Failed to snapshot tank/nope@x: Dataset tank/nope not found',
+    );
+    const noSnap = await c.request('pool.snapshot.clone', [
+      { snapshot: 'tank/nope@x', dataset_dst: 'tank/y' },
+    ]);
+    assert.equal(
+      noSnap.error?.data?.reason,
+      '[EFAULT] Failed to clone snapshot: Snapshot tank/nope@x not found',
+    );
   });
 
   it('queries with filters and options.extra.properties, and get_instance', async () => {
@@ -205,7 +231,7 @@ describe('simulator snapshots (25.10, pool.snapshot.*)', () => {
     );
     const missing = await c.request('pool.snapshot.delete', [id]);
     assert.equal(missing.error?.code, -32602);
-    assert.equal((missing.error?.data?.extra as unknown[][])[0][2], 2);
+    assert.deepEqual(missing.error?.data?.extra, [[null, `Snapshot ${id} not found`, 2]]);
   });
 
   it('holds block delete; release lets it go', async () => {
@@ -215,7 +241,10 @@ describe('simulator snapshots (25.10, pool.snapshot.*)', () => {
     const held = await c.call<Frame>('pool.snapshot.get_instance', [id, { extra: { holds: true } }]);
     assert.deepEqual(held.holds, { truenas: 1 });
     assert.equal(((held.properties as Frame).userrefs as Frame).parsed, '1');
-    assert.equal((await c.request('pool.snapshot.delete', [id])).error?.data?.errname, 'EBUSY');
+    assert.equal(
+      (await c.request('pool.snapshot.delete', [id])).error?.data?.reason,
+      '[EFAULT] dataset is busy',
+    );
     assert.equal(await c.call('pool.snapshot.release', [id]), null);
     assert.equal(await c.call('pool.snapshot.delete', [id]), true);
     const removed = await c.waitFor(

@@ -5,7 +5,7 @@ import { checkArgCount, idArg, parseModel, type Model } from '../args.js';
 import type { CallEnv, Registry, SimContext } from '../context.js';
 import { containerMountpoint, EngineError, type SnapshotRecord } from '../engine.js';
 import { isSimObject, type SimValue } from '../ejson.js';
-import { CallError, ERRNO, ValidationErrors, instanceNotFound } from '../errors.js';
+import { CallError, ERRNO, ValidationErrors, instanceNotFound, type ValidationItem } from '../errors.js';
 import { query } from '../filters.js';
 import {
   destroyDatasetTree,
@@ -117,21 +117,47 @@ function register(registry: Registry, ns: string, entity: string, isPrivate: boo
     const dataset = data.dataset as string;
     const hasName = typeof data.name === 'string';
     const hasSchema = typeof data.naming_schema === 'string';
-    if (hasName === hasSchema) {
-      throw ValidationErrors.one(
+    const errors: ValidationItem[] = [];
+    // zfs_/snapshot.py create(): same checks, same order, same words.
+    if (hasName && hasSchema) {
+      errors.push([
         'snapshot_create.naming_schema',
-        'You must specify either name or naming_schema (but not both)',
-      );
+        "You can't specify name and naming schema at the same time",
+        ERRNO.EINVAL,
+      ]);
+    } else if (!hasName && !hasSchema) {
+      errors.push([
+        'snapshot_create.naming_schema',
+        'You must specify either name or naming schema',
+        ERRNO.EINVAL,
+      ]);
     }
-    const name = hasName ? (data.name as string) : applySchema(data.naming_schema as string, new Date());
-    if (!SNAPSHOT_NAME.test(name) || `${dataset}@${name}`.length > 255) {
-      throw ValidationErrors.one('snapshot_create.name', 'Invalid snapshot name');
+    const name = hasName
+      ? (data.name as string)
+      : hasSchema
+        ? applySchema(data.naming_schema as string, new Date())
+        : '';
+    const excludeList = data.exclude as SimValue[];
+    if (excludeList.length && !data.recursive) {
+      errors.push([
+        'snapshot_create.exclude',
+        'This option has no sense for non-recursive snapshots',
+        ERRNO.EINVAL,
+      ]);
     }
+    if (name && (!SNAPSHOT_NAME.test(name) || `${dataset}@${name}`.length > 255)) {
+      errors.push(['snapshot_create.name', 'Invalid snapshot name', ERRNO.EINVAL]);
+    }
+    if (errors.length) throw new ValidationErrors(errors);
     const datasets = await env.ctx.engine.listDatasets();
     if (!datasets.some((d) => d.name === dataset)) {
-      throw ValidationErrors.one('snapshot_create.dataset', 'Dataset not found', ERRNO.ENOENT);
+      // libzfs get_dataset() -> ZFSException('Dataset <ds> not found') -> CallError (EFAULT)
+      throw new CallError(
+        `Failed to snapshot ${dataset}@${name}: Dataset ${dataset} not found`,
+        ERRNO.EFAULT,
+      );
     }
-    const exclude = new Set((data.exclude as SimValue[]).filter((e): e is string => typeof e === 'string'));
+    const exclude = new Set(excludeList.filter((e): e is string => typeof e === 'string'));
     const targets = data.recursive
       ? datasets
           .map((d) => d.name)
@@ -140,10 +166,7 @@ function register(registry: Registry, ns: string, entity: string, isPrivate: boo
     const existing = new Set((await env.ctx.engine.listSnapshots()).map((s) => s.id));
     for (const target of targets) {
       if (existing.has(`${target}@${name}`)) {
-        throw new CallError(
-          `Failed to snapshot ${dataset}@${name}: '${target}@${name}': dataset already exists`,
-          ERRNO.EEXIST,
-        );
+        throw new CallError(`Failed to snapshot ${dataset}@${name}: dataset already exists`, ERRNO.EEXIST);
       }
     }
     let first: SnapshotRecord | undefined;
@@ -178,7 +201,7 @@ function register(registry: Registry, ns: string, entity: string, isPrivate: boo
     return env.ctx.exclusive(async () => {
       const all = await env.ctx.engine.listSnapshots();
       const snap = all.find((s) => s.id === id);
-      if (!snap) throw instanceNotFound(`cannot open '${id}': dataset does not exist`);
+      if (!snap) throw instanceNotFound(`Snapshot ${id} not found`); // py-libzfs get_snapshot()
       const targets = options.recursive
         ? all.filter(
             (s) =>
@@ -196,8 +219,8 @@ function register(registry: Registry, ns: string, entity: string, isPrivate: boo
       const held = targets.find((s) => (env.ctx.holds.get(s.id)?.size ?? 0) > 0);
       if (held && !options.defer) {
         throw new CallError(
-          `Failed to delete snapshot: cannot destroy snapshot ${held.id}: dataset is busy`,
-          ERRNO.EBUSY,
+          'dataset is busy', // CallError(str(ZFSException))
+          ERRNO.EFAULT,
         );
       }
       for (const target of targets) {
@@ -277,13 +300,20 @@ function register(registry: Registry, ns: string, entity: string, isPrivate: boo
     });
     const id = data.snapshot as string;
     const target = data.dataset_dst as string;
+    if (!(await findSnapshot(env.ctx, id))) {
+      throw new CallError(`Failed to clone snapshot: Snapshot ${id} not found`, ERRNO.EFAULT); // py-libzfs get_snapshot()
+    }
     try {
       await env.ctx.engine.cloneSnapshot(id, target);
     } catch (error) {
       // libzfs clone, then mount_recursive(); any failure is CallError("Failed to clone snapshot: ...") (EFAULT).
       if (error instanceof EngineError) {
         const text =
-          error.code === 'EEXIST' ? `cannot create '${target}': dataset already exists` : error.message;
+          error.code === 'EEXIST'
+            ? 'dataset already exists'
+            : error.code === 'ENOENT'
+              ? 'parent does not exist'
+              : error.message;
         throw new CallError(`Failed to clone snapshot: ${text}`, ERRNO.EFAULT);
       }
       throw error;
