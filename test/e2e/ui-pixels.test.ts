@@ -23,6 +23,7 @@ let server: CodeServer;
 let wb: WorkbenchSession;
 let page: Page;
 let sshDir: string;
+let simClosed = false;
 
 before(async () => {
   sshDir = mkdtempSync(path.join(tmpdir(), 'pixels-ui-ssh-'));
@@ -52,7 +53,7 @@ before(async () => {
 after(async () => {
   await wb?.close();
   await server?.stop();
-  await sim?.close();
+  if (!simClosed) await sim?.close();
   rmSync(sshDir, { recursive: true, force: true });
 });
 
@@ -151,6 +152,24 @@ test('Destroy… asks in a modal that names the sandbox and its checkpoints, the
     await dialog.locator('.monaco-button', { hasText: 'Destroy' }).first().click();
     await row('ui-box').waitFor({ state: 'detached', timeout: 60_000 });
     assert.ok(!(await sim.engine.listInstances()).some((i) => i.name === 'px-ui-box'));
+  });
+});
+
+test('server down: the view says so, with Retry and Show Logs, and the reason in a notification', async () => {
+  await step('unreachable', async () => {
+    await sim.close();
+    simClosed = true;
+    await wb.runCommand('Pixels: Refresh');
+    const welcome = page.locator('.part.sidebar .welcome-view-content', { hasText: 'could not be reached' });
+    await welcome.waitFor({ timeout: 30_000 });
+    await welcome.locator('.monaco-button', { hasText: 'Retry' }).waitFor();
+    await welcome.locator('.monaco-button', { hasText: 'Show Logs' }).waitFor();
+    await page
+      .locator('.notifications-toasts .notification-toast', { hasText: 'Simulator' })
+      .waitFor({ timeout: 10_000 });
+    await page.mouse.move(1000, 400);
+    await page.waitForTimeout(300);
+    await wb.screenshot('unreachable');
   });
 });
 
