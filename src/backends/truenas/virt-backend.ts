@@ -506,9 +506,14 @@ export class TrueNASVirtBackend implements Backend {
       progress(`Giving "${newName}" its own identity`, 75);
       await this.writeIdentity(g.pool, newName);
       progress(`Restarting "${newName}" with its new identity`, 85);
-      await this.client.callJob('virt.instance.restart', [instanceName(newName), this.stopArgs()], {
-        context: `Restarting the clone "${newName}"`,
-      });
+      // Nothing has run in it yet that a hard restart could hurt, and a stuck shutdown must not undo the clone.
+      await this.client.callJob(
+        'virt.instance.restart',
+        [instanceName(newName), { timeout: 10, force: true }],
+        {
+          context: `Restarting the clone "${newName}"`,
+        },
+      );
     } catch (err) {
       await this.undoClone(newName, created, trash, snapshots);
       if (temporary) await this.dropTemporary(snapshots, snapshotId);
