@@ -168,6 +168,13 @@ describe('simulator virt (25.10)', () => {
     assert.deepEqual((upd.exc_info as Frame).extra, [
       ['virt_instance_update.root_disk_size', 'This attribute is not supported for containers', 22],
     ]);
+    const vmOnly = await runJob(c, 'virt.instance.update', [
+      'px-auto',
+      { secure_boot: true, enable_vnc: false, root_disk_size: null },
+    ]);
+    assert.deepEqual((vmOnly.exc_info as Frame).extra, [
+      ['virt_instance_update.secure_boot', 'Secure boot is only supported for VMs', 22],
+    ]);
     const nope = await runJob(c, 'virt.instance.delete', ['nope']);
     assert.equal(nope.error, '[ENOENT] None: VirtInstance nope does not exist');
     const q = await c.request('virt.instance.query', [[['name', 'LIKE', 'x']]]);

@@ -467,8 +467,31 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
       if (errors.length) throw new ValidationErrors(errors);
       checkInitialized(env.ctx);
       await mustInstance(env.ctx, id);
+      // validate(..., old=instance) and the container-only checks of do_update (truthiness, as data.get(k)).
+      if (data.image_os)
+        errors.push(['virt_instance_update.image_os', 'This attribute is only valid for VMs', ERRNO.EINVAL]);
+      if (data.secure_boot) {
+        errors.push([
+          'virt_instance_update.secure_boot',
+          'Secure boot is only supported for VMs',
+          ERRNO.EINVAL,
+        ]);
+      }
+      if (typeof data.cpu === 'string' && /^\d+$/.test(data.cpu) && Number(data.cpu) > HOST_CORES) {
+        errors.push(['virt_instance_update.cpu', 'Cannot reserve more than system cores', ERRNO.EINVAL]);
+      }
+      if (data.enable_vnc === undefined) {
+        for (const key of ['vnc_port', 'vnc_password']) {
+          if (data[key])
+            errors.push([
+              'virt_instance_update.enable_vnc',
+              `Should be set when '${key}' is specified`,
+              ERRNO.EINVAL,
+            ]);
+        }
+      }
       for (const field of ['root_disk_size', 'root_disk_io_bus', 'enable_vnc']) {
-        if (field in data && data[field] !== null) {
+        if (data[field]) {
           errors.push([
             `virt_instance_update.${field}`,
             'This attribute is not supported for containers',
@@ -558,7 +581,7 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
       const rec = await mustInstance(env.ctx, id);
       if (rec.status !== 'RUNNING' && rec.status !== 'STOPPED') {
         throw ValidationErrors.one(
-          'virt.instance.restart.id',
+          `virt.instance.restart.${id}`, // sic: the attribute carries the id (plugins/virt/instance.py)
           `${id}: instance may not be restarted because current status is: ${rec.status}`,
         );
       }
