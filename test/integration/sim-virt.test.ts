@@ -168,6 +168,24 @@ describe('simulator virt (25.10)', () => {
     assert.deepEqual((upd.exc_info as Frame).extra, [
       ['virt_instance_update.root_disk_size', 'This attribute is not supported for containers', 22],
     ]);
+    const env = await runJob(c, 'virt.instance.create', [
+      { name: 'px-env', image: 'ubuntu/24.04', environment: { 'BAD KEY': 'x' } },
+    ]);
+    assert.deepEqual((env.exc_info as Frame).extra, [
+      [
+        'virt_instance_create.environment.BAD KEY.[key]',
+        'Value error, ENV_KEY must not be empty, should start with alphanumeric characters, should not contain whitespaces, and can have _ and /',
+        22,
+      ],
+    ]);
+    const blank = await runJob(c, 'virt.instance.update', ['px-auto', { environment: { OK: '  ' } }]);
+    assert.deepEqual((blank.exc_info as Frame).extra, [
+      [
+        'virt_instance_update.environment.OK',
+        'Value error, ENV_VALUE must have at least one non-whitespace character to be considered valid',
+        22,
+      ],
+    ]);
     const vmOnly = await runJob(c, 'virt.instance.update', [
       'px-auto',
       { secure_boot: true, enable_vnc: false, root_disk_size: null },

@@ -14,8 +14,8 @@ export interface Field {
   minLength?: number;
   maxLength?: number;
   ge?: number;
-  /** extra check on a present, well-typed, non-null value; returns a message or null */
-  check?: (value: SimValue) => string | null;
+  /** extra check on a present, well-typed, non-null value: a message, [attribute suffix, message], or null */
+  check?: (value: SimValue) => string | [string, string] | null;
 }
 
 export type Model = Record<string, Field>;
@@ -109,7 +109,8 @@ export function validateModel(
     }
     const custom = field.check?.(item);
     if (custom) {
-      errors.push([at(name), custom, ERRNO.EINVAL]);
+      const [suffix, message] = typeof custom === 'string' ? ['', custom] : custom;
+      errors.push([`${at(name)}${suffix}`, message, ERRNO.EINVAL]);
       continue;
     }
     out[name] = item;

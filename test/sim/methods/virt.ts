@@ -139,12 +139,23 @@ function memoryCheck(value: SimValue): string | null {
   return typeof value === 'number' && value < 32 * MIB ? 'Value error, Value must be 32MiB or larger' : null;
 }
 
-function environmentCheck(value: SimValue): string | null {
+/** dict[ENV_KEY, ENV_VALUE] (api/v25_04_2/virt_instance.py): pydantic locations and match_validator texts. */
+function environmentCheck(value: SimValue): [string, string] | null {
   if (!isSimObject(value)) return null;
   for (const [key, item] of Object.entries(value)) {
-    if (!/^\w[\w/]*$/.test(key)) return `Value error, Invalid environment variable name: ${key}`;
-    if (typeof item !== 'string' || item.trim() === '')
-      return `Value error, Environment variable ${key} must be a non-empty string`;
+    if (!/^\w[\w/]*$/.test(key)) {
+      return [
+        `.${key}.[key]`,
+        'Value error, ENV_KEY must not be empty, should start with alphanumeric characters, should not contain whitespaces, and can have _ and /',
+      ];
+    }
+    if (typeof item !== 'string') return [`.${key}`, 'Input should be a valid string'];
+    if (!/^(?!\s*$).+/.test(item)) {
+      return [
+        `.${key}`,
+        'Value error, ENV_VALUE must have at least one non-whitespace character to be considered valid',
+      ];
+    }
   }
   return null;
 }
