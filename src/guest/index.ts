@@ -6,6 +6,7 @@ import type { ProvisionOptions } from './provision/options';
 
 export {
   backendExecutor,
+  executorFor,
   sshExecutor,
   type Executor,
   type ScriptOptions,
@@ -45,6 +46,9 @@ export {
   egressSummary,
   isEgressMode,
   validateEgressMode,
+  withAllowed,
+  withDenied,
+  withMode,
   type EgressPolicy,
   type PolicySettings,
 } from './egress/policy';
