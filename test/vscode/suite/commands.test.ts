@@ -285,6 +285,30 @@ suite('commands', () => {
     }
   });
 
+  test('from the palette (no tree item), a command asks for its target with a quick pick', async () => {
+    const api = await pixelsApi();
+    // Only stopped sandboxes are offered to Start: "old" is the one; accept it as a user would with Enter.
+    const started = vscode.commands.executeCommand('pixels.start');
+    await new Promise((r) => setTimeout(r, 800));
+    await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
+    assert.equal(await started, true, api.lastError()?.message);
+    const rows = await sandboxRows(api, 'sim');
+    const old = rows.get('old');
+    assert.ok(old?.type === 'sandbox' && old.sandbox.status === 'running');
+    // and back: Stop offers running sandboxes; pick "old" by moving the selection to it
+    const running = [...rows.values()].flatMap((n) =>
+      n.type === 'sandbox' && n.sandbox.status === 'running' ? [n.sandbox.name] : [],
+    );
+    const stopped = vscode.commands.executeCommand('pixels.stop');
+    await new Promise((r) => setTimeout(r, 800));
+    for (let i = 0; i < running.indexOf('old'); i++)
+      await vscode.commands.executeCommand('workbench.action.quickOpenSelectNext');
+    await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
+    assert.equal(await stopped, true, api.lastError()?.message);
+    const after = (await sandboxRows(api, 'sim')).get('old');
+    assert.ok(after?.type === 'sandbox' && after.sandbox.status === 'stopped');
+  });
+
   test('filter narrows the tree and sets the empty state', async () => {
     const api = await pixelsApi();
     assert.equal(await vscode.commands.executeCommand('pixels.filter', { text: 'we' }), true);
