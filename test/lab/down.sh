@@ -43,6 +43,7 @@ for f in "$STATE/incusd.pid" "$STATE/lxcfs.pid"; do
 done
 fusermount -u /var/lib/lxcfs 2> /dev/null || umount -l /var/lib/lxcfs 2> /dev/null || true
 nft delete table inet pixels_lab_contain 2> /dev/null || true
+nft delete table inet incus 2> /dev/null || true # incusd's own rules for the deleted bridge
 ip link del "${LAB_BRIDGE:-pxlabbr0}" 2> /dev/null || true
 for m in /var/lib/incus/storage-pools/* /var/lib/incus/guestapi /var/lib/incus/shmounts; do
   mountpoint -q "$m" 2> /dev/null && umount -l "$m"
