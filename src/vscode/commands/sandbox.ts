@@ -4,6 +4,7 @@ import type { Backend } from '../../core/backend';
 import {
   AlreadyExistsError,
   CancelledError,
+  NotFoundError,
   ServerError,
   TimeoutError,
   UnsupportedError,
@@ -123,6 +124,12 @@ export async function createSandbox(services: Services, arg: unknown): Promise<S
       `Restricting egress on ${server.label} goes over SSH: turn provisioning on, or choose "unrestricted".`,
     );
   const { name } = answers;
+  // Checked first, so that the clean-up below can only ever remove what this command made.
+  const existing = await backend.get(name).then(
+    () => true,
+    (err: unknown) => (err instanceof NotFoundError ? false : Promise.reject(err)),
+  );
+  if (existing) throw new AlreadyExistsError(`A sandbox named "${name}" exists already on ${server.label}.`);
   const sandbox = await withProgress(`Creating sandbox "${name}"`, caps.cancel, async (op, step) => {
     let created = false;
     try {

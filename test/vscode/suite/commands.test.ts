@@ -309,6 +309,23 @@ suite('commands', () => {
     assert.ok(after?.type === 'sandbox' && after.sandbox.status === 'stopped');
   });
 
+  test('creating a sandbox under a name that exists is refused, and the existing one is left alone', async () => {
+    const api = await pixelsApi();
+    const before = (await sim.engine.listInstances()).find((i) => i.name === 'px-web');
+    assert.ok(before);
+    const result = await vscode.commands.executeCommand('pixels.createSandbox', {
+      server: 'sim',
+      name: 'web',
+      image: 'no/such-image',
+      provision: false,
+      egress: 'unrestricted',
+    });
+    assert.equal(result, undefined);
+    assert.match(api.lastError()?.message ?? '', /exists already/);
+    const after = (await sim.engine.listInstances()).find((i) => i.name === 'px-web');
+    assert.deepEqual(after, before);
+  });
+
   test('filter narrows the tree and sets the empty state', async () => {
     const api = await pixelsApi();
     assert.equal(await vscode.commands.executeCommand('pixels.filter', { text: 'we' }), true);
