@@ -141,6 +141,8 @@ describe('egress on real containers', { timeout: 600_000 }, () => {
 
   test('DNS goes only to the configured resolver', async () => {
     assert.equal((await sh(exec, 'getent hosts allowed.test')).exitCode, 0);
+    // The periodic refresh re-reads resolv.conf; keep it out of the way while this test switches servers.
+    await sh(exec, 'systemctl stop pixels-egress-refresh.timer');
     // Another server that knows the same names: the query never reaches it.
     await useTestResolver(backend, name, NET.otherDnsV4);
     const other = await sh(exec, 'getent hosts allowed.test');
@@ -169,6 +171,7 @@ describe('egress on real containers', { timeout: 600_000 }, () => {
     await useTestResolver(backend, name, NET.dnsV4);
     await applyEgress(exec, current);
     assert.equal((await sh(exec, 'getent hosts allowed.test')).exitCode, 0);
+    await sh(exec, 'systemctl start pixels-egress-refresh.timer');
   });
 
   test('the pixel user cannot remove the rules', async () => {
