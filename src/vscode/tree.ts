@@ -60,8 +60,13 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
   private viewState: ViewState | undefined;
   private reasonText: string | undefined;
   private readonly subscriptions: { dispose(): void }[] = [];
-  /** Shown above the tree (e.g. why a server is unreachable); set by the view owner. */
+  /** Shown above the tree (the active filter); set by the view owner. */
   onMessage: (message: string | undefined) => void = () => undefined;
+
+  /** One node object per server: VS Code matches refreshed elements by identity. */
+  private readonly serverNodes = new Map<string, ServerNode>();
+  /** Per server, what decides the root level (reachable, has sandboxes), to refresh only what changed. */
+  private readonly rootShape = new Map<string, string>();
 
   constructor(
     private readonly registry: ServerRegistry,
@@ -70,11 +75,6 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     this.subscriptions.push(store.onDidChange((serverId) => this.onStoreChange(serverId)));
     this.subscriptions.push(registry.onDidChangeServers(() => this.emitter.fire(undefined)));
   }
-
-  /** One node object per server: VS Code matches refreshed elements by identity. */
-  private readonly serverNodes = new Map<string, ServerNode>();
-  /** Per server, what decides the root level (reachable, has sandboxes), to refresh only what changed. */
-  private readonly rootShape = new Map<string, string>();
 
   private serverNode(serverId: string): ServerNode {
     let node = this.serverNodes.get(serverId);
