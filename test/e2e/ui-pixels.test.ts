@@ -155,6 +155,30 @@ test('Destroy… asks in a modal that names the sandbox and its checkpoints, the
   });
 });
 
+test('Restore Checkpoint… names the newer checkpoints it would destroy; Cancel changes nothing', async () => {
+  await step('restore-modal', async () => {
+    const checkpoints = page.locator('.part.sidebar .monaco-list-row', { hasText: /^px-\d{8}-\d{6}/ });
+    const older = checkpoints.nth(1); // web's older checkpoint (rows are newest first)
+    const newerLabel = /px-\d{8}-\d{6}/.exec(await checkpoints.nth(0).innerText())?.[0] ?? '?';
+    await older.click({ button: 'right' });
+    const item = page.locator('.context-view .action-item', { hasText: 'Restore Checkpoint…' }).first();
+    await item.waitFor({ timeout: 10_000 });
+    await item.hover();
+    await page.waitForTimeout(400);
+    await item.click();
+    const dialog = page.locator('.monaco-dialog-box');
+    await dialog.waitFor({ timeout: 10_000 });
+    const text = await dialog.innerText();
+    assert.match(text, /Restore "web" to checkpoint/);
+    assert.ok(text.includes(newerLabel), `the dialog names the newer checkpoint ${newerLabel}: ${text}`);
+    await wb.screenshot('restore-modal');
+    const snapshotsBefore = (await sim.engine.listSnapshots()).length;
+    await dialog.locator('.monaco-button', { hasText: 'Cancel' }).first().click();
+    await dialog.waitFor({ state: 'detached' });
+    assert.equal((await sim.engine.listSnapshots()).length, snapshotsBefore);
+  });
+});
+
 test('server down: the view says so, with Retry and Show Logs, and the reason in a notification', async () => {
   await step('unreachable', async () => {
     await sim.close();
