@@ -144,6 +144,21 @@ test('URLs reach the scripts only quoted (no command substitution)', () => {
   );
 });
 
+test('user tools extend the defaults; a tool named twice keeps the last version', () => {
+  const steps = provisionSteps(
+    options({
+      tools: [
+        { name: 'node', version: 'lts' },
+        { name: 'python', version: '3.12' },
+        { name: 'node', version: '22' },
+      ],
+    }),
+  );
+  const mise = steps.find((s) => s.id === 'mise')!.body;
+  assert.match(mise, /"node" = "22"\n"python" = "3.12"\n/);
+  assert.doesNotMatch(mise, /"node" = "lts"/);
+});
+
 test('bad options are refused before anything runs', () => {
   assert.throws(() => provisionSteps(options({ userPublicKeys: [] })), /at least one SSH public key/);
   assert.throws(

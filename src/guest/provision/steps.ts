@@ -293,7 +293,9 @@ export function provisionSteps(options: ProvisionOptions): ProvisionStep[] {
       ...(options.devtools ? ['curl', 'ca-certificates'] : []),
     ]),
   ].map(validatePackage);
-  const tools = (options.tools ?? DEFAULT_TOOLS).map(validateTool);
+  // A tool named twice (defaults plus a user's own version) keeps the last spec: TOML keys must be unique.
+  const byName = new Map((options.tools ?? DEFAULT_TOOLS).map((t) => [validateTool(t).name, t]));
+  const tools = [...byName.values()];
   const steps: ProvisionStep[] = [
     step('user', 'Create user pixel', userStep(), options),
     step('packages', 'Install system packages', packagesStep(sources, packages), options),
