@@ -138,7 +138,9 @@ export class RpcServer implements ServerStats {
   async close(): Promise<void> {
     for (const conn of this.conns) conn.terminate();
     this.wss.close();
-    await new Promise<void>((resolve) => this.http.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    this.http.closeAllConnections(); // idle keep-alive HTTP sockets would otherwise hold close() open
+    await closed;
   }
 
   // ------------------------------------------------------------------ HTTP
