@@ -8,6 +8,7 @@ import { SandboxStore } from './store';
 import { SandboxTreeProvider, type PixelsNode } from './tree';
 import { RefreshController } from './refresh';
 import { SshAccess } from './sshAccess';
+import { EgressMemory } from './egressMemory';
 
 export class Services implements vscode.Disposable {
   private readonly owned: vscode.Disposable[] = [];
@@ -19,13 +20,15 @@ export class Services implements vscode.Disposable {
   readonly view: vscode.TreeView<PixelsNode>;
   readonly refresh: RefreshController;
   readonly ssh: SshAccess;
+  readonly egress: EgressMemory;
 
   constructor(readonly context: vscode.ExtensionContext) {
     this.log = this.own(new Log());
     this.keys = new ApiKeyStore(context.secrets);
+    this.egress = new EgressMemory(context.globalState);
     this.registry = this.own(new ServerRegistry(this.log, this.keys));
     this.store = this.own(new SandboxStore(this.registry, this.log));
-    this.tree = this.own(new SandboxTreeProvider(this.registry, this.store));
+    this.tree = this.own(new SandboxTreeProvider(this.registry, this.store, this.egress));
     this.view = this.own(
       vscode.window.createTreeView('pixels.sandboxes', {
         treeDataProvider: this.tree,

@@ -8,6 +8,7 @@ import { CommandIds } from './commandIds';
 import { formatAge, formatBytes, formatDate, formatMemory } from './format';
 import type { ServerRegistry } from './servers';
 import { sortCheckpoints, type SandboxStore } from './store';
+import type { EgressMemory } from './egressMemory';
 
 export interface ServerNode {
   type: 'server';
@@ -71,6 +72,7 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
   constructor(
     private readonly registry: ServerRegistry,
     private readonly store: SandboxStore,
+    private readonly egress: EgressMemory,
   ) {
     this.subscriptions.push(store.onDidChange((serverId) => this.onStoreChange(serverId)));
     this.subscriptions.push(registry.onDidChangeServers(() => this.emitter.fire(undefined)));
@@ -222,7 +224,7 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
           node.serverId,
         );
       case 'sandbox':
-        return sandboxItem(node);
+        return sandboxItem(node, egressOf(node.sandbox) ?? this.egress.get(node.serverId, node.sandbox.name));
       case 'checkpoint':
         return checkpointItem(node);
       case 'info':
@@ -261,7 +263,7 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
   }
 }
 
-function sandboxItem(node: SandboxNode): vscode.TreeItem {
+function sandboxItem(node: SandboxNode, egress: string | undefined): vscode.TreeItem {
   const s = node.sandbox;
   const hasCheckpoints = s.checkpoints === undefined || s.checkpoints.length > 0;
   const item = new vscode.TreeItem(
@@ -271,7 +273,6 @@ function sandboxItem(node: SandboxNode): vscode.TreeItem {
   item.id = `sandbox:${node.serverId}/${s.name}`;
   const [icon, color] = STATUS_ICON[s.status] ?? STATUS_ICON.unknown;
   item.iconPath = new vscode.ThemeIcon(icon, color ? new vscode.ThemeColor(color) : undefined);
-  const egress = egressOf(s);
   const parts = [s.status === 'running' ? (s.ipv4 ?? 'no IP yet') : s.status];
   if (egress) parts.push(egress);
   item.description = parts.join(' · ');

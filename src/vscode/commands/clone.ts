@@ -57,6 +57,8 @@ export async function cloneSandbox(services: Services, arg: unknown): Promise<Sa
     }
     return made;
   });
+  // Egress rules live inside the sandbox, so the clone has the source's mode.
+  await services.egress.set(source.serverId, name, services.egress.get(source.serverId, source.name));
   services.log.info(`cloned ${source.name}${checkpoint ? `@${checkpoint}` : ''} to ${name}`);
   await services.refresh.refreshNow(source.serverId);
   return clone;

@@ -178,6 +178,7 @@ export async function createSandbox(services: Services, arg: unknown): Promise<S
       throw err;
     }
   });
+  await services.egress.set(serverId, name, answers.egress);
   services.log.info(
     `created sandbox ${name} on ${serverId} (${answers.image}, ${answers.cpu} CPU, ${answers.memoryMiB} MiB)`,
   );
@@ -227,6 +228,7 @@ export async function destroySandbox(services: Services, arg: unknown): Promise<
     .catch((err: unknown) =>
       services.log.warn(`could not remove SSH entries of ${target.name}: ${String(err)}`),
     );
+  await services.egress.set(target.serverId, target.name, undefined);
   services.log.info(`destroyed sandbox ${target.name} on ${target.serverId} (${checkpoints} checkpoints)`);
   await services.refresh.refreshNow(target.serverId);
   return true;

@@ -87,6 +87,11 @@ suite('commands', () => {
     assert.equal(created.status, 'running');
     let rows = await sandboxRows(api, 'sim');
     assert.ok(rows.has('flow'), 'the new sandbox is in the tree data');
+    assert.match(
+      api.treeItem(rows.get('flow')!).description ?? '',
+      / · unrestricted$/,
+      'description: "IP · egress"',
+    );
 
     // provisioning: our host key is pinned locally and was written into the sandbox, the user key appended
     const knownHosts = readFileSync(join(sshDir, 'known_hosts'), 'utf8');

@@ -14,7 +14,7 @@ import type { Sandbox } from '../../../src/core/sandbox';
 import { backendExecutor, showEgress } from '../../../src/guest/index';
 import { removeTestInstances } from '../../integration/incus/helpers';
 import { requireLab, type Lab } from '../../lab/lab';
-import { pixelsApi, setServers, showView, sleep } from './helpers';
+import { pixelsApi, sandboxRows, setServers, showView, sleep } from './helpers';
 
 suite('against the real Incus lab', function () {
   this.timeout(300_000);
@@ -79,6 +79,9 @@ suite('against the real Incus lab', function () {
       egress: 'agent',
     })) as Sandbox | undefined;
     assert.ok(made, `create failed: ${api.lastError()?.message}`);
+    const row = (await sandboxRows(api, 'lab')).get(plain);
+    assert.ok(row, 'in the tree');
+    assert.match(api.treeItem(row).description ?? '', /^10\.\S+ · agent$/);
     console.log(`incus: create + egress policy in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     const check = createIncusBackend({ serverId: 'check', socketPath: lab.socket });
     try {
