@@ -2,7 +2,7 @@
 // and identity files get in before the first boot.
 import { NotFoundError, PixelsError, ValidationError } from '../../core/errors';
 import type { WriteFileOptions } from '../../core/sandbox';
-import type { IncusRestClient } from './rest-client';
+import type { IncusRestClient, RawResponse, RequestOptions } from './rest-client';
 import { mapIncusError } from './rest-client';
 
 function filesPath(instance: string): string {
@@ -40,7 +40,7 @@ export class IncusFiles {
     checkAbsolute(path);
     const mode = options.mode ?? 0o644;
     const attempt = () =>
-      this.client.raw('POST', filesPath(instance), {
+      this.fileCall('POST', instance, {
         query: { path },
         raw: content,
         headers: {
@@ -65,7 +65,7 @@ export class IncusFiles {
   /** Reads a regular file. */
   async read(instance: string, path: string): Promise<Buffer> {
     checkAbsolute(path);
-    const res = await this.client.raw('GET', filesPath(instance), { query: { path } });
+    const res = await this.fileCall('GET', instance, { query: { path } });
     if (res.status >= 400) throw await errorOf(res.status, res.body);
     if (res.headers['x-incus-type'] === 'directory') throw new ValidationError(`${path} is a directory.`);
     return res.body;
@@ -73,14 +73,17 @@ export class IncusFiles {
 
   /** Entries of a directory (names only). */
   async list(instance: string, path: string): Promise<string[]> {
-    const env = await this.client.call<string[]>('GET', filesPath(instance), { query: { path } });
-    return Array.isArray(env.metadata) ? env.metadata : [];
+    const res = await this.fileCall('GET', instance, { query: { path } });
+    if (res.status >= 400) throw await errorOf(res.status, res.body);
+    if (res.headers['x-incus-type'] !== 'directory') throw new ValidationError(`${path} is not a directory.`);
+    const env = JSON.parse(res.body.toString('utf8')) as { metadata?: unknown };
+    return Array.isArray(env.metadata) ? env.metadata.map(String) : [];
   }
 
   /** Deletes a file; a file that is already gone is fine. */
   async remove(instance: string, path: string): Promise<void> {
     checkAbsolute(path);
-    const res = await this.client.raw('DELETE', filesPath(instance), { query: { path } });
+    const res = await this.fileCall('DELETE', instance, { query: { path } });
     if (res.status >= 400 && res.status !== 404) throw await errorOf(res.status, res.body);
   }
 
@@ -89,7 +92,7 @@ export class IncusFiles {
     let current = '';
     for (const part of parts) {
       current += `/${part}`;
-      const res = await this.client.raw('POST', filesPath(instance), {
+      const res = await this.fileCall('POST', instance, {
         query: { path: current },
         raw: Buffer.alloc(0),
         headers: {
@@ -101,9 +104,21 @@ export class IncusFiles {
       });
       // Existing directories answer with an error we can ignore; anything else is real.
       if (res.status >= 400 && !/exists/i.test(res.body.toString('utf8')) && res.status !== 409) {
-        const existing = await this.client.raw('GET', filesPath(instance), { query: { path: current } });
+        const existing = await this.fileCall('GET', instance, { query: { path: current } });
         if (existing.headers['x-incus-type'] !== 'directory') throw await errorOf(res.status, res.body);
       }
+    }
+  }
+
+  /**
+   * One file API call. On a stopped instance Incus serves it from a helper process that exits after ~15 s idle;
+   * a call landing while it exits fails with "forkfile.sock … connection reset": that one is retried.
+   */
+  private async fileCall(method: string, instance: string, options: RequestOptions): Promise<RawResponse> {
+    for (let attempt = 1; ; attempt++) {
+      const res = await this.client.raw(method, filesPath(instance), options);
+      if (res.status < 500 || attempt >= 3 || !/forkfile/i.test(res.body.toString('utf8'))) return res;
+      await new Promise((r) => setTimeout(r, 100 * attempt));
     }
   }
 
