@@ -75,7 +75,11 @@ export interface Backend extends Disposable {
   /** Writes a file into the sandbox's filesystem (capability `writeFiles`). */
   writeFile(name: string, path: string, content: Buffer, options?: WriteFileOptions): Promise<void>;
   /** Runs argv as root without SSH (capability `exec`). */
-  exec?(name: string, argv: string[], options?: { stdin?: Buffer; env?: Record<string, string> }): Promise<ExecResult>;
+  exec?(
+    name: string,
+    argv: string[],
+    options?: { stdin?: Buffer; env?: Record<string, string> },
+  ): Promise<ExecResult>;
 
   /** Server-pushed changes, to refresh the tree. */
   readonly onDidChange: (listener: (change: BackendChange) => void) => Disposable;

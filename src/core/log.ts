@@ -30,5 +30,8 @@ export function redact(text: string): string {
   return out
     .replace(/("api_key"\s*:\s*")[^"]*(")/g, '$1«redacted»$2')
     .replace(/("password"\s*:\s*")[^"]*(")/g, '$1«redacted»$2')
-    .replace(/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g, '«private key redacted»');
+    .replace(
+      /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g,
+      '«private key redacted»',
+    );
 }

@@ -7,7 +7,8 @@ const NAME_MAX = 63 - INSTANCE_PREFIX.length;
 /** Incus instance name rules applied to the short name: the full `px-<name>` must also be a valid instance name. */
 export function sandboxNameProblem(name: string): string | undefined {
   if (name.length === 0) return 'A sandbox name cannot be empty.';
-  if (name.length > NAME_MAX) return `A sandbox name can have at most ${NAME_MAX} characters (it becomes px-<name>).`;
+  if (name.length > NAME_MAX)
+    return `A sandbox name can have at most ${NAME_MAX} characters (it becomes px-<name>).`;
   if (!/^[A-Za-z0-9-]+$/.test(name)) return 'A sandbox name may only contain letters, digits and hyphens.';
   if (/^[0-9]/.test(name)) return 'A sandbox name cannot start with a digit.';
   if (name.startsWith('-')) return 'A sandbox name cannot start with a hyphen.';

@@ -11,7 +11,8 @@ import {
 import { ValidationError } from '../../src/core/errors';
 
 test('valid sandbox names pass', () => {
-  for (const name of ['a', 'box', 'my-box-2', 'A1', 'x'.repeat(60)]) assert.equal(sandboxNameProblem(name), undefined, name);
+  for (const name of ['a', 'box', 'my-box-2', 'A1', 'x'.repeat(60)])
+    assert.equal(sandboxNameProblem(name), undefined, name);
 });
 
 test('invalid sandbox names are refused with a specific reason', () => {
