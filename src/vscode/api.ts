@@ -29,6 +29,8 @@ export interface PixelsApi {
   viewReason(): string | undefined;
   /** The last failure a command reported to the user. */
   lastError(): { action: string; message: string } | undefined;
+  /** Problems found in the settings, the pixels TOML file and PIXELS_* variables ("file:line (key): message"). */
+  configProblems(): string[];
   /** Whether the tree view is visible. */
   viewVisible(): boolean;
 }
@@ -56,5 +58,6 @@ export function createApi(services: Services, activationMs: number): PixelsApi {
     viewReason: () => services.tree.reason,
     lastError: lastReportedError,
     viewVisible: () => services.view.visible,
+    configProblems: () => services.registry.problemLines(),
   };
 }

@@ -113,6 +113,11 @@ export class ServerRegistry implements vscode.Disposable {
     return this.config;
   }
 
+  /** The configuration problems of the last load, one line each ("file:line (key): message"). */
+  problemLines(): string[] {
+    return this.problems.map(describeProblem);
+  }
+
   servers(): ServerConfig[] {
     return this.config.servers;
   }

@@ -1,6 +1,9 @@
 // Servers: Add Server… checks the address and key before saving (the key goes to SecretStorage, never to
 // settings); Remove Server; a server from PIXELS_* variables with a settings override; importing its API key.
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { startSimulator, type SimServer } from '../../sim/index';
 import { API_KEY, pixelsApi, setServers, showView } from './helpers';
@@ -24,6 +27,38 @@ suite('servers', () => {
   const servers = () =>
     vscode.workspace.getConfiguration('pixels').inspect<Record<string, unknown>[]>('servers')?.globalValue ??
     [];
+
+  test('the pixels TOML file is read: a broken line is reported with file, line and key; the rest still loads', async () => {
+    const api = await pixelsApi();
+    const dir = mkdtempSync(join(tmpdir(), 'pixels-xdg-'));
+    mkdirSync(join(dir, 'pixels'));
+    const file = join(dir, 'pixels', 'config.toml');
+    writeFileSync(
+      file,
+      ['[truenas]', 'host = "127.0.0.1"', 'port = = 1', 'username = "admin"', ''].join('\n'),
+    );
+    process.env.XDG_CONFIG_HOME = dir;
+    try {
+      await setServers([{ id: 'pixels-truenas', kind: 'truenas', port: sim.port, secure: false }]);
+      assert.deepEqual(
+        api.configProblems().map((p) => p.replace(/: .*$/, '')),
+        [`${file}:3 (port)`],
+      );
+      // no stored key: PIXELS_DEMO_API_KEY is used, as the host is a loopback address
+      process.env.PIXELS_DEMO_API_KEY = API_KEY;
+      await vscode.commands.executeCommand('pixels.refresh');
+      const roots = await api.treeChildren();
+      assert.equal(roots.length, 1, api.viewReason());
+      assert.equal(api.treeItem(roots[0]).label, '127.0.0.1 (pixels config)');
+      assert.equal((await api.treeChildren(roots[0])).length, 3, 'listed with username "admin" from line 4');
+    } finally {
+      delete process.env.XDG_CONFIG_HOME;
+      delete process.env.PIXELS_DEMO_API_KEY;
+      await setServers([]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.deepEqual(api.configProblems(), []);
+  });
 
   test('Add Server… with a wrong key saves nothing', async () => {
     const api = await pixelsApi();
