@@ -5,6 +5,7 @@ import {
   AlreadyExistsError,
   CancelledError,
   NotFoundError,
+  PixelsError,
   ServerError,
   TimeoutError,
   UnsupportedError,
@@ -100,6 +101,15 @@ async function waitBooted(exec: Executor, signal?: AbortSignal): Promise<void> {
   throw new TimeoutError(`The sandbox did not finish booting within 90 s (systemd said: ${last}).`);
 }
 
+/** Says which step failed ("Installing … failed: Not Found.") while keeping the error's kind. */
+function withStep(err: unknown, step: string): unknown {
+  if (!(err instanceof PixelsError) || err instanceof CancelledError || err instanceof AlreadyExistsError)
+    return err;
+  return new PixelsError(err.kind, `${step[0].toUpperCase()}${step.slice(1)} failed: ${err.message}`, {
+    cause: err,
+  });
+}
+
 export async function createSandbox(services: Services, arg: unknown): Promise<Sandbox | undefined> {
   const a = answersOf(arg);
   const serverId = await resolveServer(services, a, 'Create the sandbox on which server?');
@@ -130,8 +140,13 @@ export async function createSandbox(services: Services, arg: unknown): Promise<S
     (err: unknown) => (err instanceof NotFoundError ? false : Promise.reject(err)),
   );
   if (existing) throw new AlreadyExistsError(`A sandbox named "${name}" exists already on ${server.label}.`);
-  const sandbox = await withProgress(`Creating sandbox "${name}"`, caps.cancel, async (op, step) => {
+  const sandbox = await withProgress(`Creating sandbox "${name}"`, caps.cancel, async (op, report) => {
     let created = false;
+    let current = 'creating the container';
+    const step = (message: string) => {
+      current = message;
+      report(message);
+    };
     try {
       step('creating the container');
       await backend.create(
@@ -156,6 +171,7 @@ export async function createSandbox(services: Services, arg: unknown): Promise<S
       }
       return await backend.get(name);
     } catch (err) {
+      const failedAt = current;
       // Leave nothing half-made: remove what this command created (an existing sandbox is never touched).
       if (!(err instanceof AlreadyExistsError)) {
         const exists =
@@ -175,7 +191,7 @@ export async function createSandbox(services: Services, arg: unknown): Promise<S
             .catch(() => undefined);
         }
       }
-      throw err;
+      throw withStep(err, failedAt);
     }
   });
   await services.egress.set(serverId, name, answers.egress);
