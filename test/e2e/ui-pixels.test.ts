@@ -108,6 +108,7 @@ test('Create Sandbox… through the quick input, with validation as you type', a
       hasText: 'may only contain letters, digits and hyphens',
     });
     await message.waitFor({ timeout: 10_000 });
+    await page.waitForTimeout(400); // the quick input fades in
     await wb.screenshot('create-flow');
     await input.fill('ui-box');
     await page.keyboard.press('Enter'); // name
@@ -148,6 +149,7 @@ test('Destroy… asks in a modal that names the sandbox and its checkpoints, the
     const text = await dialog.innerText();
     assert.match(text, /Destroy sandbox "ui-box"\?/);
     assert.match(text, /no checkpoints|checkpoint/);
+    await page.waitForTimeout(300); // the dialog fades in
     await wb.screenshot('confirm-modal');
     await dialog.locator('.monaco-button', { hasText: 'Destroy' }).first().click();
     await row('ui-box').waitFor({ state: 'detached', timeout: 60_000 });
@@ -171,6 +173,7 @@ test('Restore Checkpoint… names the newer checkpoints it would destroy; Cancel
     const text = await dialog.innerText();
     assert.match(text, /Restore "web" to checkpoint/);
     assert.ok(text.includes(newerLabel), `the dialog names the newer checkpoint ${newerLabel}: ${text}`);
+    await page.waitForTimeout(300);
     await wb.screenshot('restore-modal');
     const snapshotsBefore = (await sim.engine.listSnapshots()).length;
     await dialog.locator('.monaco-button', { hasText: 'Cancel' }).first().click();
