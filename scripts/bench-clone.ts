@@ -1,6 +1,7 @@
 // Benchmark: clone-from-checkpoint -> SSH-ready, through our Incus backend vs the raw CLI path
 // (`incus copy` + `incus start` + first SSH login), same btrfs pool, same source checkpoint, 10 runs each,
-// interleaved. Both sides find the IPv4 by polling every 100 ms and log in with the same ssh command.
+// interleaved. Both sides find the IPv4 the same way (a REST call every 100 ms) and log in with the same ssh
+// command (BatchMode, accept-new into a fresh known_hosts file).
 // Last line: `clone-to-ssh ratio: <median ours / median raw>`.
 //   npm run bench:clone            (needs the lab: sudo bash test/lab/up.sh)
 import { execFile } from 'node:child_process';
@@ -11,6 +12,9 @@ import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { createIncusBackend } from '../src/backends/incus/index';
 import { silentLogger } from '../src/core/log';
+import { globalAddress } from '../src/backends/incus/mapping';
+import { IncusRestClient } from '../src/backends/incus/rest-client';
+import type { IncusInstanceState } from '../src/backends/incus/types';
 import { requireLab } from '../test/lab/lab';
 
 const run = promisify(execFile);
@@ -34,6 +38,7 @@ async function main(): Promise<void> {
     },
     { ...silentLogger, debug: (m: string) => (cloneDetail = m.replace(/^clone \S+: /, '')) },
   );
+  const raw = new IncusRestClient({ socketPath: lab.socket });
   const made: string[] = [];
 
   const sshReady = async (ip: string, deadlineMs = 60_000): Promise<void> => {
@@ -92,13 +97,10 @@ async function main(): Promise<void> {
     const t2 = performance.now();
     let ip = '';
     while (!ip) {
-      const { stdout } = await run('incus', ['query', `/1.0/instances/${inst}/state`]);
-      const state = JSON.parse(stdout) as {
-        network?: Record<string, { addresses?: { family: string; scope: string; address: string }[] }>;
-      };
-      ip =
-        state.network?.eth0?.addresses?.find((a) => a.family === 'inet' && a.scope === 'global')?.address ??
-        '';
+      // The address is read the same way on both sides (one REST call every 100 ms on the same socket), so the
+      // comparison is about the clone path, not about spawning `incus query` processes.
+      const state = (await raw.call<IncusInstanceState>('GET', `/1.0/instances/${inst}/state`)).metadata;
+      ip = globalAddress(state, 'inet') ?? '';
       if (!ip) await sleep(100);
     }
     const t3 = performance.now();
@@ -128,7 +130,21 @@ async function main(): Promise<void> {
       for (const side of i % 2 === 0 ? (['ours', 'raw'] as const) : (['raw', 'ours'] as const)) {
         const name = `${src}-${side[0]}${i}`;
         made.push(name);
-        const t = side === 'ours' ? await oursOnce(name) : await rawOnce(name);
+        let t: number;
+        try {
+          t = side === 'ours' ? await oursOnce(name) : await rawOnce(name);
+        } catch (err) {
+          // Say which side failed and why sshd did not answer, then stop.
+          const diag = await backend
+            .exec(name, [
+              'sh',
+              '-c',
+              'ls -l /etc/ssh; systemctl status ssh ssh-hostkeys --no-pager -l | tail -20',
+            ])
+            .then((r) => r.stdout.toString() + r.stderr.toString())
+            .catch((e: unknown) => String(e));
+          throw new Error(`run ${i + 1} ${side}: ${(err as Error).message}\n${diag}`, { cause: err });
+        }
         (side === 'ours' ? ours : raw).push(t);
         console.log(`run ${i + 1} ${side.padEnd(4)} ${t.toFixed(2)} s  (${phases})`);
         await backend.destroy(name);
@@ -150,6 +166,7 @@ async function main(): Promise<void> {
   } finally {
     for (const name of made) await backend.destroy(name).catch(() => undefined);
     backend.dispose();
+    raw.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
