@@ -7,6 +7,8 @@ import { registerSandboxCommands } from './vscode/commands/sandbox';
 import { registerCheckpointCommands } from './vscode/commands/checkpoint';
 import { registerCloneCommands } from './vscode/commands/clone';
 import { registerSshCommands } from './vscode/commands/ssh';
+import { registerProvisionCommands } from './vscode/commands/provision';
+import { registerEgressCommands } from './vscode/commands/egress';
 import { createApi, type PixelsApi } from './vscode/api';
 
 let services: Services | undefined;
@@ -20,6 +22,8 @@ export function activate(context: vscode.ExtensionContext): PixelsApi {
   registerCheckpointCommands(services);
   registerCloneCommands(services);
   registerSshCommands(services);
+  registerProvisionCommands(services);
+  registerEgressCommands(services);
   const activationMs = performance.now() - started;
   services.log.info(`activated in ${activationMs.toFixed(1)} ms`);
   return createApi(services, activationMs);

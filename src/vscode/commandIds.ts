@@ -27,6 +27,11 @@ export const CommandIds = {
   setupSsh: 'pixels.setupSsh',
   installRemoteSsh: 'pixels.installRemoteSsh',
   importApiKeys: 'pixels.importApiKeys',
+  provisionSandbox: 'pixels.provisionSandbox',
+  showEgressPolicy: 'pixels.showEgressPolicy',
+  setEgressMode: 'pixels.setEgressMode',
+  allowDomain: 'pixels.allowDomain',
+  denyDomain: 'pixels.denyDomain',
 } as const;
 
 export type CommandId = (typeof CommandIds)[keyof typeof CommandIds];

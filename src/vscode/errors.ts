@@ -1,7 +1,9 @@
 // Failures are shown as the server's reason in one sentence, with a "Show Logs" button; details go to the log.
 import * as vscode from 'vscode';
 import { CancelledError, PixelsError, userMessage } from '../core/errors';
+import { CommandIds } from './commandIds';
 import type { Log } from './log';
+import { ProvisioningFailed } from './provisioning';
 
 let last: { action: string; message: string } | undefined;
 
@@ -24,7 +26,13 @@ export function reportError(log: Log, action: string, err: unknown): void {
         ? (err.stack ?? err.message)
         : String(err);
   log.error(`${action} failed: ${detail}`);
-  void vscode.window.showErrorMessage(`${action} failed: ${message}`, 'Show Logs').then((choice) => {
+  // A failed provisioning run can be resumed where it stopped: offer it next to the logs.
+  const retry =
+    err instanceof ProvisioningFailed ? { server: err.serverId, name: err.sandboxName } : undefined;
+  const buttons = retry ? ['Show Logs', 'Retry Provisioning'] : ['Show Logs'];
+  void vscode.window.showErrorMessage(`${action} failed: ${message}`, ...buttons).then((choice) => {
     if (choice === 'Show Logs') log.show();
+    if (choice === 'Retry Provisioning')
+      void vscode.commands.executeCommand(CommandIds.provisionSandbox, retry);
   });
 }

@@ -9,6 +9,8 @@ import { SandboxTreeProvider, type PixelsNode } from './tree';
 import { RefreshController } from './refresh';
 import { SshAccess } from './sshAccess';
 import { EgressMemory } from './egressMemory';
+import { EgressStatusCache } from './egressStatus';
+import { ProvisioningService } from './provisioning';
 
 export class Services implements vscode.Disposable {
   private readonly owned: vscode.Disposable[] = [];
@@ -21,6 +23,8 @@ export class Services implements vscode.Disposable {
   readonly refresh: RefreshController;
   readonly ssh: SshAccess;
   readonly egress: EgressMemory;
+  readonly egressStatus: EgressStatusCache;
+  readonly provisioning: ProvisioningService;
 
   constructor(readonly context: vscode.ExtensionContext) {
     this.log = this.own(new Log());
@@ -28,7 +32,13 @@ export class Services implements vscode.Disposable {
     this.egress = new EgressMemory(context.globalState);
     this.registry = this.own(new ServerRegistry(this.log, this.keys));
     this.store = this.own(new SandboxStore(this.registry, this.log));
-    this.tree = this.own(new SandboxTreeProvider(this.registry, this.store, this.egress));
+    // Built before the tree (which reads them); they load nothing until a sandbox is listed or provisioned.
+    this.ssh = this.own(new SshAccess(this.registry, this.log));
+    this.egressStatus = this.own(new EgressStatusCache(this.registry, this.ssh, this.log));
+    this.provisioning = this.own(new ProvisioningService(this.registry, this.ssh, this.log));
+    this.tree = this.own(
+      new SandboxTreeProvider(this.registry, this.store, this.egress, this.egressStatus, this.provisioning),
+    );
     this.view = this.own(
       vscode.window.createTreeView('pixels.sandboxes', {
         treeDataProvider: this.tree,
@@ -47,7 +57,6 @@ export class Services implements vscode.Disposable {
     };
     this.refresh = this.own(new RefreshController(this.registry, this.store, this.log));
     this.refresh.attach(this.view);
-    this.ssh = this.own(new SshAccess(this.registry, this.log));
   }
 
   private own<T extends vscode.Disposable>(d: T): T {

@@ -9,6 +9,9 @@ import { formatAge, formatBytes, formatDate, formatMemory } from './format';
 import type { ServerRegistry } from './servers';
 import { sortCheckpoints, type SandboxStore } from './store';
 import type { EgressMemory } from './egressMemory';
+import type { EgressStatusCache } from './egressStatus';
+import type { ProvisioningService } from './provisioning';
+import type { StepView } from '../guest/index';
 
 export interface ServerNode {
   type: 'server';
@@ -33,7 +36,17 @@ export interface InfoNode {
   message: string;
   kind: 'error' | 'empty';
 }
-export type PixelsNode = ServerNode | SandboxNode | CheckpointNode | InfoNode;
+/** One provisioning step, shown under its sandbox while it provisions (and after a failure). */
+export interface StepNode {
+  type: 'step';
+  serverId: string;
+  sandbox: string;
+  step: StepView;
+  index: number;
+  total: number;
+}
+
+export type PixelsNode = ServerNode | SandboxNode | CheckpointNode | InfoNode | StepNode;
 
 export type ViewState = 'noServers' | 'loading' | 'unreachable' | 'empty' | 'ok';
 
@@ -73,8 +86,13 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     private readonly registry: ServerRegistry,
     private readonly store: SandboxStore,
     private readonly egress: EgressMemory,
+    private readonly egressStatus: EgressStatusCache,
+    private readonly provisioning: ProvisioningService,
   ) {
     this.subscriptions.push(store.onDidChange((serverId) => this.onStoreChange(serverId)));
+    // Both fire rarely (a policy read, a step changing state), so a full refresh is cheap.
+    this.subscriptions.push(egressStatus.onDidChange(() => this.emitter.fire(undefined)));
+    this.subscriptions.push(provisioning.onDidChange(() => this.emitter.fire(undefined)));
     this.subscriptions.push(registry.onDidChangeServers(() => this.emitter.fire(undefined)));
   }
 
@@ -148,7 +166,7 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
   async getChildren(node?: PixelsNode): Promise<PixelsNode[]> {
     if (!node) return this.roots();
     if (node.type === 'server') return this.serverChildren(node.serverId);
-    if (node.type === 'sandbox') return this.checkpointNodes(node);
+    if (node.type === 'sandbox') return [...this.stepNodes(node), ...(await this.checkpointNodes(node))];
     return [];
   }
 
@@ -197,6 +215,33 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     return sandboxes.map((sandbox) => ({ type: 'sandbox', serverId, sandbox }));
   }
 
+  private stepNodes(node: SandboxNode): StepNode[] {
+    const run = this.provisioning.run(node.serverId, node.sandbox.name);
+    if (!run || (!run.active && !run.failed)) return [];
+    return run.steps.map((step, index) => ({
+      type: 'step',
+      serverId: node.serverId,
+      sandbox: node.sandbox.name,
+      step,
+      index,
+      total: run.steps.length,
+    }));
+  }
+
+  /** What the row says about provisioning and egress: "provisioning", the real mode read from the sandbox. */
+  private sandboxFacts(node: SandboxNode): SandboxFacts {
+    const { serverId, sandbox } = node;
+    const run = this.provisioning.run(serverId, sandbox.name);
+    const status = this.egressStatus.get(serverId, sandbox);
+    return {
+      provisioning: run?.active ? 'provisioning' : run?.failed ? 'provisioning failed' : undefined,
+      egress: status?.policy.mode ?? egressOf(sandbox) ?? this.egress.get(serverId, sandbox.name),
+      egressDetail: status
+        ? `${status.policy.mode === 'unrestricted' ? 'unrestricted' : `${status.policy.mode} · ${status.effective.length} allowed`}${status.enforced ? '' : ' · NOT enforced'}`
+        : undefined,
+    };
+  }
+
   private async checkpointNodes(node: SandboxNode): Promise<PixelsNode[]> {
     let checkpoints = node.sandbox.checkpoints;
     if (!checkpoints) {
@@ -224,7 +269,9 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
           node.serverId,
         );
       case 'sandbox':
-        return sandboxItem(node, egressOf(node.sandbox) ?? this.egress.get(node.serverId, node.sandbox.name));
+        return sandboxItem(node, this.sandboxFacts(node));
+      case 'step':
+        return stepItem(node);
       case 'checkpoint':
         return checkpointItem(node);
       case 'info':
@@ -263,17 +310,51 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
   }
 }
 
-function sandboxItem(node: SandboxNode, egress: string | undefined): vscode.TreeItem {
+interface SandboxFacts {
+  provisioning?: string;
+  egress?: string;
+  egressDetail?: string;
+}
+
+const STEP_ICON: Record<StepView['state'], [string, string | undefined]> = {
+  pending: ['circle-outline', 'disabledForeground'],
+  running: ['sync~spin', 'charts.yellow'],
+  done: ['pass', 'charts.green'],
+  failed: ['error', 'charts.red'],
+};
+
+function stepItem(node: StepNode): vscode.TreeItem {
+  const s = node.step;
+  const item = new vscode.TreeItem(s.title, vscode.TreeItemCollapsibleState.None);
+  item.id = `step:${node.serverId}/${node.sandbox}/${s.id}`;
+  const [icon, color] = STEP_ICON[s.state];
+  item.iconPath = new vscode.ThemeIcon(icon, color ? new vscode.ThemeColor(color) : undefined);
+  const took =
+    s.durationMs !== undefined && !s.alreadyDone ? ` · ${Math.round(s.durationMs / 100) / 10} s` : '';
+  item.description = `${s.alreadyDone ? 'done earlier' : s.state}${took} · ${node.index + 1}/${node.total}`;
+  item.tooltip = s.error ?? `${s.title}: ${s.state}`;
+  item.contextValue = `step+${s.state}`;
+  item.command = { command: CommandIds.showLogs, title: 'Show Logs' };
+  return item;
+}
+
+function sandboxItem(node: SandboxNode, facts: SandboxFacts): vscode.TreeItem {
   const s = node.sandbox;
+  const egress = facts.egress;
   const hasCheckpoints = s.checkpoints === undefined || s.checkpoints.length > 0;
   const item = new vscode.TreeItem(
     s.name,
-    hasCheckpoints ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None,
+    facts.provisioning
+      ? vscode.TreeItemCollapsibleState.Expanded
+      : hasCheckpoints
+        ? vscode.TreeItemCollapsibleState.Collapsed
+        : vscode.TreeItemCollapsibleState.None,
   );
   item.id = `sandbox:${node.serverId}/${s.name}`;
   const [icon, color] = STATUS_ICON[s.status] ?? STATUS_ICON.unknown;
   item.iconPath = new vscode.ThemeIcon(icon, color ? new vscode.ThemeColor(color) : undefined);
   const parts = [s.status === 'running' ? (s.ipv4 ?? 'no IP yet') : s.status];
+  if (facts.provisioning) parts.push(facts.provisioning);
   if (egress) parts.push(egress);
   item.description = parts.join(' · ');
   const rows = [
@@ -286,12 +367,13 @@ function sandboxItem(node: SandboxNode, egress: string | undefined): vscode.Tree
     `| Memory | ${s.memoryMiB ? formatMemory(s.memoryMiB) : 'default'} |`,
     `| IP | ${escapeMd([s.ipv4, s.ipv6].filter(Boolean).join(', ') || 'none')} |`,
   ];
-  if (egress) rows.push(`| Egress | ${escapeMd(egress)} |`);
+  if (egress) rows.push(`| Egress | ${escapeMd(facts.egressDetail ?? egress)} |`);
+  if (facts.provisioning) rows.push(`| Provisioning | ${escapeMd(facts.provisioning)} |`);
   if (s.createdAt) rows.push(`| Created | ${formatDate(s.createdAt)} (${formatAge(s.createdAt)}) |`);
   if (s.location) rows.push(`| Member | ${escapeMd(s.location)} |`);
   rows.push(`| Instance | \`${escapeMd(s.instanceName)}\` |`);
   item.tooltip = new vscode.MarkdownString(rows.join('\n'));
-  item.contextValue = `sandbox+${s.status}${s.ipv4 ? '+ip' : ''}`;
+  item.contextValue = `sandbox+${s.status}${s.ipv4 ? '+ip' : ''}${facts.provisioning === 'provisioning' ? '+provisioning' : ''}`;
   item.accessibilityInformation = {
     label: `Sandbox ${s.name}, ${[s.status, s.ipv4, egress].filter(Boolean).join(', ')}`,
   };

@@ -59,6 +59,9 @@ test('titles of commands that prompt end in an ellipsis, the others do not', () 
     'pixels.openFolderInSandbox',
     'pixels.runCommand',
     'pixels.setupSsh',
+    'pixels.setEgressMode',
+    'pixels.allowDomain',
+    'pixels.denyDomain',
   ]);
   for (const c of commands) {
     if (prompting.has(c.command))

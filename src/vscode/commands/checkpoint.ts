@@ -50,7 +50,16 @@ export async function restoreCheckpoint(services: Services, arg: unknown): Promi
   services.log.info(
     `restored ${target.name} to ${target.label}${newer.length ? ` (removed ${newer.join(', ')})` : ''}`,
   );
+  services.provisioning.forget(target.serverId, target.name);
   await services.refresh.refreshNow(target.serverId);
+  // The restored state has its own policy (and maybe an older one): check that it holds.
+  const status = await services.egressStatus.recheck(
+    backend,
+    target.serverId,
+    target.name,
+    `restoring "${target.label}"`,
+  );
+  if (status) await services.egress.set(target.serverId, target.name, status.policy.mode);
   return true;
 }
 

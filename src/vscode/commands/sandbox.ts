@@ -7,7 +7,6 @@ import {
   NotFoundError,
   PixelsError,
   ServerError,
-  TimeoutError,
   UnsupportedError,
   ValidationError,
 } from '../../core/errors';
@@ -20,6 +19,7 @@ import { confirmDestroy } from '../confirm';
 import { runCreateFlow, type CreateAnswers } from '../createFlow';
 import { answersOf, resolveSandbox, resolveServer, type Answers } from '../pick';
 import { withProgress } from '../progress';
+import { readProvisionSettings, waitBooted } from '../provisioning';
 import { sshConfigPath } from '../remoteSsh';
 import type { Services } from '../services';
 import { registerCommand } from './register';
@@ -74,31 +74,14 @@ async function applyEgressPolicy(
   step(`applying the "${mode}" egress policy`);
   const status = await guest.applyEgress(
     exec,
-    guest.buildPolicy(mode, services.registry.settings.defaults.allow),
+    guest.buildPolicy(mode, services.registry.settings.defaults.allow, {
+      presetExtra: readProvisionSettings().agentExtra,
+    }),
   );
   if (status.policy.mode !== mode || (mode !== 'unrestricted' && !status.enforced))
     throw new ServerError(`The "${mode}" egress policy could not be enforced inside "${name}".`);
+  services.egressStatus.set(serverId, name, status);
   services.log.info(`sandbox ${name}: egress ${mode} enforced (${status.effective.length} allowed entries)`);
-}
-
-/** The policy installs a systemd unit, so systemd must be up: wait for "running" (or "degraded"), bounded. */
-async function waitBooted(exec: Executor, signal?: AbortSignal): Promise<void> {
-  const deadline = Date.now() + 90_000;
-  let last = 'nothing yet';
-  while (Date.now() < deadline) {
-    if (signal?.aborted) throw new CancelledError();
-    try {
-      const r = await exec('timeout 20 systemctl is-system-running --wait 2>&1 || true', {
-        timeoutMs: 30_000,
-      });
-      last = r.output.trim().split('\n').pop() ?? '';
-      if (/^(running|degraded)$/.test(last)) return;
-    } catch (err) {
-      last = err instanceof Error ? err.message : String(err);
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new TimeoutError(`The sandbox did not finish booting within 90 s (systemd said: ${last}).`);
 }
 
 /** Says which step failed ("Installing … failed: Not Found.") while keeping the error's kind. */
@@ -162,7 +145,8 @@ export async function createSandbox(services: Services, arg: unknown): Promise<S
       );
       created = true;
       if (answers.provision) await services.ssh.installAndBoot(backend, serverId, name, false, op, step);
-      if (answers.egress !== 'unrestricted') {
+      // With provisioning on, the policy is its last step (after the downloads), run below.
+      if (answers.egress !== 'unrestricted' && !answers.provision) {
         if (!answers.provision) {
           step('starting');
           await backend.start(name, op);
@@ -199,7 +183,14 @@ export async function createSandbox(services: Services, arg: unknown): Promise<S
     `created sandbox ${name} on ${serverId} (${answers.image}, ${answers.cpu} CPU, ${answers.memoryMiB} MiB)`,
   );
   await services.refresh.refreshNow(serverId);
-  return sandbox;
+  if (!answers.provision) return sandbox;
+  // The sandbox is up with a pinned host key. A failing step leaves it in place (not destroyed) so that
+  // "Retry Provisioning" resumes where it stopped; the error names the step and ends with its log tail.
+  services.egressStatus.invalidate(serverId, name);
+  await services.provisioning.provision(backend, serverId, name, answers.egress);
+  services.egressStatus.invalidate(serverId, name);
+  await services.refresh.refreshNow(serverId);
+  return await backend.get(name);
 }
 
 async function lifecycle(
@@ -245,6 +236,8 @@ export async function destroySandbox(services: Services, arg: unknown): Promise<
       services.log.warn(`could not remove SSH entries of ${target.name}: ${String(err)}`),
     );
   await services.egress.set(target.serverId, target.name, undefined);
+  services.egressStatus.invalidate(target.serverId, target.name);
+  services.provisioning.forget(target.serverId, target.name);
   services.log.info(`destroyed sandbox ${target.name} on ${target.serverId} (${checkpoints} checkpoints)`);
   await services.refresh.refreshNow(target.serverId);
   return true;

@@ -1,0 +1,202 @@
+// Egress policy commands: Show Egress Policy (a read-only document of what the sandbox itself says), Set Egress
+// Mode…, Allow Domain…, Deny Domain…. Each runs one src/guest call in the sandbox and updates the tree's cache.
+import * as vscode from 'vscode';
+import { CancelledError, ValidationError } from '../../core/errors';
+import type { EgressMode } from '../../core/sandbox';
+import type { EgressStatus } from '../../guest/index';
+import { CommandIds } from '../commandIds';
+import { changeExecutor } from '../egressStatus';
+import { loadGuest } from '../lazy';
+import { answersOf, resolveSandbox } from '../pick';
+import { readProvisionSettings } from '../provisioning';
+import type { Services } from '../services';
+import { registerCommand } from './register';
+
+const SCHEME = 'pixels-egress';
+
+/** Read-only documents: the content of each egress report, by URI. */
+class EgressDocuments implements vscode.TextDocumentContentProvider {
+  private readonly docs = new Map<string, string>();
+  private readonly emitter = new vscode.EventEmitter<vscode.Uri>();
+  readonly onDidChange = this.emitter.event;
+  put(uri: vscode.Uri, text: string): void {
+    this.docs.set(uri.toString(), text);
+    this.emitter.fire(uri);
+  }
+  provideTextDocumentContent(uri: vscode.Uri): string {
+    return this.docs.get(uri.toString()) ?? '';
+  }
+}
+
+export function describeStatus(name: string, status: EgressStatus): string {
+  const p = status.policy;
+  const lines = [
+    `# Egress policy of ${name}`,
+    '',
+    `- Mode: **${p.mode}**${status.missingPolicy ? ' (no policy file in the sandbox: nothing restricts it)' : ''}`,
+    `- Enforced: ${status.enforced ? 'yes — the rules in the sandbox match the policy' : '**no — the rules do not match the policy**'}`,
+  ];
+  if (p.mode !== 'unrestricted') {
+    lines.push(`- Addresses resolved from allowed domains: ${status.resolvedAddresses}`);
+    lines.push(
+      `- DNS resolvers: ${p.resolvers.length ? p.resolvers.join(', ') : "the sandbox's resolv.conf"}`,
+    );
+    lines.push('', `## Allowed (${status.effective.length})`, '');
+    if (p.mode === 'agent' && p.preset.length) {
+      lines.push('### Agent preset', '', ...p.preset.map((e) => `- ${e}`), '');
+    }
+    lines.push('### Your entries', '', ...(p.allow.length ? p.allow.map((e) => `- ${e}`) : ['(none)']));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+async function target(services: Services, arg: unknown, placeHolder: string) {
+  const a = answersOf(arg);
+  const t = await resolveSandbox(services, a, { placeHolder, states: ['running'] });
+  const backend = await services.registry.backend(t.serverId);
+  return { a, ...t, backend };
+}
+
+async function changed(services: Services, serverId: string, name: string, status: EgressStatus) {
+  services.egressStatus.set(serverId, name, status);
+  await services.egress.set(serverId, name, status.policy.mode);
+  services.log.info(
+    `sandbox ${name}: egress ${status.policy.mode}, ${status.effective.length} allowed, enforced=${status.enforced}`,
+  );
+}
+
+export async function showEgressPolicy(
+  services: Services,
+  docs: EgressDocuments,
+  arg: unknown,
+): Promise<EgressStatus> {
+  const t = await target(services, arg, 'Show the egress policy of which sandbox?');
+  const guest = await loadGuest();
+  const status = await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Window, title: `Reading the egress policy of "${t.name}"` },
+    async () => guest.showEgress(await changeExecutor(t.backend, t.serverId, t.name, services.ssh)),
+  );
+  services.egressStatus.set(t.serverId, t.name, status);
+  if (t.a.open !== false) {
+    const uri = vscode.Uri.from({ scheme: SCHEME, path: `/${t.serverId}/${t.name}-egress.md` });
+    docs.put(uri, describeStatus(t.name, status));
+    const doc = await vscode.workspace.openTextDocument(uri);
+    await vscode.languages.setTextDocumentLanguage(doc, 'markdown');
+    await vscode.window.showTextDocument(doc, { preview: true });
+  }
+  return status;
+}
+
+async function pickMode(current: EgressMode | undefined, extra: string[]): Promise<EgressMode> {
+  const guest = await loadGuest();
+  const preset = guest.AGENT_PRESET.map((g) => `${g.label}: ${g.entries.join(', ')}`).join(' · ');
+  const items: (vscode.QuickPickItem & { mode: EgressMode })[] = [
+    { label: 'unrestricted', description: 'No restrictions', mode: 'unrestricted' },
+    {
+      label: 'agent',
+      description: 'AI APIs, package registries, git hosts and tool installers',
+      detail: `${preset}${extra.length ? ` · Your extra domains (pixels.egress.agentExtraDomains): ${extra.join(', ')}` : ''}`,
+      mode: 'agent',
+    },
+    { label: 'allowlist', description: 'Only the domains and addresses you allow', mode: 'allowlist' },
+  ];
+  for (const i of items) if (i.mode === current) i.description = `${i.description ?? ''} (current)`;
+  const chosen = await vscode.window.showQuickPick(items, {
+    title: 'Set Egress Mode',
+    placeHolder: 'Egress mode for the sandbox',
+    matchOnDetail: true,
+  });
+  if (!chosen) throw new CancelledError();
+  return chosen.mode;
+}
+
+export async function setEgressMode(services: Services, arg: unknown): Promise<EgressStatus> {
+  const t = await target(services, arg, 'Set the egress mode of which sandbox?');
+  const guest = await loadGuest();
+  const extra = readProvisionSettings().agentExtra;
+  const mode =
+    typeof t.a.mode === 'string'
+      ? guest.validateEgressMode(t.a.mode)
+      : await pickMode(services.egress.get(t.serverId, t.name), extra);
+  const status = await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: `Setting egress of "${t.name}" to ${mode}` },
+    async () =>
+      guest.setEgressMode(await changeExecutor(t.backend, t.serverId, t.name, services.ssh), mode, {
+        presetExtra: extra,
+      }),
+  );
+  await changed(services, t.serverId, t.name, status);
+  if (status.policy.mode !== 'unrestricted' && !status.enforced)
+    throw new ValidationError(`The "${mode}" egress policy could not be enforced inside "${t.name}".`);
+  return status;
+}
+
+export async function allowDomain(services: Services, arg: unknown): Promise<EgressStatus> {
+  const t = await target(services, arg, 'Allow a domain for which sandbox?');
+  const guest = await loadGuest();
+  let entry = typeof t.a.entry === 'string' ? t.a.entry : undefined;
+  if (entry === undefined) {
+    entry = await vscode.window.showInputBox({
+      title: `Allow Domain for "${t.name}"`,
+      prompt: 'A domain (example.com, *.example.com), an address or a CIDR range',
+      placeHolder: 'e.g. api.example.com or 203.0.113.0/24',
+      validateInput: (v) => (v.trim() ? guest.egressEntryProblem(v.trim()) : undefined),
+      ignoreFocusOut: true,
+    });
+    if (entry === undefined) throw new CancelledError();
+  }
+  const problem = guest.egressEntryProblem(entry.trim());
+  if (problem) throw new ValidationError(problem);
+  const value = entry.trim();
+  const status = await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: `Allowing ${value} in "${t.name}"` },
+    async () => guest.allowEgress(await changeExecutor(t.backend, t.serverId, t.name, services.ssh), value),
+  );
+  await changed(services, t.serverId, t.name, status);
+  return status;
+}
+
+export async function denyDomain(services: Services, arg: unknown): Promise<EgressStatus> {
+  const t = await target(services, arg, 'Deny a domain for which sandbox?');
+  const guest = await loadGuest();
+  const exec = await changeExecutor(t.backend, t.serverId, t.name, services.ssh);
+  let entry = typeof t.a.entry === 'string' ? t.a.entry : undefined;
+  if (entry === undefined) {
+    // Offer what the sandbox allows now (its own entries first); typing another entry is validated too.
+    const current = await guest.showEgress(exec);
+    const items = [
+      ...current.policy.allow.map((e) => ({ label: e, description: 'your entry' })),
+      ...current.policy.preset.map((e) => ({ label: e, description: 'agent preset' })),
+    ];
+    if (items.length === 0)
+      throw new ValidationError(`"${t.name}" allows nothing beyond its mode (${current.policy.mode}).`);
+    const chosen = await vscode.window.showQuickPick(items, {
+      title: `Deny Domain for "${t.name}"`,
+      placeHolder: 'Remove which entry from the allow list?',
+    });
+    if (!chosen) throw new CancelledError();
+    entry = chosen.label;
+  }
+  const problem = guest.egressEntryProblem(entry.trim());
+  if (problem) throw new ValidationError(problem);
+  const value = entry.trim();
+  const status = await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: `Denying ${value} in "${t.name}"` },
+    async () => guest.denyEgress(exec, value),
+  );
+  await changed(services, t.serverId, t.name, status);
+  return status;
+}
+
+export function registerEgressCommands(services: Services): void {
+  const docs = new EgressDocuments();
+  services.context.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(SCHEME, docs));
+  registerCommand(services, CommandIds.showEgressPolicy, 'Show egress policy', (arg) =>
+    showEgressPolicy(services, docs, arg),
+  );
+  registerCommand(services, CommandIds.setEgressMode, 'Set egress mode', (arg) =>
+    setEgressMode(services, arg),
+  );
+  registerCommand(services, CommandIds.allowDomain, 'Allow domain', (arg) => allowDomain(services, arg));
+  registerCommand(services, CommandIds.denyDomain, 'Deny domain', (arg) => denyDomain(services, arg));
+}

@@ -1,0 +1,181 @@
+// The real egress policy of each sandbox, read from inside it (src/guest showEgress) the first time a running
+// sandbox is listed in a session, a few at a time, then cached: a tree refresh never runs a command in every
+// sandbox. Commands that change the policy (set mode, allow, deny) and restore/clone update or re-read it.
+import * as vscode from 'vscode';
+import type { Backend } from '../core/backend';
+import type { Sandbox } from '../core/sandbox';
+import type { EgressStatus, Executor } from '../guest/index';
+import { loadGuest } from './lazy';
+import type { Log } from './log';
+import type { ServerRegistry } from './servers';
+import type { SshAccess } from './sshAccess';
+
+const CONCURRENCY = 3;
+
+export class EgressStatusCache implements vscode.Disposable {
+  private readonly known = new Map<string, EgressStatus>();
+  /** Read (or being read) in this session: never queued twice. */
+  private readonly requested = new Set<string>();
+  private readonly queue: Array<{ serverId: string; name: string }> = [];
+  private running = 0;
+  private readonly emitter = new vscode.EventEmitter<void>();
+  readonly onDidChange = this.emitter.event;
+  /** Reads done so far (the tests prove there is no read per refresh). */
+  reads = 0;
+
+  constructor(
+    private readonly registry: ServerRegistry,
+    private readonly ssh: SshAccess,
+    private readonly log: Log,
+  ) {}
+
+  private key(serverId: string, name: string): string {
+    return `${serverId}/${name}`;
+  }
+
+  /** The cached status; a running sandbox seen for the first time is queued for a read. */
+  get(serverId: string, sandbox: Sandbox): EgressStatus | undefined {
+    const key = this.key(serverId, sandbox.name);
+    const status = this.known.get(key);
+    if (!status && sandbox.status === 'running' && !this.requested.has(key)) {
+      this.requested.add(key);
+      this.queue.push({ serverId, name: sandbox.name });
+      this.pump();
+    }
+    return status;
+  }
+
+  set(serverId: string, name: string, status: EgressStatus): void {
+    const key = this.key(serverId, name);
+    this.requested.add(key);
+    this.known.set(key, status);
+    this.emitter.fire();
+  }
+
+  /** Forget a sandbox's status (destroyed, or changed where we cannot see it); the next listing reads it again. */
+  invalidate(serverId: string, name: string): void {
+    const key = this.key(serverId, name);
+    this.requested.delete(key);
+    if (this.known.delete(key)) this.emitter.fire();
+  }
+
+  private pump(): void {
+    while (this.running < CONCURRENCY && this.queue.length) {
+      const next = this.queue.shift()!;
+      this.running++;
+      void this.read(next.serverId, next.name).finally(() => {
+        this.running--;
+        this.pump();
+      });
+    }
+  }
+
+  private async read(serverId: string, name: string): Promise<void> {
+    try {
+      const backend = await this.registry.backend(serverId);
+      const exec = await readExecutor(backend, serverId, name, this.ssh);
+      if (!exec) return;
+      const guest = await loadGuest();
+      this.reads++;
+      const status = await guest.showEgress(exec);
+      this.known.set(this.key(serverId, name), status);
+      this.emitter.fire();
+    } catch (err) {
+      this.log.debug(
+        `egress of ${name}: could not read it (${err instanceof Error ? err.message : String(err)})`,
+      );
+    }
+  }
+
+  /**
+   * After a restore or a clone: src/guest's re-check (re-applies the policy when the rules do not match it).
+   * Warns when it had to re-apply or when the policy still does not hold; never throws (the restore or clone
+   * itself succeeded).
+   */
+  async recheck(
+    backend: Backend,
+    serverId: string,
+    name: string,
+    after: string,
+  ): Promise<(EgressStatus & { reapplied: boolean }) | undefined> {
+    const guest = await loadGuest();
+    try {
+      const sandbox = await backend.get(name);
+      if (sandbox.status !== 'running') {
+        this.invalidate(serverId, name); // read when it is next listed running
+        return undefined;
+      }
+      const exec = await changeExecutor(backend, serverId, name, this.ssh);
+      const status = await guest.recheckEgress(exec);
+      this.set(serverId, name, status);
+      const holds = status.policy.mode === 'unrestricted' || status.enforced;
+      this.log.info(
+        `sandbox ${name}: egress re-checked after ${after}: ${status.policy.mode}, enforced=${status.enforced}, reapplied=${status.reapplied}`,
+      );
+      if (!holds)
+        this.warn(`The "${status.policy.mode}" egress policy of "${name}" does not hold after ${after}.`);
+      else if (status.reapplied)
+        this.warn(
+          `The egress rules of "${name}" did not match its "${status.policy.mode}" policy after ${after}; they were applied again.`,
+        );
+      return status;
+    } catch (err) {
+      this.invalidate(serverId, name);
+      this.warn(
+        `Could not re-check the egress policy of "${name}" after ${after}: ${err instanceof Error ? err.message : String(err)}`,
+      );
+      return undefined;
+    }
+  }
+
+  /** Warnings shown to the user (the tests read them through the API). */
+  readonly warnings: string[] = [];
+
+  private warn(message: string): void {
+    this.warnings.push(message);
+    this.log.warn(message);
+    void vscode.window.showWarningMessage(message, 'Show Logs').then((choice) => {
+      if (choice === 'Show Logs') this.log.show();
+    });
+  }
+
+  dispose(): void {
+    this.emitter.dispose();
+  }
+}
+
+/**
+ * For a quick read: the backend's exec API when it has one (no SSH connection per sandbox), else SSH as root
+ * when the host key is pinned here; undefined when neither is possible.
+ */
+async function readExecutor(
+  backend: Backend,
+  serverId: string,
+  name: string,
+  ssh: SshAccess,
+): Promise<Executor | undefined> {
+  const guest = await loadGuest();
+  if (backend.exec) return guest.backendExecutor(backend, name);
+  if (!(await ssh.hostKey(serverId, name))) return undefined;
+  const target = await ssh.readyTarget(backend, serverId, name, undefined, 'root');
+  return guest.sshExecutor(await ssh.pool(), target);
+}
+
+/**
+ * For changes (which may install nftables and take a while): SSH as root when the host key is pinned (streamed,
+ * no exec time limit), else the backend's exec API.
+ */
+export async function changeExecutor(
+  backend: Backend,
+  serverId: string,
+  name: string,
+  ssh: SshAccess,
+  signal?: AbortSignal,
+): Promise<Executor> {
+  const guest = await loadGuest();
+  if (await ssh.hostKey(serverId, name)) {
+    const target = await ssh.readyTarget(backend, serverId, name, signal, 'root');
+    return guest.sshExecutor(await ssh.pool(), target);
+  }
+  return guest.executorFor(backend, name);
+}
