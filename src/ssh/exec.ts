@@ -1,7 +1,7 @@
 // One command on an open ssh2 connection: output streamed to callbacks as it arrives and also kept (the last
 // `maxBufferBytes` of each stream), stdin sent only when given, exit code or signal reported.
 import type { Client, ClientChannel } from 'ssh2';
-import { CancelledError, ConnectionError, TimeoutError } from '../core/errors';
+import { CancelledError, ConnectionError, PixelsError, TimeoutError } from '../core/errors';
 import { loginShellCommand, quoteCommand } from './quote';
 
 export interface ExecOptions {
@@ -36,7 +36,7 @@ export function signalName(signal: string | undefined): string {
   return signal.startsWith('SIG') ? signal : `SIG${signal}`;
 }
 
-/** The exit status ssh2 hands to a channel's 'close' listener; undefined when the server sent none. */
+/** The exit status ssh2 hands to a channel's 'exit' and 'close' listeners; undefined when the server sent none. */
 export function exitFromClose(
   code: number | null | undefined,
   signal: string | undefined,
@@ -81,14 +81,37 @@ export function commandString(command: string | readonly string[], loginShell = 
   return typeof command === 'string' ? command : quoteCommand(command);
 }
 
-/** Opens an exec channel; rejects with ConnectionError when the connection cannot open one. */
-export function openExecChannel(client: Client, command: string, label: string): Promise<ClientChannel> {
+/** A command the server accepted: its listeners are attached and its stdin is sent or closed. */
+export interface RunningCommand {
+  channel: ClientChannel;
+  result: Promise<SshExecResult>;
+}
+
+/**
+ * Starts a command and drives it to completion. The listeners go on inside ssh2's exec callback, in the same
+ * tick the channel is handed over: the server's reply, the output, the exit status and the close of a fast
+ * command often arrive in one TCP read (a bridge or VM network batches them), and ssh2 emits them all before
+ * any promise continuation could run. Rejects with ConnectionError when the connection cannot open a channel
+ * (then nothing ran).
+ */
+export function startCommand(
+  client: Client,
+  command: string,
+  label: string,
+  options: ExecOptions = {},
+  connectionClosed: () => boolean = () => false,
+): Promise<RunningCommand> {
   return new Promise((resolve, reject) => {
     try {
       client.exec(command, (err, channel) => {
         if (err)
-          reject(new ConnectionError(`Cannot start a command on ${label}: ${err.message}`, { cause: err }));
-        else resolve(channel);
+          return reject(
+            new ConnectionError(`Cannot start a command on ${label}: ${err.message}`, { cause: err }),
+          );
+        const result = runOnChannel(channel, label, options, connectionClosed);
+        // The caller awaits `result` right after this promise; until then a rejection is not "unhandled".
+        result.catch(() => {});
+        resolve({ channel, result });
       });
     } catch (err) {
       reject(
@@ -118,11 +141,16 @@ function sendKill(channel: ClientChannel): void {
   }
 }
 
-/** Drives an open exec channel to completion. */
+/**
+ * Drives an exec channel to completion; call it synchronously when ssh2 hands the channel over (see
+ * startCommand). `connectionClosed` tells a channel torn down with its connection (lost) from one the server
+ * closed itself.
+ */
 export function runOnChannel(
   channel: ClientChannel,
   label: string,
   options: ExecOptions = {},
+  connectionClosed: () => boolean = () => false,
 ): Promise<SshExecResult> {
   const limit = options.maxBufferBytes ?? 16 * 1024 * 1024;
   const stdout = new TailBuffer(limit);
@@ -163,16 +191,24 @@ export function runOnChannel(
       stderr.push(chunk);
       deliver(options.onStderr, chunk);
     });
-    // The exit status comes with 'close' (ssh2 repeats it there). Its 'exit' event may already have fired
-    // before these listeners exist: a fast command's status can arrive in the same read as the exec reply.
+    // The status arrives as 'exit' (exit-status or exit-signal), and ssh2 repeats it as the arguments of
+    // 'close'; either one is enough.
+    channel.on('exit', (code?: number | null, signal?: string) => {
+      exit ??= exitFromClose(code, signal);
+    });
     channel.on('close', (code?: number | null, signal?: string) => {
       if (failure) return;
       settle();
-      exit = exitFromClose(code, signal);
-      if (!exit)
+      exit ??= exitFromClose(code, signal);
+      if (!exit) {
+        // No status at all: either the connection went away under the command, or the server closed the
+        // channel without one (OpenSSH always sends one for a command that ended).
         return reject(
-          new ConnectionError(`The connection to ${label} was lost while the command was running.`),
+          connectionClosed()
+            ? new ConnectionError(`The connection to ${label} was lost while the command was running.`)
+            : new PixelsError('server', `The command on ${label} ended without reporting an exit status.`),
         );
+      }
       resolve({
         exitCode: exit.code,
         ...(exit.signal ? { signal: exit.signal } : {}),

@@ -14,10 +14,23 @@ export interface KeyPair {
   publicOpenSsh: string;
 }
 
+/** Wire size of an ed25519 public key blob: string "ssh-ed25519" + string of 32 key bytes. */
+const ED25519_BLOB_LENGTH = 4 + 'ssh-ed25519'.length + 4 + 32;
+
 /** A fresh ed25519 key pair. */
 export function generateKeyPair(comment = ''): KeyPair {
-  const pair = utils.generateKeyPairSync('ed25519', { comment });
-  return { privateOpenSsh: pair.private, publicOpenSsh: pair.public.trim() };
+  // ssh2's generator drops a leading zero byte of the key (1 key in 256): the result is malformed (ssh2
+  // itself cannot load it, sshd rejects it). Such a draw is thrown away.
+  for (let attempt = 0; attempt < 32; attempt++) {
+    const pair = utils.generateKeyPairSync('ed25519', { comment });
+    const publicOpenSsh = pair.public.trim();
+    if (
+      parsePublicKey(publicOpenSsh).blob.length === ED25519_BLOB_LENGTH &&
+      !(utils.parseKey(pair.private) instanceof Error)
+    )
+      return { privateOpenSsh: pair.private, publicOpenSsh };
+  }
+  throw new Error('Could not generate a well-formed ed25519 key.');
 }
 
 /** A fresh ed25519 host key for a sandbox (a clone gets a new one too). */

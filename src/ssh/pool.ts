@@ -2,12 +2,12 @@
 // close after an idle period, and are re-opened by the next call after a drop (a call in flight during the
 // drop fails with ConnectionError; a call that could not even open its channel is retried once).
 import { createHash } from 'node:crypto';
-import type { Client, ClientChannel } from 'ssh2';
-import { ConnectionError } from '../core/errors';
+import type { Client } from 'ssh2';
+import { CancelledError, ConnectionError } from '../core/errors';
 import type { Disposable } from '../core/disposable';
 import { silentLogger, type Logger } from '../core/log';
 import { connect, targetLabel, type ConnectOptions, type SshTarget } from './connect';
-import { commandString, openExecChannel, runOnChannel, type ExecOptions, type SshExecResult } from './exec';
+import { commandString, startCommand, type ExecOptions, type SshExecResult } from './exec';
 import { parsePublicKey } from './keys';
 import { ShellSession, type ShellOptions } from './shell';
 
@@ -105,11 +105,13 @@ export class SshPool implements Disposable {
   ): Promise<SshExecResult> {
     const line = commandString(command, options.loginShell);
     const label = targetLabel(target);
-    const { connection, channel } = await this.withChannel(target, (client) =>
-      openExecChannel(client, line, label),
+    // Cancelled before it started: it must not run at all.
+    if (options.signal?.aborted) throw new CancelledError('The command was cancelled.');
+    const { connection, channel: running } = await this.withChannel(target, (connection) =>
+      startCommand(connection.client, line, label, options, () => connection.closed),
     );
     try {
-      return await runOnChannel(channel, label, options);
+      return await running.result;
     } finally {
       connection.release();
     }
@@ -118,23 +120,24 @@ export class SshPool implements Disposable {
   /** Opens an interactive login shell with a pty. */
   async shell(target: SshTarget, options: ShellOptions): Promise<ShellSession> {
     const label = targetLabel(target);
-    const { connection, channel } = await this.withChannel(
+    const { channel: session } = await this.withChannel(
       target,
-      (client) =>
-        new Promise<ClientChannel>((resolve, reject) => {
-          client.shell(
+      (connection) =>
+        new Promise<ShellSession>((resolve, reject) => {
+          connection.client.shell(
             { term: options.term ?? 'xterm-256color', cols: options.cols, rows: options.rows },
-            (err, ch) => {
+            (err, channel) => {
               if (err)
                 reject(
                   new ConnectionError(`Cannot open a shell on ${label}: ${err.message}`, { cause: err }),
                 );
-              else resolve(ch);
+              // Listeners go on in the callback itself: a shell that exits at once must still report it.
+              else resolve(new ShellSession(channel, () => connection.release()));
             },
           );
         }),
     );
-    return new ShellSession(channel, () => connection.release());
+    return session;
   }
 
   /** Opens (or reuses) the connection without running anything: proves the host key and the login. */
@@ -165,7 +168,7 @@ export class SshPool implements Disposable {
 
   private async withChannel<T>(
     target: SshTarget,
-    open: (client: Client) => Promise<T>,
+    open: (connection: PooledConnection) => Promise<T>,
   ): Promise<{ connection: PooledConnection; channel: T }> {
     let reconnected = false;
     for (let refused = 0; ;) {
@@ -173,7 +176,7 @@ export class SshPool implements Disposable {
       await connection.acquire();
       const othersBusy = connection.active > 1;
       try {
-        return { connection, channel: await open(connection.client) };
+        return { connection, channel: await open(connection) };
       } catch (err) {
         connection.release();
         // The connection died before the channel opened: nothing ran, so one fresh attempt is safe.

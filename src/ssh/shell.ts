@@ -38,10 +38,15 @@ export class ShellSession implements Disposable {
     };
     channel.on('data', onData);
     channel.stderr.on('data', onData);
+    // Built inside ssh2's shell callback (see SshPool.shell), so no event can pass before these listeners.
+    // The status comes as 'exit' and again as the arguments of 'close'.
+    let status: ReturnType<typeof exitFromClose>;
+    channel.on('exit', (code?: number | null, signal?: string) => {
+      status ??= exitFromClose(code, signal);
+    });
     this.exited = new Promise((resolve) => {
-      // The exit status arrives with 'close' (see exec.ts: 'exit' may fire before we listen).
       channel.on('close', (code?: number | null, signal?: string) => {
-        const info = exitFromClose(code, signal);
+        const info = (status ??= exitFromClose(code, signal));
         this.ended = {
           exitCode: info?.code ?? null,
           ...(info?.signal ? { signal: info.signal } : {}),

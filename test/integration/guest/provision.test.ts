@@ -222,12 +222,7 @@ describe('provisioning on real containers', { timeout: 600_000 }, () => {
     assert.match(r.output, /npm:@openai\/codex latest/);
     assert.match(r.output, /\n8$/, 'eight markers');
     // The environment reaches a login session, and pixel logs in over SSH with the pinned host key.
-    // (The short sleep works around a race in SshPool.exec: output of a very fast command on a fresh connection
-    // can arrive before its listeners are attached. Reported to the SSH layer's owner.)
-    const pixel = await pool.exec(
-      { ...target, username: 'pixel' },
-      'sleep 0.5; echo "$PIXELS_TEST_VAR"; id -un',
-    );
+    const pixel = await pool.exec({ ...target, username: 'pixel' }, 'echo "$PIXELS_TEST_VAR"; id -un');
     assert.equal(pixel.exitCode, 0);
     assert.equal(pixel.stdout.toString().trim(), 'from [env]\npixel');
     // The egress policy went on last, so the downloads were not blocked, and it holds now.
@@ -315,7 +310,7 @@ describe('provisioning on real containers', { timeout: 600_000 }, () => {
         privateKey: user.privateOpenSsh,
         hostKey: cloneKey.publicOpenSsh,
       },
-      'sleep 0.5; cat ~/fixed',
+      'cat ~/fixed',
     );
     assert.equal(pixel.stdout.toString().trim(), 'fixed');
   });
