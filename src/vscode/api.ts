@@ -33,6 +33,21 @@ export interface PixelsApi {
   configProblems(): string[];
   /** Whether the tree view is visible. */
   viewVisible(): boolean;
+  /** The last or current provisioning run of a sandbox in this session: step states and notification headlines. */
+  provisionRun(
+    serverId: string,
+    name: string,
+  ):
+    | {
+        steps: Array<{ id: string; title: string; state: string; alreadyDone: boolean }>;
+        headlines: string[];
+        active: boolean;
+        failed?: string;
+      }
+    | undefined;
+  /** Egress policy reads done for the tree so far, and the warnings shown after restore/clone re-checks. */
+  egressReads(): number;
+  egressWarnings(): string[];
 }
 
 export function createApi(services: Services, activationMs: number): PixelsApi {
@@ -59,5 +74,17 @@ export function createApi(services: Services, activationMs: number): PixelsApi {
     lastError: lastReportedError,
     viewVisible: () => services.view.visible,
     configProblems: () => services.registry.problemLines(),
+    provisionRun: (serverId, name) => {
+      const run = services.provisioning.run(serverId, name);
+      if (!run) return undefined;
+      return {
+        steps: run.steps.map(({ id, title, state, alreadyDone }) => ({ id, title, state, alreadyDone })),
+        headlines: [...run.headlines],
+        active: run.active,
+        failed: run.failed,
+      };
+    },
+    egressReads: () => services.egressStatus.reads,
+    egressWarnings: () => [...services.egressStatus.warnings],
   };
 }

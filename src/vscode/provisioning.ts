@@ -85,6 +85,8 @@ export function readProvisionSettings(): ProvisionSettings {
   };
 }
 
+const MODES_KEY = 'pixels.provisionedEgress';
+
 interface Run {
   steps: StepView[];
   /** The notification's headlines, in order ("Install mise (5/8)"). */
@@ -103,7 +105,23 @@ export class ProvisioningService implements vscode.Disposable {
     private readonly registry: ServerRegistry,
     private readonly ssh: SshAccess,
     private readonly log: Log,
+    private readonly state: vscode.Memento,
   ) {}
+
+  /**
+   * The initial egress mode a sandbox was provisioned with. The step scripts (and so their markers) depend on
+   * it, so a retry or a clone must use the same one, or finished steps would run again.
+   */
+  provisionedWith(serverId: string, name: string): EgressMode | undefined {
+    return this.state.get<Record<string, EgressMode>>(MODES_KEY)?.[this.key(serverId, name)];
+  }
+
+  async rememberMode(serverId: string, name: string, mode: EgressMode | undefined): Promise<void> {
+    const all = { ...(this.state.get<Record<string, EgressMode>>(MODES_KEY) ?? {}) };
+    if (mode) all[this.key(serverId, name)] = mode;
+    else delete all[this.key(serverId, name)];
+    await this.state.update(MODES_KEY, all);
+  }
 
   private key(serverId: string, name: string): string {
     return `${serverId}/${name}`;
@@ -157,8 +175,10 @@ export class ProvisioningService implements vscode.Disposable {
         `The SSH host key of "${name}" is not pinned on this machine; run "Pixels: Set Up SSH Access…" first.`,
       );
     const identity = await this.ssh.identity();
-    const options = await this.options(hostKey, identity.publicOpenSsh, egress);
+    const mode = this.provisionedWith(serverId, name) ?? egress;
+    const options = await this.options(hostKey, identity.publicOpenSsh, mode);
     guest.provisionSteps(options); // bad settings fail here, before the notification
+    await this.rememberMode(serverId, name, mode);
     const key = this.key(serverId, name);
     const tracker = new guest.ProvisionTracker();
     const run: Run = { steps: [], headlines: [], active: true };
@@ -239,6 +259,12 @@ export class ProvisioningService implements vscode.Disposable {
   /** The sandbox is gone or was re-made: forget its run. */
   forget(serverId: string, name: string): void {
     if (this.runs.delete(this.key(serverId, name))) this.emitter.fire();
+  }
+
+  /** A destroyed sandbox: its run and its remembered mode go. */
+  async destroyed(serverId: string, name: string): Promise<void> {
+    this.forget(serverId, name);
+    await this.rememberMode(serverId, name, undefined);
   }
 
   dispose(): void {

@@ -35,7 +35,9 @@ export class Services implements vscode.Disposable {
     // Built before the tree (which reads them); they load nothing until a sandbox is listed or provisioned.
     this.ssh = this.own(new SshAccess(this.registry, this.log));
     this.egressStatus = this.own(new EgressStatusCache(this.registry, this.ssh, this.log));
-    this.provisioning = this.own(new ProvisioningService(this.registry, this.ssh, this.log));
+    this.provisioning = this.own(
+      new ProvisioningService(this.registry, this.ssh, this.log, context.globalState),
+    );
     this.tree = this.own(
       new SandboxTreeProvider(this.registry, this.store, this.egress, this.egressStatus, this.provisioning),
     );

@@ -18,6 +18,22 @@ export function pixelsSshDir(): string {
   return process.env.PIXELS_SSH_DIR || join(homedir(), '.ssh', 'pixels');
 }
 
+/**
+ * Works around an Incus answer (404 to an append to a file that does not exist yet, so a fresh image without
+ * /root/.ssh/authorized_keys could not get our key): where the backend can read files, a missing file is created
+ * empty first. An existing file is never overwritten.
+ */
+async function ensureRootKeysFile(backend: Backend, name: string): Promise<void> {
+  const reader = (backend as { readFile?: (name: string, path: string) => Promise<Buffer> }).readFile;
+  if (typeof reader !== 'function') return;
+  const path = '/root/.ssh/authorized_keys';
+  const missing = await reader.call(backend, name, path).then(
+    () => false,
+    (err: unknown) => (err instanceof NotFoundError ? true : Promise.reject(err)),
+  );
+  if (missing) await backend.writeFile(name, path, Buffer.alloc(0), { mode: 0o600, uid: 0, gid: 0 });
+}
+
 export class SshAccess implements vscode.Disposable {
   get knownHostsPath(): string {
     return join(pixelsSshDir(), 'known_hosts');
@@ -69,6 +85,7 @@ export class SshAccess implements vscode.Disposable {
       knownHosts: { file: new ssh.KnownHosts(this.knownHostsPath), names: [this.alias(serverId, name)] },
     });
     const forPixel = this.user !== 'root';
+    await ensureRootKeysFile(backend, name);
     try {
       await ssh.prepareSandboxAccess(backend, name, options(forPixel));
     } catch (err) {

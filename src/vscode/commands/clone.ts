@@ -64,13 +64,16 @@ export async function cloneSandbox(services: Services, arg: unknown): Promise<Sa
   if (clone.status === 'running' && sourceKeyPinned && caps.writeFiles) {
     // A provisioned source: the clone's markers say every step is done except the SSH step (its host key is
     // new), so only that one runs; an unprovisioned source is left as it is.
-    if (await services.provisioning.isProvisioned(backend, source.serverId, name))
+    const sourceMode = services.provisioning.provisionedWith(source.serverId, source.name);
+    if (await services.provisioning.isProvisioned(backend, source.serverId, name)) {
+      await services.provisioning.rememberMode(source.serverId, name, sourceMode);
       await services.provisioning.provision(
         backend,
         source.serverId,
         name,
         services.egress.get(source.serverId, name) ?? 'unrestricted',
       );
+    }
     const status = await services.egressStatus.recheck(backend, source.serverId, name, 'cloning');
     if (status) await services.egress.set(source.serverId, name, status.policy.mode);
   }

@@ -237,7 +237,7 @@ export async function destroySandbox(services: Services, arg: unknown): Promise<
     );
   await services.egress.set(target.serverId, target.name, undefined);
   services.egressStatus.invalidate(target.serverId, target.name);
-  services.provisioning.forget(target.serverId, target.name);
+  await services.provisioning.destroyed(target.serverId, target.name);
   services.log.info(`destroyed sandbox ${target.name} on ${target.serverId} (${checkpoints} checkpoints)`);
   await services.refresh.refreshNow(target.serverId);
   return true;
