@@ -58,7 +58,8 @@ if (!process.argv.includes('--port')) {
 
 let demo;
 try {
-  demo = await startDemo({ port, simVersion });
+  // The simulator's sandboxes run no sshd, so guest provisioning (which works over SSH) is off in the demo.
+  demo = await startDemo({ port, simVersion, settings: { 'pixels.defaults.provision': false } });
 } catch (error) {
   console.error(`demo: ${error instanceof Error ? error.message : error}`);
   process.exit(1);
