@@ -13,8 +13,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 [ -f "$CACHE/lab.env" ] && . "$CACHE/lab.env"
 mkdir -p "$STATE"
-exec 8> "$STATE/.lock"
-flock 8 # not while up.sh runs
+exec 8> "$STATE/up.lock"
+flock -w 300 8 || { echo "down.sh: up.sh has held $STATE/up.lock for 5 minutes" >&2; exit 1; }
 
 if command -v incusd > /dev/null && incusd waitready --timeout=2 > /dev/null 2>&1; then
   # Every project's instances (the simulator's Incus engine uses projects of its own), then the projects.

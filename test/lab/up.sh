@@ -18,6 +18,7 @@ STATE="$CACHE/lab"
 BRIDGE=${LAB_BRIDGE:-pxlabbr0}
 BR4=${LAB_BRIDGE_IPV4:-10.77.0.1/24}
 BR6=${LAB_BRIDGE_IPV6:-fd42:7078:6c61::1/64}
+DHCP_EXPIRY=${LAB_DHCP_EXPIRY:-5m}
 POOL_BTRFS=${LAB_POOL_BTRFS:-pxbtrfs}
 POOL_DIR=${LAB_POOL_DIR:-pxdir}
 BTRFS_SIZE=${LAB_BTRFS_SIZE:-12GiB}
@@ -38,9 +39,10 @@ if [ "$(id -u)" != 0 ]; then
 fi
 mkdir -p "$STATE"
 T0=$(date +%s.%N)
-# One run at a time: two incusd started at once fight over the database (and the second dies).
-exec 8> "$STATE/.lock"
-flock 8
+# One run at a time: two incusd started at once fight over the database (and the second dies). The daemons
+# started below must not inherit the lock's fd (8>&-), or they would hold the lock for as long as they live.
+exec 8> "$STATE/up.lock"
+flock -w 300 8 || { echo "up.sh: another up.sh/down.sh has held $STATE/up.lock for 5 minutes" >&2; exit 1; }
 since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}'; }
 step() { echo "==> $*"; }
 apt_get() { flock /tmp/pixels-apt.lock apt-get -q -o DPkg::Lock::Timeout=900 "$@"; }
@@ -77,7 +79,7 @@ else
   chown root:incus-admin /var/log/incus
   if ! mountpoint -q /var/lib/lxcfs; then
     step "starting lxcfs"
-    setsid nohup /usr/bin/lxcfs /var/lib/lxcfs > "$STATE/lxcfs.log" 2>&1 < /dev/null &
+    setsid nohup /usr/bin/lxcfs /var/lib/lxcfs > "$STATE/lxcfs.log" 2>&1 < /dev/null 8>&- &
     echo $! > "$STATE/lxcfs.pid"
     for _ in $(seq 1 50); do mountpoint -q /var/lib/lxcfs && break; sleep 0.1; done
     mountpoint -q /var/lib/lxcfs || { echo "lxcfs did not mount; see $STATE/lxcfs.log" >&2; exit 1; }
@@ -87,7 +89,7 @@ else
     # The hard fd limit may be below what incusd asks for in a sandbox; take what we can get.
     ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
     setsid nohup /usr/libexec/incus/incusd --group incus-admin --logfile /var/log/incus/incus.log \
-      > "$STATE/incusd.stdout" 2>&1 < /dev/null &
+      > "$STATE/incusd.stdout" 2>&1 < /dev/null 8>&- &
     echo $! > "$STATE/incusd.pid"
   fi
 fi
@@ -122,6 +124,11 @@ fi
 # Whatever was there before: NAT stays off. (no-resolv above: dnsmasq answers local names only, forwards nothing.)
 for k in ipv4.nat ipv6.nat; do
   [ "$(incus network get "$BRIDGE" "$k")" = false ] || incus network set "$BRIDGE" "$k" false
+done
+# Deleted instances keep their DHCP lease until it expires: with tests making hundreds of containers an hour,
+# the default 1 h leases would exhaust the /24. Short leases keep addresses flowing.
+for k in ipv4.dhcp.expiry ipv6.dhcp.expiry; do
+  [ "$(incus network get "$BRIDGE" "$k")" = "$DHCP_EXPIRY" ] || incus network set "$BRIDGE" "$k" "$DHCP_EXPIRY"
 done
 
 # Keep the bridge's traffic on this machine: nothing is forwarded between it and any other interface.
