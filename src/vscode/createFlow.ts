@@ -185,7 +185,8 @@ export async function runCreateFlow(
           [
             {
               label: 'Provision',
-              description: 'SSH access with a pinned host key and your key',
+              description: 'User pixel, SSH with a pinned host key, dev tools through mise, egress policy',
+              detail: 'Node LTS, Claude Code, Codex and OpenCode by default (settings: pixels.provision.*)',
               value: true,
             },
             { label: 'No provisioning', description: 'A plain container', value: false },

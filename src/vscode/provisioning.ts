@@ -158,6 +158,13 @@ export class ProvisioningService implements vscode.Disposable {
     };
   }
 
+  /** Checks the provisioning settings before anything is created (a bad URL or tool name fails here). */
+  async checkSettings(egress: EgressMode): Promise<void> {
+    const guest = await loadGuest();
+    const key = (await this.ssh.identity()).publicOpenSsh;
+    guest.provisionSteps(await this.options(key, key, egress));
+  }
+
   /**
    * Provisions a running sandbox whose host key is pinned here, as root over SSH (streamed output; the Incus
    * exec API cuts long commands). `egress` is the initial policy: a sandbox that has one keeps its own.

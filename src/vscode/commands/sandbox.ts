@@ -116,6 +116,8 @@ export async function createSandbox(services: Services, arg: unknown): Promise<S
     throw new UnsupportedError(
       `Restricting egress on ${server.label} goes over SSH: turn provisioning on, or choose "unrestricted".`,
     );
+  // Bad provisioning settings (a URL, a tool name, an unreadable setup script) are refused before anything exists.
+  if (answers.provision) await services.provisioning.checkSettings(answers.egress);
   const { name } = answers;
   // Checked first, so that the clean-up below can only ever remove what this command made.
   const existing = await backend.get(name).then(

@@ -120,6 +120,34 @@ suite('provisioning and egress from the editor (real Incus lab)', function () {
     return r;
   }
 
+  test('bad provisioning settings are refused before anything is created', async () => {
+    const api = await pixelsApi();
+    const c = vscode.workspace.getConfiguration('pixels');
+    await c.update(
+      'provision.miseInstallerUrl',
+      'ftp://mirror.example/mise.sh',
+      vscode.ConfigurationTarget.Global,
+    );
+    try {
+      const made = await vscode.commands.executeCommand('pixels.createSandbox', {
+        server: 'lab',
+        name,
+        image: lab.image,
+        provision: true,
+        egress: 'unrestricted',
+      });
+      assert.equal(made, undefined);
+      assert.match(api.lastError()?.message ?? '', /miseInstallerUrl: only http and https/);
+      assert.equal((await sandboxRows(api, 'lab')).has(name), false, 'nothing was created');
+    } finally {
+      await c.update(
+        'provision.miseInstallerUrl',
+        `${base()}/mise-install.sh`,
+        vscode.ConfigurationTarget.Global,
+      );
+    }
+  });
+
   test('create with provisioning: a missing installer fails "Install mise" with its log tail; the sandbox stays', async () => {
     const api = await pixelsApi();
     const { result, descriptions, stepStates } = await watchRow(
@@ -308,5 +336,48 @@ suite('provisioning and egress from the editor (real Incus lab)', function () {
     } finally {
       b.dispose();
     }
+  });
+
+  test('after restoring a checkpoint the policy is re-checked and the row shows the restored state', async () => {
+    const api = await pixelsApi();
+    const allowed = `${base()}/`;
+    const allow = await vscode.commands.executeCommand<EgressStatus>('pixels.allowDomain', {
+      server: 'lab',
+      name,
+      entry: NET.allowedV4,
+    });
+    assert.ok(allow, api.lastError()?.message);
+    const cp = await vscode.commands.executeCommand('pixels.createCheckpoint', {
+      server: 'lab',
+      name,
+      label: 'open',
+    });
+    assert.ok(cp, api.lastError()?.message);
+    const deny = await vscode.commands.executeCommand<EgressStatus>('pixels.denyDomain', {
+      server: 'lab',
+      name,
+      entry: NET.allowedV4,
+    });
+    assert.ok(deny, api.lastError()?.message);
+    assert.notEqual((await fetchFrom(exec, allowed)).exitCode, 0);
+    const warningsBefore = api.egressWarnings().length;
+    const restored = await vscode.commands.executeCommand('pixels.restoreCheckpoint', {
+      server: 'lab',
+      name,
+      label: 'open',
+      confirm: true,
+    });
+    assert.equal(restored, true, api.lastError()?.message);
+    assert.deepEqual(api.egressWarnings().slice(warningsBefore), [], 'the restored policy holds');
+    const shown = await vscode.commands.executeCommand<EgressStatus>('pixels.showEgressPolicy', {
+      server: 'lab',
+      name,
+      open: false,
+    });
+    assert.ok(shown, api.lastError()?.message);
+    assert.deepEqual(shown.policy.allow, [NET.allowedV4], "the checkpoint's allow list is back");
+    assert.equal(shown.enforced, true);
+    assert.equal((await fetchFrom(exec, allowed)).exitCode, 0, 'and enforced: the allowed listener answers');
+    assert.match(api.treeItem(await row(api)).description ?? '', / · allowlist$/);
   });
 });
