@@ -350,7 +350,8 @@ function sandboxItem(node: SandboxNode, facts: SandboxFacts): vscode.TreeItem {
         ? vscode.TreeItemCollapsibleState.Collapsed
         : vscode.TreeItemCollapsibleState.None,
   );
-  item.id = `sandbox:${node.serverId}/${s.name}`;
+  // A different id while provisioning: VS Code keeps a known row's collapsed state, and the step rows must show.
+  item.id = `sandbox:${node.serverId}/${s.name}${facts.provisioning ? '#provisioning' : ''}`;
   const [icon, color] = STATUS_ICON[s.status] ?? STATUS_ICON.unknown;
   item.iconPath = new vscode.ThemeIcon(icon, color ? new vscode.ThemeColor(color) : undefined);
   const parts = [s.status === 'running' ? (s.ipv4 ?? 'no IP yet') : s.status];

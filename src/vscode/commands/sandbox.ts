@@ -189,6 +189,9 @@ export async function createSandbox(services: Services, arg: unknown): Promise<S
   // The sandbox is up with a pinned host key. A failing step leaves it in place (not destroyed) so that
   // "Retry Provisioning" resumes where it stopped; the error names the step and ends with its log tail.
   services.egressStatus.invalidate(serverId, name);
+  // Provisioning needs the address anyway; the row shows it while the steps run.
+  await services.ssh.waitForAddress(backend, name);
+  await services.refresh.refreshNow(serverId);
   await services.provisioning.provision(backend, serverId, name, answers.egress);
   services.egressStatus.invalidate(serverId, name);
   await services.refresh.refreshNow(serverId);
