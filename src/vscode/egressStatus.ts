@@ -157,7 +157,8 @@ async function readExecutor(
   const guest = await loadGuest();
   if (backend.exec) return guest.backendExecutor(backend, name);
   if (!(await ssh.hostKey(serverId, name))) return undefined;
-  const target = await ssh.readyTarget(backend, serverId, name, undefined, 'root');
+  // A background read: give up soon on a sandbox that does not answer (the row then shows the remembered mode).
+  const target = await ssh.readyTarget(backend, serverId, name, AbortSignal.timeout(15_000), 'root');
   return guest.sshExecutor(await ssh.pool(), target);
 }
 
