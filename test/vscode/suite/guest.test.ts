@@ -6,7 +6,7 @@
 // container; a clone of the provisioned sandbox only re-runs the SSH step. Fails loudly when the lab is not up.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
@@ -28,6 +28,7 @@ import { requireLab, type Lab } from '../../lab/lab';
 import { pixelsApi, sandboxRows, setServers, showView, sleep } from './helpers';
 
 const SETTINGS = [
+  'provision.setupScript',
   'provision.tools',
   'provision.packages',
   'provision.miseInstallerUrl',
@@ -243,6 +244,42 @@ suite('provisioning and egress from the editor (real Incus lab)', function () {
     const inside = await exec('id pixel && runuser -l pixel -c "mise ls --current"', { timeoutMs: 30_000 });
     assert.equal(inside.exitCode, 0, inside.output);
     assert.match(inside.output, /npm:@openai\/codex latest/);
+  });
+
+  test('a step past its timeout (pixels.provision.stepTimeoutSeconds) fails as timed out, with its log', async () => {
+    const api = await pixelsApi();
+    const c = vscode.workspace.getConfiguration('pixels');
+    const g = vscode.ConfigurationTarget.Global;
+    const script = join(sshDir, 'slow-setup.sh');
+    writeFileSync(script, 'echo "started the slow part"\nsleep 60\necho never\n');
+    await c.update('provision.setupScript', script, g);
+    await c.update('provision.stepTimeoutSeconds', { mise: 30, tools: 30, setup: 2 }, g);
+    const started = Date.now();
+    try {
+      const result = await vscode.commands.executeCommand('pixels.provisionSandbox', { server: 'lab', name });
+      assert.equal(result, undefined);
+      const message = api.lastError()?.message ?? '';
+      assert.match(message, /stopped at step "Run setup script": .*timed out/);
+      assert.match(message, /started the slow part/, 'the log tail is in the message');
+      assert.ok(Date.now() - started < 40_000, 'ended by the timeout, not by the script');
+      const run = api.provisionRun('lab', name);
+      assert.equal(run?.failed, 'Run setup script');
+      assert.match(api.treeItem(await row(api)).description ?? '', /provisioning failed/);
+    } finally {
+      await c.update('provision.setupScript', undefined, g);
+      await c.update('provision.stepTimeoutSeconds', { mise: 30, tools: 30 }, g);
+    }
+    // Without the script there is no setup step: everything else is done, so nothing runs.
+    const outcomes = await vscode.commands.executeCommand<StepOutcome[]>('pixels.provisionSandbox', {
+      server: 'lab',
+      name,
+    });
+    assert.ok(outcomes, api.lastError()?.message);
+    assert.ok(
+      outcomes.every((o) => o.alreadyDone),
+      'a clean re-run',
+    );
+    assert.doesNotMatch(api.treeItem(await row(api)).description ?? '', /provisioning/);
   });
 
   test('egress: set allowlist, allow an address, deny it again — checked with curl inside', async () => {
