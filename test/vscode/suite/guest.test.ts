@@ -417,4 +417,18 @@ suite('provisioning and egress from the editor (real Incus lab)', function () {
     assert.equal((await fetchFrom(exec, allowed)).exitCode, 0, 'and enforced: the allowed listener answers');
     assert.match(api.treeItem(await row(api)).description ?? '', / · allowlist$/);
   });
+
+  test('Set Egress Mode… without a mode asks with a quick pick (unrestricted is first)', async () => {
+    const api = await pixelsApi();
+    const pending = Promise.resolve(
+      vscode.commands.executeCommand<EgressStatus>('pixels.setEgressMode', { server: 'lab', name }),
+    );
+    await sleep(800);
+    await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
+    const status = await pending;
+    assert.ok(status, api.lastError()?.message);
+    assert.equal(status.policy.mode, 'unrestricted');
+    assert.equal((await fetchFrom(exec, `http://${NET.deniedV4}:${net.port}/`)).exitCode, 0, 'open again');
+    assert.match(api.treeItem(await row(api)).description ?? '', / · unrestricted$/);
+  });
 });
