@@ -6,37 +6,10 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { utils } from 'ssh2';
 import { NotFoundError, ValidationError } from '../core/errors';
+import { generateKeyPair } from '../core/keys';
 
-export interface KeyPair {
-  /** `-----BEGIN OPENSSH PRIVATE KEY-----` text. */
-  privateOpenSsh: string;
-  /** One line: `ssh-ed25519 AAAA… comment`. */
-  publicOpenSsh: string;
-}
-
-/** Wire size of an ed25519 public key blob: string "ssh-ed25519" + string of 32 key bytes. */
-const ED25519_BLOB_LENGTH = 4 + 'ssh-ed25519'.length + 4 + 32;
-
-/** A fresh ed25519 key pair. */
-export function generateKeyPair(comment = ''): KeyPair {
-  // ssh2's generator drops a leading zero byte of the key (1 key in 256): the result is malformed (ssh2
-  // itself cannot load it, sshd rejects it). Such a draw is thrown away.
-  for (let attempt = 0; attempt < 32; attempt++) {
-    const pair = utils.generateKeyPairSync('ed25519', { comment });
-    const publicOpenSsh = pair.public.trim();
-    if (
-      parsePublicKey(publicOpenSsh).blob.length === ED25519_BLOB_LENGTH &&
-      !(utils.parseKey(pair.private) instanceof Error)
-    )
-      return { privateOpenSsh: pair.private, publicOpenSsh };
-  }
-  throw new Error('Could not generate a well-formed ed25519 key.');
-}
-
-/** A fresh ed25519 host key for a sandbox (a clone gets a new one too). */
-export function generateHostKey(comment = 'pixels-sandbox'): KeyPair {
-  return generateKeyPair(comment);
-}
+// Generation lives in src/core/keys.ts (one implementation, shared with the backends).
+export { generateHostKey, generateKeyPair, type KeyPair } from '../core/keys';
 
 export interface PublicKey {
   /** Key type, e.g. `ssh-ed25519`. */

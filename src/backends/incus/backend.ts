@@ -1,9 +1,9 @@
 // The Backend interface on an Incus server (local socket or HTTPS). Every sandbox is an instance `px-<name>`;
 // checkpoints are Incus snapshots.
 import { randomBytes } from 'node:crypto';
-import { utils } from 'ssh2';
 import type { Backend, BackendCapabilities, BackendChange, ServerInfo } from '../../core/backend';
 import { Emitter } from '../../core/disposable';
+import { generateHostKey } from '../../core/keys';
 import type { Disposable } from '../../core/disposable';
 import {
   AlreadyExistsError,
@@ -36,6 +36,7 @@ import type {
 import { IncusEventStream } from './events';
 import type { IncusEvent } from './events';
 import { execInInstance } from './exec';
+import type { ExecOptions } from './exec';
 import { IncusFiles } from './files';
 import { cloneConfig, isSandboxInstance, newestFirst, toCheckpoint, toSandbox } from './mapping';
 import { Operations } from './operations';
@@ -509,14 +510,16 @@ export class IncusBackend implements Backend {
       this.files.remove(inst, '/var/lib/dbus/machine-id'),
     ]);
     if (!entries.includes('sshd_config')) return; // no OpenSSH server in this image
-    const key = utils.generateKeyPairSync('ed25519', { comment: `root@${inst}` });
+    const key = generateHostKey(`root@${inst}`);
     const ours = ['ssh_host_ed25519_key', 'ssh_host_ed25519_key.pub'];
     await Promise.all([
       ...entries
         .filter((e) => e.startsWith('ssh_host_') && !ours.includes(e))
         .map((e) => this.files.remove(inst, `/etc/ssh/${e}`)),
-      this.files.write(inst, '/etc/ssh/ssh_host_ed25519_key', Buffer.from(key.private), { mode: 0o600 }),
-      this.files.write(inst, '/etc/ssh/ssh_host_ed25519_key.pub', Buffer.from(`${key.public.trim()}\n`), {
+      this.files.write(inst, '/etc/ssh/ssh_host_ed25519_key', Buffer.from(key.privateOpenSsh), {
+        mode: 0o600,
+      }),
+      this.files.write(inst, '/etc/ssh/ssh_host_ed25519_key.pub', Buffer.from(`${key.publicOpenSsh}\n`), {
         mode: 0o644,
       }),
     ]);
@@ -541,11 +544,7 @@ export class IncusBackend implements Backend {
     return this.files.read(instanceName(name), path);
   }
 
-  async exec(
-    name: string,
-    argv: string[],
-    options: { stdin?: Buffer; env?: Record<string, string>; timeoutMs?: number } = {},
-  ): Promise<ExecResult> {
+  async exec(name: string, argv: string[], options: ExecOptions = {}): Promise<ExecResult> {
     validateSandboxName(name);
     return execInInstance(this.client, this.operations, instanceName(name), argv, options);
   }

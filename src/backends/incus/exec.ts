@@ -1,9 +1,9 @@
 // Running a command through the API (no SSH needed): POST /exec with one websocket per stdio stream.
 // stdin is written and then closed (EOF); stdout/stderr are collected until the server closes them.
 import WebSocket from 'ws';
-import { ServerError } from '../../core/errors';
+import { CancelledError, ServerError, TimeoutError } from '../../core/errors';
 import type { ExecResult } from '../../core/sandbox';
-import type { Operations } from './operations';
+import type { IncusOperation, Operations } from './operations';
 import type { IncusRestClient } from './rest-client';
 
 interface ExecStarted {
@@ -15,8 +15,10 @@ export interface ExecOptions {
   stdin?: Buffer;
   env?: Record<string, string>;
   cwd?: string;
-  /** Whole command, including the wait for the exit code. */
+  /** Whole command, including the wait for the exit code; when it runs out the command is killed. */
   timeoutMs?: number;
+  /** Aborting kills the command and rejects with CancelledError. */
+  signal?: AbortSignal;
 }
 
 export async function execInInstance(
@@ -27,6 +29,7 @@ export async function execInInstance(
   options: ExecOptions = {},
 ): Promise<ExecResult> {
   if (argv.length === 0) throw new ServerError('exec needs a command.');
+  if (options.signal?.aborted) throw new CancelledError();
   const started = await client.call<ExecStarted>(
     'POST',
     `/1.0/instances/${encodeURIComponent(instance)}/exec`,
@@ -78,18 +81,43 @@ export async function execInInstance(
   const errDone = collect(stderrWs, err);
   const timeout = options.timeoutMs ?? 10 * 60_000;
   const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), timeout);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    abort.abort();
+  }, timeout);
+  const onCallerAbort = () => abort.abort();
+  options.signal?.addEventListener('abort', onCallerAbort, { once: true });
+  // Most exec operations cannot be cancelled through the API: the process itself is killed (SIGKILL over the
+  // control socket), so the operation ends at once instead of running on after a timeout or an abort. Only
+  // that process gets the signal; children it started in the background (e.g. from a shell script) live on.
+  const kill = () => {
+    if (control.readyState === WebSocket.OPEN) control.send(JSON.stringify({ command: 'signal', signal: 9 }));
+  };
+  abort.signal.addEventListener('abort', kill);
   try {
     await Promise.all([opened(control), opened(stdin), opened(stdoutWs), opened(stderrWs)]);
+    if (abort.signal.aborted) kill(); // the abort came while the sockets were opening
     if (options.stdin?.length) stdin.send(options.stdin);
     stdin.close(1000); // EOF for the command's stdin
-    const done = await operations.wait(opId, abort.signal);
+    let done: IncusOperation;
+    try {
+      done = await operations.wait(opId, abort.signal);
+    } catch (err) {
+      if (timedOut)
+        throw new TimeoutError(
+          `The command did not finish within ${Math.round(timeout / 1000)} s and was stopped.`,
+          { cause: err },
+        );
+      throw err;
+    }
     // Output can trail the operation's end by a moment; wait for both streams to close, briefly.
     await Promise.race([Promise.all([outDone, errDone]), new Promise((r) => setTimeout(r, 2000))]);
     const code = Number((done.metadata as { return?: number } | null)?.return ?? -1);
     return { exitCode: code, stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
   } finally {
     clearTimeout(timer);
+    options.signal?.removeEventListener('abort', onCallerAbort);
     for (const ws of [control, stdin, stdoutWs, stderrWs])
       if (ws.readyState <= WebSocket.OPEN) ws.terminate();
   }

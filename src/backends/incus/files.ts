@@ -28,9 +28,17 @@ async function errorOf(status: number, body: Buffer): Promise<PixelsError> {
 }
 
 export class IncusFiles {
+  /** The last write queued per "<instance>\n<path>" (see oneAtATime). */
+  private readonly pending = new Map<string, Promise<void>>();
+
   constructor(private readonly client: IncusRestClient) {}
 
-  /** Writes (or appends to) a file, creating missing parent directories with the same owner. */
+  /**
+   * Writes a file, creating missing parent directories with the same owner; or, with `append`, appends to it
+   * like `>>`: a missing file is created with the given mode and owner, an existing one keeps its own, and a
+   * missing directory is an error (nothing is made).
+   * Writes to one path are serialised in this process, so concurrent appends lose nothing (see appendOrCreate).
+   */
   async write(
     instance: string,
     path: string,
@@ -38,28 +46,83 @@ export class IncusFiles {
     options: WriteFileOptions = {},
   ): Promise<void> {
     checkAbsolute(path);
-    const mode = options.mode ?? 0o644;
+    const headers = {
+      'Content-Type': 'application/octet-stream',
+      'X-Incus-type': 'file',
+      'X-Incus-uid': String(options.uid ?? 0),
+      'X-Incus-gid': String(options.gid ?? 0),
+      'X-Incus-mode': octal(options.mode ?? 0o644),
+    };
+    await this.oneAtATime(`${instance}\n${path}`, () =>
+      options.append
+        ? this.appendOrCreate(instance, path, content, headers)
+        : this.overwrite(instance, path, content, headers, options),
+    );
+  }
+
+  private async overwrite(
+    instance: string,
+    path: string,
+    content: Buffer,
+    headers: Record<string, string>,
+    options: WriteFileOptions,
+  ): Promise<void> {
     const attempt = () =>
       this.fileCall('POST', instance, {
         query: { path },
         raw: content,
-        headers: {
-          'Content-Type': 'application/octet-stream',
-          'X-Incus-type': 'file',
-          'X-Incus-uid': String(options.uid ?? 0),
-          'X-Incus-gid': String(options.gid ?? 0),
-          'X-Incus-mode': octal(mode),
-          'X-Incus-write': options.append ? 'append' : 'overwrite',
-        },
+        headers: { ...headers, 'X-Incus-write': 'overwrite' },
       });
     let res = await attempt();
     if (res.status === 404 && !(await this.instanceMissing(instance))) {
       // Private files (no group/other bits, like authorized_keys) get private parent directories.
-      const dirMode = mode & 0o077 ? 0o755 : 0o700;
+      const dirMode = (options.mode ?? 0o644) & 0o077 ? 0o755 : 0o700;
       await this.mkdirs(instance, parentOf(path), dirMode, options.uid ?? 0, options.gid ?? 0);
       res = await attempt();
     }
     if (res.status >= 400) throw await errorOf(res.status, res.body);
+  }
+
+  /**
+   * Incus (6.0) answers 404 to an append to a file that does not exist, so the file is then created with this
+   * content (an overwrite). Between that 404 and the create, a file made by someone else would be replaced:
+   * within this process that cannot happen (writes to one path run one at a time); another client of the same
+   * server writing the same missing file in those few milliseconds is the remaining, accepted window: the API
+   * has no create-only-if-absent write.
+   */
+  private async appendOrCreate(
+    instance: string,
+    path: string,
+    content: Buffer,
+    headers: Record<string, string>,
+  ): Promise<void> {
+    const write = (mode: 'append' | 'overwrite') =>
+      this.fileCall('POST', instance, {
+        query: { path },
+        raw: content,
+        headers: { ...headers, 'X-Incus-write': mode },
+      });
+    let res = await write('append');
+    if (res.status === 404 && !(await this.instanceMissing(instance))) {
+      res = await write('overwrite');
+      // Still 404: the directory is missing; `>>` does not make directories, and neither do we.
+      if (res.status === 404)
+        throw new NotFoundError(`Cannot append to ${path} in ${instance}: ${parentOf(path)} does not exist.`);
+    }
+    if (res.status >= 400) throw await errorOf(res.status, res.body);
+  }
+
+  /** Runs `task` after every earlier task with the same key has settled. */
+  private async oneAtATime(key: string, task: () => Promise<void>): Promise<void> {
+    const previous = this.pending.get(key) ?? Promise.resolve();
+    const run = previous.then(task);
+    const settled = run.catch(() => undefined);
+    this.pending.set(key, settled);
+    try {
+      await run;
+    } finally {
+      if (this.pending.get(key) === settled) this.pending.delete(key);
+    }
   }
 
   /** Reads a regular file. */

@@ -9,7 +9,8 @@ import {
 } from '../../core/errors';
 import type { OperationOptions } from '../../core/sandbox';
 import type { IncusEventStream } from './events';
-import type { IncusEnvelope, IncusRestClient, RequestOptions } from './rest-client';
+import type { IncusEnvelope, IncusRestClient, RawResponse, RequestOptions } from './rest-client';
+import { mapIncusError } from './rest-client';
 
 export interface IncusOperation {
   id: string;
@@ -24,6 +25,8 @@ export interface IncusOperation {
 
 /** Long-poll slice: the /wait request returns after this many seconds even if the operation still runs. */
 const WAIT_SLICE_SEC = 25;
+/** How Incus says a /wait slice ran out while the operation goes on. */
+const SLICE_OVER = /deadline exceeded/i;
 
 export function operationError(message: string): PixelsError {
   const sentence = /[.!?]$/.test(message) ? message : `${message}.`;
@@ -91,26 +94,38 @@ export class Operations {
     }
   }
 
-  /** Waits until operation `id` ends; a failed operation becomes a typed error. */
+  /**
+   * Waits until operation `id` ends, in server-side slices of WAIT_SLICE_SEC: an operation may run for any
+   * length of time (a long command, a big image download); only the caller's signal ends the wait early.
+   * A failed operation becomes a typed error.
+   */
   async wait(id: string, signal?: AbortSignal): Promise<IncusOperation> {
     for (;;) {
       if (signal?.aborted) {
         await this.cancel(id);
         throw new CancelledError();
       }
-      let env: IncusEnvelope<IncusOperation>;
+      const sliceStart = Date.now();
+      let res: RawResponse;
       try {
-        env = await this.client.call<IncusOperation>('GET', `/1.0/operations/${id}/wait`, {
+        res = await this.client.raw('GET', `/1.0/operations/${id}/wait`, {
           query: { timeout: String(WAIT_SLICE_SEC) },
           timeoutMs: (WAIT_SLICE_SEC + 10) * 1000,
           signal,
         });
       } catch (err) {
-        if (err instanceof CancelledError) {
-          await this.cancel(id);
-          throw err;
-        }
+        if (err instanceof CancelledError) await this.cancel(id);
         throw err;
+      }
+      const env = parseEnvelope<IncusOperation>(res);
+      if (env.type === 'error' || res.status >= 400) {
+        const message = env.error ?? `HTTP ${res.status}`;
+        // Incus 6 answers a wait whose slice ran out with an error ("context deadline exceeded"), not with
+        // the still-running operation (as LXD does): that is our own timeout, so wait another slice.
+        if (!SLICE_OVER.test(message)) throw mapIncusError(res.status >= 400 ? res.status : 500, message);
+        // A server that ends slices early must not turn this into a busy loop.
+        if (Date.now() - sliceStart < 1000) await pause(1000, signal);
+        continue;
       }
       const o = env.metadata;
       if (o.status_code >= 400 || o.status === 'Failure')
@@ -136,4 +151,25 @@ function idOf(env: IncusEnvelope<unknown>): string {
   const m = /\/1\.0\/operations\/([^/?]+)/.exec(env.operation ?? '');
   if (!m) throw new ServerError('Incus started an operation without telling which one.');
   return m[1];
+}
+
+function parseEnvelope<T>(res: RawResponse): IncusEnvelope<T> {
+  try {
+    return JSON.parse(res.body.toString('utf8')) as IncusEnvelope<T>;
+  } catch {
+    throw new ServerError(`Incus answered an operation wait with HTTP ${res.status} and no JSON.`);
+  }
+}
+
+/** Sleeps `ms`, or less when `signal` aborts (the caller's loop then sees the abort). */
+function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
