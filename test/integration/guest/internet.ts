@@ -38,19 +38,16 @@ function ip(args: string[]): void {
 
 function addAddress(bridge: string, address: string): void {
   const v6 = address.includes(':');
-  try {
-    ip([
-      v6 ? '-6' : '-4',
-      'addr',
-      'add',
-      `${address}/${v6 ? 128 : 32}`,
-      'dev',
-      bridge,
-      ...(v6 ? ['nodad'] : []),
-    ]);
-  } catch (err) {
-    if (!String((err as { stderr?: Buffer }).stderr ?? '').includes('File exists')) throw err;
-  }
+  // `replace` is idempotent: an address left behind by an earlier, killed run is simply taken over.
+  ip([
+    v6 ? '-6' : '-4',
+    'addr',
+    'replace',
+    `${address}/${v6 ? 128 : 32}`,
+    'dev',
+    bridge,
+    ...(v6 ? ['nodad'] : []),
+  ]);
 }
 
 function removeAddress(bridge: string, address: string): void {
