@@ -32,19 +32,34 @@ function readyLine(child: ChildProcess, timeoutMs = 30_000): Promise<string> {
   });
 }
 
-/** The node process that runs test/sim/main.ts itself (the leaf under npm -> sh -> tsx). */
+/** The node process that runs test/sim/main.ts itself (the deepest one under npm -> sh -> tsx). */
 function simPid(root: number): number {
+  // A thread can end while we read its children list: read each one on its own so one vanished thread does not
+  // hide the whole process tree.
   const children = (pid: number): number[] => {
+    let tasks: string[] = [];
     try {
-      return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
-        readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8')
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      return [];
+    }
+    return tasks.flatMap((tid) => {
+      try {
+        return readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8')
           .trim()
           .split(/\s+/)
           .filter(Boolean)
-          .map(Number),
-      );
+          .map(Number);
+      } catch {
+        return [];
+      }
+    });
+  };
+  const cmdline = (pid: number): string => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     } catch {
-      return [];
+      return '';
     }
   };
   const all: number[] = [];
@@ -56,12 +71,13 @@ function simPid(root: number): number {
       queue.push(kid);
     }
   }
-  const leaf = all.find((pid) => {
-    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    return cmd.includes('test/sim/main.ts') && children(pid).length === 0;
-  });
-  if (leaf === undefined) throw new Error('simulator process not found under npm');
-  return leaf;
+  // Breadth-first order: the last match is the deepest, i.e. the simulator rather than a tsx relay above it.
+  const matches = all.filter((pid) => cmdline(pid).includes('test/sim/main.ts'));
+  if (matches.length === 0) {
+    const tree = all.map((pid) => `${pid}: ${cmdline(pid).split('\0').join(' ')}`).join('; ');
+    throw new Error(`simulator process not found under npm (${root}); tree: ${tree}`);
+  }
+  return matches[matches.length - 1];
 }
 
 describe('simulator CLI', () => {
