@@ -35,6 +35,8 @@ describe('incus operation waits', () => {
   let client: IncusRestClient;
   let operations: Operations;
   let script: Answer[] = [];
+  /** Answers to GET /1.0/operations/op1 (the state lookup after a "deadline exceeded"). */
+  let states: Answer[] = [];
   const seen: string[] = [];
 
   before(async () => {
@@ -44,7 +46,9 @@ describe('incus operation waits', () => {
       const answer: Answer =
         req.method === 'DELETE'
           ? { status: 200, body: { type: 'sync', metadata: {} } }
-          : (script.shift() ?? op('Success', 200));
+          : req.url?.includes('/wait')
+            ? (script.shift() ?? op('Success', 200))
+            : (states.shift() ?? op('Running', 103));
       setTimeout(() => {
         res.writeHead(answer.status, { 'Content-Type': 'application/json' });
         res.end(JSON.stringify(answer.body));
@@ -69,13 +73,14 @@ describe('incus operation waits', () => {
       { ...sliceOver, delayMs: 1100 },
       op('Success', 200, { metadata: { return: 7 } }),
     ];
+    states = [op('Running', 103), op('Running', 103)];
     const done = await operations.wait('op1');
     assert.deepEqual(done.metadata, { return: 7 });
-    assert.equal(seen.length, 4, seen.join(', '));
-    assert.ok(
-      seen.every((s) => s === 'GET /1.0/operations/op1/wait?timeout=25'),
-      seen.join(', '),
-    );
+    const waits = seen.filter((s) => s === 'GET /1.0/operations/op1/wait?timeout=25');
+    assert.equal(waits.length, 4, seen.join(', '));
+    const looks = seen.filter((s) => s === 'GET /1.0/operations/op1');
+    assert.equal(looks.length, 2, `one state look per spent slice: ${seen.join(', ')}`);
+    assert.equal(seen.length, 6, seen.join(', '));
   });
 
   test('a server that ends slices at once is not hammered (at most one wait a second)', async () => {
@@ -84,7 +89,7 @@ describe('incus operation waits', () => {
     const started = Date.now();
     await operations.wait('op1');
     const seconds = (Date.now() - started) / 1000;
-    assert.equal(seen.length, 4);
+    assert.equal(seen.filter((s) => s.includes('/wait')).length, 4, seen.join(', '));
     assert.ok(seconds >= 2.9, `4 waits took only ${seconds} s`);
   });
 
@@ -100,6 +105,25 @@ describe('incus operation waits', () => {
     await assert.rejects(
       operations.wait('op1'),
       (e: unknown) => e instanceof ServerError && /database is locked/i.test(e.message),
+    );
+  });
+
+  test('an operation that itself failed on a deadline (a stop that timed out) is a failure, not a slice', async () => {
+    const failed = 'Failed shutting down instance, status is "Running": context deadline exceeded';
+    script = [{ status: 200, body: { type: 'error', error_code: 500, error: failed } }];
+    states = [op('Failure', 400, { err: failed })];
+    const started = Date.now();
+    await assert.rejects(
+      operations.wait('op1'),
+      (e: unknown) => e instanceof ServerError && /Failed shutting down/.test(e.message),
+    );
+    assert.ok(Date.now() - started < 900, 'no second slice');
+    // Already gone from the server: the wait's own error is the answer.
+    script = [{ status: 200, body: { type: 'error', error_code: 500, error: failed } }];
+    states = [{ status: 404, body: { type: 'error', error_code: 404, error: 'Operation not found' } }];
+    await assert.rejects(
+      operations.wait('op1'),
+      (e: unknown) => e instanceof ServerError && /deadline exceeded/.test(e.message),
     );
   });
 

@@ -118,21 +118,33 @@ export class Operations {
         throw err;
       }
       const env = parseEnvelope<IncusOperation>(res);
+      let o: IncusOperation | undefined;
       if (env.type === 'error' || res.status >= 400) {
         const message = env.error ?? `HTTP ${res.status}`;
-        // Incus 6 answers a wait whose slice ran out with an error ("context deadline exceeded"), not with
-        // the still-running operation (as LXD does): that is our own timeout, so wait another slice.
         if (!SLICE_OVER.test(message)) throw mapIncusError(res.status >= 400 ? res.status : 500, message);
-        // A server that ends slices early must not turn this into a busy loop.
-        if (Date.now() - sliceStart < 1000) await pause(1000, signal);
-        continue;
+        // Incus 6 answers a wait whose slice ran out with this error (LXD returned the running operation), but
+        // also a wait on an operation that itself failed on a deadline (a stop that timed out): the
+        // operation's own state tells which. One look per slice.
+        o = await this.state(id);
+        if (!o) throw operationError(message); // already gone: it ended with that error
+      } else {
+        o = env.metadata;
       }
-      const o = env.metadata;
-      if (o.status_code >= 400 || o.status === 'Failure')
-        throw operationError(o.err || 'the operation failed');
-      if (o.status === 'Cancelled') throw new CancelledError('The Incus operation was cancelled.');
-      if (o.status === 'Success' || o.status_code === 200) return o;
+      const ended = outcome(o);
+      if (ended) return ended;
+      // Still running: wait another slice; a server that ends slices early must not cause a busy loop.
+      if (Date.now() - sliceStart < 1000) await pause(1000, signal);
     }
+  }
+
+  /** The operation as it is now, or undefined when Incus no longer knows it. */
+  private async state(id: string): Promise<IncusOperation | undefined> {
+    const res = await this.client.raw('GET', `/1.0/operations/${id}`);
+    if (res.status === 404) return undefined;
+    const env = parseEnvelope<IncusOperation>(res);
+    if (env.type === 'error' || res.status >= 400)
+      throw mapIncusError(res.status >= 400 ? res.status : 500, env.error ?? `HTTP ${res.status}`);
+    return env.metadata;
   }
 
   /**
@@ -151,6 +163,14 @@ function idOf(env: IncusEnvelope<unknown>): string {
   const m = /\/1\.0\/operations\/([^/?]+)/.exec(env.operation ?? '');
   if (!m) throw new ServerError('Incus started an operation without telling which one.');
   return m[1];
+}
+
+/** The finished operation, a typed error for a failed or cancelled one, or undefined while it runs. */
+function outcome(o: IncusOperation): IncusOperation | undefined {
+  if (o.status_code >= 400 || o.status === 'Failure') throw operationError(o.err || 'the operation failed');
+  if (o.status === 'Cancelled') throw new CancelledError('The Incus operation was cancelled.');
+  if (o.status === 'Success' || o.status_code === 200) return o;
+  return undefined;
 }
 
 function parseEnvelope<T>(res: RawResponse): IncusEnvelope<T> {
