@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import type { IncusBackend } from '../../../src/backends/incus/index';
 import { IncusRestClient } from '../../../src/backends/incus/rest-client';
 import { CancelledError, NotFoundError, TimeoutError } from '../../../src/core/errors';
+import { generateHostKey, generateKeyPair, prepareSandboxAccess } from '../../../src/ssh/index';
 import type { Lab } from '../../lab/lab';
 import { labBackend, removeTestInstances, testPrefix } from './helpers';
 
@@ -89,6 +90,35 @@ describe('incus files (append) and exec (long commands)', { timeout: 240_000 }, 
       (err: unknown) => err instanceof NotFoundError && /no-such-dir/.test(err.message),
     );
     assert.equal(await exists('/no-such-dir'), false, 'no directory was left behind');
+  });
+
+  test('SSH access on a fresh image needs no pre-made authorized_keys; no pixel user -> not found, nothing made', async () => {
+    const fresh = `${prefix}-g`;
+    await backend.create({ name: fresh, image: lab.image });
+    const user = generateKeyPair('user@test');
+    const hostKey = generateHostKey('px-host');
+    // What the editor does for an image without the `pixel` user: pixel's key fails "not found", root's goes in.
+    await assert.rejects(
+      prepareSandboxAccess(backend, fresh, { userPublicKey: user.publicOpenSsh, hostKey, pixelUser: true }),
+      NotFoundError,
+    );
+    const res = await client.raw('GET', `/1.0/instances/px-${fresh}/files`, {
+      query: { path: '/home/pixel' },
+    });
+    assert.equal(res.status, 404, 'no /home/pixel was made for a user that does not exist');
+    await prepareSandboxAccess(backend, fresh, {
+      userPublicKey: user.publicOpenSsh,
+      hostKey,
+      pixelUser: false,
+    });
+    const keys = await client.raw('GET', `/1.0/instances/px-${fresh}/files`, {
+      query: { path: '/root/.ssh/authorized_keys' },
+    });
+    assert.equal(keys.status, 200);
+    assert.equal(keys.headers['x-incus-mode'], '0600');
+    const lines = keys.body.toString().split('\n').filter(Boolean);
+    assert.ok(lines.length >= 1 && lines.every((l) => l === user.publicOpenSsh), keys.body.toString());
+    await backend.destroy(fresh);
   });
 
   test('running: append creates a missing file; exec sees it', async () => {
