@@ -85,9 +85,8 @@ describe('simulator CLI', () => {
     const child = spawn(
       'npm',
       ['run', '--silent', 'sim', '--', '--port', '0', '--version', '25.10', '--api-key', KEY, '--seed'],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
+      // Its own process group, so that a failing test can end npm, sh, tsx and the simulator together.
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
     );
     const done = exited(child);
     try {
@@ -102,7 +101,11 @@ describe('simulator CLI', () => {
       process.kill(simPid(child.pid!), 'SIGTERM');
       assert.deepEqual(await done, { code: 0, signal: null });
     } finally {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // the group has already gone
+      }
     }
   });
 
