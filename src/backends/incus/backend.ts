@@ -532,7 +532,7 @@ export class IncusBackend implements Backend {
     try {
       await this.files.write(instanceName(name), path, content, options);
     } catch (err) {
-      if (err instanceof NotFoundError && /instance/i.test(err.message))
+      if (err instanceof NotFoundError && /^There is no instance /.test(err.message))
         throw new NotFoundError(`Sandbox "${name}" does not exist on ${this.serverId}.`, { cause: err });
       throw err;
     }

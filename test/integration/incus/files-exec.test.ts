@@ -86,8 +86,14 @@ describe('incus files (append) and exec (long commands)', { timeout: 240_000 }, 
 
   test('append into a directory that does not exist: not found, and nothing is made', async () => {
     await assert.rejects(
-      backend.writeFile(name, '/no-such-dir/sub/file', Buffer.from('x'), { append: true }),
-      (err: unknown) => err instanceof NotFoundError && /no-such-dir/.test(err.message),
+      backend.writeFile(name, '/no-such-dir/instance/file', Buffer.from('x'), { append: true }),
+      (err: unknown) =>
+        err instanceof NotFoundError && /\/no-such-dir\/instance does not exist/.test(err.message),
+    );
+    await assert.rejects(
+      backend.writeFile(`${prefix}-never-made`, '/root/x', Buffer.from('x'), { append: true }),
+      (err: unknown) =>
+        err instanceof NotFoundError && /Sandbox ".*-never-made" does not exist/.test(err.message),
     );
     assert.equal(await exists('/no-such-dir'), false, 'no directory was left behind');
   });
