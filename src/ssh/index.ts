@@ -28,3 +28,5 @@ export {
   type UpsertResult,
 } from './ssh-config';
 export { prepareSandboxAccess, type SandboxAccessOptions } from './access';
+export { sessionVariables, loginCommandWithEnv, loginShellWithEnv } from './session-env';
+export { followAddresses, type AddressChange, type FollowAddressesOptions } from './follow-address';

@@ -2,7 +2,7 @@
 // close after an idle period, and are re-opened by the next call after a drop (a call in flight during the
 // drop fails with ConnectionError; a call that could not even open its channel is retried once).
 import { createHash } from 'node:crypto';
-import type { Client } from 'ssh2';
+import type { Client, ClientChannel } from 'ssh2';
 import { CancelledError, ConnectionError } from '../core/errors';
 import type { Disposable } from '../core/disposable';
 import { silentLogger, type Logger } from '../core/log';
@@ -124,17 +124,15 @@ export class SshPool implements Disposable {
       target,
       (connection) =>
         new Promise<ShellSession>((resolve, reject) => {
-          connection.client.shell(
-            { term: options.term ?? 'xterm-256color', cols: options.cols, rows: options.rows },
-            (err, channel) => {
-              if (err)
-                reject(
-                  new ConnectionError(`Cannot open a shell on ${label}: ${err.message}`, { cause: err }),
-                );
-              // Listeners go on in the callback itself: a shell that exits at once must still report it.
-              else resolve(new ShellSession(channel, () => connection.release()));
-            },
-          );
+          const pty = { term: options.term ?? 'xterm-256color', cols: options.cols, rows: options.rows };
+          const opened = (err: Error | undefined, channel: ClientChannel) => {
+            if (err)
+              reject(new ConnectionError(`Cannot open a shell on ${label}: ${err.message}`, { cause: err }));
+            // Listeners go on in the callback itself: a shell that exits at once must still report it.
+            else resolve(new ShellSession(channel, () => connection.release()));
+          };
+          if (options.command) connection.client.exec(options.command, { pty }, opened);
+          else connection.client.shell(pty, opened);
         }),
     );
     return session;

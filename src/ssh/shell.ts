@@ -9,6 +9,8 @@ export interface ShellOptions {
   rows: number;
   /** Default `xterm-256color`. */
   term?: string;
+  /** Run this command line on the pty instead of the account's default shell (e.g. `env K=V … bash -l`). */
+  command?: string;
 }
 
 export interface ShellExit {
