@@ -31,7 +31,8 @@ function counts(out) {
     return all.length ? Number(all[all.length - 1][1]) : 0;
   };
   const passed = last(/^[ℹ#] pass (\d+)$/gm) + last(/^\s*(\d+) passing/gm);
-  const failed = last(/^[ℹ#] fail (\d+)$/gm) + last(/^\s*(\d+) failing/gm);
+  // node:test reports tests cancelled by a failing hook apart from failures: they did not pass, so count them.
+  const failed = last(/^[ℹ#] fail (\d+)$/gm) + last(/^[ℹ#] cancelled (\d+)$/gm) + last(/^\s*(\d+) failing/gm);
   return { passed, failed };
 }
 
