@@ -85,6 +85,19 @@ export function readProvisionSettings(): ProvisionSettings {
   };
 }
 
+/**
+ * The `[env]` image variables, `$VAR` expanded from the editor's environment as pixels does; src/guest writes
+ * them to /etc/environment and profile.d (and rejects values those files cannot hold before anything runs).
+ */
+function imageVariables(
+  image: Record<string, string>,
+  expand: (value: string, hostEnv: Record<string, string | undefined>) => string,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(image)) out[key] = expand(value, process.env);
+  return out;
+}
+
 const MODES_KEY = 'pixels.provisionedEgress';
 
 interface Run {
@@ -155,6 +168,7 @@ export class ProvisioningService implements vscode.Disposable {
       setupScript,
       egress: guest.buildPolicy(egress, this.registry.settings.defaults.allow, { presetExtra: s.agentExtra }),
       timeouts: s.timeouts,
+      environment: imageVariables(this.registry.settings.env.image, guest.expandEnv),
     };
   }
 

@@ -8,6 +8,7 @@ import { SandboxStore } from './store';
 import { SandboxTreeProvider, type PixelsNode } from './tree';
 import { RefreshController } from './refresh';
 import { SshAccess } from './sshAccess';
+import { followSandboxAddresses } from './followAddresses';
 import { EgressMemory } from './egressMemory';
 import { EgressStatusCache } from './egressStatus';
 import { ProvisioningService } from './provisioning';
@@ -59,6 +60,8 @@ export class Services implements vscode.Disposable {
     };
     this.refresh = this.own(new RefreshController(this.registry, this.store, this.log));
     this.refresh.attach(this.view);
+    // Remote-SSH entries follow a sandbox's new IP (only those we wrote; from lists already loaded).
+    this.own(followSandboxAddresses(this));
   }
 
   private own<T extends vscode.Disposable>(d: T): T {

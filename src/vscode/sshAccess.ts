@@ -39,6 +39,7 @@ export class SshAccess implements vscode.Disposable {
     return join(pixelsSshDir(), 'known_hosts');
   }
   private poolInstance: SshPool | undefined;
+  private following: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly registry: ServerRegistry,
@@ -226,6 +227,40 @@ export class SshAccess implements vscode.Disposable {
       this.poolInstance = new ssh.SshPool({ log: this.log });
     }
     return this.poolInstance;
+  }
+
+  /**
+   * A refresh listed these sandboxes: entries of ours whose HostName is not the sandbox's current IPv4 are moved
+   * (config entry and known_hosts address; the pinned key stays). Reads only local files; nothing is loaded or
+   * written when Pixels never wrote an SSH config entry. Runs one at a time (refreshes can overlap).
+   */
+  followAddresses(
+    serverId: string,
+    sandboxes: readonly Sandbox[],
+    configPath: string | undefined,
+  ): Promise<void> {
+    const hostsPath = join(pixelsSshDir(), 'config');
+    const run = async () => {
+      if (!existsSync(hostsPath)) return;
+      const ssh = await loadSsh();
+      const changes = await ssh.followAddresses({
+        writer: new ssh.SshConfigWriter({ configPath, hostsPath }),
+        knownHosts: new ssh.KnownHosts(this.knownHostsPath),
+        sandboxes,
+        aliasOf: (name) => this.alias(serverId, name),
+        onWarning: (w) => this.log.warn(`ssh config: ${w}`),
+      });
+      for (const c of changes)
+        this.log.info(
+          `${c.alias}: IP changed ${c.from} -> ${c.to}; SSH config entry${c.keyMoved ? ' and known_hosts address' : ''} updated`,
+        );
+    };
+    this.following = this.following.then(run).catch((err: unknown) => {
+      this.log.warn(
+        `server ${serverId}: could not update SSH config entries to new sandbox addresses: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    });
+    return this.following;
   }
 
   /** A destroyed sandbox: its pinned key and its Remote-SSH entry go. */

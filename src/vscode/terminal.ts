@@ -18,12 +18,14 @@ export class SandboxTerminal implements vscode.Pseudoterminal {
     private readonly pool: SshPool,
     private readonly target: SshTarget,
     private readonly log: Log,
+    /** Run instead of the account's shell (the login shell with the session variables); default: the shell. */
+    private readonly command?: string,
   ) {}
 
   open(dimensions: vscode.TerminalDimensions | undefined): void {
     const cols = dimensions?.columns || 80;
     const rows = dimensions?.rows || 24;
-    this.pool.shell(this.target, { cols, rows }).then(
+    this.pool.shell(this.target, { cols, rows, command: this.command }).then(
       (session) => {
         if (this.closed) return session.close();
         this.session = session;

@@ -9,9 +9,22 @@ import type { SshTarget } from '../../ssh/index';
 import { CommandIds } from '../commandIds';
 import { answersOf, resolveSandbox, type Answers } from '../pick';
 import { installRemoteSsh, openInSandbox } from '../remoteSsh';
+import { loadSsh } from '../lazy';
 import type { Services } from '../services';
 import { SandboxTerminal } from '../terminal';
 import { registerCommand } from './register';
+
+/** The `[env]` session variables (session_only values and forwarded ones set in the editor's environment). */
+function sessionVariables(
+  services: Services,
+  ssh: Awaited<ReturnType<typeof loadSsh>>,
+): Record<string, string> {
+  return ssh.sessionVariables(services.registry.settings.env, process.env);
+}
+
+function names(vars: Record<string, string>): string {
+  return Object.keys(vars).sort().join(', ');
+}
 
 async function runningSandbox(
   services: Services,
@@ -75,11 +88,21 @@ async function openTerminal(services: Services, arg: unknown): Promise<vscode.Te
     answersOf(arg),
     'Open a terminal in which sandbox?',
   );
+  const ssh = await loadSsh();
+  const vars = sessionVariables(services, ssh);
   const target = await readyTarget(services, serverId, sandbox.name);
   const pool = await services.ssh.pool();
+  if (Object.keys(vars).length)
+    services.log.info(`terminal ${sandbox.name}: session variables ${names(vars)}`);
   const terminal = vscode.window.createTerminal({
     name: `Pixels: ${sandbox.name}`,
-    pty: new SandboxTerminal(pool, target, services.log),
+    // Always a login shell like pixels console; with variables it is started through `env K=V … bash -l`.
+    pty: new SandboxTerminal(
+      pool,
+      target,
+      services.log,
+      Object.keys(vars).length ? ssh.loginShellWithEnv(vars) : undefined,
+    ),
     iconPath: new vscode.ThemeIcon('vm-running'),
   });
   terminal.show();
@@ -100,15 +123,19 @@ async function runCommand(services: Services, arg: unknown): Promise<number | un
     });
     if (command === undefined) throw new CancelledError();
   }
+  const ssh = await loadSsh();
+  const vars = sessionVariables(services, ssh);
   const target = await readyTarget(services, serverId, sandbox.name);
   const pool = await services.ssh.pool();
-  services.log.info(`${sandbox.name}$ ${command}`);
+  // Values are never logged (they may be tokens), only their names.
+  const withVars = Object.keys(vars).length ? ` (session variables ${names(vars)})` : '';
+  services.log.info(`${sandbox.name}$ ${command}${withVars}`);
+  const line = ssh.loginCommandWithEnv(command, vars);
   if (a.showLogs !== false) services.log.show();
   const result = await vscode.window.withProgress(
     { location: vscode.ProgressLocation.Window, title: `Running in ${sandbox.name}` },
     () =>
-      pool.exec(target, command, {
-        loginShell: true,
+      pool.exec(target, line, {
         onStdout: (chunk: Buffer) => services.log.append(chunk.toString('utf8')),
         onStderr: (chunk: Buffer) => services.log.append(chunk.toString('utf8')),
       }),
