@@ -120,12 +120,17 @@ export class EgressStatusCache implements vscode.Disposable {
         );
       return status;
     } catch (err) {
-      this.invalidate(serverId, name);
-      this.warn(
-        `Could not re-check the egress policy of "${name}" after ${after}: ${err instanceof Error ? err.message : String(err)}`,
-      );
+      this.couldNotRecheck(serverId, name, after, err);
       return undefined;
     }
+  }
+
+  /** The re-check cannot run (e.g. SSH to the sandbox did not come up): say so, and read it again later. */
+  couldNotRecheck(serverId: string, name: string, after: string, err: unknown): void {
+    this.invalidate(serverId, name);
+    this.warn(
+      `Could not re-check the egress policy of "${name}" after ${after}: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
 
   /** Warnings shown to the user (the tests read them through the API). */

@@ -65,12 +65,19 @@ export async function cloneSandbox(services: Services, arg: unknown): Promise<Sa
     // A provisioned source: the clone's markers say every step is done except the SSH step (its host key is
     // new), so only that one runs; an unprovisioned source is left as it is.
     const sourceMode = services.provisioning.provisionedWith(source.serverId, source.name);
+    let unreachable: unknown;
     const provisioned = await services.provisioning
       .isProvisioned(backend, source.serverId, name)
       .catch((err: unknown) => {
         services.log.warn(`clone ${name}: could not look for provisioning markers: ${String(err)}`);
+        unreachable = err;
         return false;
       });
+    // SSH did not come up for the marker check: the egress re-check would only wait for it a second time.
+    if (unreachable !== undefined) {
+      services.egressStatus.couldNotRecheck(source.serverId, name, 'cloning', unreachable);
+      return clone;
+    }
     if (provisioned) {
       await services.provisioning.rememberMode(source.serverId, name, sourceMode);
       await services.provisioning.provision(

@@ -71,7 +71,9 @@ suite('commands', () => {
     assert.match(first.description ?? '', /ago/);
   });
 
-  test('create -> tree -> checkpoint -> restore -> clone -> destroy', async () => {
+  test('create -> tree -> checkpoint -> restore -> clone -> destroy', async function () {
+    // The clone's checks over SSH wait (bounded, 60 s) for an sshd that the simulator does not run.
+    this.timeout(180_000);
     const api = await pixelsApi();
     const created = (await vscode.commands.executeCommand('pixels.createSandbox', {
       server: 'sim',
@@ -80,9 +82,16 @@ suite('commands', () => {
       cpu: '2',
       memoryMiB: 1024,
       egress: 'unrestricted',
-      provision: true,
+      // Full provisioning needs sshd in the sandbox, which the simulator does not run; the SSH keys alone go in
+      // through "Set Up SSH Access…" below (files written into the sandbox, then a restart).
+      provision: false,
     })) as Sandbox | undefined;
     assert.ok(created, `create failed: ${api.lastError()?.message}`);
+    assert.equal(
+      await vscode.commands.executeCommand('pixels.setupSsh', { server: 'sim', name: 'flow', confirm: true }),
+      true,
+      `set up SSH failed: ${api.lastError()?.message}`,
+    );
     assert.equal(created.name, 'flow');
     assert.equal(created.status, 'running');
     let rows = await sandboxRows(api, 'sim');
@@ -93,7 +102,7 @@ suite('commands', () => {
       'description: "IP · egress"',
     );
 
-    // provisioning: our host key is pinned locally and was written into the sandbox, the user key appended
+    // SSH setup: our host key is pinned locally and was written into the sandbox, the user key appended
     const knownHosts = readFileSync(join(sshDir, 'known_hosts'), 'utf8');
     assert.match(knownHosts, /^px-flow\.sim ssh-ed25519 /m);
     const dataset = `${sim.engine.pool}/.ix-virt/containers/px-flow`;
@@ -125,7 +134,15 @@ suite('commands', () => {
       ['second', 'first'],
     );
 
-    // restore the older one: the newer "second" goes
+    // restore the older one: the newer "second" goes. Restored while stopped: the egress re-check of a running
+    // sandbox goes over SSH (its key is pinned), and the simulator runs no sshd; a stopped one is re-read when
+    // it is next listed running.
+    assert.equal(
+      await vscode.commands.executeCommand('pixels.stop', { server: 'sim', name: 'flow' }),
+      true,
+      api.lastError()?.message,
+    );
+    const warningsBefore = api.egressWarnings().length;
     assert.equal(
       await vscode.commands.executeCommand('pixels.restoreCheckpoint', {
         server: 'sim',
@@ -141,6 +158,11 @@ suite('commands', () => {
     assert.deepEqual(
       after.map((c) => (c.type === 'checkpoint' ? c.checkpoint.label : '')),
       ['first'],
+    );
+    assert.deepEqual(
+      api.egressWarnings().slice(warningsBefore),
+      [],
+      'nothing to re-check in a stopped sandbox',
     );
 
     // a declined confirmation changes nothing
@@ -162,6 +184,10 @@ suite('commands', () => {
       newName: 'flow-copy',
     })) as Sandbox;
     assert.equal(clone?.name, 'flow-copy', api.lastError()?.message);
+    // The running clone is looked at over SSH (provisioning markers, egress); without an sshd that is said once.
+    const warned = api.egressWarnings().slice(warningsBefore);
+    assert.equal(warned.length, 1, warned.join(' | '));
+    assert.match(warned[0], /^Could not re-check the egress policy of "flow-copy" after cloning: .*SSH/);
     const known = readFileSync(join(sshDir, 'known_hosts'), 'utf8');
     const keyOf = (alias: string) =>
       new RegExp(`^${alias.replace('.', '\\.')}\\S* (ssh-ed25519 \\S+)`, 'm').exec(known)?.[1];
@@ -191,6 +217,11 @@ suite('commands', () => {
     assert.deepEqual(
       left.map((c) => (c.type === 'checkpoint' ? c.checkpoint.label : '')),
       ['first'],
+    );
+    assert.equal(
+      await vscode.commands.executeCommand('pixels.start', { server: 'sim', name: 'flow' }),
+      true,
+      api.lastError()?.message,
     );
     const ip = (await vscode.commands.executeCommand('pixels.copyIp', { server: 'sim', name: 'flow' })) as
       string | undefined;
@@ -248,10 +279,19 @@ suite('commands', () => {
       const made = (await vscode.commands.executeCommand('pixels.createSandbox', {
         server: 'sim',
         name: 'remote',
-        provision: true,
+        provision: false, // the simulator runs no sshd; the keys go in with Set Up SSH Access…
         egress: 'unrestricted',
       })) as Sandbox;
       assert.ok(made, api.lastError()?.message);
+      assert.equal(
+        await vscode.commands.executeCommand('pixels.setupSsh', {
+          server: 'sim',
+          name: 'remote',
+          confirm: true,
+        }),
+        true,
+        `set up SSH failed: ${api.lastError()?.message}`,
+      );
       const uri = (await vscode.commands.executeCommand('pixels.openFolderInSandbox', {
         server: 'sim',
         name: 'remote',

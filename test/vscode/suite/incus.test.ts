@@ -29,13 +29,21 @@ suite('against the real Incus lab', function () {
     lab = await requireLab();
     sshDir = mkdtempSync(join(tmpdir(), 'pixels-ssh-'));
     process.env.PIXELS_SSH_DIR = sshDir;
-    process.env.PIXELS_SSH_USER = 'root'; // the lab image has no `pixel` user (full provisioning creates it)
+    process.env.PIXELS_SSH_USER = 'root'; // the commands below log in as root; provisioning authorises it too
+    // Provisioning, hermetic: the lab has no internet, so no apt packages beyond what the lab image has
+    // (openssh-server, sudo: "nothing missing" touches no network) and no mise or tools to download.
+    const c = vscode.workspace.getConfiguration('pixels');
+    await c.update('provision.packages', [], vscode.ConfigurationTarget.Global);
+    await c.update('provision.tools', [], vscode.ConfigurationTarget.Global);
     await setServers([{ id: 'lab', kind: 'incus', label: 'Incus lab', socketPath: lab.socket } as never]);
     await showView();
   });
 
   suiteTeardown(async () => {
     await setServers([]);
+    const c = vscode.workspace.getConfiguration('pixels');
+    for (const key of ['provision.packages', 'provision.tools'])
+      await c.update(key, undefined, vscode.ConfigurationTarget.Global);
     if (lab) await removeTestInstances(lab, prefix);
     delete process.env.PIXELS_SSH_DIR;
     delete process.env.PIXELS_SSH_USER;
@@ -110,13 +118,34 @@ suite('against the real Incus lab', function () {
       egress: 'unrestricted',
     })) as Sandbox | undefined;
     assert.ok(made, `create failed: ${api.lastError()?.message}`);
-    console.log(`incus: create + SSH keys in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    console.log(`incus: create + provisioning in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     assert.equal(made.status, 'running');
     sandbox = made;
-    assert.match(
+    const pinned = new RegExp(`^${alias.replace(/\./g, '\\.')} (ssh-ed25519 \\S+)`, 'm').exec(
       readFileSync(join(sshDir, 'known_hosts'), 'utf8'),
-      new RegExp(`^${alias.replace(/\./g, '\\.')} ssh-ed25519 `, 'm'),
+    )?.[1];
+    assert.ok(pinned, 'the host key is pinned here');
+    const run = api.provisionRun('lab', name);
+    assert.ok(run && !run.active && !run.failed, `provisioning finished: ${run?.failed}`);
+    assert.deepEqual(
+      run.steps.map((s) => `${s.id}:${s.state}`),
+      ['user:done', 'packages:done', 'ssh:done', 'env:done', 'egress:done'],
     );
+    // The key pinned before the first boot is the one sshd serves, and our key is authorised for root and pixel.
+    const check = createIncusBackend({ serverId: 'check', socketPath: lab.socket });
+    try {
+      const exec = backendExecutor(check, name);
+      const inside = await exec(
+        'cut -d" " -f1,2 /etc/ssh/ssh_host_ed25519_key.pub && wc -l < /root/.ssh/authorized_keys && wc -l < /home/pixel/.ssh/authorized_keys',
+        { timeoutMs: 30_000 },
+      );
+      assert.equal(inside.exitCode, 0, inside.output);
+      const [served, rootKeys, pixelKeys] = inside.output.trim().split('\n');
+      assert.equal(served, pinned, 'pinned key = key in the sandbox');
+      assert.ok(Number(rootKeys) >= 1 && Number(pixelKeys) >= 1, inside.output);
+    } finally {
+      check.dispose();
+    }
   });
 
   test('Run Command… runs over ssh2 with the pinned host key and reports the exit code', async () => {
