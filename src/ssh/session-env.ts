@@ -8,12 +8,13 @@ import { quoteArg, quoteCommand } from './quote';
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
- * The variables a session gets: `session` values as given, then `forward` names taken from the host
+ * The variables a session gets: `session` values ($VAR expanded from the host with `expand`, as pixels does), then `forward` names taken from the host
  * environment (an unset one is skipped, as pixels does). A bad name or a NUL byte is a ValidationError.
  */
 export function sessionVariables(
   env: Pick<EnvironmentConfig, 'session' | 'forward'>,
   hostEnv: Record<string, string | undefined>,
+  expand: (value: string, hostEnv: Record<string, string | undefined>) => string,
 ): Record<string, string> {
   const out: Record<string, string> = {};
   const put = (key: string, value: string) => {
@@ -24,7 +25,7 @@ export function sessionVariables(
     if (value.includes('\0')) throw new ValidationError(`env "${key}": a value cannot contain a NUL byte`);
     out[key] = value;
   };
-  for (const [key, value] of Object.entries(env.session)) put(key, value);
+  for (const [key, value] of Object.entries(env.session)) put(key, expand(value, hostEnv));
   for (const key of env.forward) {
     const value = hostEnv[key];
     if (value !== undefined) put(key, value);

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { ValidationError } from '../../src/core/errors';
+import { expandEnv } from '../../src/guest/env';
 import { loginCommandWithEnv, loginShellWithEnv, sessionVariables } from '../../src/ssh/session-env';
 
 const AWKWARD: Record<string, string> = {
@@ -27,21 +28,22 @@ function run(line: string): string {
 }
 
 describe('session variables', () => {
-  it('takes session values and forwarded host values, skipping unset forwards', () => {
+  it('takes session values ($VAR expanded from the host) and forwarded host values, skipping unset forwards', () => {
     const vars = sessionVariables(
-      { session: { A: 'one' }, forward: ['FWD_SET', 'FWD_UNSET', 'FWD_EMPTY'] },
+      { session: { A: 'one', B: '$FWD_SET/${UNSET_HERE}x' }, forward: ['FWD_SET', 'FWD_UNSET', 'FWD_EMPTY'] },
       { FWD_SET: 'from host', FWD_EMPTY: '' },
+      expandEnv,
     );
-    assert.deepEqual(vars, { A: 'one', FWD_SET: 'from host', FWD_EMPTY: '' });
+    assert.deepEqual(vars, { A: 'one', B: 'from host/x', FWD_SET: 'from host', FWD_EMPTY: '' });
   });
 
   it('rejects a bad name and a NUL byte with a ValidationError naming the variable', () => {
     assert.throws(
-      () => sessionVariables({ session: { '1BAD': 'x' }, forward: [] }, {}),
+      () => sessionVariables({ session: { '1BAD': 'x' }, forward: [] }, {}, expandEnv),
       (e: unknown) => e instanceof ValidationError && e.message.includes('"1BAD"'),
     );
     assert.throws(
-      () => sessionVariables({ session: {}, forward: ['NUL'] }, { NUL: 'a\0b' }),
+      () => sessionVariables({ session: {}, forward: ['NUL'] }, { NUL: 'a\0b' }, expandEnv),
       (e: unknown) => e instanceof ValidationError && e.message.includes('"NUL"'),
     );
   });

@@ -9,17 +9,20 @@ import type { SshTarget } from '../../ssh/index';
 import { CommandIds } from '../commandIds';
 import { answersOf, resolveSandbox, type Answers } from '../pick';
 import { installRemoteSsh, openInSandbox } from '../remoteSsh';
-import { loadSsh } from '../lazy';
+import { loadGuest, loadSsh } from '../lazy';
 import type { Services } from '../services';
 import { SandboxTerminal } from '../terminal';
 import { registerCommand } from './register';
 
 /** The `[env]` session variables (session_only values and forwarded ones set in the editor's environment). */
-function sessionVariables(
+async function sessionVariables(
   services: Services,
   ssh: Awaited<ReturnType<typeof loadSsh>>,
-): Record<string, string> {
-  return ssh.sessionVariables(services.registry.settings.env, process.env);
+): Promise<Record<string, string>> {
+  const env = services.registry.settings.env;
+  if (Object.keys(env.session).length === 0 && env.forward.length === 0) return {};
+  const { expandEnv } = await loadGuest();
+  return ssh.sessionVariables(env, process.env, expandEnv);
 }
 
 function names(vars: Record<string, string>): string {
@@ -89,7 +92,7 @@ async function openTerminal(services: Services, arg: unknown): Promise<vscode.Te
     'Open a terminal in which sandbox?',
   );
   const ssh = await loadSsh();
-  const vars = sessionVariables(services, ssh);
+  const vars = await sessionVariables(services, ssh);
   const target = await readyTarget(services, serverId, sandbox.name);
   const pool = await services.ssh.pool();
   if (Object.keys(vars).length)
@@ -124,7 +127,7 @@ async function runCommand(services: Services, arg: unknown): Promise<number | un
     if (command === undefined) throw new CancelledError();
   }
   const ssh = await loadSsh();
-  const vars = sessionVariables(services, ssh);
+  const vars = await sessionVariables(services, ssh);
   const target = await readyTarget(services, serverId, sandbox.name);
   const pool = await services.ssh.pool();
   // Values are never logged (they may be tokens), only their names.
