@@ -37,7 +37,7 @@ function simPid(root: number): number {
   // A thread can end while we read its children list: read each one on its own so one vanished thread does not
   // hide the whole process tree.
   const children = (pid: number): number[] => {
-    let tasks: string[] = [];
+    let tasks: string[];
     try {
       tasks = readdirSync(`/proc/${pid}/task`);
     } catch {
