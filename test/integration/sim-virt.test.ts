@@ -39,8 +39,8 @@ describe('simulator virt (25.10)', () => {
       dataset: 'tank/.ix-virt',
       storage_pools: ['tank'],
       bridge: null,
-      v4_network: '10.200.1.1/24',
-      v6_network: 'fd42::1/64',
+      v4_network: '127.77.1.1/24',
+      v6_network: '::ffff:127.77.1.1/120',
       state: 'INITIALIZED',
     });
   });
@@ -66,9 +66,13 @@ describe('simulator virt (25.10)', () => {
     assert.equal(web.privileged_mode, false);
     const aliases = web.aliases as Frame[];
     assert.equal(aliases.length, 2);
-    assert.match(String(aliases[0].address), /^10\.200\.1\.\d+$/);
+    assert.match(
+      String(aliases[0].address),
+      /^127\.77\.1\.\d+$/,
+      'a loopback address: nothing is routed off this machine',
+    );
     assert.equal(aliases[0].netmask, 24);
-    assert.match(String(aliases[1].address), /^fd42::[0-9a-f]+$/);
+    assert.match(String(aliases[1].address), /^::ffff:127\.77\.1\.\d+$/);
     assert.deepEqual(rows.find((r) => r.name === 'px-old')!.aliases, []);
     assert.equal((web.image as Frame).os, 'Ubuntu');
   });

@@ -582,9 +582,11 @@ export class MemoryEngine implements SimEngine {
 
   private addresses(state: InstanceState): Address[] {
     if (state.status !== 'RUNNING' || state.lease === null) return [];
+    // Loopback addresses (and their IPv4-mapped IPv6 form): the editor may try SSH or the egress read against a
+    // simulated sandbox, and those attempts must stay on this machine (refused at once), never be routed off it.
     return [
-      { type: 'INET', address: `10.200.1.${state.lease}`, netmask: 24 },
-      { type: 'INET6', address: `fd42::${state.lease.toString(16)}`, netmask: 64 },
+      { type: 'INET', address: `127.77.1.${state.lease}`, netmask: 24 },
+      { type: 'INET6', address: `::ffff:127.77.1.${state.lease}`, netmask: 120 },
     ];
   }
 

@@ -37,8 +37,8 @@ export function globalConfig(ctx: SimContext): SimObject {
     dataset: `${pool}/.ix-virt`,
     storage_pools: [pool],
     bridge: null,
-    v4_network: '10.200.1.1/24',
-    v6_network: 'fd42::1/64',
+    v4_network: '127.77.1.1/24',
+    v6_network: '::ffff:127.77.1.1/120',
     state: 'INITIALIZED',
   };
 }
@@ -151,9 +151,9 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
     handler: async () => ({
       type: 'BRIDGE',
       managed: true,
-      ipv4_address: '10.200.1.1/24',
+      ipv4_address: '127.77.1.1/24',
       ipv4_nat: true,
-      ipv6_address: 'fd42::1/64',
+      ipv6_address: '::ffff:127.77.1.1/120',
       ipv6_nat: true,
     }),
   });
