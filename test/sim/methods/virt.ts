@@ -137,6 +137,28 @@ function engineCall(prefix: string, error: unknown, suffix = ''): never {
   throw error;
 }
 
+/** The start half shared by start and restart: progress, the engine call, Incus' error wording, the event. */
+async function startImpl(env: CallEnv, id: string): Promise<void> {
+  await work(env, ['Starting instance']);
+  try {
+    await env.ctx.engine.startInstance(id);
+  } catch (error) {
+    engineCall('Failed to start instance: ', error, '. Please check job logs.');
+  }
+  statusEvent(env.ctx, id, 'RUNNING');
+}
+
+/** The stop half shared by stop and restart. */
+async function stopImpl(env: CallEnv, id: string, stop: { force: boolean; timeout: number }): Promise<void> {
+  await work(env, ['Stopping instance']);
+  try {
+    await env.ctx.engine.stopInstance(id, stop.force, stop.timeout);
+  } catch (error) {
+    engineCall('', error);
+  }
+  statusEvent(env.ctx, id, 'STOPPED');
+}
+
 // ------------------------------------------------------------------ registration
 
 export function registerVirt(registry: Registry, ctx: SimContext): void {
@@ -395,13 +417,7 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
           `${id}: instance may not be started because current status is: ${rec.status}`,
         );
       }
-      await work(env, ['Starting instance']);
-      try {
-        await env.ctx.engine.startInstance(id);
-      } catch (error) {
-        engineCall('Failed to start instance: ', error, '. Please check job logs.');
-      }
-      statusEvent(env.ctx, id, 'RUNNING');
+      await startImpl(env, id);
       return true;
     },
   });
@@ -415,13 +431,7 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
       const stop = parseStopArgs(args[1]);
       checkInitialized(env.ctx);
       // The plugin does not look the instance up: an unknown id fails inside Incus.
-      await work(env, ['Stopping instance']);
-      try {
-        await env.ctx.engine.stopInstance(id, stop.force, stop.timeout);
-      } catch (error) {
-        engineCall('', error);
-      }
-      statusEvent(env.ctx, id, 'STOPPED');
+      await stopImpl(env, id, stop);
       return true;
     },
   });
@@ -442,21 +452,9 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
         );
       }
       if (rec.status === 'RUNNING') {
-        await work(env, ['Stopping instance']);
-        try {
-          await env.ctx.engine.stopInstance(id, stop.force, stop.timeout);
-        } catch (error) {
-          engineCall('', error);
-        }
-        statusEvent(env.ctx, id, 'STOPPED');
+        await stopImpl(env, id, stop);
       }
-      await work(env, ['Starting instance']);
-      try {
-        await env.ctx.engine.startInstance(id);
-      } catch (error) {
-        engineCall('Failed to start instance: ', error, '. Please check job logs.');
-      }
-      statusEvent(env.ctx, id, 'RUNNING');
+      await startImpl(env, id);
       return true;
     },
   });
