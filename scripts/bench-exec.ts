@@ -5,7 +5,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { KnownHosts } from '../src/ssh/known-hosts';
 import { SshPool } from '../src/ssh/pool';
-import { startSshdFixture } from '../test/lab/sshd';
+import { startSshdFixture, strictSshArgs } from '../test/lab/sshd';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 200);
 
@@ -33,21 +33,12 @@ async function main(): Promise<void> {
     const knownHosts = new KnownHosts(join(fx.sshd.dir, 'known_hosts'));
     await knownHosts.set([fx.sshd.host], fx.sshd.hostKeyPub, fx.sshd.port);
     const sshArgs = [
-      '-F',
-      '/dev/null',
-      '-i',
-      keyFile,
-      '-o',
-      'IdentitiesOnly=yes',
-      '-o',
-      `UserKnownHostsFile=${knownHosts.path}`,
-      '-o',
-      'StrictHostKeyChecking=yes',
-      '-o',
-      'BatchMode=yes',
-      '-p',
-      String(fx.sshd.port),
-      `${fx.sshd.user}@${fx.sshd.host}`,
+      ...strictSshArgs({
+        keyFile,
+        knownHostsPath: knownHosts.path,
+        port: fx.sshd.port,
+        destination: `${fx.sshd.user}@${fx.sshd.host}`,
+      }),
       'true',
     ];
 

@@ -10,7 +10,7 @@ import { NotAuthenticatedError, SecurityError } from '../../src/core/errors';
 import { fingerprint, generateHostKey, generateKeyPair } from '../../src/ssh/keys';
 import { KnownHosts } from '../../src/ssh/known-hosts';
 import { SshPool } from '../../src/ssh/pool';
-import { startSshdFixture, type SshdFixture } from '../lab/sshd';
+import { startSshdFixture, strictSshArgs, type SshdFixture } from '../lab/sshd';
 
 function runSsh(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -78,23 +78,13 @@ describe('ssh host key pinning (real sshd)', () => {
     const keyFile = join(fx.sshd.dir, 'client_key');
     await fs.writeFile(keyFile, fx.userKey.privateOpenSsh, { mode: 0o600 });
     const args = (hostKeyAlias: string) => [
-      '-F',
-      '/dev/null',
-      '-i',
-      keyFile,
-      '-o',
-      'IdentitiesOnly=yes',
-      '-o',
-      `UserKnownHostsFile=${knownHosts.path}`,
-      '-o',
-      'StrictHostKeyChecking=yes',
-      '-o',
-      'BatchMode=yes',
-      '-o',
-      `HostKeyAlias=${hostKeyAlias}`,
-      '-p',
-      String(fx.sshd.port),
-      `${fx.sshd.user}@${fx.sshd.host}`,
+      ...strictSshArgs({
+        keyFile,
+        knownHostsPath: knownHosts.path,
+        port: fx.sshd.port,
+        destination: `${fx.sshd.user}@${fx.sshd.host}`,
+        hostKeyAlias,
+      }),
       'echo via-openssh',
     ];
     const ok = await runSsh(args(`[px-pinned]:${fx.sshd.port}`));

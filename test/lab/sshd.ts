@@ -194,3 +194,34 @@ export async function startSshdFixture(options: Partial<SshdOptions> = {}): Prom
   };
   return { sshd, userKey, target };
 }
+
+/**
+ * Arguments for the OpenSSH client with the same strict setup the extension writes for Remote-SSH: only our key,
+ * only our known_hosts, strict host-key checking, never a prompt.
+ */
+export function strictSshArgs(options: {
+  keyFile: string;
+  knownHostsPath: string;
+  port: number;
+  destination: string;
+  hostKeyAlias?: string;
+}): string[] {
+  return [
+    '-F',
+    '/dev/null',
+    '-i',
+    options.keyFile,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    `UserKnownHostsFile=${options.knownHostsPath}`,
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'BatchMode=yes',
+    ...(options.hostKeyAlias ? ['-o', `HostKeyAlias=${options.hostKeyAlias}`] : []),
+    '-p',
+    String(options.port),
+    options.destination,
+  ];
+}
