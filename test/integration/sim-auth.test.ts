@@ -1,12 +1,12 @@
 // auth.* on the simulator: API-key login, AUTH_ERR, revocation over insecure transport, TLS, 207 before login.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startSimulator, type SimServer } from '../sim/index.js';
 import { RawClient } from '../sim/rawclient.js';
+import { makeSelfSignedCert } from '../lab/tls';
 
 const KEY = `3-${'k'.repeat(64)}`;
 const NOT_AUTHENTICATED = {
@@ -132,33 +132,8 @@ describe('simulator API-key revocation (treatAsRemote)', () => {
   let tls: { key: string; cert: string };
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'sim-tls-'));
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ],
-      { stdio: 'ignore' },
-    );
-    tls = {
-      key: readFileSync(join(dir, 'key.pem'), 'utf8'),
-      cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
-    };
+    const { key, cert } = makeSelfSignedCert(dir, 'sim', { cn: '127.0.0.1', san: 'IP:127.0.0.1' });
+    tls = { key, cert };
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 

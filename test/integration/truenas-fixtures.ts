@@ -8,6 +8,7 @@ import { TrueNASClient } from '../../src/backends/truenas/client';
 import type { TrueNASServerConfig } from '../../src/backends/truenas/index';
 import { createTrueNASBackend } from '../../src/backends/truenas/index';
 import type { Backend } from '../../src/core/backend';
+import { makeSelfSignedCert } from '../lab/tls';
 
 export const API_KEY = '1-' + 'a'.repeat(64);
 export const VERSIONS: SimVersion[] = ['25.04', '25.10'];
@@ -71,38 +72,8 @@ export function clientFor(
 export function selfSignedCert(): { key: string; cert: string; fingerprint: string } {
   const dir = mkdtempSync(join(tmpdir(), 'pixels-tls-'));
   try {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        '/CN=truenas.local',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ],
-      { stdio: 'pipe' },
-    );
-    const out = execFileSync(
-      'openssl',
-      ['x509', '-in', join(dir, 'cert.pem'), '-noout', '-fingerprint', '-sha256'],
-      {
-        encoding: 'utf8',
-      },
-    );
-    const fingerprint = out.trim().split('=')[1];
-    return {
-      key: readFileSync(join(dir, 'key.pem'), 'utf8'),
-      cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
-      fingerprint,
-    };
+    const { key, cert, fingerprint } = makeSelfSignedCert(dir, 'server', { cn: 'truenas.local' });
+    return { key, cert, fingerprint };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

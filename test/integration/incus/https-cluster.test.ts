@@ -2,12 +2,10 @@
 // one-member cluster of the lab (members, location, create on a target), and projects.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { createIncusBackend, probeIncus } from '../../../src/backends/incus/index';
 import type { IncusBackend } from '../../../src/backends/incus/index';
 import { IncusRestClient } from '../../../src/backends/incus/rest-client';
@@ -16,30 +14,11 @@ import type { BackendChange } from '../../../src/core/backend';
 import type { Lab } from '../../lab/lab';
 import { removeTestInstances, testPrefix, waitForIpv4 } from './helpers';
 import { requireLab } from '../../lab/lab';
-
-const run = promisify(execFile);
+import { makeSelfSignedCert } from '../../lab/tls';
 
 async function selfSigned(dir: string, name: string): Promise<{ cert: string; key: string }> {
-  const cert = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    `/CN=${name}`,
-    '-keyout',
-    key,
-    '-out',
-    cert,
-  ]);
-  return { cert, key };
+  const { certPath, keyPath } = makeSelfSignedCert(dir, name);
+  return { cert: certPath, key: keyPath };
 }
 
 describe('incus backend over HTTPS with a client certificate, on a cluster', { timeout: 180_000 }, () => {
