@@ -139,10 +139,18 @@ describe('egress on real containers', { timeout: 600_000 }, () => {
     assert.equal((await fetchFrom(exec, url(net.privateV6), 6)).exitCode, 7);
   });
 
-  test('DNS goes only to the configured resolver', async () => {
+  test('DNS goes only to the configured resolver', async (t) => {
     assert.equal((await sh(exec, 'getent hosts allowed.test')).exitCode, 0);
-    // The periodic refresh re-reads resolv.conf; keep it out of the way while this test switches servers.
-    await sh(exec, 'systemctl stop pixels-egress-refresh.timer');
+    // The periodic refresh re-reads resolv.conf; keep it out of the way while this test switches servers:
+    // the timer, and a run of it that may be under way (it would refill the servers when it ends).
+    await sh(exec, 'systemctl stop pixels-egress-refresh.timer pixels-egress-refresh.service');
+    const original = (await showEgress(exec)).policy;
+    // Whatever happens below, later tests start from the original resolver and policy.
+    t.after(async () => {
+      await useTestResolver(backend, name, NET.dnsV4);
+      await applyEgress(exec, original);
+      await sh(exec, 'systemctl start pixels-egress-refresh.timer');
+    });
     // Another server that knows the same names: the query never reaches it.
     await useTestResolver(backend, name, NET.otherDnsV4);
     const other = await sh(exec, 'getent hosts allowed.test');
@@ -159,8 +167,7 @@ describe('egress on real containers', { timeout: 600_000 }, () => {
     await sh(exec, 'pixels-egress refresh');
     assert.equal((await sh(exec, 'getent hosts allowed.test')).exitCode, 0);
     // An explicitly configured resolver replaces the one from resolv.conf.
-    const current = (await showEgress(exec)).policy;
-    await applyEgress(exec, { ...current, resolvers: [NET.otherDnsV4] });
+    await applyEgress(exec, { ...original, resolvers: [NET.otherDnsV4] });
     assert.notEqual(
       (await sh(exec, 'getent hosts allowed.test')).exitCode,
       0,
@@ -169,9 +176,39 @@ describe('egress on real containers', { timeout: 600_000 }, () => {
     await useTestResolver(backend, name, NET.otherDnsV4);
     assert.equal((await sh(exec, 'getent hosts allowed.test')).exitCode, 0);
     await useTestResolver(backend, name, NET.dnsV4);
-    await applyEgress(exec, current);
+    await applyEgress(exec, original);
     assert.equal((await sh(exec, 'getent hosts allowed.test')).exitCode, 0);
-    await sh(exec, 'systemctl start pixels-egress-refresh.timer');
+  });
+
+  test('an explicit refresh waits for a run under way; only the timer form skips it', async (t) => {
+    await sh(exec, 'systemctl stop pixels-egress-refresh.timer pixels-egress-refresh.service');
+    t.after(async () => {
+      await useTestResolver(backend, name, NET.dnsV4);
+      await sh(exec, 'pixels-egress refresh');
+      await sh(exec, 'systemctl start pixels-egress-refresh.timer');
+    });
+    const dns4 = async () => (await sh(exec, 'nft list set inet pixels_egress dns4')).output;
+    assert.match(await dns4(), new RegExp(NET.dnsV4.replace(/\./g, '\\.')));
+    // Another run holds the lock (as a timer run would) while the sandbox's resolver changes.
+    await sh(
+      exec,
+      'mkdir -p /run/pixels && setsid -f flock /run/pixels/egress.lock sleep 4 </dev/null >/dev/null 2>&1; sleep 0.3',
+    );
+    await useTestResolver(backend, name, NET.otherDnsV4);
+    const skipped = await sh(exec, 'pixels-egress refresh --if-idle');
+    assert.equal(skipped.exitCode, 0, skipped.output);
+    assert.doesNotMatch(
+      await dns4(),
+      new RegExp(NET.otherDnsV4.replace(/\./g, '\\.')),
+      'the timer form skipped',
+    );
+    const waited = await sh(exec, 'pixels-egress refresh');
+    assert.equal(waited.exitCode, 0, waited.output);
+    assert.match(
+      await dns4(),
+      new RegExp(NET.otherDnsV4.replace(/\./g, '\\.')),
+      'the explicit refresh ran once the lock was free, with the resolver of now',
+    );
   });
 
   test('the pixel user cannot remove the rules', async () => {
