@@ -22,7 +22,6 @@ import { requireLab } from '../../lab/lab';
 import type { Lab } from '../../lab/lab';
 import {
   containerDataset,
-  containerMountpoint,
   EngineError,
   type Address,
   type CreateInstanceSpec,
@@ -37,19 +36,27 @@ import {
   type SimEngine,
   type SnapshotRecord,
 } from '../engine.js';
+import {
+  cloneFiles,
+  directoryStat,
+  filesBytes,
+  normalize,
+  ownership,
+  statEntry,
+  writeEntry,
+  type FileMap,
+} from './file-map.js';
+import {
+  applyPatch,
+  checkNewInstance,
+  instanceRecord,
+  mustInstance,
+  newInstance,
+  type InstanceBase,
+} from './instances.js';
+import { ZfsBook } from './zfs-book.js';
 
-interface InstanceState {
-  name: string;
-  cpu: string | null;
-  memory: number | null;
-  autostart: boolean;
-  environment: Record<string, string>;
-  image: ImageInfo;
-  privilegedMode: boolean;
-  storagePool: string;
-  devices: InstanceRecord['devices'];
-  createdAt: Date;
-}
+type InstanceState = InstanceBase;
 
 interface DatasetState {
   name: string;
@@ -58,7 +65,7 @@ interface DatasetState {
   /** The real container holding this dataset's root filesystem, if any. */
   backing: string | null;
   /** Files of datasets without a backing container. */
-  files: Map<string, { data: Buffer; mode: number; uid: number; gid: number; mtime: Date }>;
+  files: FileMap;
 }
 
 interface SnapshotState {
@@ -67,7 +74,7 @@ interface SnapshotState {
   createtxg: number;
   creation: Date;
   /** Memory-only datasets: the files at snapshot time. */
-  files?: DatasetState['files'];
+  files?: FileMap;
 }
 
 export interface IncusEngineOptions {
@@ -76,23 +83,6 @@ export interface IncusEngineOptions {
 }
 
 const enc = encodeURIComponent;
-
-function normalize(path: string): string {
-  return path
-    .split('/')
-    .filter((p) => p !== '' && p !== '.')
-    .join('/');
-}
-
-function checkInstanceName(name: string): void {
-  let reason: string | null = null;
-  if (name.length < 1 || name.length > 63) reason = 'Name must be 1-63 characters long';
-  else if (/^[0-9]/.test(name)) reason = 'Name must not start with a digit';
-  else if (name.startsWith('-')) reason = 'Name must not start with a hyphen';
-  else if (name.endsWith('-')) reason = 'Name must not end with a hyphen';
-  else if (!/^[a-zA-Z0-9-]+$/.test(name)) reason = 'Name can only contain alphanumeric and hyphen characters';
-  if (reason) throw new EngineError('EINVAL', `Invalid instance name: ${reason}`);
-}
 
 function toEngineError(err: unknown): EngineError {
   if (err instanceof EngineError) return err;
@@ -111,13 +101,10 @@ export class IncusEngine implements SimEngine {
   private readonly files: IncusFiles;
   private readonly events: IncusEventStream;
   private readonly instances = new Map<string, InstanceState>();
-  private readonly datasets = new Map<string, DatasetState>();
-  private readonly snapshots = new Map<string, SnapshotState>();
+  private readonly zfs: ZfsBook<DatasetState, SnapshotState>;
   private readonly listeners = new Set<InstanceChangeListener>();
   private unsubscribe?: () => void;
-  private txg = 2_417_905;
   private hidden = 0;
-  private deletedCounter = 0;
   private imageInfo?: ImageInfo;
 
   constructor(
@@ -130,18 +117,13 @@ export class IncusEngine implements SimEngine {
     this.events = new IncusEventStream(this.client, silentLogger);
     this.ops = new Operations(this.client, this.events);
     this.files = new IncusFiles(this.client);
-    const created = new Date(Date.now() - 200 * 86_400_000);
-    for (const name of [
-      this.pool,
-      `${this.pool}/.ix-virt`,
-      `${this.pool}/.ix-virt/containers`,
-      `${this.pool}/.ix-virt/images`,
-      `${this.pool}/.ix-virt/custom`,
-      `${this.pool}/.ix-virt/deleted`,
-      `${this.pool}/.ix-virt/deleted/containers`,
-    ]) {
-      this.datasets.set(name, { name, origin: null, createdAt: created, backing: null, files: new Map() });
-    }
+    this.zfs = new ZfsBook(this.pool, (name, createdAt) => ({
+      name,
+      origin: null,
+      createdAt,
+      backing: null,
+      files: new Map(),
+    }));
   }
 
   /** Creates the project (sweeping those of dead simulators first) and reads the lab image. */
@@ -216,26 +198,13 @@ export class IncusEngine implements SimEngine {
   }
 
   async createInstance(spec: CreateInstanceSpec): Promise<InstanceRecord> {
-    checkInstanceName(spec.name);
-    if (this.instances.has(spec.name)) throw new EngineError('EEXIST', 'Instance is already exists');
+    checkNewInstance(this.instances, spec.name);
     const dataset = containerDataset(this.pool, spec.name);
-    if (this.datasets.has(dataset))
-      throw new EngineError('EEXIST', `Failed creating instance record: dataset "${dataset}" already exists`);
+    this.zfs.checkInstanceDataset(dataset);
     if (!/^[a-z0-9._-]+(\/[A-Za-z0-9._-]+){0,2}$/i.test(spec.image))
       throw new EngineError('EINVAL', `Failed getting remote image info: Image "${spec.image}" not found`);
-    const state: InstanceState = {
-      name: spec.name,
-      cpu: spec.cpu,
-      memory: spec.memory,
-      autostart: spec.autostart,
-      environment: { ...spec.environment },
-      // Every alias runs the lab's Debian image here; the record says so instead of pretending.
-      image: { ...this.imageInfo! },
-      privilegedMode: spec.privilegedMode,
-      storagePool: spec.storagePool,
-      devices: spec.devices.map((d) => ({ ...d })),
-      createdAt: new Date(),
-    };
+    // Every alias runs the lab's Debian image here; the record says so instead of pretending.
+    const state = newInstance(spec, { ...this.imageInfo! }, new Date());
     await this.run('POST', '/1.0/instances', {
       body: {
         name: spec.name,
@@ -246,30 +215,26 @@ export class IncusEngine implements SimEngine {
       },
     });
     this.instances.set(spec.name, state);
-    this.datasets.set(dataset, {
+    this.zfs.datasets.set(dataset, {
       name: dataset,
       origin: null,
       createdAt: state.createdAt,
       backing: spec.name,
       files: new Map(),
     });
-    this.txg += 3;
+    this.zfs.txg += 3;
     return this.record(state, await this.real(spec.name));
   }
 
   async updateInstance(name: string, patch: InstancePatch): Promise<InstanceRecord> {
-    const state = this.mustInstance(name);
-    if (patch.cpu !== undefined) state.cpu = patch.cpu;
-    if (patch.memory !== undefined) state.memory = patch.memory;
-    if (patch.environment !== undefined) state.environment = { ...patch.environment };
-    if (patch.autostart !== undefined) state.autostart = patch.autostart;
-    if (patch.privilegedMode !== undefined) state.privilegedMode = patch.privilegedMode;
+    const state = mustInstance(this.instances, name);
+    applyPatch(state, patch);
     if (this.attached(name)) await this.applyConfig(state);
     return this.record(state, await this.real(name));
   }
 
   async startInstance(name: string): Promise<void> {
-    this.mustInstance(name);
+    mustInstance(this.instances, name);
     const dataset = containerDataset(this.pool, name);
     if (!this.attached(name))
       throw new EngineError('EFAULT', `Failed to mount "${dataset}": dataset does not exist`);
@@ -279,7 +244,7 @@ export class IncusEngine implements SimEngine {
   }
 
   async stopInstance(name: string, force: boolean, timeoutSeconds: number): Promise<void> {
-    if (!this.instances.has(name)) throw new EngineError('ENOENT', 'Instance not found');
+    mustInstance(this.instances, name);
     const real = this.attached(name) ? await this.real(name) : undefined;
     if (!real || real.status === 'Stopped') throw new EngineError('EBUSY', 'The instance is already stopped');
     await this.run('PUT', `/1.0/instances/${enc(name)}/state`, {
@@ -288,24 +253,20 @@ export class IncusEngine implements SimEngine {
   }
 
   async deleteInstance(name: string): Promise<void> {
-    this.mustInstance(name);
+    mustInstance(this.instances, name);
     const dataset = containerDataset(this.pool, name);
     const attached = this.attached(name);
     if (attached) await this.forceStop(name);
     this.instances.delete(name);
-    if (!this.datasets.has(dataset)) return;
-    const cloned = this.snapshotsOf(dataset).some((s) => this.clonesOf(`${s.dataset}@${s.name}`).length > 0);
-    if (cloned) {
+    if (!this.zfs.datasets.has(dataset)) return;
+    if (this.zfs.hasClonedSnapshot([dataset])) {
       // As Incus does: a volume whose snapshots have clones is parked under deleted/ until they are gone.
-      this.deletedCounter += 1;
-      await this.moveDataset(
-        dataset,
-        `${this.pool}/.ix-virt/deleted/containers/${name}-${this.deletedCounter}`,
-      );
+      await this.moveDataset(dataset, this.zfs.parkedName(name));
       return;
     }
     await this.dropBacked(dataset);
-    await this.collectDeleted();
+    // Incus removes a parked volume under deleted/ once no clone depends on its snapshots any more.
+    for (const parked of this.zfs.collectable()) await this.dropBacked(parked);
   }
 
   onInstanceChange(listener: InstanceChangeListener): () => void {
@@ -317,15 +278,11 @@ export class IncusEngine implements SimEngine {
 
   async listDatasets(): Promise<DatasetRecord[]> {
     const running = await this.runningContainers();
-    return [...this.datasets.values()]
-      .sort((a, b) => a.name.localeCompare(b.name))
-      .map((d) => this.datasetRecord(d, running));
+    return this.zfs.sortedDatasets().map((d) => this.datasetRecord(d, running));
   }
 
   async createDataset(name: string): Promise<DatasetRecord> {
-    if (this.datasets.has(name))
-      throw new EngineError('EEXIST', `cannot create '${name}': dataset already exists`);
-    this.mustParent(name, 'create');
+    this.zfs.checkCreate(name);
     const state: DatasetState = {
       name,
       origin: null,
@@ -333,95 +290,66 @@ export class IncusEngine implements SimEngine {
       backing: null,
       files: new Map(),
     };
-    this.datasets.set(name, state);
-    this.txg += 1;
+    this.zfs.datasets.set(name, state);
+    this.zfs.txg += 1;
     return this.datasetRecord(state, new Set());
   }
 
   async listSnapshots(): Promise<SnapshotRecord[]> {
     const sizes = await this.snapshotSizes();
-    return [...this.snapshots.values()]
-      .sort((a, b) => a.dataset.localeCompare(b.dataset) || a.createtxg - b.createtxg)
-      .map((s) => this.snapshotRecord(s, sizes));
+    return this.zfs.sortedSnapshots().map((s) => this.snapshotRecord(s, sizes));
   }
 
   async createSnapshot(dataset: string, name: string, hint?: { creation?: Date }): Promise<SnapshotRecord> {
-    const ds = this.datasets.get(dataset);
-    if (!ds) throw new EngineError('ENOENT', `cannot open '${dataset}': dataset does not exist`);
-    const id = `${dataset}@${name}`;
-    if (this.snapshots.has(id))
-      throw new EngineError('EEXIST', `cannot create snapshot '${id}': dataset already exists`);
+    const { ds, id } = this.zfs.checkNewSnapshot(dataset, name);
     if (ds.backing) {
       await this.run('POST', `/1.0/instances/${enc(ds.backing)}/snapshots`, {
         body: { name, stateful: false },
       });
     }
-    this.txg += 7;
+    this.zfs.txg += 7;
     const snap: SnapshotState = {
       dataset,
       name,
-      createtxg: this.txg,
+      createtxg: this.zfs.txg,
       creation: hint?.creation ?? new Date(),
-      files: ds.backing
-        ? undefined
-        : new Map([...ds.files].map(([k, v]) => [k, { ...v, data: Buffer.from(v.data) }])),
+      files: ds.backing ? undefined : cloneFiles(ds.files),
     };
-    this.snapshots.set(id, snap);
+    this.zfs.snapshots.set(id, snap);
     return this.snapshotRecord(snap, await this.snapshotSizes());
   }
 
   async destroySnapshot(id: string): Promise<void> {
-    const snap = this.snapshots.get(id);
-    if (!snap)
-      throw new EngineError('ENOENT', 'could not find any snapshots to destroy; check snapshot names.');
-    if (this.clonesOf(id).length)
-      throw new EngineError('EBUSY', `cannot destroy '${id}': snapshot has dependent clones`);
-    const backing = this.datasets.get(snap.dataset)?.backing;
+    const snap = this.zfs.checkDestroySnapshot(id);
+    const backing = this.zfs.datasets.get(snap.dataset)?.backing;
     if (backing) await this.run('DELETE', `/1.0/instances/${enc(backing)}/snapshots/${enc(snap.name)}`, {});
-    this.snapshots.delete(id);
-    this.txg += 1;
+    this.zfs.snapshots.delete(id);
+    this.zfs.txg += 1;
   }
 
   async renameSnapshot(id: string, newName: string): Promise<void> {
-    const snap = this.snapshots.get(id);
-    if (!snap) throw new EngineError('ENOENT', `cannot open '${id}': dataset does not exist`);
-    const newId = `${snap.dataset}@${newName}`;
-    if (this.snapshots.has(newId))
-      throw new EngineError('EEXIST', `cannot rename to '${newId}': dataset already exists`);
-    const backing = this.datasets.get(snap.dataset)?.backing;
+    const { snap } = this.zfs.checkRenameSnapshot(id, newName);
+    const backing = this.zfs.datasets.get(snap.dataset)?.backing;
     if (backing)
       await this.run('POST', `/1.0/instances/${enc(backing)}/snapshots/${enc(snap.name)}`, {
         body: { name: newName },
       });
-    this.snapshots.delete(id);
-    snap.name = newName;
-    this.snapshots.set(newId, snap);
-    for (const ds of this.datasets.values()) if (ds.origin === id) ds.origin = newId;
-    this.txg += 1;
+    this.zfs.renameSnapshot(snap, newName);
+    this.zfs.txg += 1;
   }
 
   async rollbackSnapshot(id: string): Promise<void> {
-    const snap = this.snapshots.get(id);
-    if (!snap) throw new EngineError('ENOENT', `cannot open '${id}': dataset does not exist`);
-    if (this.snapshotsOf(snap.dataset).some((s) => s.createtxg > snap.createtxg))
-      throw new EngineError('EBUSY', `cannot rollback to '${id}': more recent snapshots or bookmarks exist`);
-    const ds = this.datasets.get(snap.dataset)!;
+    const { snap, ds } = this.zfs.checkRollback(id);
     if (ds.backing)
       await this.run('PUT', `/1.0/instances/${enc(ds.backing)}`, { body: { restore: snap.name } });
-    else
-      ds.files = new Map(
-        [...(snap.files ?? new Map())].map(([k, v]) => [k, { ...v, data: Buffer.from(v.data) }]),
-      );
-    this.txg += 1;
+    else ds.files = cloneFiles(snap.files ?? new Map());
+    this.zfs.txg += 1;
   }
 
   async cloneSnapshot(id: string, target: string): Promise<void> {
-    const snap = this.snapshots.get(id);
-    if (!snap) throw new EngineError('ENOENT', `cannot open '${id}': dataset does not exist`);
-    if (this.datasets.has(target))
-      throw new EngineError('EEXIST', `cannot create '${target}': dataset already exists`);
-    this.mustParent(target, 'create');
-    const source = this.datasets.get(snap.dataset)!;
+    const snap = this.zfs.snapshot(id);
+    this.zfs.checkCreate(target);
+    const source = this.zfs.datasets.get(snap.dataset)!;
     let backing: string | null = null;
     if (source.backing) {
       const owner = this.instanceOfDataset(target);
@@ -436,56 +364,37 @@ export class IncusEngine implements SimEngine {
         },
       });
     }
-    this.datasets.set(target, {
+    this.zfs.datasets.set(target, {
       name: target,
       origin: id,
       createdAt: new Date(),
       backing,
-      files: backing ? new Map() : new Map([...(snap.files ?? new Map())].map(([k, v]) => [k, { ...v }])),
+      files: backing ? new Map() : cloneFiles(snap.files ?? new Map()),
     });
     if (backing) await this.attach(target);
-    this.txg += 2;
+    this.zfs.txg += 2;
   }
 
   async destroyDataset(name: string): Promise<void> {
-    const ds = this.datasets.get(name);
-    if (!ds) throw new EngineError('ENOENT', `cannot open '${name}': dataset does not exist`);
-    if (ds.backing && (await this.real(ds.backing))?.status === 'Running')
-      throw new EngineError('EBUSY', `cannot unmount '${this.mountpointOf(name)}': pool or dataset is busy`);
-    if (this.subtree(name).length > 1 || this.snapshotsOf(name).length)
-      throw new EngineError('EBUSY', `cannot destroy '${name}': filesystem has children`);
+    const ds = this.zfs.dataset(name);
+    if (await this.isRunning(ds)) throw this.zfs.busy(name);
+    this.zfs.checkDestroy(name);
     if (ds.backing) await this.run('DELETE', `/1.0/instances/${enc(ds.backing)}`, {});
-    this.datasets.delete(name);
-    this.txg += 1;
+    this.zfs.datasets.delete(name);
+    this.zfs.txg += 1;
   }
 
   async renameDataset(from: string, to: string): Promise<void> {
-    if (!this.datasets.has(from))
-      throw new EngineError('ENOENT', `cannot open '${from}': dataset does not exist`);
-    if (this.datasets.has(to))
-      throw new EngineError('EEXIST', `cannot rename to '${to}': dataset already exists`);
-    if (to.startsWith(`${from}/`))
-      throw new EngineError(
-        'EINVAL',
-        `cannot rename to '${to}': New dataset name cannot be a descendant of current dataset name`,
-      );
-    this.mustParent(to, 'rename to');
-    for (const ds of this.subtree(from)) {
-      const backing = this.datasets.get(ds)!.backing;
-      if (backing && (await this.real(backing))?.status === 'Running')
-        throw new EngineError(
-          'EBUSY',
-          `cannot unmount '${this.mountpointOf(from)}': pool or dataset is busy`,
-        );
+    this.zfs.checkRename(from, to);
+    for (const ds of this.zfs.subtree(from)) {
+      if (await this.isRunning(this.zfs.datasets.get(ds)!)) throw this.zfs.busy(from);
     }
     await this.moveDataset(from, to);
-    this.txg += 1;
+    this.zfs.txg += 1;
   }
 
   async promoteDataset(name: string): Promise<void> {
-    const ds = this.datasets.get(name);
-    if (!ds) throw new EngineError('ENOENT', `cannot open '${name}': dataset does not exist`);
-    if (!ds.origin) throw new EngineError('EINVAL', `cannot promote '${name}': not a cloned filesystem`);
+    this.zfs.checkPromote(name);
     throw new EngineError(
       'EFAULT',
       `cannot promote '${name}': the Incus engine cannot move snapshots between containers (use the memory engine)`,
@@ -495,8 +404,7 @@ export class IncusEngine implements SimEngine {
   // ---------------------------------------------------------------- files
 
   async writeFile(dataset: string, path: string, data: Buffer, options: FileWriteOptions): Promise<void> {
-    const ds = this.datasets.get(dataset);
-    if (!ds) throw new EngineError('ENOENT', `cannot open '${dataset}': dataset does not exist`);
+    const ds = this.zfs.dataset(dataset);
     const key = normalize(path);
     if (!key) throw new EngineError('EINVAL', 'Is a directory');
     const inRoot = this.rootPath(ds, key);
@@ -505,29 +413,19 @@ export class IncusEngine implements SimEngine {
       try {
         await this.files.write(ds.backing!, inRoot, data, {
           append: options.append,
-          mode: options.mode ?? old?.mode ?? 0o644,
-          uid: options.uid >= 0 ? options.uid : (old?.uid ?? 0),
-          gid: options.gid >= 0 ? options.gid : (old?.gid ?? 0),
+          ...ownership(options, old),
         });
       } catch (err) {
         throw toEngineError(err);
       }
-      this.txg += 1;
-      return;
+    } else {
+      writeEntry(ds.files, key, data, options);
     }
-    const old = ds.files.get(key);
-    ds.files.set(key, {
-      data: options.append && old ? Buffer.concat([old.data, data]) : Buffer.from(data),
-      mode: options.mode ?? old?.mode ?? 0o644,
-      uid: options.uid >= 0 ? options.uid : (old?.uid ?? 0),
-      gid: options.gid >= 0 ? options.gid : (old?.gid ?? 0),
-      mtime: new Date(),
-    });
-    this.txg += 1;
+    this.zfs.txg += 1;
   }
 
   async readFile(dataset: string, path: string): Promise<Buffer | undefined> {
-    const ds = this.datasets.get(dataset);
+    const ds = this.zfs.datasets.get(dataset);
     if (!ds) return undefined;
     const key = normalize(path);
     const inRoot = this.rootPath(ds, key);
@@ -543,27 +441,13 @@ export class IncusEngine implements SimEngine {
   }
 
   async statPath(dataset: string, path: string): Promise<FileStat | undefined> {
-    const ds = this.datasets.get(dataset);
+    const ds = this.zfs.datasets.get(dataset);
     if (!ds) return undefined;
     const key = normalize(path);
     const inRoot = this.rootPath(ds, key);
     if (inRoot) return this.stat(ds.backing!, inRoot);
-    if (ds.backing && (key === '' || key === 'rootfs'))
-      return { type: 'DIRECTORY', size: 4096, mode: 0o755, uid: 0, gid: 0, mtime: ds.createdAt };
-    const entry = ds.files.get(key);
-    if (entry)
-      return {
-        type: 'FILE',
-        size: entry.data.length,
-        mode: entry.mode,
-        uid: entry.uid,
-        gid: entry.gid,
-        mtime: entry.mtime,
-      };
-    const isDir = key === '' || [...ds.files.keys()].some((p) => p.startsWith(`${key}/`));
-    return isDir
-      ? { type: 'DIRECTORY', size: 4096, mode: 0o755, uid: 0, gid: 0, mtime: ds.createdAt }
-      : undefined;
+    if (ds.backing && (key === '' || key === 'rootfs')) return directoryStat(ds.createdAt);
+    return statEntry(ds.files, key, ds.createdAt);
   }
 
   async close(): Promise<void> {
@@ -607,8 +491,8 @@ export class IncusEngine implements SimEngine {
   private async snapshotSizes(): Promise<Map<string, number>> {
     const out = new Map<string, number>();
     const backings = new Set(
-      [...this.snapshots.values()]
-        .map((s) => this.datasets.get(s.dataset)?.backing)
+      [...this.zfs.snapshots.values()]
+        .map((s) => this.zfs.datasets.get(s.dataset)?.backing)
         .filter((b): b is string => !!b),
     );
     await Promise.all(
@@ -630,49 +514,25 @@ export class IncusEngine implements SimEngine {
 
   /** Deletes a backed dataset subtree with its snapshots (the container goes, with its Incus snapshots). */
   private async dropBacked(dataset: string): Promise<void> {
-    for (const ds of this.subtree(dataset)) {
-      const state = this.datasets.get(ds)!;
+    for (const ds of this.zfs.subtree(dataset)) {
+      const state = this.zfs.datasets.get(ds)!;
       if (state.backing && (await this.real(state.backing))) {
         await this.forceStop(state.backing);
         await this.run('DELETE', `/1.0/instances/${enc(state.backing)}`, {});
       }
-      for (const s of this.snapshotsOf(ds)) this.snapshots.delete(`${s.dataset}@${s.name}`);
-      this.datasets.delete(ds);
-    }
-  }
-
-  private async collectDeleted(): Promise<void> {
-    const parked = `${this.pool}/.ix-virt/deleted/containers/`;
-    for (const name of [...this.datasets.keys()]) {
-      if (!name.startsWith(parked) || name.slice(parked.length).includes('/')) continue;
-      const snaps = this.subtree(name).flatMap((d) => this.snapshotsOf(d));
-      if (snaps.some((s) => this.clonesOf(`${s.dataset}@${s.name}`).length > 0)) continue;
-      await this.dropBacked(name);
+      this.zfs.forget(ds);
     }
   }
 
   /** Renames a dataset subtree; backing containers follow (hidden name outside containers/, the instance's inside). */
   private async moveDataset(from: string, to: string): Promise<void> {
-    const rename = (n: string) => (n === from ? to : `${to}${n.slice(from.length)}`);
-    const snapshotIds = new Map<string, string>();
-    for (const ds of this.subtree(from)) {
-      const state = this.datasets.get(ds)!;
-      this.datasets.delete(ds);
-      state.name = rename(ds);
-      this.datasets.set(state.name, state);
-    }
-    for (const [id, snap] of [...this.snapshots]) {
-      if (snap.dataset === from || snap.dataset.startsWith(`${from}/`)) {
-        this.snapshots.delete(id);
-        snap.dataset = rename(snap.dataset);
-        const newId = `${snap.dataset}@${snap.name}`;
-        this.snapshots.set(newId, snap);
-        snapshotIds.set(id, newId);
-      }
-    }
-    for (const ds of this.datasets.values())
-      if (ds.origin && snapshotIds.has(ds.origin)) ds.origin = snapshotIds.get(ds.origin)!;
-    for (const ds of this.subtree(to)) await this.attach(ds);
+    this.zfs.move(from, to);
+    for (const ds of this.zfs.subtree(to)) await this.attach(ds);
+  }
+
+  /** Whether the dataset's backing container runs (it is mounted then). */
+  private async isRunning(ds: DatasetState): Promise<boolean> {
+    return !!ds.backing && (await this.real(ds.backing))?.status === 'Running';
   }
 
   /**
@@ -680,7 +540,7 @@ export class IncusEngine implements SimEngine {
    * containers/ (with the instance's config), a hidden name anywhere else.
    */
   private async attach(dataset: string): Promise<void> {
-    const ds = this.datasets.get(dataset);
+    const ds = this.zfs.datasets.get(dataset);
     if (!ds?.backing) return;
     const owner = this.instanceOfDataset(dataset);
     const want = owner ? owner.name : ds.backing.startsWith('pxsim-h') ? ds.backing : this.hiddenName();
@@ -743,7 +603,7 @@ export class IncusEngine implements SimEngine {
   }
 
   private attached(name: string): boolean {
-    return this.datasets.get(containerDataset(this.pool, name))?.backing === name;
+    return this.zfs.datasets.get(containerDataset(this.pool, name))?.backing === name;
   }
 
   /** `rootfs/<p>` of a backed dataset -> `/<p>` inside the container. */
@@ -767,44 +627,9 @@ export class IncusEngine implements SimEngine {
     };
   }
 
-  private mustInstance(name: string): InstanceState {
-    const state = this.instances.get(name);
-    if (!state) throw new EngineError('ENOENT', 'Instance not found');
-    return state;
-  }
-
-  private mustParent(name: string, verb: string): void {
-    const parent = name.includes('/') ? name.slice(0, name.lastIndexOf('/')) : '';
-    if (!parent || !this.datasets.has(parent))
-      throw new EngineError('ENOENT', `cannot ${verb} '${name}': parent does not exist`);
-  }
-
-  private subtree(name: string): string[] {
-    return [...this.datasets.keys()].filter((ds) => ds === name || ds.startsWith(`${name}/`));
-  }
-
-  private snapshotsOf(dataset: string): SnapshotState[] {
-    return [...this.snapshots.values()]
-      .filter((s) => s.dataset === dataset)
-      .sort((a, b) => a.createtxg - b.createtxg);
-  }
-
-  private clonesOf(id: string): string[] {
-    return [...this.datasets.values()]
-      .filter((d) => d.origin === id)
-      .map((d) => d.name)
-      .sort();
-  }
-
   private instanceOfDataset(name: string): InstanceState | undefined {
-    const prefix = `${this.pool}/.ix-virt/containers/`;
-    return name.startsWith(prefix) ? this.instances.get(name.slice(prefix.length)) : undefined;
-  }
-
-  private mountpointOf(name: string): string {
-    const prefix = `${this.pool}/.ix-virt/containers/`;
-    if (name.startsWith(prefix)) return containerMountpoint(this.pool, name.slice(prefix.length));
-    return `/mnt/${name}`;
+    const instance = this.zfs.instanceNameOf(name);
+    return instance !== undefined ? this.instances.get(instance) : undefined;
   }
 
   private record(state: InstanceState, real: IncusInstance | undefined): InstanceRecord {
@@ -824,51 +649,25 @@ export class IncusEngine implements SimEngine {
         }
       }
     }
-    return {
-      name: state.name,
-      status,
-      cpu: state.cpu,
-      memory: state.memory,
-      autostart: state.autostart,
-      environment: { ...state.environment },
-      image: { ...state.image },
-      privilegedMode: state.privilegedMode,
-      storagePool: state.storagePool,
-      devices: state.devices.map((d) => ({ ...d })),
-      addresses,
-      createdAt: new Date(state.createdAt),
-    };
+    return instanceRecord(state, status, addresses);
   }
 
   private datasetRecord(ds: DatasetState, running: Set<string>): DatasetRecord {
-    const filesBytes = [...ds.files.values()].reduce((n, f) => n + f.data.length, 0);
+    const own = filesBytes(ds.files);
     // Real usage is not cheap to get per dataset; backed datasets report the image's unpacked size.
-    const referenced = (ds.backing ? 232_000_000 : 98_304) + filesBytes;
-    return {
-      name: ds.name,
-      origin: ds.origin,
-      createdAt: new Date(ds.createdAt),
-      mounted: ds.backing ? running.has(ds.backing) : !ds.name.startsWith(`${this.pool}/.ix-virt/`),
-      mountpoint: this.mountpointOf(ds.name),
-      usedBytes: ds.origin ? filesBytes : referenced,
-      referencedBytes: referenced,
-    };
+    const referenced = (ds.backing ? 232_000_000 : 98_304) + own;
+    return this.zfs.datasetRecord(
+      ds,
+      ds.backing ? running.has(ds.backing) : null,
+      ds.origin ? own : referenced,
+      referenced,
+    );
   }
 
   private snapshotRecord(snap: SnapshotState, sizes: Map<string, number>): SnapshotRecord {
-    const id = `${snap.dataset}@${snap.name}`;
-    const backing = this.datasets.get(snap.dataset)?.backing;
+    const backing = this.zfs.datasets.get(snap.dataset)?.backing;
     const used = backing ? (sizes.get(`${backing}/${snap.name}`) ?? 0) : 0;
-    return {
-      id,
-      dataset: snap.dataset,
-      name: snap.name,
-      createtxg: snap.createtxg,
-      creation: new Date(snap.creation),
-      usedBytes: used,
-      referencedBytes: backing ? 232_000_000 : 98_304,
-      clones: this.clonesOf(id),
-    };
+    return this.zfs.snapshotRecord(snap, used, backing ? 232_000_000 : 98_304);
   }
 }
 

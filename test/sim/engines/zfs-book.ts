@@ -1,0 +1,287 @@
+// ZfsBook: the ZFS namespace both engines keep (datasets, snapshot ids, createtxg, clone origins) with the checks
+// and the ZFS wording of each primitive. An engine adds what holds a dataset's content (a file map, a real
+// container), runs the check first and changes the book only after its own work succeeded, so a refused call
+// leaves nothing half-made.
+import { containerMountpoint, EngineError, type DatasetRecord, type SnapshotRecord } from '../engine.js';
+
+export interface DatasetBase {
+  name: string;
+  /** snapshot id this dataset was cloned from, or null */
+  origin: string | null;
+  createdAt: Date;
+}
+
+export interface SnapshotBase {
+  dataset: string;
+  name: string;
+  createtxg: number;
+  creation: Date;
+}
+
+export function snapshotId(snap: SnapshotBase): string {
+  return `${snap.dataset}@${snap.name}`;
+}
+
+function notFound(name: string): EngineError {
+  return new EngineError('ENOENT', `cannot open '${name}': dataset does not exist`);
+}
+
+export class ZfsBook<D extends DatasetBase, S extends SnapshotBase> {
+  readonly datasets = new Map<string, D>();
+  readonly snapshots = new Map<string, S>();
+  /** ZFS transaction group: the engine adds to it with every change on the pool. */
+  txg = 2_417_905;
+  private deletedCounter = 0;
+
+  /** Seeds the datasets a virt pool has before any instance exists; `seed` adds the engine's own fields. */
+  constructor(
+    readonly pool: string,
+    seed: (name: string, createdAt: Date) => D,
+  ) {
+    const created = new Date(Date.now() - 200 * 86_400_000);
+    for (const name of [
+      pool,
+      `${pool}/.ix-virt`,
+      `${pool}/.ix-virt/containers`,
+      `${pool}/.ix-virt/images`,
+      `${pool}/.ix-virt/custom`,
+      `${pool}/.ix-virt/deleted`,
+      `${pool}/.ix-virt/deleted/containers`,
+    ]) {
+      this.datasets.set(name, seed(name, created));
+    }
+  }
+
+  // ---------------------------------------------------------------- lookups
+
+  /** The dataset, or ENOENT in zfs' words. */
+  dataset(name: string): D {
+    const ds = this.datasets.get(name);
+    if (!ds) throw notFound(name);
+    return ds;
+  }
+
+  /** The snapshot, or ENOENT in zfs' words. */
+  snapshot(id: string): S {
+    const snap = this.snapshots.get(id);
+    if (!snap) throw notFound(id);
+    return snap;
+  }
+
+  sortedDatasets(): D[] {
+    return [...this.datasets.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  sortedSnapshots(): S[] {
+    return [...this.snapshots.values()].sort(
+      (a, b) => a.dataset.localeCompare(b.dataset) || a.createtxg - b.createtxg,
+    );
+  }
+
+  /** The dataset and all below it. */
+  subtree(name: string): string[] {
+    return [...this.datasets.keys()].filter((ds) => ds === name || ds.startsWith(`${name}/`));
+  }
+
+  /** A dataset's snapshots, oldest first. */
+  snapshotsOf(dataset: string): S[] {
+    return [...this.snapshots.values()]
+      .filter((s) => s.dataset === dataset)
+      .sort((a, b) => a.createtxg - b.createtxg);
+  }
+
+  clonesOf(id: string): string[] {
+    return [...this.datasets.values()]
+      .filter((d) => d.origin === id)
+      .map((d) => d.name)
+      .sort();
+  }
+
+  /** Whether a snapshot of any of these datasets has a clone. */
+  hasClonedSnapshot(datasets: string[]): boolean {
+    return datasets.some((ds) => this.snapshotsOf(ds).some((s) => this.clonesOf(snapshotId(s)).length > 0));
+  }
+
+  /** The instance whose root dataset this is (`<pool>/.ix-virt/containers/<name>`), if it is one. */
+  instanceNameOf(dataset: string): string | undefined {
+    const prefix = `${this.pool}/.ix-virt/containers/`;
+    return dataset.startsWith(prefix) ? dataset.slice(prefix.length) : undefined;
+  }
+
+  mountpointOf(name: string): string {
+    const instance = this.instanceNameOf(name);
+    return instance !== undefined ? containerMountpoint(this.pool, instance) : `/mnt/${name}`;
+  }
+
+  // ---------------------------------------------------------------- checks before a change
+
+  /** A new dataset `name` (createDataset, cloneSnapshot): EEXIST, or ENOENT for a missing parent. */
+  checkCreate(name: string): void {
+    if (this.datasets.has(name))
+      throw new EngineError('EEXIST', `cannot create '${name}': dataset already exists`);
+    this.mustParent(name, 'create');
+  }
+
+  /** An instance's root dataset must not be there yet (Incus' wording). */
+  checkInstanceDataset(dataset: string): void {
+    if (this.datasets.has(dataset))
+      throw new EngineError('EEXIST', `Failed creating instance record: dataset "${dataset}" already exists`);
+  }
+
+  /** A new snapshot `<dataset>@<name>`: returns the dataset and the id. */
+  checkNewSnapshot(dataset: string, name: string): { ds: D; id: string } {
+    const ds = this.dataset(dataset);
+    const id = `${dataset}@${name}`;
+    if (this.snapshots.has(id))
+      throw new EngineError('EEXIST', `cannot create snapshot '${id}': dataset already exists`);
+    return { ds, id };
+  }
+
+  checkDestroySnapshot(id: string): S {
+    const snap = this.snapshots.get(id);
+    if (!snap)
+      throw new EngineError('ENOENT', 'could not find any snapshots to destroy; check snapshot names.');
+    if (this.clonesOf(id).length)
+      throw new EngineError('EBUSY', `cannot destroy '${id}': snapshot has dependent clones`);
+    return snap;
+  }
+
+  /** Returns the snapshot and its new id. */
+  checkRenameSnapshot(id: string, newName: string): { snap: S; newId: string } {
+    const snap = this.snapshot(id);
+    const newId = `${snap.dataset}@${newName}`;
+    if (this.snapshots.has(newId))
+      throw new EngineError('EEXIST', `cannot rename to '${newId}': dataset already exists`);
+    return { snap, newId };
+  }
+
+  /** Only the newest snapshot can be rolled back to (the protocol layer removes newer ones first). */
+  checkRollback(id: string): { snap: S; ds: D } {
+    const snap = this.snapshot(id);
+    if (this.snapshotsOf(snap.dataset).some((s) => s.createtxg > snap.createtxg))
+      throw new EngineError('EBUSY', `cannot rollback to '${id}': more recent snapshots or bookmarks exist`);
+    return { snap, ds: this.datasets.get(snap.dataset)! };
+  }
+
+  /** Runs after the engine's own "mounted by a running instance" check (busy()). */
+  checkDestroy(name: string): void {
+    if (this.subtree(name).length > 1 || this.snapshotsOf(name).length)
+      throw new EngineError('EBUSY', `cannot destroy '${name}': filesystem has children`);
+  }
+
+  checkRename(from: string, to: string): void {
+    if (!this.datasets.has(from)) throw notFound(from);
+    if (this.datasets.has(to))
+      throw new EngineError('EEXIST', `cannot rename to '${to}': dataset already exists`);
+    if (to.startsWith(`${from}/`))
+      throw new EngineError(
+        'EINVAL',
+        `cannot rename to '${to}': New dataset name cannot be a descendant of current dataset name`,
+      );
+    this.mustParent(to, 'rename to');
+  }
+
+  /** Returns the clone and its origin snapshot id. */
+  checkPromote(name: string): { ds: D; originId: string } {
+    const ds = this.dataset(name);
+    if (!ds.origin) throw new EngineError('EINVAL', `cannot promote '${name}': not a cloned filesystem`);
+    return { ds, originId: ds.origin };
+  }
+
+  /** The error for a dataset a running instance keeps mounted. */
+  busy(name: string): EngineError {
+    return new EngineError('EBUSY', `cannot unmount '${this.mountpointOf(name)}': pool or dataset is busy`);
+  }
+
+  private mustParent(name: string, verb: string): void {
+    const parent = name.includes('/') ? name.slice(0, name.lastIndexOf('/')) : '';
+    if (!parent || !this.datasets.has(parent))
+      throw new EngineError('ENOENT', `cannot ${verb} '${name}': parent does not exist`);
+  }
+
+  // ---------------------------------------------------------------- changes
+
+  renameSnapshot(snap: S, newName: string): void {
+    const id = snapshotId(snap);
+    const newId = `${snap.dataset}@${newName}`;
+    this.snapshots.delete(id);
+    snap.name = newName;
+    this.snapshots.set(newId, snap);
+    for (const ds of this.datasets.values()) if (ds.origin === id) ds.origin = newId;
+  }
+
+  /** Moves a dataset subtree and its snapshots to a new name, fixing origins that point at moved snapshots. */
+  move(from: string, to: string): void {
+    const rename = (n: string) => (n === from ? to : `${to}${n.slice(from.length)}`);
+    const snapshotIds = new Map<string, string>();
+    for (const ds of this.subtree(from)) {
+      const state = this.datasets.get(ds)!;
+      this.datasets.delete(ds);
+      state.name = rename(ds);
+      this.datasets.set(state.name, state);
+    }
+    for (const [id, snap] of [...this.snapshots]) {
+      if (snap.dataset === from || snap.dataset.startsWith(`${from}/`)) {
+        this.snapshots.delete(id);
+        snap.dataset = rename(snap.dataset);
+        const newId = snapshotId(snap);
+        this.snapshots.set(newId, snap);
+        snapshotIds.set(id, newId);
+      }
+    }
+    for (const ds of this.datasets.values()) {
+      if (ds.origin && snapshotIds.has(ds.origin)) ds.origin = snapshotIds.get(ds.origin)!;
+    }
+  }
+
+  /** Removes one dataset with its snapshots. */
+  forget(dataset: string): void {
+    for (const s of this.snapshotsOf(dataset)) this.snapshots.delete(snapshotId(s));
+    this.datasets.delete(dataset);
+  }
+
+  /** Where a deleted instance's dataset is parked while clones of its snapshots exist (as Incus does). */
+  parkedName(instance: string): string {
+    this.deletedCounter += 1;
+    return `${this.pool}/.ix-virt/deleted/containers/${instance}-${this.deletedCounter}`;
+  }
+
+  /** Parked datasets no clone depends on any more (Incus removes them then); checked as the caller goes. */
+  *collectable(): Generator<string> {
+    const parked = `${this.pool}/.ix-virt/deleted/containers/`;
+    for (const name of [...this.datasets.keys()]) {
+      if (!name.startsWith(parked) || name.slice(parked.length).includes('/')) continue;
+      if (this.hasClonedSnapshot(this.subtree(name))) continue;
+      yield name;
+    }
+  }
+
+  // ---------------------------------------------------------------- records
+
+  /** `mounted` null: the default rule (datasets outside .ix-virt are always mounted, the rest not). */
+  datasetRecord(ds: D, mounted: boolean | null, usedBytes: number, referencedBytes: number): DatasetRecord {
+    return {
+      name: ds.name,
+      origin: ds.origin,
+      createdAt: new Date(ds.createdAt),
+      mounted: mounted ?? !ds.name.startsWith(`${this.pool}/.ix-virt/`),
+      mountpoint: this.mountpointOf(ds.name),
+      usedBytes,
+      referencedBytes,
+    };
+  }
+
+  snapshotRecord(snap: S, usedBytes: number, referencedBytes: number): SnapshotRecord {
+    const id = snapshotId(snap);
+    return {
+      id,
+      dataset: snap.dataset,
+      name: snap.name,
+      createtxg: snap.createtxg,
+      creation: new Date(snap.creation),
+      usedBytes,
+      referencedBytes,
+      clones: this.clonesOf(id),
+    };
+  }
+}
