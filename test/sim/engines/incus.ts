@@ -54,25 +54,18 @@ import {
   newInstance,
   type InstanceBase,
 } from './instances.js';
-import { ZfsBook } from './zfs-book.js';
+import { ZfsBook, type DatasetBase, type SnapshotBase } from './zfs-book.js';
 
 type InstanceState = InstanceBase;
 
-interface DatasetState {
-  name: string;
-  origin: string | null;
-  createdAt: Date;
+interface DatasetState extends DatasetBase {
   /** The real container holding this dataset's root filesystem, if any. */
   backing: string | null;
   /** Files of datasets without a backing container. */
   files: FileMap;
 }
 
-interface SnapshotState {
-  dataset: string;
-  name: string;
-  createtxg: number;
-  creation: Date;
+interface SnapshotState extends SnapshotBase {
   /** Memory-only datasets: the files at snapshot time. */
   files?: FileMap;
 }
@@ -117,13 +110,7 @@ export class IncusEngine implements SimEngine {
     this.events = new IncusEventStream(this.client, silentLogger);
     this.ops = new Operations(this.client, this.events);
     this.files = new IncusFiles(this.client);
-    this.zfs = new ZfsBook(this.pool, (name, createdAt) => ({
-      name,
-      origin: null,
-      createdAt,
-      backing: null,
-      files: new Map(),
-    }));
+    this.zfs = new ZfsBook(this.pool, () => ({ backing: null, files: new Map() }));
   }
 
   /** Creates the project (sweeping those of dead simulators first) and reads the lab image. */
@@ -215,13 +202,7 @@ export class IncusEngine implements SimEngine {
       },
     });
     this.instances.set(spec.name, state);
-    this.zfs.datasets.set(dataset, {
-      name: dataset,
-      origin: null,
-      createdAt: state.createdAt,
-      backing: spec.name,
-      files: new Map(),
-    });
+    this.zfs.addDataset(dataset, null, state.createdAt, { backing: spec.name, files: new Map() });
     this.zfs.txg += 3;
     return this.record(state, await this.real(spec.name));
   }
@@ -282,17 +263,7 @@ export class IncusEngine implements SimEngine {
   }
 
   async createDataset(name: string): Promise<DatasetRecord> {
-    this.zfs.checkCreate(name);
-    const state: DatasetState = {
-      name,
-      origin: null,
-      createdAt: new Date(),
-      backing: null,
-      files: new Map(),
-    };
-    this.zfs.datasets.set(name, state);
-    this.zfs.txg += 1;
-    return this.datasetRecord(state, new Set());
+    return this.datasetRecord(this.zfs.createDataset(name), new Set());
   }
 
   async listSnapshots(): Promise<SnapshotRecord[]> {
@@ -301,21 +272,15 @@ export class IncusEngine implements SimEngine {
   }
 
   async createSnapshot(dataset: string, name: string, hint?: { creation?: Date }): Promise<SnapshotRecord> {
-    const { ds, id } = this.zfs.checkNewSnapshot(dataset, name);
+    const { ds } = this.zfs.checkNewSnapshot(dataset, name);
     if (ds.backing) {
       await this.run('POST', `/1.0/instances/${enc(ds.backing)}/snapshots`, {
         body: { name, stateful: false },
       });
     }
-    this.zfs.txg += 7;
-    const snap: SnapshotState = {
-      dataset,
-      name,
-      createtxg: this.zfs.txg,
-      creation: hint?.creation ?? new Date(),
+    const snap = this.zfs.addSnapshot(dataset, name, hint?.creation, {
       files: ds.backing ? undefined : cloneFiles(ds.files),
-    };
-    this.zfs.snapshots.set(id, snap);
+    });
     return this.snapshotRecord(snap, await this.snapshotSizes());
   }
 
@@ -364,10 +329,7 @@ export class IncusEngine implements SimEngine {
         },
       });
     }
-    this.zfs.datasets.set(target, {
-      name: target,
-      origin: id,
-      createdAt: new Date(),
+    this.zfs.addDataset(target, id, new Date(), {
       backing,
       files: backing ? new Map() : cloneFiles(snap.files ?? new Map()),
     });

@@ -9,18 +9,8 @@ import {
   type InstanceStatus,
 } from '../engine.js';
 
-export interface InstanceBase {
-  name: string;
-  cpu: string | null;
-  memory: number | null;
-  autostart: boolean;
-  environment: Record<string, string>;
-  image: ImageInfo;
-  privilegedMode: boolean;
-  storagePool: string;
-  devices: InstanceRecord['devices'];
-  createdAt: Date;
-}
+/** The record without what the engine reads from the running container (status, addresses). */
+export type InstanceBase = Omit<InstanceRecord, 'status' | 'addresses'>;
 
 /** Incus instance names: a hostname label (1-63, letters/digits/hyphen, no leading digit/hyphen, no trailing hyphen). */
 function checkInstanceName(name: string): void {

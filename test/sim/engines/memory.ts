@@ -26,22 +26,15 @@ import {
   newInstance,
   type InstanceBase,
 } from './instances.js';
-import { snapshotId, ZfsBook } from './zfs-book.js';
+import { snapshotId, ZfsBook, type DatasetBase, type SnapshotBase } from './zfs-book.js';
 
-interface DatasetState {
-  name: string;
-  origin: string | null;
-  createdAt: Date;
+interface DatasetState extends DatasetBase {
   /** bytes of the image the dataset started from (shared, not in the file map) */
   baseBytes: number;
   files: FileMap;
 }
 
-interface SnapshotState {
-  dataset: string;
-  name: string;
-  createtxg: number;
-  creation: Date;
+interface SnapshotState extends SnapshotBase {
   baseBytes: number;
   files: FileMap;
 }
@@ -109,13 +102,7 @@ export class MemoryEngine implements SimEngine {
 
   constructor(options: MemoryEngineOptions = {}) {
     this.pool = options.pool ?? 'tank';
-    this.zfs = new ZfsBook(this.pool, (name, createdAt) => ({
-      name,
-      origin: null,
-      createdAt,
-      baseBytes: 98_304,
-      files: new Map(),
-    }));
+    this.zfs = new ZfsBook(this.pool, () => ({ baseBytes: 98_304, files: new Map() }));
   }
 
   // ---------------------------------------------------------------- instances
@@ -139,7 +126,7 @@ export class MemoryEngine implements SimEngine {
     put('rootfs/etc/machine-id', `${randomBytes(16).toString('hex')}\n`);
     put('rootfs/etc/os-release', `NAME="${image.os}"\nVERSION_CODENAME=${image.release}\n`);
     put('metadata.yaml', `architecture: x86_64\ncreation_date: ${Math.floor(now.getTime() / 1000)}\n`);
-    this.zfs.datasets.set(dataset, { name: dataset, origin: null, createdAt: now, baseBytes: bytes, files });
+    this.zfs.addDataset(dataset, null, now, { baseBytes: bytes, files });
     this.zfs.txg += 3;
     const state: InstanceState = { ...newInstance(spec, image, now), status: 'STOPPED', lease: null };
     this.instances.set(spec.name, state);
@@ -199,17 +186,7 @@ export class MemoryEngine implements SimEngine {
   }
 
   async createDataset(name: string): Promise<DatasetRecord> {
-    this.zfs.checkCreate(name);
-    const state: DatasetState = {
-      name,
-      origin: null,
-      createdAt: new Date(),
-      baseBytes: 98_304,
-      files: new Map(),
-    };
-    this.zfs.datasets.set(name, state);
-    this.zfs.txg += 1;
-    return this.datasetRecord(state);
+    return this.datasetRecord(this.zfs.createDataset(name));
   }
 
   async listSnapshots(): Promise<SnapshotRecord[]> {
@@ -217,17 +194,11 @@ export class MemoryEngine implements SimEngine {
   }
 
   async createSnapshot(dataset: string, name: string, hint?: { creation?: Date }): Promise<SnapshotRecord> {
-    const { ds, id } = this.zfs.checkNewSnapshot(dataset, name);
-    this.zfs.txg += 7;
-    const snap: SnapshotState = {
-      dataset,
-      name,
-      createtxg: this.zfs.txg,
-      creation: hint?.creation ?? new Date(),
+    const { ds } = this.zfs.checkNewSnapshot(dataset, name);
+    const snap = this.zfs.addSnapshot(dataset, name, hint?.creation, {
       baseBytes: ds.baseBytes,
       files: cloneFiles(ds.files),
-    };
-    this.zfs.snapshots.set(id, snap);
+    });
     return this.snapshotRecord(snap);
   }
 
@@ -253,13 +224,7 @@ export class MemoryEngine implements SimEngine {
   async cloneSnapshot(id: string, target: string): Promise<void> {
     const snap = this.zfs.snapshot(id);
     this.zfs.checkCreate(target);
-    this.zfs.datasets.set(target, {
-      name: target,
-      origin: id,
-      createdAt: new Date(),
-      baseBytes: snap.baseBytes,
-      files: cloneFiles(snap.files),
-    });
+    this.zfs.addDataset(target, id, new Date(), { baseBytes: snap.baseBytes, files: cloneFiles(snap.files) });
     this.zfs.txg += 2;
   }
 

@@ -26,6 +26,10 @@ function notFound(name: string): EngineError {
   return new EngineError('ENOENT', `cannot open '${name}': dataset does not exist`);
 }
 
+/** What an engine keeps beyond the book's own fields. */
+export type DatasetExtra<D extends DatasetBase> = Omit<D, keyof DatasetBase>;
+export type SnapshotExtra<S extends SnapshotBase> = Omit<S, keyof SnapshotBase>;
+
 export class ZfsBook<D extends DatasetBase, S extends SnapshotBase> {
   readonly datasets = new Map<string, D>();
   readonly snapshots = new Map<string, S>();
@@ -33,10 +37,11 @@ export class ZfsBook<D extends DatasetBase, S extends SnapshotBase> {
   txg = 2_417_905;
   private deletedCounter = 0;
 
-  /** Seeds the datasets a virt pool has before any instance exists; `seed` adds the engine's own fields. */
+  /** Seeds the datasets a virt pool has before any instance exists; `plain` gives the engine's fields of an
+   *  empty plain dataset (these and createDataset's). */
   constructor(
     readonly pool: string,
-    seed: (name: string, createdAt: Date) => D,
+    private readonly plain: () => DatasetExtra<D>,
   ) {
     const created = new Date(Date.now() - 200 * 86_400_000);
     for (const name of [
@@ -48,7 +53,7 @@ export class ZfsBook<D extends DatasetBase, S extends SnapshotBase> {
       `${pool}/.ix-virt/deleted`,
       `${pool}/.ix-virt/deleted/containers`,
     ]) {
-      this.datasets.set(name, seed(name, created));
+      this.addDataset(name, null, created, plain());
     }
   }
 
@@ -200,6 +205,28 @@ export class ZfsBook<D extends DatasetBase, S extends SnapshotBase> {
   }
 
   // ---------------------------------------------------------------- changes
+
+  addDataset(name: string, origin: string | null, createdAt: Date, extra: DatasetExtra<D>): D {
+    const ds = { name, origin, createdAt, ...extra } as D;
+    this.datasets.set(name, ds);
+    return ds;
+  }
+
+  /** zfs create of a plain filesystem: EEXIST / ENOENT (parent). */
+  createDataset(name: string): D {
+    this.checkCreate(name);
+    const ds = this.addDataset(name, null, new Date(), this.plain());
+    this.txg += 1;
+    return ds;
+  }
+
+  /** Records a new snapshot (checked with checkNewSnapshot); its transaction takes a few txgs. */
+  addSnapshot(dataset: string, name: string, creation: Date | undefined, extra: SnapshotExtra<S>): S {
+    this.txg += 7;
+    const snap = { dataset, name, createtxg: this.txg, creation: creation ?? new Date(), ...extra } as S;
+    this.snapshots.set(snapshotId(snap), snap);
+    return snap;
+  }
 
   renameSnapshot(snap: S, newName: string): void {
     const id = snapshotId(snap);
