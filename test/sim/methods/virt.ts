@@ -3,7 +3,7 @@
 import { checkArgCount, idArg, validateModel } from '../args.js';
 import type { CallEnv, Registry, SimContext } from '../context.js';
 import { containerDataset, EngineError, type InstanceRecord } from '../engine.js';
-import { isSimObject, type SimObject } from '../ejson.js';
+import { isSimObject, type SimObject, type SimValue } from '../ejson.js';
 import { CallError, ERRNO, ValidationErrors, instanceNotFound, type ValidationItem } from '../errors.js';
 import { query } from '../filters.js';
 import { reapDeferred } from './zfs.js';
@@ -137,26 +137,101 @@ function engineCall(prefix: string, error: unknown, suffix = ''): never {
   throw error;
 }
 
-/** The start half shared by start and restart: progress, the engine call, Incus' error wording, the event. */
-async function startImpl(env: CallEnv, id: string): Promise<void> {
-  await work(env, ['Starting instance']);
+type StopArgs = ReturnType<typeof parseStopArgs>;
+
+/** What delete stops a running instance with. */
+const FORCE_STOP: StopArgs = { force: true, timeout: -1 };
+
+/** The engine start with Incus' error wording, then the event (create's autostart, start, restart). */
+async function startNow(ctx: SimContext, id: string): Promise<void> {
   try {
-    await env.ctx.engine.startInstance(id);
+    await ctx.engine.startInstance(id);
   } catch (error) {
     engineCall('Failed to start instance: ', error, '. Please check job logs.');
   }
-  statusEvent(env.ctx, id, 'RUNNING');
+  statusEvent(ctx, id, 'RUNNING');
 }
 
-/** The stop half shared by stop and restart. */
-async function stopImpl(env: CallEnv, id: string, stop: { force: boolean; timeout: number }): Promise<void> {
-  await work(env, ['Stopping instance']);
+/** The engine stop, then the event (stop, restart, delete). */
+async function stopNow(ctx: SimContext, id: string, stop: StopArgs): Promise<void> {
   try {
-    await env.ctx.engine.stopInstance(id, stop.force, stop.timeout);
+    await ctx.engine.stopInstance(id, stop.force, stop.timeout);
   } catch (error) {
     engineCall('', error);
   }
-  statusEvent(env.ctx, id, 'STOPPED');
+  statusEvent(ctx, id, 'STOPPED');
+}
+
+/** The start half shared by start and restart: progress, then startNow. */
+async function startImpl(env: CallEnv, id: string): Promise<void> {
+  await work(env, ['Starting instance']);
+  await startNow(env.ctx, id);
+}
+
+/** The stop half shared by stop and restart. */
+async function stopImpl(env: CallEnv, id: string, stop: StopArgs): Promise<void> {
+  await work(env, ['Stopping instance']);
+  await stopNow(env.ctx, id, stop);
+}
+
+/** start and restart refuse an instance that is neither running nor stopped (`verb`: "started"/"restarted"). */
+async function mustStartable(
+  ctx: SimContext,
+  id: string,
+  attribute: string,
+  verb: string,
+): Promise<InstanceRecord> {
+  const rec = await mustInstance(ctx, id);
+  if (rec.status !== 'RUNNING' && rec.status !== 'STOPPED') {
+    throw ValidationErrors.one(
+      attribute,
+      `${id}: instance may not be ${verb} because current status is: ${rec.status}`,
+    );
+  }
+  return rec;
+}
+
+/** The environment dict as Incus stores it: every value a string. */
+function environmentOf(value: SimValue | undefined): Record<string, string> {
+  const environment: Record<string, string> = {};
+  if (isSimObject(value)) for (const [k, v] of Object.entries(value)) environment[k] = String(v);
+  return environment;
+}
+
+/** The host limits create and update check (`schema`: "virt_instance_create" / "virt_instance_update"). */
+function checkCpu(data: SimObject, schema: string, errors: ValidationItem[]): void {
+  if (typeof data.cpu === 'string' && /^\d+$/.test(data.cpu) && Number(data.cpu) > HOST_CORES)
+    errors.push([`${schema}.cpu`, 'Cannot reserve more than system cores', ERRNO.EINVAL]);
+}
+
+function checkMemory(data: SimObject, schema: string, errors: ValidationItem[]): void {
+  if (typeof data.memory === 'number' && data.memory > HOST_MEMORY)
+    errors.push([`${schema}.memory`, 'Cannot reserve more than physical memory', ERRNO.EINVAL]);
+}
+
+/**
+ * `virt.instance.<verb>(id)`, or `(id, stop_args)` when `takesStopArgs`, as a job under the instance's lock: the
+ * argument count, the id and the stop options are checked before the initialised check (the call is validated
+ * first), then `run`; the job returns true. Without stop_args `run` gets FORCE_STOP.
+ */
+function addInstanceAction(
+  registry: Registry,
+  name: string,
+  takesStopArgs: boolean,
+  run: (env: CallEnv, id: string, stop: StopArgs) => Promise<void>,
+): void {
+  registry.add({
+    name,
+    job: { lock: instanceLock },
+    handler: async (env, args) => {
+      checkArgCount(args, takesStopArgs ? 2 : 1);
+      const id = idArg(args, 0, 'id');
+      const stop = takesStopArgs ? parseStopArgs(args[1]) : FORCE_STOP;
+      checkInitialized(env.ctx);
+      await run(env, id, stop);
+      return true;
+    },
+  });
 }
 
 // ------------------------------------------------------------------ registration
@@ -284,16 +359,8 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
       const pool = (data.storage_pool as string | null) ?? env.ctx.engine.pool;
       if (pool !== env.ctx.engine.pool)
         errors.push(['virt_instance_create.storage_pool', 'Not a valid ZFS pool', ERRNO.EINVAL]);
-      if (typeof data.memory === 'number' && data.memory > HOST_MEMORY) {
-        errors.push([
-          'virt_instance_create.memory',
-          'Cannot reserve more than physical memory',
-          ERRNO.EINVAL,
-        ]);
-      }
-      if (typeof data.cpu === 'string' && /^\d+$/.test(data.cpu) && Number(data.cpu) > HOST_CORES) {
-        errors.push(['virt_instance_create.cpu', 'Cannot reserve more than system cores', ERRNO.EINVAL]);
-      }
+      checkMemory(data, 'virt_instance_create', errors);
+      checkCpu(data, 'virt_instance_create', errors);
       if (errors.length) throw new ValidationErrors(errors);
 
       const image = data.image as string;
@@ -303,16 +370,13 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
         `Retrieving image: rootfs: 100% (${(Math.random() * 40 + 20).toFixed(2)}MB/s)`,
         'Unpacking image: 100% (1.20GB/s)',
       ]);
-      const environment: Record<string, string> = {};
-      if (isSimObject(data.environment))
-        for (const [k, v] of Object.entries(data.environment)) environment[k] = String(v);
       try {
         await env.ctx.engine.createInstance({
           name,
           image,
           cpu: (data.cpu as string | null) ?? null,
           memory: (data.memory as number | null) ?? null,
-          environment,
+          environment: environmentOf(data.environment),
           autostart: data.autostart !== false,
           privilegedMode: data.privileged_mode === true,
           storagePool: pool,
@@ -322,14 +386,7 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
         engineCall('Failed to create instance: ', error);
       }
       env.ctx.events.send('virt.instance.query', 'ADDED', { id: name });
-      if (data.autostart !== false) {
-        try {
-          await env.ctx.engine.startInstance(name);
-        } catch (error) {
-          engineCall('Failed to start instance: ', error, '. Please check job logs.');
-        }
-        statusEvent(env.ctx, name, 'RUNNING');
-      }
+      if (data.autostart !== false) await startNow(env.ctx, name);
       return instanceEntry(env.ctx, await mustInstance(env.ctx, name));
     },
   });
@@ -355,9 +412,7 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
           ERRNO.EINVAL,
         ]);
       }
-      if (typeof data.cpu === 'string' && /^\d+$/.test(data.cpu) && Number(data.cpu) > HOST_CORES) {
-        errors.push(['virt_instance_update.cpu', 'Cannot reserve more than system cores', ERRNO.EINVAL]);
-      }
+      checkCpu(data, 'virt_instance_update', errors);
       if (data.enable_vnc === undefined) {
         for (const key of ['vnc_port', 'vnc_password']) {
           if (data[key])
@@ -377,13 +432,7 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
           ]);
         }
       }
-      if (typeof data.memory === 'number' && data.memory > HOST_MEMORY) {
-        errors.push([
-          'virt_instance_update.memory',
-          'Cannot reserve more than physical memory',
-          ERRNO.EINVAL,
-        ]);
-      }
+      checkMemory(data, 'virt_instance_update', errors);
       if (errors.length) throw new ValidationErrors(errors);
       await work(env, ['Updating instance']);
       const patch: Parameters<SimContext['engine']['updateInstance']>[1] = {};
@@ -391,105 +440,44 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
       if ('memory' in data) patch.memory = data.memory as number | null;
       if ('autostart' in data && data.autostart !== null) patch.autostart = data.autostart as boolean;
       if ('privileged_mode' in data) patch.privilegedMode = data.privileged_mode as boolean;
-      if ('environment' in data) {
-        const environment: Record<string, string> = {};
-        if (isSimObject(data.environment))
-          for (const [k, v] of Object.entries(data.environment)) environment[k] = String(v);
-        patch.environment = environment;
-      }
+      if ('environment' in data) patch.environment = environmentOf(data.environment);
       const rec = await env.ctx.engine.updateInstance(id, patch);
       env.ctx.events.send('virt.instance.query', 'CHANGED', { id });
       return instanceEntry(env.ctx, rec);
     },
   });
 
-  registry.add({
-    name: 'virt.instance.start',
-    job: { lock: instanceLock },
-    handler: async (env, args) => {
-      checkArgCount(args, 1);
-      const id = idArg(args, 0, 'id');
-      checkInitialized(env.ctx);
-      const rec = await mustInstance(env.ctx, id);
-      if (rec.status !== 'RUNNING' && rec.status !== 'STOPPED') {
-        throw ValidationErrors.one(
-          'virt.instance.start.id',
-          `${id}: instance may not be started because current status is: ${rec.status}`,
-        );
-      }
-      await startImpl(env, id);
-      return true;
-    },
+  addInstanceAction(registry, 'virt.instance.start', false, async (env, id) => {
+    await mustStartable(env.ctx, id, 'virt.instance.start.id', 'started');
+    await startImpl(env, id);
   });
 
-  registry.add({
-    name: 'virt.instance.stop',
-    job: { lock: instanceLock },
-    handler: async (env, args) => {
-      checkArgCount(args, 2);
-      const id = idArg(args, 0, 'id');
-      const stop = parseStopArgs(args[1]);
-      checkInitialized(env.ctx);
-      // The plugin does not look the instance up: an unknown id fails inside Incus.
-      await stopImpl(env, id, stop);
-      return true;
-    },
+  // The plugin does not look the instance up: an unknown id fails inside Incus.
+  addInstanceAction(registry, 'virt.instance.stop', true, (env, id, stop) => stopImpl(env, id, stop));
+
+  addInstanceAction(registry, 'virt.instance.restart', true, async (env, id, stop) => {
+    // sic: the attribute carries the id (plugins/virt/instance.py)
+    const rec = await mustStartable(env.ctx, id, `virt.instance.restart.${id}`, 'restarted');
+    if (rec.status === 'RUNNING') await stopImpl(env, id, stop);
+    await startImpl(env, id);
   });
 
-  registry.add({
-    name: 'virt.instance.restart',
-    job: { lock: instanceLock },
-    handler: async (env, args) => {
-      checkArgCount(args, 2);
-      const id = idArg(args, 0, 'id');
-      const stop = parseStopArgs(args[1]);
-      checkInitialized(env.ctx);
-      const rec = await mustInstance(env.ctx, id);
-      if (rec.status !== 'RUNNING' && rec.status !== 'STOPPED') {
-        throw ValidationErrors.one(
-          `virt.instance.restart.${id}`, // sic: the attribute carries the id (plugins/virt/instance.py)
-          `${id}: instance may not be restarted because current status is: ${rec.status}`,
-        );
+  addInstanceAction(registry, 'virt.instance.delete', false, async (env, id, stop) => {
+    const rec = await mustInstance(env.ctx, id);
+    await work(env, ['Deleting instance']);
+    if (rec.status === 'RUNNING') await stopNow(env.ctx, id, stop);
+    await env.ctx.exclusive(async () => {
+      try {
+        await env.ctx.engine.deleteInstance(id);
+      } catch (error) {
+        engineCall('Failed to delete instance: ', error);
       }
-      if (rec.status === 'RUNNING') {
-        await stopImpl(env, id, stop);
-      }
-      await startImpl(env, id);
-      return true;
-    },
-  });
-
-  registry.add({
-    name: 'virt.instance.delete',
-    job: { lock: instanceLock },
-    handler: async (env, args) => {
-      checkArgCount(args, 1);
-      const id = idArg(args, 0, 'id');
-      checkInitialized(env.ctx);
-      const rec = await mustInstance(env.ctx, id);
-      await work(env, ['Deleting instance']);
-      if (rec.status === 'RUNNING') {
-        try {
-          await env.ctx.engine.stopInstance(id, true, -1);
-        } catch (error) {
-          engineCall('', error);
-        }
-        statusEvent(env.ctx, id, 'STOPPED');
-      }
-      await env.ctx.exclusive(async () => {
-        try {
-          await env.ctx.engine.deleteInstance(id);
-        } catch (error) {
-          engineCall('Failed to delete instance: ', error);
-        }
-        // Snapshot metadata of what went with the dataset is gone too.
-        const prefix = `${containerDataset(env.ctx.engine.pool, id)}@`;
-        for (const key of [...env.ctx.holds.keys()]) if (key.startsWith(prefix)) env.ctx.holds.delete(key);
-        await reapDeferred(env.ctx);
-      });
-      env.ctx.notifyStatus(id, null);
-      env.ctx.events.send('virt.instance.query', 'REMOVED', { id });
-      return true;
-    },
+      // Snapshot metadata of what went with the dataset is gone too.
+      const prefix = `${containerDataset(env.ctx.engine.pool, id)}@`;
+      for (const key of [...env.ctx.holds.keys()]) if (key.startsWith(prefix)) env.ctx.holds.delete(key);
+      await reapDeferred(env.ctx);
+    });
+    env.ctx.notifyStatus(id, null);
+    env.ctx.events.send('virt.instance.query', 'REMOVED', { id });
   });
 }
