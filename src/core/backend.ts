@@ -2,6 +2,7 @@
 import type { Disposable } from './disposable';
 import type {
   Checkpoint,
+  EgressMode,
   CloneSource,
   CreateOptions,
   ExecResult,
@@ -43,6 +44,28 @@ export interface ServerInfo {
   clusterMembers?: string[];
 }
 
+/**
+ * The host-side egress layer, which root inside a sandbox cannot undo. 'network': an Incus network ACL on the
+ * sandbox's network refuses private ranges (LAN, link-local) for every instance on that network.
+ */
+export type HostGuardMode = 'off' | 'network';
+
+/** What the host layer takes from a sandbox's egress policy: its mode and its allow list. */
+export interface HostGuardPolicy {
+  mode: EgressMode;
+  allow: readonly string[];
+}
+
+export interface HostGuardState {
+  mode: HostGuardMode;
+  /** The network the guard is attached to (network mode). */
+  network?: string;
+  /** Private addresses the host lets through on that network (allowed by its sandboxes), as ranges. */
+  exceptions: string[];
+  /** One sentence for the user. */
+  summary: string;
+}
+
 export interface Backend extends Disposable {
   readonly kind: BackendKind;
   /** Stable id of the configured server this backend talks to. */
@@ -80,6 +103,12 @@ export interface Backend extends Disposable {
     argv: string[],
     options?: { stdin?: Buffer; env?: Record<string, string> },
   ): Promise<ExecResult>;
+
+  /**
+   * Puts the host-side egress layer (setting `hostGuard`) in line with the sandbox's policy, or removes it when
+   * the setting is off. Absent where the server offers no such layer (TrueNAS).
+   */
+  syncHostGuard?(name: string, policy: HostGuardPolicy): Promise<HostGuardState>;
 
   /** Server-pushed changes, to refresh the tree. */
   readonly onDidChange: (listener: (change: BackendChange) => void) => Disposable;

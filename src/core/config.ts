@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
+import type { HostGuardMode } from './backend';
 import type { EgressMode } from './sandbox';
 import { cpuProblem, memoryProblem } from './names';
 
@@ -38,6 +39,8 @@ export interface ServerConfig {
   clientKey?: string;
   serverCert?: string;
   project?: string;
+  /** Incus: the host-side egress layer ('network': a network ACL refusing private ranges). */
+  hostGuard?: HostGuardMode;
 }
 
 export interface SandboxDefaults {
@@ -567,6 +570,7 @@ const SERVER_FIELDS: Record<string, 'string' | 'integer' | 'boolean'> = {
   clientKey: 'string',
   serverCert: 'string',
   project: 'string',
+  hostGuard: 'string',
 };
 
 /** Validates `pixels.servers` entries and lays them over the TOML/env servers (same id: field by field). */
@@ -623,12 +627,16 @@ function mergeServers(
 export function serverProblem(s: ServerConfig): string | undefined {
   if (s.kind === 'truenas') {
     if (!s.host) return `Server "${s.id}" needs a host.`;
+    if (s.hostGuard && s.hostGuard !== 'off')
+      return `Server "${s.id}": hostGuard is an Incus setting; TrueNAS offers no host-side egress layer.`;
     if (s.port !== undefined && (s.port < 1 || s.port > 65535))
       return `Server "${s.id}" has an invalid port ${s.port}.`;
     if (s.tlsFingerprint && !/^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/.test(s.tlsFingerprint))
       return `Server "${s.id}" has a TLS fingerprint that is not a SHA-256 hex digest.`;
     return undefined;
   }
+  if (s.hostGuard !== undefined && s.hostGuard !== 'off' && s.hostGuard !== 'network')
+    return `Server "${s.id}" has hostGuard "${s.hostGuard}"; use "off" or "network".`;
   if (s.url && !s.url.startsWith('https://')) return `Server "${s.id}" needs an https:// URL.`;
   if (s.url && (!s.clientCert || !s.clientKey))
     return `Server "${s.id}" needs clientCert and clientKey for a remote URL.`;

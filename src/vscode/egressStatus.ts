@@ -2,7 +2,8 @@
 // sandbox is listed in a session, a few at a time, then cached: a tree refresh never runs a command in every
 // sandbox. Commands that change the policy (set mode, allow, deny) and restore/clone update or re-read it.
 import * as vscode from 'vscode';
-import type { Backend } from '../core/backend';
+import type { Backend, HostGuardPolicy, HostGuardState } from '../core/backend';
+import { PixelsError } from '../core/errors';
 import type { Sandbox } from '../core/sandbox';
 import type { EgressStatus, Executor } from '../guest/index';
 import { loadGuest } from './lazy';
@@ -14,6 +15,8 @@ const CONCURRENCY = 3;
 
 export class EgressStatusCache implements vscode.Disposable {
   private readonly known = new Map<string, EgressStatus>();
+  /** The host-side layer as last put in line for each sandbox (servers with setting hostGuard). */
+  private readonly guards = new Map<string, HostGuardState>();
   /** Read (or being read) in this session: never queued twice. */
   private readonly requested = new Set<string>();
   private readonly queue: Array<{ serverId: string; name: string }> = [];
@@ -50,6 +53,38 @@ export class EgressStatusCache implements vscode.Disposable {
     this.requested.add(key);
     this.known.set(key, status);
     this.emitter.fire();
+  }
+
+  /**
+   * Puts the server's host-side egress layer (setting hostGuard; Incus only) in line with the sandbox's policy.
+   * Called after every change of the policy. A failure says that the policy inside holds but the host's did
+   * not follow.
+   */
+  async syncHostGuard(
+    backend: Backend,
+    serverId: string,
+    name: string,
+    policy: HostGuardPolicy,
+  ): Promise<HostGuardState | undefined> {
+    if (!backend.syncHostGuard) return undefined;
+    const key = this.key(serverId, name);
+    try {
+      const state = await backend.syncHostGuard(name, policy);
+      this.guards.set(key, state);
+      this.log.info(`sandbox ${name}: host guard ${state.mode}: ${state.summary}`);
+      this.emitter.fire();
+      return state;
+    } catch (err) {
+      this.guards.delete(key);
+      const message = `The egress policy is in force inside "${name}", but the host guard could not follow it: ${err instanceof Error ? err.message : String(err)}`;
+      throw err instanceof PixelsError
+        ? new PixelsError(err.kind, message, { cause: err })
+        : new PixelsError('server', message, { cause: err });
+    }
+  }
+
+  hostGuard(serverId: string, name: string): HostGuardState | undefined {
+    return this.guards.get(this.key(serverId, name));
   }
 
   /** Forget a sandbox's status (destroyed, or changed where we cannot see it); the next listing reads it again. */
@@ -108,6 +143,10 @@ export class EgressStatusCache implements vscode.Disposable {
       const exec = await changeExecutor(backend, serverId, name, this.ssh);
       const status = await guest.recheckEgress(exec);
       this.set(serverId, name, status);
+      // A clone is a new sandbox to the host layer, and a restore may bring back an older allow list.
+      await this.syncHostGuard(backend, serverId, name, status.policy).catch((err: unknown) =>
+        this.warn(err instanceof Error ? err.message : String(err)),
+      );
       const holds = status.policy.mode === 'unrestricted' || status.enforced;
       this.log.info(
         `sandbox ${name}: egress re-checked after ${after}: ${status.policy.mode}, enforced=${status.enforced}, reapplied=${status.reapplied}`,

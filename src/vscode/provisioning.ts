@@ -16,6 +16,7 @@ import type {
   ToolSpec,
 } from '../guest/index';
 import { loadGuest } from './lazy';
+import type { EgressStatusCache } from './egressStatus';
 import type { Log } from './log';
 import type { ServerRegistry } from './servers';
 import type { SshAccess } from './sshAccess';
@@ -119,6 +120,7 @@ export class ProvisioningService implements vscode.Disposable {
     private readonly ssh: SshAccess,
     private readonly log: Log,
     private readonly state: vscode.Memento,
+    private readonly egressStatus: EgressStatusCache,
   ) {}
 
   /**
@@ -206,6 +208,8 @@ export class ProvisioningService implements vscode.Disposable {
     this.runs.set(key, run);
     this.emitter.fire();
     const title = `Provisioning ${name}`;
+    /** What runs outside the steps, for the row when it fails. */
+    let phase = 'connecting';
     try {
       return await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title, cancellable: true },
@@ -218,7 +222,7 @@ export class ProvisioningService implements vscode.Disposable {
             const exec = guest.sshExecutor(await this.ssh.pool(), target);
             await waitBooted(exec, abort.signal);
             let reported = 0;
-            return await guest.provision(
+            const outcomes = await guest.provision(
               exec,
               options,
               (event) => {
@@ -244,6 +248,13 @@ export class ProvisioningService implements vscode.Disposable {
               },
               { signal: abort.signal },
             );
+            // The policy the sandbox ended up with (it keeps its own when it had one) goes to the host layer.
+            phase = 'host guard';
+            progress.report({ message: 'host guard' });
+            const egressNow = await guest.showEgress(exec);
+            this.egressStatus.set(serverId, name, egressNow);
+            await this.egressStatus.syncHostGuard(backend, serverId, name, egressNow.policy);
+            return outcomes;
           } finally {
             sub.dispose();
           }
@@ -257,7 +268,7 @@ export class ProvisioningService implements vscode.Disposable {
         );
         throw new ProvisioningFailed(serverId, name, err.step, err.title, err.logTail, err);
       }
-      run.failed = err instanceof CancelledError ? 'cancelled' : 'connecting';
+      run.failed = err instanceof CancelledError ? 'cancelled' : phase;
       throw err;
     } finally {
       run.active = false;

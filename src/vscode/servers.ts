@@ -177,6 +177,7 @@ export class ServerRegistry implements vscode.Disposable {
         clientKey: server.clientKey,
         serverCert: server.serverCert,
         project: server.project,
+        hostGuard: server.hostGuard,
       },
       this.log,
     );

@@ -37,7 +37,7 @@ export class Services implements vscode.Disposable {
     this.ssh = this.own(new SshAccess(this.registry, this.log));
     this.egressStatus = this.own(new EgressStatusCache(this.registry, this.ssh, this.log));
     this.provisioning = this.own(
-      new ProvisioningService(this.registry, this.ssh, this.log, context.globalState),
+      new ProvisioningService(this.registry, this.ssh, this.log, context.globalState, this.egressStatus),
     );
     this.tree = this.own(
       new SandboxTreeProvider(this.registry, this.store, this.egress, this.egressStatus, this.provisioning),

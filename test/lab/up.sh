@@ -131,6 +131,16 @@ for k in ipv4.dhcp.expiry ipv6.dhcp.expiry; do
   [ "$(incus network get "$BRIDGE" "$k")" = "$DHCP_EXPIRY" ] || incus network set "$BRIDGE" "$k" "$DHCP_EXPIRY"
 done
 
+# The host-guard suite attaches an ACL to the bridge and takes it off again; a run killed in between would
+# leave it on, and the other suites reach the bridge's private address. Start from a bridge without ACLs.
+if [ -n "$(incus network get "$BRIDGE" security.acls)" ]; then
+  step "removing ACLs left on $BRIDGE by an interrupted run"
+  incus network unset "$BRIDGE" security.acls
+  for k in security.acls.default.egress.action security.acls.default.ingress.action user.pixels.guard-defaults; do
+    incus network unset "$BRIDGE" "$k" 2> /dev/null || true
+  done
+fi
+
 # Keep the bridge's traffic on this machine: nothing is forwarded between it and any other interface.
 # (Containers can reach the host itself and each other; that is all the tests need.)
 if ! nft list table inet pixels_lab_contain > /dev/null 2>&1; then

@@ -1,7 +1,15 @@
 // The Backend interface on an Incus server (local socket or HTTPS). Every sandbox is an instance `px-<name>`;
 // checkpoints are Incus snapshots.
 import { randomBytes } from 'node:crypto';
-import type { Backend, BackendCapabilities, BackendChange, ServerInfo } from '../../core/backend';
+import type {
+  Backend,
+  BackendCapabilities,
+  BackendChange,
+  HostGuardMode,
+  HostGuardPolicy,
+  HostGuardState,
+  ServerInfo,
+} from '../../core/backend';
 import { Emitter } from '../../core/disposable';
 import { generateHostKey } from '../../core/keys';
 import type { Disposable } from '../../core/disposable';
@@ -38,6 +46,7 @@ import type { IncusEvent } from './events';
 import { execInInstance } from './exec';
 import type { ExecOptions } from './exec';
 import { IncusFiles } from './files';
+import { IncusHostGuard } from './host-guard';
 import { cloneConfig, isSandboxInstance, newestFirst, toCheckpoint, toSandbox } from './mapping';
 import { Operations } from './operations';
 import { IncusRestClient } from './rest-client';
@@ -51,6 +60,8 @@ export interface IncusBackendOptions {
   network?: string;
   /** Root disk pool for new sandboxes (absent: the default profile's). */
   storagePool?: string;
+  /** The host-side egress layer (default off). */
+  hostGuard?: HostGuardMode;
 }
 
 const DEFAULT_STOP_TIMEOUT_SEC = 30;
@@ -74,6 +85,7 @@ export class IncusBackend implements Backend {
   private readonly events: IncusEventStream;
   private readonly operations: Operations;
   private readonly files: IncusFiles;
+  private readonly guard: IncusHostGuard;
   private readonly changes = new Emitter<BackendChange>();
   private unsubscribeEvents?: () => void;
   private server?: Promise<IncusServer>;
@@ -87,6 +99,7 @@ export class IncusBackend implements Backend {
     this.events = new IncusEventStream(this.client, log);
     this.operations = new Operations(this.client, this.events);
     this.files = new IncusFiles(this.client);
+    this.guard = new IncusHostGuard(this.client, options.hostGuard ?? 'off', log);
     this.events.onConnection((connected) => {
       if (connected) this.changes.fire({ kind: 'connection' });
     });
@@ -347,6 +360,19 @@ export class IncusBackend implements Backend {
     if (inst.status.toLowerCase() !== 'stopped') await this.stop(name, { force: true }, op);
     // Deleting the instance deletes its snapshots too.
     await this.operations.run('DELETE', `/1.0/instances/${enc(inst.name)}`, {}, op);
+    try {
+      await this.guard.forget(inst.name);
+    } catch (err) {
+      // The sandbox is gone; a stale exception is reported, and dropped again at the next sync.
+      this.log.warn(
+        `host guard: could not drop the exceptions of ${inst.name}: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+  }
+
+  async syncHostGuard(name: string, policy: HostGuardPolicy): Promise<HostGuardState> {
+    validateSandboxName(name);
+    return this.guard.sync(instanceName(name), policy);
   }
 
   // ------------------------------------------------------------------------------------------ checkpoints

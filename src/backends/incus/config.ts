@@ -2,6 +2,7 @@
 // PEM files read into connection options.
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
+import type { HostGuardMode } from '../../core/backend';
 import { ValidationError } from '../../core/errors';
 import type { RestClientOptions } from './rest-client';
 
@@ -21,6 +22,8 @@ export interface IncusServerConfig {
   /** NIC network for new sandboxes (default: the default profile's). */
   network?: string;
   storagePool?: string;
+  /** The host-side egress layer (an Incus network ACL); default off. */
+  hostGuard?: HostGuardMode;
 }
 
 /** pixels' `[incus]` section as it appears in config.toml. */

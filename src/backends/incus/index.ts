@@ -18,6 +18,7 @@ export function createIncusBackend(config: IncusServerConfig, log?: Logger): Inc
       connection: connectionOptions(config),
       network: config.network,
       storagePool: config.storagePool,
+      hostGuard: config.hostGuard,
     },
     log,
   );

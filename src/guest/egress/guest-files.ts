@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { writeFileScript, type FileSpec } from '../shell';
 import { GUEST_PATHS } from '../paths';
+import { PRIVATE_V4, PRIVATE_V6 } from '../../core/ip';
 
 export interface EgressGuestOptions {
   /** How often domains are re-resolved (seconds). */
@@ -17,8 +18,6 @@ export const DEFAULT_REFRESH_SECONDS = 300;
 
 // Ranges never reachable in agent/allowlist mode unless a specific entry allows them: the LAN, link-local
 // (cloud metadata) and ULA — which also covers the NAS and the Incus host.
-export const PRIVATE_V4 = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16'];
-export const PRIVATE_V6 = ['fc00::/7', 'fe80::/10'];
 
 function egressScript(): string {
   const p = GUEST_PATHS;

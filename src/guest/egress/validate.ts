@@ -2,6 +2,7 @@
 // refusal says exactly what is wrong, and accepted entries come back normalised (lower case, canonical IPv6,
 // plain addresses as /32 or /128), so the stored list has one spelling per entry.
 import { ValidationError } from '../../core/errors';
+import { AddressProblem, formatAddress as format, parseIPv4, parseIPv6 } from '../../core/ip';
 
 export type EgressEntry =
   | { kind: 'domain'; value: string }
@@ -71,14 +72,14 @@ function parseDomain(input: string, text: string): string {
 
 function parseCidr(input: string, text: string): EgressEntry {
   const slash = text.indexOf('/');
-  const address = slash === -1 ? text : text.slice(0, slash);
+  const addressText = slash === -1 ? text : text.slice(0, slash);
   const prefixText = slash === -1 ? undefined : text.slice(slash + 1);
-  if (/^\[.*\](:\d+)?$/.test(address) || /^[0-9.]+:\d+$/.test(address))
+  if (/^\[.*\](:\d+)?$/.test(addressText) || /^[0-9.]+:\d+$/.test(addressText))
     throw problem(input, 'ports are not supported; give the address only');
-  if (/^[a-z0-9.-]+:\d+$/i.test(address) && /[a-z]/i.test(address.split(':')[0]))
+  if (/^[a-z0-9.-]+:\d+$/i.test(addressText) && /[a-z]/i.test(addressText.split(':')[0]))
     throw problem(input, 'ports are not supported; give the host name only');
-  const family = address.includes(':') ? 6 : 4;
-  const bits = family === 4 ? parseIPv4(input, address) : parseIPv6(input, address);
+  const family = addressText.includes(':') ? 6 : 4;
+  const bits = address(input, family, addressText);
   const width = family === 4 ? 32 : 128;
   let prefix = width;
   if (prefixText !== undefined) {
@@ -102,74 +103,12 @@ function parseCidr(input: string, text: string): EgressEntry {
   };
 }
 
-function parseIPv4(input: string, text: string): bigint {
-  const parts = text.split('.');
-  if (parts.length !== 4) throw problem(input, 'an IPv4 address has four numbers separated by dots');
-  let value = 0n;
-  for (const part of parts) {
-    if (!/^\d{1,3}$/.test(part)) throw problem(input, `"${part}" is not a number from 0 to 255`);
-    if (part.length > 1 && part.startsWith('0'))
-      throw problem(input, `"${part}" has a leading zero (ambiguous octal)`);
-    const n = Number(part);
-    if (n > 255) throw problem(input, `${n} is larger than 255`);
-    value = (value << 8n) | BigInt(n);
+/** An address parsed by src/core/ip, its problem worded for this entry. */
+function address(input: string, family: 4 | 6, text: string): bigint {
+  try {
+    return family === 4 ? parseIPv4(text) : parseIPv6(text);
+  } catch (err) {
+    if (err instanceof AddressProblem) throw problem(input, err.message);
+    throw err;
   }
-  return value;
-}
-
-function parseIPv6(input: string, text: string): bigint {
-  if (text.includes('%')) throw problem(input, 'zone indexes (%eth0) are not supported');
-  const halves = text.split('::');
-  if (halves.length > 2) throw problem(input, '"::" may appear only once in an IPv6 address');
-  const groups = (part: string): number[] => {
-    if (part === '') return [];
-    const out: number[] = [];
-    const pieces = part.split(':');
-    pieces.forEach((piece, i) => {
-      if (i === pieces.length - 1 && piece.includes('.')) {
-        const v4 = parseIPv4(input, piece);
-        out.push(Number(v4 >> 16n), Number(v4 & 0xffffn));
-        return;
-      }
-      if (!/^[0-9a-fA-F]{1,4}$/.test(piece))
-        throw problem(input, `"${piece}" is not an IPv6 group (1-4 hex digits)`);
-      out.push(parseInt(piece, 16));
-    });
-    return out;
-  };
-  const head = groups(halves[0]);
-  const tail = halves.length === 2 ? groups(halves[1]) : [];
-  let all: number[];
-  if (halves.length === 2) {
-    if (head.length + tail.length > 7) throw problem(input, 'an IPv6 address has at most eight groups');
-    all = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
-  } else {
-    if (head.length !== 8) throw problem(input, 'an IPv6 address without "::" needs eight groups');
-    all = head;
-  }
-  return all.reduce((acc, g) => (acc << 16n) | BigInt(g), 0n);
-}
-
-function format(family: 4 | 6, bits: bigint): string {
-  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((bits >> s) & 0xffn)).join('.');
-  const groups = Array.from({ length: 8 }, (_, i) => Number((bits >> BigInt(112 - 16 * i)) & 0xffffn));
-  // RFC 5952: compress the longest run (length >= 2) of zero groups, the first one on a tie.
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best === -1) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
 }

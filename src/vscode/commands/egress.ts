@@ -1,6 +1,7 @@
 // Egress policy commands: Show Egress Policy (a read-only document of what the sandbox itself says), Set Egress
 // Mode…, Allow Domain…, Deny Domain…. Each runs one src/guest call in the sandbox and updates the tree's cache.
 import * as vscode from 'vscode';
+import type { Backend, HostGuardState } from '../../core/backend';
 import { CancelledError, ValidationError } from '../../core/errors';
 import type { EgressMode } from '../../core/sandbox';
 import type { EgressStatus } from '../../guest/index';
@@ -28,7 +29,7 @@ class EgressDocuments implements vscode.TextDocumentContentProvider {
   }
 }
 
-export function describeStatus(name: string, status: EgressStatus): string {
+export function describeStatus(name: string, status: EgressStatus, guard?: HostGuardState): string {
   const p = status.policy;
   const lines = [
     `# Egress policy of ${name}`,
@@ -36,6 +37,7 @@ export function describeStatus(name: string, status: EgressStatus): string {
     `- Mode: **${p.mode}**${status.missingPolicy ? ' (no policy file in the sandbox: nothing restricts it)' : ''}`,
     `- Enforced: ${status.enforced ? 'yes — the rules in the sandbox match the policy' : '**no — the rules do not match the policy**'}`,
   ];
+  if (guard) lines.push(`- Host guard (${guard.mode}): ${guard.summary}`);
   if (p.mode !== 'unrestricted') {
     lines.push(`- Addresses resolved from allowed domains: ${status.resolvedAddresses}`);
     lines.push(
@@ -57,12 +59,17 @@ async function target(services: Services, arg: unknown, placeHolder: string) {
   return { a, ...t, backend };
 }
 
-async function changed(services: Services, serverId: string, name: string, status: EgressStatus) {
-  services.egressStatus.set(serverId, name, status);
-  await services.egress.set(serverId, name, status.policy.mode);
+async function changed(
+  t: { serverId: string; name: string; backend: Backend },
+  services: Services,
+  status: EgressStatus,
+) {
+  services.egressStatus.set(t.serverId, t.name, status);
+  await services.egress.set(t.serverId, t.name, status.policy.mode);
   services.log.info(
-    `sandbox ${name}: egress ${status.policy.mode}, ${status.effective.length} allowed, enforced=${status.enforced}`,
+    `sandbox ${t.name}: egress ${status.policy.mode}, ${status.effective.length} allowed, enforced=${status.enforced}`,
   );
+  await services.egressStatus.syncHostGuard(t.backend, t.serverId, t.name, status.policy);
 }
 
 export async function showEgressPolicy(
@@ -77,9 +84,11 @@ export async function showEgressPolicy(
     async () => guest.showEgress(await changeExecutor(t.backend, t.serverId, t.name, services.ssh)),
   );
   services.egressStatus.set(t.serverId, t.name, status);
+  // The host layer is put in line with what the sandbox says (it may have changed where we could not see it).
+  const guard = await services.egressStatus.syncHostGuard(t.backend, t.serverId, t.name, status.policy);
   if (t.a.open !== false) {
     const uri = vscode.Uri.from({ scheme: SCHEME, path: `/${t.serverId}/${t.name}-egress.md` });
-    docs.put(uri, describeStatus(t.name, status));
+    docs.put(uri, describeStatus(t.name, status, guard));
     const doc = await vscode.workspace.openTextDocument(uri);
     await vscode.languages.setTextDocumentLanguage(doc, 'markdown');
     await vscode.window.showTextDocument(doc, { preview: true });
@@ -125,7 +134,7 @@ export async function setEgressMode(services: Services, arg: unknown): Promise<E
         presetExtra: extra,
       }),
   );
-  await changed(services, t.serverId, t.name, status);
+  await changed(t, services, status);
   if (status.policy.mode !== 'unrestricted' && !status.enforced)
     throw new ValidationError(`The "${mode}" egress policy could not be enforced inside "${t.name}".`);
   return status;
@@ -152,7 +161,7 @@ export async function allowDomain(services: Services, arg: unknown): Promise<Egr
     { location: vscode.ProgressLocation.Notification, title: `Allowing ${value} in "${t.name}"` },
     async () => guest.allowEgress(await changeExecutor(t.backend, t.serverId, t.name, services.ssh), value),
   );
-  await changed(services, t.serverId, t.name, status);
+  await changed(t, services, status);
   return status;
 }
 
@@ -184,7 +193,7 @@ export async function denyDomain(services: Services, arg: unknown): Promise<Egre
     { location: vscode.ProgressLocation.Notification, title: `Denying ${value} in "${t.name}"` },
     async () => guest.denyEgress(exec, value),
   );
-  await changed(services, t.serverId, t.name, status);
+  await changed(t, services, status);
   return status;
 }
 

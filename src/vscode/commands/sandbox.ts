@@ -82,6 +82,8 @@ async function applyEgressPolicy(
     throw new ServerError(`The "${mode}" egress policy could not be enforced inside "${name}".`);
   services.egressStatus.set(serverId, name, status);
   services.log.info(`sandbox ${name}: egress ${mode} enforced (${status.effective.length} allowed entries)`);
+  step('host guard');
+  await services.egressStatus.syncHostGuard(backend, serverId, name, status.policy);
 }
 
 /** Says which step failed ("Installing … failed: Not Found.") while keeping the error's kind. */

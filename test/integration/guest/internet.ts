@@ -29,6 +29,11 @@ export interface Internet {
   requests: string[];
   /** Serves extra paths (e.g. the fake mise installer). */
   route(path: string, body: string | Buffer | ((req: http.IncomingMessage) => string)): void;
+  /**
+   * Puts the stand-in addresses back on the bridge. Incus re-applies a bridge's own addresses (and drops other
+   * global ones) whenever the network's config changes, e.g. when an ACL is attached to it.
+   */
+  restoreAddresses(): void;
   close(): Promise<void>;
 }
 
@@ -194,6 +199,9 @@ export async function startInternet(
       names,
       requests,
       route: (path, body) => routes.set(path, body),
+      restoreAddresses: () => {
+        for (const a of addresses) addAddress(bridge, a);
+      },
       close,
     };
   } catch (err) {

@@ -1,4 +1,5 @@
 // Shared pieces of the real-container suites: a backend on the lab, unique names, bounded waits, cleanup.
+import type { HostGuardMode } from '../../../src/core/backend';
 import { randomBytes } from 'node:crypto';
 import { createIncusBackend } from '../../../src/backends/incus/index';
 import type { IncusBackend } from '../../../src/backends/incus/index';
@@ -13,7 +14,7 @@ export function testPrefix(): string {
 }
 
 export async function labBackend(
-  options: { pool?: 'btrfs' | 'dir' } = {},
+  options: { pool?: 'btrfs' | 'dir'; hostGuard?: HostGuardMode } = {},
 ): Promise<{ lab: Lab; backend: IncusBackend }> {
   const lab = await requireLab();
   const backend = createIncusBackend({
@@ -21,6 +22,7 @@ export async function labBackend(
     socketPath: lab.socket,
     network: lab.bridge,
     storagePool: options.pool === 'dir' ? lab.poolDir : lab.poolBtrfs,
+    hostGuard: options.hostGuard,
   });
   return { lab, backend };
 }
