@@ -1,6 +1,6 @@
 // In-memory files of a dataset (every dataset of the memory engine; the plain ones of the Incus engine):
 // paths relative to the dataset root, directories implied by the files below them.
-import type { FileStat, FileWriteOptions } from '../engine.js';
+import { EngineError, type FileStat, type FileWriteOptions } from '../engine.js';
 
 export interface FileEntry {
   data: Buffer;
@@ -18,6 +18,13 @@ export function normalize(path: string): string {
     .split('/')
     .filter((part) => part !== '' && part !== '.')
     .join('/');
+}
+
+/** The key a write goes to; the dataset root itself cannot be written. */
+export function writableKey(path: string): string {
+  const key = normalize(path);
+  if (!key) throw new EngineError('EINVAL', 'Is a directory');
+  return key;
 }
 
 /** A copy whose buffers are the copy's own (snapshots, rollback, clones). */

@@ -43,12 +43,14 @@ import {
   normalize,
   ownership,
   statEntry,
+  writableKey,
   writeEntry,
   type FileMap,
 } from './file-map.js';
 import {
   applyPatch,
   checkNewInstance,
+  incusErrors,
   instanceRecord,
   mustInstance,
   newInstance,
@@ -189,7 +191,7 @@ export class IncusEngine implements SimEngine {
     const dataset = containerDataset(this.pool, spec.name);
     this.zfs.checkInstanceDataset(dataset);
     if (!/^[a-z0-9._-]+(\/[A-Za-z0-9._-]+){0,2}$/i.test(spec.image))
-      throw new EngineError('EINVAL', `Failed getting remote image info: Image "${spec.image}" not found`);
+      throw incusErrors.imageNotFound(spec.image);
     // Every alias runs the lab's Debian image here; the record says so instead of pretending.
     const state = newInstance(spec, { ...this.imageInfo! }, new Date());
     await this.run('POST', '/1.0/instances', {
@@ -217,17 +219,16 @@ export class IncusEngine implements SimEngine {
   async startInstance(name: string): Promise<void> {
     mustInstance(this.instances, name);
     const dataset = containerDataset(this.pool, name);
-    if (!this.attached(name))
-      throw new EngineError('EFAULT', `Failed to mount "${dataset}": dataset does not exist`);
+    if (!this.attached(name)) throw incusErrors.rootMissing(dataset);
     const real = await this.real(name);
-    if (real?.status === 'Running') throw new EngineError('EBUSY', 'The instance is already running');
+    if (real?.status === 'Running') throw incusErrors.alreadyRunning();
     await this.run('PUT', `/1.0/instances/${enc(name)}/state`, { body: { action: 'start' } });
   }
 
   async stopInstance(name: string, force: boolean, timeoutSeconds: number): Promise<void> {
     mustInstance(this.instances, name);
     const real = this.attached(name) ? await this.real(name) : undefined;
-    if (!real || real.status === 'Stopped') throw new EngineError('EBUSY', 'The instance is already stopped');
+    if (!real || real.status === 'Stopped') throw incusErrors.alreadyStopped();
     await this.run('PUT', `/1.0/instances/${enc(name)}/state`, {
       body: { action: 'stop', force, timeout: force ? -1 : timeoutSeconds },
     });
@@ -367,8 +368,7 @@ export class IncusEngine implements SimEngine {
 
   async writeFile(dataset: string, path: string, data: Buffer, options: FileWriteOptions): Promise<void> {
     const ds = this.zfs.dataset(dataset);
-    const key = normalize(path);
-    if (!key) throw new EngineError('EINVAL', 'Is a directory');
+    const key = writableKey(path);
     const inRoot = this.rootPath(ds, key);
     if (inRoot) {
       const old = options.mode === null || options.uid < 0 ? await this.stat(ds.backing!, inRoot) : undefined;

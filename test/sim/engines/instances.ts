@@ -29,6 +29,16 @@ export function checkNewInstance(instances: Map<string, InstanceBase>, name: str
   if (instances.has(name)) throw new EngineError('EEXIST', 'Instance is already exists');
 }
 
+/** Incus' wording for the refusals both engines make. */
+export const incusErrors = {
+  alreadyRunning: () => new EngineError('EBUSY', 'The instance is already running'),
+  alreadyStopped: () => new EngineError('EBUSY', 'The instance is already stopped'),
+  rootMissing: (dataset: string) =>
+    new EngineError('EFAULT', `Failed to mount "${dataset}": dataset does not exist`),
+  imageNotFound: (alias: string) =>
+    new EngineError('EINVAL', `Failed getting remote image info: Image "${alias}" not found`),
+};
+
 export function mustInstance<T extends InstanceBase>(instances: Map<string, T>, name: string): T {
   const state = instances.get(name);
   if (!state) throw new EngineError('ENOENT', 'Instance not found');

@@ -17,10 +17,19 @@ import {
   type SimEngine,
   type SnapshotRecord,
 } from '../engine.js';
-import { cloneFiles, filesBytes, normalize, statEntry, writeEntry, type FileMap } from './file-map.js';
+import {
+  cloneFiles,
+  filesBytes,
+  normalize,
+  statEntry,
+  writableKey,
+  writeEntry,
+  type FileMap,
+} from './file-map.js';
 import {
   applyPatch,
   checkNewInstance,
+  incusErrors,
   instanceRecord,
   mustInstance,
   newInstance,
@@ -70,7 +79,7 @@ function imageFor(alias: string, now: Date): { image: ImageInfo; bytes: number }
   const [distro, release, variant = 'default'] = alias.split('/');
   const known = DISTROS[distro ?? ''];
   if (!known || !release) {
-    throw new EngineError('EINVAL', `Failed getting remote image info: Image "${alias}" not found`);
+    throw incusErrors.imageNotFound(alias);
   }
   const stamp = `${now.getUTCFullYear()}${String(now.getUTCMonth() + 1).padStart(2, '0')}${String(now.getUTCDate()).padStart(2, '0')}_07:42`;
   const codename = known.codenames[release] ?? release;
@@ -141,10 +150,10 @@ export class MemoryEngine implements SimEngine {
 
   async startInstance(name: string): Promise<void> {
     const state = mustInstance(this.instances, name);
-    if (state.status === 'RUNNING') throw new EngineError('EBUSY', 'The instance is already running');
+    if (state.status === 'RUNNING') throw incusErrors.alreadyRunning();
     const dataset = containerDataset(this.pool, name);
     if (!this.zfs.datasets.has(dataset)) {
-      throw new EngineError('EFAULT', `Failed to mount "${dataset}": dataset does not exist`);
+      throw incusErrors.rootMissing(dataset);
     }
     if (state.lease === null) state.lease = this.nextLease++;
     this.setStatus(state, 'RUNNING');
@@ -152,7 +161,7 @@ export class MemoryEngine implements SimEngine {
 
   async stopInstance(name: string, _force: boolean, _timeoutSeconds: number): Promise<void> {
     const state = mustInstance(this.instances, name);
-    if (state.status === 'STOPPED') throw new EngineError('EBUSY', 'The instance is already stopped');
+    if (state.status === 'STOPPED') throw incusErrors.alreadyStopped();
     this.setStatus(state, 'STOPPED');
   }
 
@@ -279,8 +288,7 @@ export class MemoryEngine implements SimEngine {
 
   async writeFile(dataset: string, path: string, data: Buffer, options: FileWriteOptions): Promise<void> {
     const ds = this.zfs.dataset(dataset);
-    const key = normalize(path);
-    if (!key) throw new EngineError('EINVAL', 'Is a directory');
+    const key = writableKey(path);
     for (const existing of ds.files.keys()) {
       if (existing.startsWith(`${key}/`))
         throw new EngineError('EINVAL', `[Errno 21] Is a directory: '${key}'`);
