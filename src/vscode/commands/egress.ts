@@ -76,7 +76,7 @@ export async function showEgressPolicy(
   services: Services,
   docs: EgressDocuments,
   arg: unknown,
-): Promise<EgressStatus> {
+): Promise<EgressStatus & { hostGuard?: HostGuardState }> {
   const t = await target(services, arg, 'Show the egress policy of which sandbox?');
   const guest = await loadGuest();
   const status = await vscode.window.withProgress(
@@ -93,7 +93,7 @@ export async function showEgressPolicy(
     await vscode.languages.setTextDocumentLanguage(doc, 'markdown');
     await vscode.window.showTextDocument(doc, { preview: true });
   }
-  return status;
+  return { ...status, hostGuard: guard };
 }
 
 async function pickMode(current: EgressMode | undefined, extra: string[]): Promise<EgressMode> {

@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { createIncusBackend } from '../../../src/backends/incus/index';
+import { GUARD_ACL } from '../../../src/backends/incus/host-guard';
+import { IncusRestClient } from '../../../src/backends/incus/rest-client';
 import type { Sandbox } from '../../../src/core/sandbox';
 import { backendExecutor, showEgress } from '../../../src/guest/index';
 import { removeTestInstances } from '../../integration/incus/helpers';
@@ -103,6 +105,92 @@ suite('against the real Incus lab', function () {
       await vscode.commands.executeCommand('pixels.destroy', { server: 'lab', name: plain, confirm: true }),
       true,
     );
+  });
+
+  test('hostGuard "network": create attaches the host ACL, Allow Domain adds an exception, the document says so, off takes it down', async () => {
+    const api = await pixelsApi();
+    const guardedName = `${prefix}-g`;
+    const client = new IncusRestClient({ socketPath: lab.socket });
+    const network = async () =>
+      (await client.call<{ config: Record<string, string> }>('GET', `/1.0/networks/${lab.bridge}`)).metadata
+        .config;
+    const guardAcl = async () => {
+      const res = await client.raw('GET', `/1.0/network-acls/${GUARD_ACL}`);
+      return res.status === 404
+        ? undefined
+        : (JSON.parse(res.body.toString()) as { metadata: { config: Record<string, string> } }).metadata;
+    };
+    const before = await network();
+    assert.equal(before['security.acls'] ?? '', '', 'the lab bridge starts without ACLs');
+    const servers = [{ id: 'lab', kind: 'incus', label: 'Incus lab', socketPath: lab.socket }];
+    try {
+      await setServers([{ ...servers[0], hostGuard: 'network' } as never]);
+      const made = await vscode.commands.executeCommand('pixels.createSandbox', {
+        server: 'lab',
+        name: guardedName,
+        image: lab.image,
+        cpu: '1',
+        memoryMiB: 512,
+        provision: false,
+        egress: 'agent',
+      });
+      assert.ok(made, `create failed: ${api.lastError()?.message}`);
+      assert.ok((await network())['security.acls'].split(',').includes(GUARD_ACL), 'attached at create');
+      const lan = lab.bridgeIpv4.split('/')[0];
+      const allowed = await vscode.commands.executeCommand('pixels.allowDomain', {
+        server: 'lab',
+        name: guardedName,
+        entry: lan,
+      });
+      assert.ok(allowed, `allow failed: ${api.lastError()?.message}`);
+      assert.equal((await guardAcl())?.config[`user.pixels.allow.px-${guardedName}`], lan);
+      const shown = (await vscode.commands.executeCommand('pixels.showEgressPolicy', {
+        server: 'lab',
+        name: guardedName,
+      })) as { hostGuard?: { mode: string; exceptions: string[] } } | undefined;
+      assert.equal(shown?.hostGuard?.mode, 'network');
+      assert.deepEqual(shown?.hostGuard?.exceptions, [lan]);
+      const text = vscode.window.activeTextEditor?.document.getText() ?? '';
+      assert.match(
+        text,
+        new RegExp(
+          `Host guard \\(network\\): The host refuses private addresses from network "${lab.bridge}", except ${lan.replace(/\./g, '\\.')}\\.`,
+        ),
+      );
+      // The setting goes off: the next look at the sandbox takes the guard down and restores the network.
+      await setServers(servers as never);
+      const off = (await vscode.commands.executeCommand('pixels.showEgressPolicy', {
+        server: 'lab',
+        name: guardedName,
+        open: false,
+      })) as { hostGuard?: { mode: string } } | undefined;
+      assert.equal(off?.hostGuard?.mode, 'off', api.lastError()?.message);
+      assert.deepEqual(await network(), before);
+      assert.equal(await guardAcl(), undefined);
+    } finally {
+      await setServers(servers as never);
+      await vscode.commands.executeCommand('pixels.destroy', {
+        server: 'lab',
+        name: guardedName,
+        confirm: true,
+      });
+      // Whatever failed above: the bridge is left as it was for the suites after this one.
+      const now = await network();
+      if ((now['security.acls'] ?? '') !== '') {
+        await client.call('PATCH', `/1.0/networks/${lab.bridge}`, {
+          body: {
+            config: {
+              'security.acls': '',
+              'security.acls.default.egress.action': '',
+              'security.acls.default.ingress.action': '',
+              'user.pixels.guard-defaults': '',
+            },
+          },
+        });
+      }
+      await client.raw('DELETE', `/1.0/network-acls/${GUARD_ACL}`);
+      client.close();
+    }
   });
 
   test('create with provisioning: host key and our key go in before the first boot, the key is pinned here', async () => {
