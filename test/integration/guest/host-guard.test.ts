@@ -9,6 +9,7 @@ import { IncusRestClient } from '../../../src/backends/incus/rest-client';
 import { ValidationError } from '../../../src/core/errors';
 import { applyEgress, backendExecutor, buildPolicy, type Executor } from '../../../src/guest/index';
 import type { Lab } from '../../lab/lab';
+import { clearHostGuard } from '../incus/helpers';
 import { bootSandbox, fetchFrom, labBackend, removeTestInstances, sh, testPrefix } from './helpers';
 import { NET, startInternet, type Internet } from './internet';
 
@@ -44,16 +45,8 @@ describe('host guard on real containers', { timeout: 600_000 }, () => {
     return (JSON.parse(res.body.toString()) as { metadata: AclView }).metadata;
   }
 
-  /** Takes down a guard an interrupted earlier run may have left on the lab bridge (not through the code under test). */
   async function clearLeftovers(): Promise<void> {
-    const config = await networkConfig();
-    const acls = (config['security.acls'] ?? '').split(',').filter((x) => x && x !== GUARD_ACL);
-    const patch: Record<string, string> = { 'security.acls': acls.join(',') };
-    for (const d of (config['user.pixels.guard-defaults'] ?? '').split(',').filter(Boolean))
-      patch[`security.acls.default.${d}.action`] = '';
-    patch['user.pixels.guard-defaults'] = '';
-    await client.call('PATCH', `/1.0/networks/${lab.bridge}`, { body: { config: patch } });
-    await client.raw('DELETE', `/1.0/network-acls/${GUARD_ACL}`);
+    await clearHostGuard(lab);
     net?.restoreAddresses();
   }
 

@@ -3,6 +3,7 @@ import type { HostGuardMode } from '../../../src/core/backend';
 import { randomBytes } from 'node:crypto';
 import { createIncusBackend } from '../../../src/backends/incus/index';
 import type { IncusBackend } from '../../../src/backends/incus/index';
+import { GUARD_ACL } from '../../../src/backends/incus/host-guard';
 import { IncusRestClient } from '../../../src/backends/incus/rest-client';
 import type { Sandbox } from '../../../src/core/sandbox';
 import { requireLab } from '../../lab/lab';
@@ -35,6 +36,29 @@ export async function waitForIpv4(backend: IncusBackend, name: string, timeoutMs
     if (s.ipv4) return s;
     if (Date.now() > deadline) throw new Error(`sandbox ${name} got no IPv4 within ${timeoutMs / 1000} s`);
     await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * Takes the host guard off the lab bridge and deletes its ACL, without the code under test: for a run that
+ * stopped halfway, so the suites after it find the bridge as test/lab/up.sh made it.
+ */
+export async function clearHostGuard(lab: Lab): Promise<void> {
+  const client = new IncusRestClient({ socketPath: lab.socket });
+  try {
+    const network = `/1.0/networks/${lab.bridge}`;
+    const config = (await client.call<{ config: Record<string, string> }>('GET', network)).metadata.config;
+    const acls = (config['security.acls'] ?? '').split(',').filter((x) => x && x !== GUARD_ACL);
+    const patch: Record<string, string> = {
+      'security.acls': acls.join(','),
+      'user.pixels.guard-defaults': '',
+    };
+    for (const d of (config['user.pixels.guard-defaults'] ?? '').split(',').filter(Boolean))
+      patch[`security.acls.default.${d}.action`] = '';
+    await client.call('PATCH', network, { body: { config: patch } });
+    await client.raw('DELETE', `/1.0/network-acls/${GUARD_ACL}`);
+  } finally {
+    client.close();
   }
 }
 

@@ -14,7 +14,7 @@ import { GUARD_ACL } from '../../../src/backends/incus/host-guard';
 import { IncusRestClient } from '../../../src/backends/incus/rest-client';
 import type { Sandbox } from '../../../src/core/sandbox';
 import { backendExecutor, showEgress } from '../../../src/guest/index';
-import { removeTestInstances } from '../../integration/incus/helpers';
+import { clearHostGuard, removeTestInstances } from '../../integration/incus/helpers';
 import { requireLab, type Lab } from '../../lab/lab';
 import { pixelsApi, sandboxRows, setServers, showView, sleep } from './helpers';
 
@@ -175,20 +175,7 @@ suite('against the real Incus lab', function () {
         confirm: true,
       });
       // Whatever failed above: the bridge is left as it was for the suites after this one.
-      const now = await network();
-      if ((now['security.acls'] ?? '') !== '') {
-        await client.call('PATCH', `/1.0/networks/${lab.bridge}`, {
-          body: {
-            config: {
-              'security.acls': '',
-              'security.acls.default.egress.action': '',
-              'security.acls.default.ingress.action': '',
-              'user.pixels.guard-defaults': '',
-            },
-          },
-        });
-      }
-      await client.raw('DELETE', `/1.0/network-acls/${GUARD_ACL}`);
+      await clearHostGuard(lab);
       client.close();
     }
   });
