@@ -135,27 +135,9 @@ export class IncusHostGuard {
   }
 
   private async doSync(instance: string, policy: HostGuardPolicy): Promise<HostGuardState> {
-    if (this.mode === 'off') {
-      // One read when there is nothing to undo (the usual case); a guard left from before is taken down.
-      const off: HostGuardState = {
-        mode: 'off',
-        exceptions: [],
-        summary: 'No host guard (setting hostGuard is off).',
-      };
-      let left: Acl | undefined;
-      try {
-        left = await this.readAcl();
-      } catch (err) {
-        if (err instanceof NotAuthorizedError) return off; // a project without network rights has none
-        throw err;
-      }
-      if (!left) return off;
-      const network = await this.networkOf(instance);
-      if (network) await this.detach(network, instance);
-      return off;
-    }
-    const network = await this.networkOf(instance);
-    if (!network)
+    if (this.mode === 'off') return this.takeDown();
+    const networks = await this.networksOf(instance);
+    if (networks.length === 0)
       return {
         mode: 'off',
         exceptions: [],
@@ -164,46 +146,89 @@ export class IncusHostGuard {
     const mine = privateExceptions(policy.allow).map(rangeText);
     const acl = await this.retried(async () => {
       const updated = await this.setExceptions(instance, mine.length ? mine.join(',') : undefined);
-      await this.attach(network.name);
+      for (const n of networks) await this.attach(n);
       return updated;
     });
     const exceptions = recordedExceptions(acl.config).map(rangeText);
+    const names = networks.map((n) => `"${n}"`).join(', ');
     this.log.info(
-      `host guard: ${GUARD_ACL} on network ${network.name} for ${instance}; exceptions: ${exceptions.join(', ') || 'none'}`,
+      `host guard: ${GUARD_ACL} on network ${names} for ${instance}; exceptions: ${exceptions.join(', ') || 'none'}`,
     );
     return {
       mode: 'network',
-      network: network.name,
+      network: networks.join(','),
       exceptions,
       summary:
-        `The host refuses private addresses from network "${network.name}"` +
+        `The host refuses private addresses from network ${names}` +
         (exceptions.length ? `, except ${exceptions.join(', ')}.` : '.'),
     };
   }
 
+  /**
+   * Setting off: one read when there is nothing to undo (the usual case); a guard left from before is taken off
+   * every network it is on, with the default actions it set, and deleted.
+   */
+  private async takeDown(): Promise<HostGuardState> {
+    const off: HostGuardState = {
+      mode: 'off',
+      exceptions: [],
+      summary: 'No host guard (setting hostGuard is off).',
+    };
+    let acl: Acl | undefined;
+    try {
+      acl = await this.readAcl();
+    } catch (err) {
+      if (err instanceof NotAuthorizedError) return off; // a project without network rights has none
+      throw err;
+    }
+    if (!acl) return off;
+    for (const user of acl.used_by ?? []) {
+      const m = /^\/1\.0\/networks\/([^/?]+)/.exec(user);
+      if (m) await this.detach(decodeURIComponent(m[1]));
+    }
+    const left = (await this.readAcl())?.used_by ?? [];
+    if (left.length) {
+      // Attached by hand to something that is not a network (a NIC, a profile): not ours to undo.
+      this.log.warn(`host guard: ${GUARD_ACL} is still used by ${left.join(', ')}; it is kept`);
+      return off;
+    }
+    try {
+      await this.client.call('DELETE', `/1.0/network-acls/${enc(GUARD_ACL)}`);
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+    }
+    this.log.info(`host guard: ${GUARD_ACL} deleted (setting off)`);
+    return off;
+  }
+
   /** The managed network of the sandbox's NIC; undefined when it has no NIC. */
-  private async networkOf(instance: string): Promise<Network | undefined> {
+  private async networksOf(instance: string): Promise<string[]> {
     const inst = (
       await this.client.call<{ expanded_devices?: Record<string, Record<string, string>> }>(
         'GET',
         `/1.0/instances/${enc(instance)}`,
       )
     ).metadata;
-    const nics = Object.entries(inst.expanded_devices ?? {}).filter(([, d]) => d.type === 'nic');
-    if (nics.length === 0) return undefined;
-    const [device, nic] = nics[0];
-    if (!nic.network)
-      throw new ValidationError(
-        `The host guard needs "${instance}" on a managed Incus network, but its ${device} is attached to ` +
-          `${nic.parent ? `the unmanaged interface ${nic.parent}` : 'no managed network'}. Put sandboxes on a ` +
-          'managed bridge (incus network create) or set hostGuard to "off".',
-      );
-    const net = (await this.client.call<Network>('GET', `/1.0/networks/${enc(nic.network)}`)).metadata;
-    if (net.type !== 'bridge' && net.type !== 'ovn')
-      throw new ValidationError(
-        `The host guard needs a bridge or OVN network; "${net.name}" is of type ${net.type ?? 'unknown'}.`,
-      );
-    return net;
+    const names = new Set<string>();
+    // Every NIC: a second one on another network must not be a way around the guard.
+    for (const [device, nic] of Object.entries(inst.expanded_devices ?? {})) {
+      if (nic.type !== 'nic') continue;
+      if (!nic.network)
+        throw new ValidationError(
+          `The host guard needs "${instance}" on a managed Incus network, but its ${device} is attached to ` +
+            `${nic.parent ? `the unmanaged interface ${nic.parent}` : 'no managed network'}. Put sandboxes on a ` +
+            'managed bridge (incus network create) or set hostGuard to "off".',
+        );
+      names.add(nic.network);
+    }
+    for (const name of names) {
+      const net = (await this.client.call<Network>('GET', `/1.0/networks/${enc(name)}`)).metadata;
+      if (net.type !== 'bridge' && net.type !== 'ovn')
+        throw new ValidationError(
+          `The host guard needs a bridge or OVN network; "${net.name}" is of type ${net.type ?? 'unknown'}.`,
+        );
+    }
+    return [...names].sort();
   }
 
   private async readAcl(): Promise<(Acl & { etag: string }) | undefined> {
@@ -287,28 +312,17 @@ export class IncusHostGuard {
   }
 
   /** Setting off: takes the ACL off the network, puts the default actions back, deletes it when unused. */
-  private async detach(network: Network, instance: string): Promise<void> {
+  private async detach(name: string): Promise<void> {
+    const network = (await this.client.call<Network>('GET', `/1.0/networks/${enc(name)}`)).metadata;
     const acls = list(network.config['security.acls']);
-    if (acls.includes(GUARD_ACL)) {
-      const patch: Record<string, string> = {
-        'security.acls': acls.filter((a) => a !== GUARD_ACL).join(','),
-        [DEFAULTS_KEY]: '',
-      };
-      for (const d of list(network.config[DEFAULTS_KEY])) patch[DEFAULT_ACTION(d)] = '';
-      await this.client.call('PATCH', `/1.0/networks/${enc(network.name)}`, { body: { config: patch } });
-      this.log.info(`host guard: detached ${GUARD_ACL} from network ${network.name} (setting off)`);
-    }
-    const acl = await this.readAcl();
-    if (!acl) return;
-    if (ALLOW_KEY + instance in acl.config) await this.setExceptions(instance, undefined);
-    const usedBy = (await this.readAcl())?.used_by ?? [];
-    if (usedBy.length === 0) {
-      try {
-        await this.client.call('DELETE', `/1.0/network-acls/${enc(GUARD_ACL)}`);
-      } catch (err) {
-        if (!(err instanceof NotFoundError)) throw err;
-      }
-    }
+    if (!acls.includes(GUARD_ACL)) return;
+    const patch: Record<string, string> = {
+      'security.acls': acls.filter((a) => a !== GUARD_ACL).join(','),
+      [DEFAULTS_KEY]: '',
+    };
+    for (const d of list(network.config[DEFAULTS_KEY])) patch[DEFAULT_ACTION(d)] = '';
+    await this.client.call('PATCH', `/1.0/networks/${enc(name)}`, { body: { config: patch } });
+    this.log.info(`host guard: detached ${GUARD_ACL} from network ${name} (setting off)`);
   }
 
   private parse(body: Buffer, status: number): unknown {

@@ -2,6 +2,7 @@
 // bridge that root inside a sandbox cannot remove. Each check flushes the sandbox's own nft rules first, so
 // what is refused is refused by the host. Listeners on the bridge's private addresses stand in for the LAN.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import type { IncusBackend } from '../../../src/backends/incus/index';
 import { GUARD_ACL } from '../../../src/backends/incus/host-guard';
@@ -171,24 +172,35 @@ describe('host guard on real containers', { timeout: 600_000 }, () => {
     await applyEgress(execA, agent());
   });
 
-  test('a NIC that is not on a managed network: a clear refusal, nothing attached or created', async () => {
+  test('a second NIC not on a managed network: a clear refusal (every NIC counts), nothing attached or created', async () => {
     await clearLeftovers();
     const c = `${prefix}-gc`;
     await guarded.create({ name: c, image: lab.image, start: false });
-    await client.call('PATCH', `/1.0/instances/px-${c}`, {
-      body: { devices: { eth0: { type: 'nic', nictype: 'bridged', parent: lab.bridge, name: 'eth0' } } },
-    });
-    await assert.rejects(guarded.syncHostGuard(c, agent()), (err: unknown) => {
-      assert.ok(err instanceof ValidationError);
-      assert.match(
-        err.message,
-        new RegExp(`needs "px-${c}" on a managed Incus network.*unmanaged interface ${lab.bridge}`),
-      );
-      return true;
-    });
-    assert.equal(await acl(), undefined);
-    assert.deepEqual(await networkConfig(), networkBefore);
-    await guarded.destroy(c);
+    // eth0 (from the profile) is on the managed bridge; eth1, on a host bridge Incus does not manage, is a way
+    // around the guard unless it is checked too. That bridge has no address and the sandbox is never started.
+    const unmanaged = 'pxgt0';
+    try {
+      execFileSync('ip', ['link', 'del', unmanaged], { stdio: 'ignore' }); // left by a killed run
+    } catch {
+      // not there: the usual case
+    }
+    execFileSync('ip', ['link', 'add', unmanaged, 'type', 'bridge']);
+    try {
+      await client.call('PATCH', `/1.0/instances/px-${c}`, {
+        body: { devices: { eth1: { type: 'nic', nictype: 'bridged', parent: unmanaged, name: 'eth1' } } },
+      });
+      await assert.rejects(guarded.syncHostGuard(c, agent()), (err: unknown) => {
+        assert.ok(err instanceof ValidationError);
+        const expected = `needs "px-${c}" on a managed Incus network, but its eth1 .*unmanaged interface ${unmanaged}`;
+        assert.match(err.message, new RegExp(expected));
+        return true;
+      });
+      assert.equal(await acl(), undefined);
+      assert.deepEqual(await networkConfig(), networkBefore);
+      await guarded.destroy(c);
+    } finally {
+      execFileSync('ip', ['link', 'del', unmanaged]);
+    }
   });
 
   test('setting off: the next sync takes the guard down and the network is as it was', async () => {
