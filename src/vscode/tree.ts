@@ -233,7 +233,12 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     const { serverId, sandbox } = node;
     const run = this.provisioning.run(serverId, sandbox.name);
     const status = this.egressStatus.get(serverId, sandbox);
+    const guard = this.egressStatus.hostGuard(serverId, sandbox.name);
     return {
+      hostGuard:
+        guard?.mode === 'network'
+          ? `on (${guard.network}) · ${guard.exceptions.length ? `except ${guard.exceptions.join(', ')}` : 'no exceptions'}`
+          : undefined,
       provisioning: run?.active ? 'provisioning' : run?.failed ? 'provisioning failed' : undefined,
       egress: status?.policy.mode ?? egressOf(sandbox) ?? this.egress.get(serverId, sandbox.name),
       egressDetail: status
@@ -314,6 +319,8 @@ interface SandboxFacts {
   provisioning?: string;
   egress?: string;
   egressDetail?: string;
+  /** The host-side layer, when it is on for this sandbox's network. */
+  hostGuard?: string;
 }
 
 const STEP_ICON: Record<StepView['state'], [string, string | undefined]> = {
@@ -369,6 +376,7 @@ function sandboxItem(node: SandboxNode, facts: SandboxFacts): vscode.TreeItem {
     `| IP | ${escapeMd([s.ipv4, s.ipv6].filter(Boolean).join(', ') || 'none')} |`,
   ];
   if (egress) rows.push(`| Egress | ${escapeMd(facts.egressDetail ?? egress)} |`);
+  if (facts.hostGuard) rows.push(`| Host guard | ${escapeMd(facts.hostGuard)} |`);
   if (facts.provisioning) rows.push(`| Provisioning | ${escapeMd(facts.provisioning)} |`);
   if (s.createdAt) rows.push(`| Created | ${formatDate(s.createdAt)} (${formatAge(s.createdAt)}) |`);
   if (s.location) rows.push(`| Member | ${escapeMd(s.location)} |`);

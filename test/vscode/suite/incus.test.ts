@@ -144,6 +144,12 @@ suite('against the real Incus lab', function () {
       });
       assert.ok(allowed, `allow failed: ${api.lastError()?.message}`);
       assert.equal((await guardAcl())?.config[`user.pixels.allow.px-${guardedName}`], lan);
+      const row = (await sandboxRows(api, 'lab')).get(guardedName);
+      assert.ok(row, 'in the tree');
+      assert.match(
+        (api.treeItem(row).tooltip ?? '').replace(/\\(.)/g, '$1'), // Markdown escapes off
+        new RegExp(`\\| Host guard \\| on \\(${lab.bridge}\\) · except ${lan.replace(/\./g, '\\.')} \\|`),
+      );
       const shown = (await vscode.commands.executeCommand('pixels.showEgressPolicy', {
         server: 'lab',
         name: guardedName,
