@@ -29,7 +29,12 @@ class EgressDocuments implements vscode.TextDocumentContentProvider {
   }
 }
 
-export function describeStatus(name: string, status: EgressStatus, guard?: HostGuardState): string {
+export function describeStatus(
+  name: string,
+  status: EgressStatus,
+  guard?: HostGuardState,
+  guardProblem?: string,
+): string {
   const p = status.policy;
   const lines = [
     `# Egress policy of ${name}`,
@@ -38,6 +43,7 @@ export function describeStatus(name: string, status: EgressStatus, guard?: HostG
     `- Enforced: ${status.enforced ? 'yes — the rules in the sandbox match the policy' : '**no — the rules do not match the policy**'}`,
   ];
   if (guard) lines.push(`- Host guard (${guard.mode}): ${guard.summary}`);
+  if (guardProblem) lines.push(`- Host guard: **could not be put in line** — ${guardProblem}`);
   if (p.mode !== 'unrestricted') {
     lines.push(`- Addresses resolved from allowed domains: ${status.resolvedAddresses}`);
     lines.push(
@@ -76,7 +82,7 @@ export async function showEgressPolicy(
   services: Services,
   docs: EgressDocuments,
   arg: unknown,
-): Promise<EgressStatus & { hostGuard?: HostGuardState }> {
+): Promise<EgressStatus & { hostGuard?: HostGuardState; hostGuardProblem?: string }> {
   const t = await target(services, arg, 'Show the egress policy of which sandbox?');
   const guest = await loadGuest();
   const status = await vscode.window.withProgress(
@@ -85,15 +91,23 @@ export async function showEgressPolicy(
   );
   services.egressStatus.set(t.serverId, t.name, status);
   // The host layer is put in line with what the sandbox says (it may have changed where we could not see it).
-  const guard = await services.egressStatus.syncHostGuard(t.backend, t.serverId, t.name, status.policy);
+  // A host guard that cannot follow does not hide the sandbox's own policy: the document says why.
+  let guard: HostGuardState | undefined;
+  let guardProblem: string | undefined;
+  try {
+    guard = await services.egressStatus.syncHostGuard(t.backend, t.serverId, t.name, status.policy);
+  } catch (err) {
+    guardProblem = err instanceof Error ? err.message : String(err);
+    services.log.warn(guardProblem);
+  }
   if (t.a.open !== false) {
     const uri = vscode.Uri.from({ scheme: SCHEME, path: `/${t.serverId}/${t.name}-egress.md` });
-    docs.put(uri, describeStatus(t.name, status, guard));
+    docs.put(uri, describeStatus(t.name, status, guard, guardProblem));
     const doc = await vscode.workspace.openTextDocument(uri);
     await vscode.languages.setTextDocumentLanguage(doc, 'markdown');
     await vscode.window.showTextDocument(doc, { preview: true });
   }
-  return { ...status, hostGuard: guard };
+  return { ...status, hostGuard: guard, hostGuardProblem: guardProblem };
 }
 
 async function pickMode(current: EgressMode | undefined, extra: string[]): Promise<EgressMode> {

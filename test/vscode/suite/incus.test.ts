@@ -107,7 +107,7 @@ suite('against the real Incus lab', function () {
     );
   });
 
-  test('hostGuard "network": create attaches the host ACL, Allow Domain adds an exception, the document says so, off takes it down', async () => {
+  test('hostGuard "network": create attaches the host ACL, Allow Domain adds an exception, the tooltip and document say so (or why not), off takes it down', async () => {
     const api = await pixelsApi();
     const guardedName = `${prefix}-g`;
     const client = new IncusRestClient({ socketPath: lab.socket });
@@ -123,6 +123,7 @@ suite('against the real Incus lab', function () {
     const before = await network();
     assert.equal(before['security.acls'] ?? '', '', 'the lab bridge starts without ACLs');
     const servers = [{ id: 'lab', kind: 'incus', label: 'Incus lab', socketPath: lab.socket }];
+    const unmanaged = 'pxgt1';
     try {
       await setServers([{ ...servers[0], hostGuard: 'network' } as never]);
       const made = await vscode.commands.executeCommand('pixels.createSandbox', {
@@ -163,6 +164,26 @@ suite('against the real Incus lab', function () {
           `Host guard \\(network\\): The host refuses private addresses from network "${lab.bridge}", except ${lan.replace(/\./g, '\\.')}\\.`,
         ),
       );
+      // A second NIC on a bridge Incus does not manage (no address, nothing on it): the guard cannot cover it.
+      // Show Egress Policy still shows the sandbox's own policy, and says why the host layer did not follow.
+      spawnSync('ip', ['link', 'del', unmanaged]);
+      assert.equal(spawnSync('ip', ['link', 'add', unmanaged, 'type', 'bridge']).status, 0);
+      await client.call('PATCH', `/1.0/instances/px-${guardedName}`, {
+        body: { devices: { eth1: { type: 'nic', nictype: 'bridged', parent: unmanaged, name: 'eth1' } } },
+      });
+      const partial = (await vscode.commands.executeCommand('pixels.showEgressPolicy', {
+        server: 'lab',
+        name: guardedName,
+      })) as { policy: { mode: string }; hostGuardProblem?: string } | undefined;
+      assert.equal(partial?.policy.mode, 'agent');
+      assert.match(
+        partial?.hostGuardProblem ?? '',
+        new RegExp(`its eth1 .*unmanaged interface ${unmanaged}`),
+      );
+      assert.match(
+        vscode.window.activeTextEditor?.document.getText() ?? '',
+        /- Host guard: \*\*could not be put in line\*\* — .*eth1/,
+      );
       // The setting goes off: the next look at the sandbox takes the guard down and restores the network.
       await setServers(servers as never);
       const off = (await vscode.commands.executeCommand('pixels.showEgressPolicy', {
@@ -182,6 +203,7 @@ suite('against the real Incus lab', function () {
       });
       // Whatever failed above: the bridge is left as it was for the suites after this one.
       await clearHostGuard(lab);
+      spawnSync('ip', ['link', 'del', unmanaged]);
       client.close();
     }
   });
