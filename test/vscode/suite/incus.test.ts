@@ -124,6 +124,16 @@ suite('against the real Incus lab', function () {
     assert.equal(before['security.acls'] ?? '', '', 'the lab bridge starts without ACLs');
     const servers = [{ id: 'lab', kind: 'incus', label: 'Incus lab', socketPath: lab.socket }];
     const unmanaged = 'pxgt1';
+    /** The open egress document once it says `what`: VS Code re-reads a changed virtual document on its own time. */
+    const shownDocument = async (what: RegExp): Promise<string> => {
+      let text = '';
+      for (let i = 0; i < 50; i++) {
+        text = vscode.window.activeTextEditor?.document.getText() ?? '';
+        if (what.test(text)) break;
+        await sleep(100);
+      }
+      return text;
+    };
     try {
       await setServers([{ ...servers[0], hostGuard: 'network' } as never]);
       const made = await vscode.commands.executeCommand('pixels.createSandbox', {
@@ -157,7 +167,7 @@ suite('against the real Incus lab', function () {
       })) as { hostGuard?: { mode: string; exceptions: string[] } } | undefined;
       assert.equal(shown?.hostGuard?.mode, 'network');
       assert.deepEqual(shown?.hostGuard?.exceptions, [lan]);
-      const text = vscode.window.activeTextEditor?.document.getText() ?? '';
+      const text = await shownDocument(/Host guard/);
       assert.match(
         text,
         new RegExp(
@@ -181,7 +191,7 @@ suite('against the real Incus lab', function () {
         new RegExp(`its eth1 .*unmanaged interface ${unmanaged}`),
       );
       assert.match(
-        vscode.window.activeTextEditor?.document.getText() ?? '',
+        await shownDocument(/could not be put in line/),
         /- Host guard: \*\*could not be put in line\*\* — .*eth1/,
       );
       // The setting goes off: the next look at the sandbox takes the guard down and restores the network.
