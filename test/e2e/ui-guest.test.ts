@@ -117,6 +117,11 @@ test('Create Sandbox… with provisioning: the notification names the step, step
     await wb.screenshot('provisioning');
     // Done: the step rows go and the row no longer says "provisioning".
     await row('Run setup script').waitFor({ state: 'detached', timeout: 60_000 });
+    // The row re-renders on the tree's next update (the end of the run is one more event): wait for it, bounded.
+    await page
+      .locator('.part.sidebar .monaco-list-row', { hasText: name })
+      .filter({ hasText: 'provisioning' })
+      .waitFor({ state: 'detached', timeout: 10_000 });
     assert.doesNotMatch(await row(name).innerText(), /provisioning/);
   } catch (error) {
     await failureScreenshot(page, 'provisioning');
