@@ -60,7 +60,12 @@ describe('host guard on real containers', { timeout: 600_000 }, () => {
 
   /** What root inside can do: drop the sandbox's own rules. Then only the host stands in the way. */
   async function flushInside(exec: Executor): Promise<void> {
-    const r = await sh(exec, 'nft flush ruleset && nft list ruleset | wc -l');
+    // Root stops the refresh timer too: a refresh that finds the table gone loads it again (which would refuse
+    // the public listeners below from inside, not from the host).
+    const r = await sh(
+      exec,
+      'systemctl stop pixels-egress-refresh.timer pixels-egress-refresh.service && nft flush ruleset && nft list ruleset | wc -l',
+    );
     assert.equal(r.output, '0', `the sandbox's rules should be gone: ${r.output}`);
   }
 
