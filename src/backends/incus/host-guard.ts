@@ -23,7 +23,7 @@ import {
   type IpRange,
 } from '../../core/ip';
 import type { Logger } from '../../core/log';
-import { mapIncusError, type IncusRestClient } from './rest-client';
+import type { IncusRestClient } from './rest-client';
 
 export const GUARD_ACL = 'pixels-guard';
 const ALLOW_KEY = 'user.pixels.allow.';
@@ -232,10 +232,10 @@ export class IncusHostGuard {
   }
 
   private async readAcl(): Promise<(Acl & { etag: string }) | undefined> {
-    const res = await this.client.raw('GET', `/1.0/network-acls/${enc(GUARD_ACL)}`);
+    const path = `/1.0/network-acls/${enc(GUARD_ACL)}`;
+    const res = await this.client.raw('GET', path);
     if (res.status === 404) return undefined;
-    const body = this.parse(res.body, res.status);
-    return { ...(body as Acl), etag: String(res.headers.etag ?? '') };
+    return { ...this.client.envelope<Acl>(res, 'GET', path).metadata, etag: String(res.headers.etag ?? '') };
   }
 
   /**
@@ -259,14 +259,20 @@ export class IncusHostGuard {
         egress: guardRules(recordedExceptions(config)),
         ingress: [],
       };
-      const res = current
-        ? await this.client.raw('PUT', `/1.0/network-acls/${enc(GUARD_ACL)}`, {
-            body: { description: next.description, config, egress: next.egress, ingress: [] },
-            headers: current.etag ? { 'If-Match': current.etag } : {},
-          })
-        : await this.client.raw('POST', '/1.0/network-acls', { body: next });
+      const method = current ? 'PUT' : 'POST';
+      const path = current ? `/1.0/network-acls/${enc(GUARD_ACL)}` : '/1.0/network-acls';
+      const res = await this.client.raw(
+        method,
+        path,
+        current
+          ? {
+              body: { description: next.description, config, egress: next.egress, ingress: [] },
+              headers: current.etag ? { 'If-Match': current.etag } : {},
+            }
+          : { body: next },
+      );
       if (attempt >= 6) {
-        this.parse(res.body, res.status);
+        this.client.envelope(res, method, path);
         throw new ServerError(
           `The host guard's ACL ${GUARD_ACL} kept changing under this change (other clients at the same time); try again.`,
         );
@@ -274,7 +280,7 @@ export class IncusHostGuard {
       // 412: changed since we read it. A failed create: another client created it just now (Incus answers
       // 409, or 500 from its database's unique key). Either way: read again and redo.
       if (res.status === 412 || (!current && res.status >= 400 && (await this.readAcl()))) continue;
-      this.parse(res.body, res.status);
+      this.client.envelope(res, method, path);
       // Read back on the next turn (returns there when the entry holds).
     }
   }
@@ -323,21 +329,5 @@ export class IncusHostGuard {
     for (const d of list(network.config[DEFAULTS_KEY])) patch[DEFAULT_ACTION(d)] = '';
     await this.client.call('PATCH', `/1.0/networks/${enc(name)}`, { body: { config: patch } });
     this.log.info(`host guard: detached ${GUARD_ACL} from network ${name} (setting off)`);
-  }
-
-  private parse(body: Buffer, status: number): unknown {
-    let envelope: { type?: string; error?: string; metadata?: unknown };
-    try {
-      envelope = JSON.parse(body.toString('utf8')) as typeof envelope;
-    } catch {
-      throw new ServerError(`Incus answered the host guard's request with HTTP ${status} and no JSON.`);
-    }
-    if (envelope.type === 'error' || status >= 400) {
-      throw mapIncusError(
-        status,
-        `Incus refused the host guard change (${GUARD_ACL}): ${envelope.error ?? `HTTP ${status}`}`,
-      );
-    }
-    return envelope.metadata;
   }
 }

@@ -165,7 +165,14 @@ export class IncusRestClient {
 
   /** A request whose reply is the standard envelope; error envelopes become typed errors. */
   async call<T>(method: string, path: string, options: RequestOptions = {}): Promise<IncusEnvelope<T>> {
-    const res = await this.raw(method, path, options);
+    return this.envelope<T>(await this.raw(method, path, options), method, path);
+  }
+
+  /**
+   * The standard envelope of a raw response (for callers that also need its status or headers, e.g. an ETag);
+   * error envelopes become typed errors.
+   */
+  envelope<T>(res: RawResponse, method: string, path: string): IncusEnvelope<T> {
     let envelope: IncusEnvelope<T>;
     try {
       envelope = JSON.parse(res.body.toString('utf8')) as IncusEnvelope<T>;
