@@ -2,23 +2,21 @@
 // bridge that root inside a sandbox cannot remove. Each check flushes the sandbox's own nft rules first, so
 // what is refused is refused by the host. Listeners on the bridge's private addresses stand in for the LAN.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import type { IncusBackend } from '../../../src/backends/incus/index';
 import { GUARD_ACL } from '../../../src/backends/incus/host-guard';
-import { IncusRestClient } from '../../../src/backends/incus/rest-client';
 import { ValidationError } from '../../../src/core/errors';
 import { applyEgress, backendExecutor, buildPolicy, type Executor } from '../../../src/guest/index';
 import type { Lab } from '../../lab/lab';
-import { clearHostGuard } from '../incus/helpers';
+import {
+  addUnmanagedNic,
+  clearHostGuard,
+  labBridgeConfig,
+  labGuardAcl,
+  removeUnmanagedBridge,
+} from '../incus/helpers';
 import { bootSandbox, fetchFrom, labBackend, removeTestInstances, sh, testPrefix } from './helpers';
 import { NET, startInternet, type Internet } from './internet';
-
-interface AclView {
-  config: Record<string, string>;
-  egress: { action: string; destination?: string }[];
-  used_by?: string[];
-}
 
 describe('host guard on real containers', { timeout: 600_000 }, () => {
   const prefix = testPrefix();
@@ -28,23 +26,14 @@ describe('host guard on real containers', { timeout: 600_000 }, () => {
   let guarded: IncusBackend;
   let guarded2: IncusBackend;
   let plain: IncusBackend;
-  let client: IncusRestClient;
   let net: Internet;
   let execA: Executor;
   let url: (host: string) => string;
   let networkBefore: Record<string, string>;
   const agent = (allow: string[] = []) => buildPolicy('agent', ['allowed.test', ...allow]);
 
-  async function networkConfig(): Promise<Record<string, string>> {
-    return (await client.call<{ config: Record<string, string> }>('GET', `/1.0/networks/${lab.bridge}`))
-      .metadata.config;
-  }
-
-  async function acl(): Promise<AclView | undefined> {
-    const res = await client.raw('GET', `/1.0/network-acls/${GUARD_ACL}`);
-    if (res.status === 404) return undefined;
-    return (JSON.parse(res.body.toString()) as { metadata: AclView }).metadata;
-  }
+  const networkConfig = () => labBridgeConfig(lab);
+  const acl = () => labGuardAcl(lab);
 
   async function clearLeftovers(): Promise<void> {
     await clearHostGuard(lab);
@@ -73,7 +62,6 @@ describe('host guard on real containers', { timeout: 600_000 }, () => {
     ({ lab, backend: guarded } = await labBackend({ hostGuard: 'network' }));
     guarded2 = (await labBackend({ hostGuard: 'network' })).backend;
     plain = (await labBackend()).backend;
-    client = new IncusRestClient({ socketPath: lab.socket });
     await clearLeftovers();
     networkBefore = await networkConfig();
     net = await startInternet(lab.bridge, lab.bridgeIpv4, lab.bridgeIpv6);
@@ -83,11 +71,10 @@ describe('host guard on real containers', { timeout: 600_000 }, () => {
   });
 
   after(async () => {
-    if (client) await clearLeftovers().catch(() => undefined);
+    if (lab) await clearLeftovers().catch(() => undefined);
     for (const x of [guarded, guarded2, plain]) x?.dispose();
     if (lab) await removeTestInstances(lab, prefix);
     await net?.close();
-    client?.close();
   });
 
   test('without the guard, root inside can drop the sandbox rules and reach the LAN', async () => {
@@ -185,15 +172,7 @@ describe('host guard on real containers', { timeout: 600_000 }, () => {
     // around the guard unless it is checked too. That bridge has no address and the sandbox is never started.
     const unmanaged = 'pxgt0';
     try {
-      execFileSync('ip', ['link', 'del', unmanaged], { stdio: 'ignore' }); // left by a killed run
-    } catch {
-      // not there: the usual case
-    }
-    execFileSync('ip', ['link', 'add', unmanaged, 'type', 'bridge']);
-    try {
-      await client.call('PATCH', `/1.0/instances/px-${c}`, {
-        body: { devices: { eth1: { type: 'nic', nictype: 'bridged', parent: unmanaged, name: 'eth1' } } },
-      });
+      await addUnmanagedNic(lab, `px-${c}`, unmanaged);
       await assert.rejects(guarded.syncHostGuard(c, agent()), (err: unknown) => {
         assert.ok(err instanceof ValidationError);
         const expected = `needs "px-${c}" on a managed Incus network, but its eth1 .*unmanaged interface ${unmanaged}`;
@@ -204,7 +183,7 @@ describe('host guard on real containers', { timeout: 600_000 }, () => {
       assert.deepEqual(await networkConfig(), networkBefore);
       await guarded.destroy(c);
     } finally {
-      execFileSync('ip', ['link', 'del', unmanaged]);
+      removeUnmanagedBridge(unmanaged);
     }
   });
 

@@ -1,5 +1,6 @@
 // Shared pieces of the real-container suites: a backend on the lab, unique names, bounded waits, cleanup.
 import type { HostGuardMode } from '../../../src/core/backend';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createIncusBackend } from '../../../src/backends/incus/index';
 import type { IncusBackend } from '../../../src/backends/incus/index';
@@ -39,26 +40,75 @@ export async function waitForIpv4(backend: IncusBackend, name: string, timeoutMs
   }
 }
 
+async function withLabClient<T>(lab: Lab, work: (client: IncusRestClient) => Promise<T>): Promise<T> {
+  const client = new IncusRestClient({ socketPath: lab.socket });
+  try {
+    return await work(client);
+  } finally {
+    client.close();
+  }
+}
+
+/** The lab bridge's config as Incus has it (read without the code under test). */
+export function labBridgeConfig(lab: Lab): Promise<Record<string, string>> {
+  return withLabClient(
+    lab,
+    async (client) =>
+      (await client.call<{ config: Record<string, string> }>('GET', `/1.0/networks/${lab.bridge}`)).metadata
+        .config,
+  );
+}
+
+export interface GuardAclView {
+  config: Record<string, string>;
+  egress: { action: string; destination?: string }[];
+  used_by?: string[];
+}
+
+/** The host guard's ACL as Incus has it, or undefined when there is none. */
+export function labGuardAcl(lab: Lab): Promise<GuardAclView | undefined> {
+  return withLabClient(lab, async (client) => {
+    const path = `/1.0/network-acls/${GUARD_ACL}`;
+    const res = await client.raw('GET', path);
+    return res.status === 404 ? undefined : client.envelope<GuardAclView>(res, 'GET', path).metadata;
+  });
+}
+
 /**
  * Takes the host guard off the lab bridge and deletes its ACL, without the code under test: for a run that
  * stopped halfway, so the suites after it find the bridge as test/lab/up.sh made it.
  */
 export async function clearHostGuard(lab: Lab): Promise<void> {
-  const client = new IncusRestClient({ socketPath: lab.socket });
-  try {
-    const network = `/1.0/networks/${lab.bridge}`;
-    const config = (await client.call<{ config: Record<string, string> }>('GET', network)).metadata.config;
-    const acls = (config['security.acls'] ?? '').split(',').filter((x) => x && x !== GUARD_ACL);
-    const patch: Record<string, string> = {
-      'security.acls': acls.join(','),
-      'user.pixels.guard-defaults': '',
-    };
-    for (const d of (config['user.pixels.guard-defaults'] ?? '').split(',').filter(Boolean))
-      patch[`security.acls.default.${d}.action`] = '';
-    await client.call('PATCH', network, { body: { config: patch } });
+  const config = await labBridgeConfig(lab);
+  const acls = (config['security.acls'] ?? '').split(',').filter((x) => x && x !== GUARD_ACL);
+  const patch: Record<string, string> = { 'security.acls': acls.join(','), 'user.pixels.guard-defaults': '' };
+  for (const d of (config['user.pixels.guard-defaults'] ?? '').split(',').filter(Boolean))
+    patch[`security.acls.default.${d}.action`] = '';
+  await withLabClient(lab, async (client) => {
+    await client.call('PATCH', `/1.0/networks/${lab.bridge}`, { body: { config: patch } });
     await client.raw('DELETE', `/1.0/network-acls/${GUARD_ACL}`);
-  } finally {
-    client.close();
+  });
+}
+
+/**
+ * Gives the instance a second NIC, eth1, on a new host bridge Incus does not manage (no address, nothing routed
+ * to it): a NIC the host guard cannot cover. removeUnmanagedBridge takes the bridge away afterwards.
+ */
+export async function addUnmanagedNic(lab: Lab, instance: string, bridge: string): Promise<void> {
+  removeUnmanagedBridge(bridge); // left by a killed run
+  execFileSync('ip', ['link', 'add', bridge, 'type', 'bridge']);
+  await withLabClient(lab, (client) =>
+    client.call('PATCH', `/1.0/instances/${instance}`, {
+      body: { devices: { eth1: { type: 'nic', nictype: 'bridged', parent: bridge, name: 'eth1' } } },
+    }),
+  );
+}
+
+export function removeUnmanagedBridge(name: string): void {
+  try {
+    execFileSync('ip', ['link', 'del', name], { stdio: 'ignore' });
+  } catch {
+    // not there
   }
 }
 

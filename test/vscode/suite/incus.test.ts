@@ -11,12 +11,18 @@ import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { createIncusBackend } from '../../../src/backends/incus/index';
 import { GUARD_ACL } from '../../../src/backends/incus/host-guard';
-import { IncusRestClient } from '../../../src/backends/incus/rest-client';
 import type { Sandbox } from '../../../src/core/sandbox';
 import { backendExecutor, showEgress } from '../../../src/guest/index';
-import { clearHostGuard, removeTestInstances } from '../../integration/incus/helpers';
+import {
+  addUnmanagedNic,
+  clearHostGuard,
+  labBridgeConfig,
+  labGuardAcl,
+  removeTestInstances,
+  removeUnmanagedBridge,
+} from '../../integration/incus/helpers';
 import { requireLab, type Lab } from '../../lab/lab';
-import { pixelsApi, sandboxRows, setServers, showView, sleep } from './helpers';
+import { pixelsApi, sandboxRows, setServers, showView, sleep, terminalRoundTrip } from './helpers';
 
 suite('against the real Incus lab', function () {
   this.timeout(300_000);
@@ -110,16 +116,8 @@ suite('against the real Incus lab', function () {
   test('hostGuard "network": create attaches the host ACL, Allow Domain adds an exception, the tooltip and document say so (or why not), off takes it down', async () => {
     const api = await pixelsApi();
     const guardedName = `${prefix}-g`;
-    const client = new IncusRestClient({ socketPath: lab.socket });
-    const network = async () =>
-      (await client.call<{ config: Record<string, string> }>('GET', `/1.0/networks/${lab.bridge}`)).metadata
-        .config;
-    const guardAcl = async () => {
-      const res = await client.raw('GET', `/1.0/network-acls/${GUARD_ACL}`);
-      return res.status === 404
-        ? undefined
-        : (JSON.parse(res.body.toString()) as { metadata: { config: Record<string, string> } }).metadata;
-    };
+    const network = () => labBridgeConfig(lab);
+    const guardAcl = () => labGuardAcl(lab);
     const before = await network();
     assert.equal(before['security.acls'] ?? '', '', 'the lab bridge starts without ACLs');
     const servers = [{ id: 'lab', kind: 'incus', label: 'Incus lab', socketPath: lab.socket }];
@@ -176,11 +174,7 @@ suite('against the real Incus lab', function () {
       );
       // A second NIC on a bridge Incus does not manage (no address, nothing on it): the guard cannot cover it.
       // Show Egress Policy still shows the sandbox's own policy, and says why the host layer did not follow.
-      spawnSync('ip', ['link', 'del', unmanaged]);
-      assert.equal(spawnSync('ip', ['link', 'add', unmanaged, 'type', 'bridge']).status, 0);
-      await client.call('PATCH', `/1.0/instances/px-${guardedName}`, {
-        body: { devices: { eth1: { type: 'nic', nictype: 'bridged', parent: unmanaged, name: 'eth1' } } },
-      });
+      await addUnmanagedNic(lab, `px-${guardedName}`, unmanaged);
       const partial = (await vscode.commands.executeCommand('pixels.showEgressPolicy', {
         server: 'lab',
         name: guardedName,
@@ -213,8 +207,7 @@ suite('against the real Incus lab', function () {
       });
       // Whatever failed above: the bridge is left as it was for the suites after this one.
       await clearHostGuard(lab);
-      spawnSync('ip', ['link', 'del', unmanaged]);
-      client.close();
+      removeUnmanagedBridge(unmanaged);
     }
   });
 
@@ -273,27 +266,7 @@ suite('against the real Incus lab', function () {
   });
 
   test('Open Terminal: a real shell in a Pseudoterminal; the exit code is kept when it closes', async () => {
-    const api = await pixelsApi();
-    const terminal = (await vscode.commands.executeCommand('pixels.openTerminal', {
-      server: 'lab',
-      name,
-    })) as vscode.Terminal | undefined;
-    assert.ok(terminal, api.lastError()?.message);
-    const closed = new Promise<vscode.Terminal>((resolve) => {
-      const sub = vscode.window.onDidCloseTerminal((t) => {
-        if (t === terminal) {
-          sub.dispose();
-          resolve(t);
-        }
-      });
-    });
-    await sleep(1500); // the shell's prompt
-    terminal.sendText('exit 7');
-    await sleep(1500); // "[exit code 7 — press any key to close]"
-    terminal.sendText('x', false);
-    const t = await Promise.race([closed, sleep(20_000).then(() => undefined)]);
-    assert.ok(t, 'the terminal closed after a key press');
-    assert.equal(t.exitStatus?.code, 7);
+    assert.equal(await terminalRoundTrip('lab', name, 'exit 7'), 7);
   });
 
   test('Open in Sandbox: the SSH entry it writes works with OpenSSH itself (strict host key checking)', async () => {
