@@ -79,3 +79,33 @@ export async function sandboxRows(api: PixelsApi, serverId: string): Promise<Map
 export async function showView(): Promise<void> {
   await vscode.commands.executeCommand('workbench.view.extension.pixels');
 }
+
+/**
+ * Open Terminal on a sandbox, type one line into its shell, then press a key at the "[exit code N …]" line so the
+ * terminal closes; returns the exit code VS Code kept (undefined when it did not close within 20 s).
+ */
+export async function terminalRoundTrip(
+  server: string,
+  name: string,
+  line: string,
+): Promise<number | undefined> {
+  const api = await pixelsApi();
+  const terminal = (await vscode.commands.executeCommand('pixels.openTerminal', { server, name })) as
+    vscode.Terminal | undefined;
+  if (!terminal) throw new Error(`Open Terminal failed: ${api.lastError()?.message}`);
+  const closed = new Promise<vscode.Terminal>((resolve) => {
+    const sub = vscode.window.onDidCloseTerminal((t) => {
+      if (t === terminal) {
+        sub.dispose();
+        resolve(t);
+      }
+    });
+  });
+  await sleep(1500); // the shell's prompt
+  terminal.sendText(line);
+  await sleep(1500); // "[exit code N — press any key to close]"
+  terminal.sendText('x', false);
+  const t = await Promise.race([closed, sleep(20_000).then(() => undefined)]);
+  if (!t) throw new Error('the terminal did not close after a key press');
+  return t.exitStatus?.code;
+}
