@@ -57,9 +57,8 @@ before(async () => {
     },
     env: { PIXELS_SSH_DIR: path.join(workDir, 'ssh'), PIXELS_SSH_USER: 'root' },
   });
-  wb = await openWorkbench(server);
+  wb = await openWorkbench(server, { viewport: { width: 1280, height: 800 } });
   page = wb.page;
-  await page.setViewportSize({ width: 1280, height: 800 });
 });
 
 after(async () => {

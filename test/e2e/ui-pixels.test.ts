@@ -45,9 +45,8 @@ before(async () => {
     },
     env: { PIXELS_DEMO_API_KEY: API_KEY, PIXELS_SSH_DIR: sshDir },
   });
-  wb = await openWorkbench(server);
+  wb = await openWorkbench(server, { viewport: { width: 1280, height: 800 } });
   page = wb.page;
-  await page.setViewportSize({ width: 1280, height: 800 });
 });
 
 after(async () => {
@@ -59,7 +58,7 @@ after(async () => {
 
 const tree = () =>
   page.locator('.part.sidebar .monaco-list[aria-label="Sandboxes"], .part.sidebar .monaco-list').first();
-const row = (label: string) => page.locator('.part.sidebar .monaco-list-row', { hasText: label }).first();
+const row = (label: string) => wb.treeRow(label);
 
 async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
   try {
@@ -136,16 +135,8 @@ test('Destroy… asks in a modal that names the sandbox and its checkpoints, the
   await step('confirm-modal', async () => {
     // Let the refresh that follows the create (server events, debounced) land before opening the menu.
     await page.waitForTimeout(1500);
-    await row('ui-box').click({ button: 'right' });
-    const item = page.locator('.context-view .action-item', { hasText: 'Destroy…' }).first();
-    await item.waitFor({ timeout: 10_000 });
-    // The workbench ignores a click that comes right after the menu opened (it guards against the right-click's
-    // own mouse-up), so hover first like a person would.
-    await item.hover();
-    await page.waitForTimeout(400);
-    await item.click();
-    const dialog = page.locator('.monaco-dialog-box');
-    await dialog.waitFor({ timeout: 10_000 });
+    await wb.contextMenu(row('ui-box'), 'Destroy…');
+    const dialog = await wb.dialog();
     const text = await dialog.innerText();
     assert.match(text, /Destroy sandbox "ui-box"\?/);
     assert.match(text, /no checkpoints|checkpoint/);
@@ -162,14 +153,8 @@ test('Restore Checkpoint… names the newer checkpoints it would destroy; Cancel
     const checkpoints = page.locator('.part.sidebar .monaco-list-row', { hasText: /^px-\d{8}-\d{6}/ });
     const older = checkpoints.nth(1); // web's older checkpoint (rows are newest first)
     const newerLabel = /px-\d{8}-\d{6}/.exec(await checkpoints.nth(0).innerText())?.[0] ?? '?';
-    await older.click({ button: 'right' });
-    const item = page.locator('.context-view .action-item', { hasText: 'Restore Checkpoint…' }).first();
-    await item.waitFor({ timeout: 10_000 });
-    await item.hover();
-    await page.waitForTimeout(400);
-    await item.click();
-    const dialog = page.locator('.monaco-dialog-box');
-    await dialog.waitFor({ timeout: 10_000 });
+    await wb.contextMenu(older, 'Restore Checkpoint…');
+    const dialog = await wb.dialog();
     const text = await dialog.innerText();
     assert.match(text, /Restore "web" to checkpoint/);
     assert.ok(text.includes(newerLabel), `the dialog names the newer checkpoint ${newerLabel}: ${text}`);
