@@ -43,6 +43,8 @@ export class Job {
   readonly timeStarted = new Date();
   timeFinished: Date | null = null;
   abortRequested = false;
+  /** forgotten by a middleware restart: runs on (Incus finishes what it began) but is no longer reported */
+  orphaned = false;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
   wake: (() => void) | null = null;
@@ -131,6 +133,17 @@ export class JobManager {
     return job;
   }
 
+  /**
+   * middlewared restarted: every job is forgotten and ids start from 1 again. What a running job began goes on
+   * (the Incus operation or ZFS change under it does not stop with middlewared), unseen.
+   */
+  restart(): void {
+    for (const job of this.jobs.values()) job.orphaned = true;
+    this.jobs.clear();
+    this.locks.clear();
+    this.nextId = 1;
+  }
+
   /** core.job_abort: WAITING/RUNNING jobs end ABORTED (at their next wait point when running). */
   abort(job: Job): void {
     if (job.finished) return;
@@ -211,6 +224,7 @@ export class JobManager {
   }
 
   private emit(job: Job, type: 'ADDED' | 'CHANGED'): void {
+    if (job.orphaned) return;
     this.events.send('core.get_jobs', type, { id: job.id, fields: job.toObject(this.version) });
   }
 }

@@ -75,6 +75,11 @@ class Connection implements Conn {
     if (this.open) this.ws.send(stringify(message));
   }
 
+  /** a frame as given (fault switch rewriteReplies), always a text frame */
+  sendRaw(frame: string | Buffer): void {
+    if (this.open) this.ws.send(frame, { binary: false });
+  }
+
   sendNotification(method: string, params: SimValue): void {
     this.send({ jsonrpc: '2.0', method, params });
   }
@@ -133,6 +138,21 @@ export class RpcServer implements ServerStats {
     let total = 0;
     for (const n of this.calls.values()) total += n;
     return total;
+  }
+
+  /**
+   * middlewared restarts: every connection drops, the port refuses connections for `downMs`, and the new
+   * process knows no jobs and no sessions (ids from 1 again). Engine state (Incus, ZFS) stays as it is.
+   */
+  async restart(downMs: number): Promise<void> {
+    const address = this.http.address() as AddressInfo;
+    this.ctx.jobs.restart();
+    for (const conn of this.conns) conn.terminate();
+    const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    this.http.closeAllConnections();
+    await closed;
+    await new Promise((resolve) => setTimeout(resolve, downMs));
+    await listen(this.http, address.port, address.address);
   }
 
   async close(): Promise<void> {
@@ -260,19 +280,21 @@ export class RpcServer implements ServerStats {
   ): Promise<void> {
     this.calls.set(spec.name, (this.calls.get(spec.name) ?? 0) + 1);
     const reply = async (body: { result: SimValue } | { error: RpcErrorBody }) => {
-      const delay = this.ctx.faults.replyDelayMs;
+      const delay = this.ctx.faults.replyDelayMs(spec.name);
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
       if (id === undefined) return; // a notification gets no reply
-      conn.send(
+      const message: SimValue =
         'result' in body
           ? { jsonrpc: '2.0', result: body.result, id }
-          : { jsonrpc: '2.0', error: body.error as unknown as SimValue, id },
-      );
+          : { jsonrpc: '2.0', error: body.error as unknown as SimValue, id };
+      const rewrite = this.ctx.faults.rewriterFor(spec.name);
+      if (rewrite) conn.sendRaw(rewrite(stringify(message)));
+      else conn.send(message);
     };
     const tooMany = {
       error: { code: -32000, message: `Maximum number of concurrent calls (${SEMAPHORE_HARD}) has exceeded` },
     };
-    if (this.ctx.faults.takeTooMany() || conn.inFlight >= SEMAPHORE_HARD) {
+    if (this.ctx.faults.takeTooMany(spec.name) || conn.inFlight >= SEMAPHORE_HARD) {
       await reply(tooMany);
       return;
     }
@@ -316,7 +338,17 @@ export class RpcServer implements ServerStats {
       }
     }
     const env = { ctx: this.ctx, conn, messageId: id };
-    if (!spec.job) return spec.handler(env, args);
+    const faults = this.ctx.faults;
+    if (!spec.job) {
+      const failure = faults.takeCallFailure(spec.name);
+      if (failure !== null) throw new CallError(failure, ERRNO.EFAULT);
+      const result = await spec.handler(env, args);
+      // The call ran; its reply is lost (a closed socket sends nothing).
+      if (faults.takeDrop(spec.name, true)) conn.terminate();
+      const downMs = faults.takeRestart(spec.name, true);
+      if (downMs !== null) await this.restart(downMs);
+      return result;
+    }
 
     let lock: string | null = null;
     if (spec.job.lock) {
@@ -329,7 +361,6 @@ export class RpcServer implements ServerStats {
         );
       }
     }
-    const faults = this.ctx.faults;
     const duration = this.ctx.jobDurationMs;
     const job = this.ctx.jobs.submit({
       method: spec.name,
@@ -341,7 +372,9 @@ export class RpcServer implements ServerStats {
       run: async (jobCtx) => {
         if (spec.name !== 'core.job_wait') {
           if (faults.takeDrop(spec.name)) setTimeout(() => conn.terminate(), Math.max(1, duration / 3));
-          const failure = faults.takeFailure();
+          const downMs = faults.takeRestart(spec.name);
+          if (downMs !== null) setTimeout(() => void this.restart(downMs), Math.max(1, duration / 3));
+          const failure = faults.takeFailure() ?? faults.takeCallFailure(spec.name);
           if (failure !== null) {
             await jobCtx.sleep(duration / 2);
             throw new CallError(failure, ERRNO.EFAULT);

@@ -14,7 +14,7 @@ import {
   RPC_TOO_MANY_CALLS,
   RpcCallError,
 } from './errors';
-import { JobRecord, JobTracker } from './jobs';
+import { canonical, JobRecord, JobTracker } from './jobs';
 import { assertTransportAllowed, normalizeFingerprint } from './tls';
 import { parseVersion, TrueNASVersion } from './version';
 
@@ -72,19 +72,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const jitter = (ms: number) => Math.round(ms * (0.75 + Math.random() * 0.5));
 
 /** Key-order independent JSON, to recognise our own job among the server's jobs. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const obj = value as Record<string, unknown>;
-    return `{${Object.keys(obj)
-      .filter((k) => obj[k] !== undefined)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical(obj[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
-}
-
 export class TrueNASClient {
   readonly host: string;
   private readonly secure: boolean;
@@ -102,6 +89,8 @@ export class TrueNASClient {
   private readonly startedJobIds = new Set<number>();
   /** Highest job id known to exist; a job we lost the reply of must have a higher one (ids only grow). */
   private maxJobIdSeen = 0;
+  /** Counts middlewared restarts seen (job ids went back): job ids from before one mean nothing after it. */
+  private serverEpoch = 0;
   private versionPromise?: Promise<TrueNASVersion>;
   private reconnectTimer?: NodeJS.Timeout;
   private reconnectAttempt = 0;
@@ -238,13 +227,18 @@ export class TrueNASClient {
     if (opts.signal?.aborted) throw new CancelledError(`${opts.context} was cancelled.`);
     await this.connection();
     const floor = this.maxJobIdSeen;
+    const epoch = this.serverEpoch;
     let id: unknown;
     let reattached: JobRecord | undefined;
     try {
       id = await this.call(method, params, { context: opts.context, idempotent: false });
     } catch (err) {
       if (!(err instanceof ConnectionDroppedError && err.sent) && !(err instanceof TimeoutError)) throw err;
-      const found = await this.findOurJob(method, params, floor).catch(() => undefined);
+      // After a restart the job list is new: that our job is not in it proves nothing.
+      const found =
+        this.serverEpoch === epoch
+          ? await this.findOurJob(method, params, floor).catch(() => undefined)
+          : undefined;
       if (found === undefined) throw err;
       if (found === null) {
         this.log.info(`truenas: ${method} never reached ${this.host}; sending it again`);
@@ -258,7 +252,7 @@ export class TrueNASClient {
     if (typeof id !== 'number') return id as T; // not a job on this server version: the result itself
     this.startedJobIds.add(id);
     this.noteJobId(id);
-    const done = this.jobs.wait(id, opts.context, opts.onProgress);
+    const done = this.jobs.wait(id, opts.context, opts.onProgress, { method, arguments: params });
     if (reattached) this.jobs.update(reattached); // it may have ended while we were away
     const jobId = id;
     const onAbort = () => {
@@ -466,7 +460,16 @@ export class TrueNASClient {
         [[], { order_by: ['-id'], limit: 1, select: ['id'] }],
         this.callTimeoutMs,
       )) as { id: number }[];
-      if (rows[0] && typeof rows[0].id === 'number') this.noteJobId(rows[0].id);
+      const newest = rows[0] && typeof rows[0].id === 'number' ? rows[0].id : 0;
+      if (newest < this.maxJobIdSeen) {
+        // Ids only grow while middlewared runs: it restarted, and the ids we know now name other jobs.
+        this.log.warn(`truenas: ${this.host} restarted (job ids begin again); older job ids are forgotten`);
+        this.serverEpoch += 1;
+        this.maxJobIdSeen = 0;
+        this.startedJobIds.clear();
+        this.jobs.forgetEarly();
+      }
+      this.noteJobId(newest);
     } catch (err) {
       this.log.debug(`truenas: could not read the newest job id: ${String(err)}`);
     }

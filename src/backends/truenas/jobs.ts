@@ -1,6 +1,6 @@
 // Job tracking: a job method returns an id; its end arrives as `core.get_jobs` collection_update events (or
 // from polling core.get_jobs after a reconnect). The state machine is here, independent of sockets.
-import { CancelledError } from '../../core/errors';
+import { CancelledError, ConnectionError } from '../../core/errors';
 import type { PixelsError } from '../../core/errors';
 import type { ProgressReport } from '../../core/sandbox';
 import { JobFailure, mapJobFailure } from './errors';
@@ -16,8 +16,38 @@ export interface JobRecord extends JobFailure {
   result?: unknown;
 }
 
+/** What a job was started with: a record with the same id but another method or arguments is not ours. */
+export interface JobIdentity {
+  method: string;
+  arguments: unknown[];
+}
+
+/** A stable text form of a JSON value (object keys sorted), to compare arguments. */
+export function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const obj = value as Record<string, unknown>;
+    return `{${Object.keys(obj)
+      .filter((k) => obj[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical(obj[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** Whether a job record can be the job started with `identity` (fields a record lacks cannot tell). */
+function belongsTo(job: JobRecord, identity: JobIdentity | undefined): boolean {
+  if (!identity) return true;
+  if (job.method !== undefined && job.method !== identity.method) return false;
+  if (Array.isArray(job.arguments) && canonical(job.arguments) !== canonical(identity.arguments))
+    return false;
+  return true;
+}
+
 interface Waiter {
   context: string;
+  identity?: JobIdentity;
   resolve: (result: unknown) => void;
   reject: (err: PixelsError) => void;
   onProgress?: (p: ProgressReport) => void;
@@ -38,16 +68,29 @@ export class JobTracker {
   private early = new Map<number, JobRecord>();
   private static readonly EARLY_LIMIT = 200;
 
-  /** Starts waiting for `id`; resolves with the job result, rejects with a typed error. */
-  wait(id: number, context: string, onProgress?: (p: ProgressReport) => void): Promise<unknown> {
+  /**
+   * Starts waiting for `id`; resolves with the job result, rejects with a typed error. With `identity`, a record
+   * of another job under the same id (ids start from 1 again when middlewared restarts) is never taken for ours.
+   */
+  wait(
+    id: number,
+    context: string,
+    onProgress?: (p: ProgressReport) => void,
+    identity?: JobIdentity,
+  ): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      this.waiters.set(id, { context, resolve, reject, onProgress, aborted: false });
+      this.waiters.set(id, { context, identity, resolve, reject, onProgress, aborted: false });
       const seen = this.early.get(id);
       if (seen) {
         this.early.delete(id);
-        this.update(seen);
+        if (belongsTo(seen, identity)) this.update(seen);
       }
     });
+  }
+
+  /** Forgets remembered ends: the server restarted, so the ids they carry now name other jobs. */
+  forgetEarly(): void {
+    this.early.clear();
   }
 
   /** Ids still waited for (polled after a reconnect). */
@@ -84,6 +127,15 @@ export class JobTracker {
           if (oldest !== undefined) this.early.delete(oldest);
         }
       }
+      return;
+    }
+    if (!belongsTo(job, w.identity)) {
+      this.waiters.delete(job.id);
+      w.reject(
+        new ConnectionError(
+          `${w.context}: job ${job.id} on the server is another job now (the server restarted); the outcome is unknown.`,
+        ),
+      );
       return;
     }
     if (job.progress && w.onProgress) {

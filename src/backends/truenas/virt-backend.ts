@@ -50,6 +50,15 @@ const MiB = 1024 * 1024;
 /** filesystem.file_receive messages may be 2 MiB; 1 MiB of file is 1.4 MiB of base64 plus the envelope. */
 export const FILE_CHUNK_BYTES = 1024 * 1024;
 const DEFAULT_STOP_TIMEOUT_SEC = 30;
+/** Tries of a check or clean-up after a lost reply while the server may be restarting (see whileAway). */
+const AWAY_ATTEMPTS = 5;
+
+/** A lost reply or a timeout of a call that changes something: the server may or may not have done it. */
+function isUnknownOutcome(err: unknown): boolean {
+  return (
+    (err instanceof ConnectionError || err instanceof TimeoutError) && /outcome .*unknown/.test(err.message)
+  );
+}
 
 export interface NicConfig {
   network?: string;
@@ -357,7 +366,17 @@ export class TrueNASVirtBackend implements Backend {
     if (existing.length) {
       throw new AlreadyExistsError(`Sandbox "${name}" already has a checkpoint named "${chosen}".`);
     }
-    await snapshots.create(dataset, chosen, `Creating checkpoint "${chosen}" of "${name}"`);
+    try {
+      await snapshots.create(dataset, chosen, `Creating checkpoint "${chosen}" of "${name}"`);
+    } catch (err) {
+      // The label was free before: if it exists now, the lost reply was ours and the checkpoint was made.
+      if (!isUnknownOutcome(err)) throw err;
+      const made = await this.whileAway(() =>
+        snapshots.query([['id', '=', `${dataset}@${chosen}`]], `Checking checkpoint "${chosen}"`),
+      ).catch(() => undefined);
+      if (!made?.length) throw err;
+      this.log.info(`truenas: checkpoint "${chosen}" of "${name}" was made although its reply was lost`);
+    }
     const [entry] = await snapshots.query(
       [['id', '=', `${dataset}@${chosen}`]],
       `Reading checkpoint "${chosen}"`,
@@ -387,7 +406,7 @@ export class TrueNASVirtBackend implements Backend {
     }
     report(`Rolling back to "${label}"`, 50);
     try {
-      await snapshots.rollback(id, `Restoring checkpoint "${label}" of "${name}"`);
+      await this.rollbackOnce(snapshots, id, `Restoring checkpoint "${label}" of "${name}"`);
     } catch (err) {
       // Leave the sandbox as we found it, and report the rollback's error.
       if (wasRunning) await this.startQuietly(name);
@@ -398,6 +417,20 @@ export class TrueNASVirtBackend implements Backend {
       await this.client.callJob('virt.instance.start', [instanceName(name)], {
         context: `Starting sandbox "${name}" after restoring "${label}"`,
       });
+    }
+  }
+
+  /**
+   * A rollback whose reply was lost is sent again: rolling back to a snapshot that is already the newest (the
+   * lost one went through) changes nothing, so the second answer tells the outcome.
+   */
+  private async rollbackOnce(snapshots: SnapshotApi, id: string, context: string): Promise<void> {
+    try {
+      await snapshots.rollback(id, context);
+    } catch (err) {
+      if (!isUnknownOutcome(err)) throw err;
+      this.log.info(`truenas: the reply to the rollback to ${id} was lost; rolling back again`);
+      await this.whileAway(() => snapshots.rollback(id, context));
     }
   }
 
@@ -473,11 +506,12 @@ export class TrueNASVirtBackend implements Backend {
         autostart: false,
         nic: this.nic,
       });
+      // From here on the instance may exist (a lost reply or a restart hides whether it does): undo checks.
+      created = true;
       await this.client.callJob('virt.instance.create', [payload], {
         context: `Creating sandbox "${newName}" for the clone`,
         signal: op?.signal,
       });
-      created = true;
       const fresh = await this.requireInstance(newName);
       if (fresh.status !== 'STOPPED') {
         await this.client.callJob(
@@ -741,12 +775,9 @@ export class TrueNASVirtBackend implements Backend {
     name: string,
     done: (inst: VirtInstance | undefined) => boolean,
   ): Promise<boolean> {
-    const unknownOutcome =
-      (err instanceof ConnectionError || err instanceof TimeoutError) &&
-      /outcome .*unknown/.test(err.message);
-    if (!unknownOutcome) return false;
+    if (!isUnknownOutcome(err)) return false;
     try {
-      if (done(await this.findInstance(name))) {
+      if (done(await this.whileAway(() => this.findInstance(name)))) {
         this.log.info(`truenas: "${name}" is in the expected state after a lost reply; treating it as done`);
         return true;
       }
@@ -758,23 +789,45 @@ export class TrueNASVirtBackend implements Backend {
 
   private async startQuietly(name: string): Promise<void> {
     try {
-      await this.client.callJob('virt.instance.start', [instanceName(name)], {
-        context: `Starting "${name}" again`,
-      });
+      await this.whileAway(() =>
+        this.client.callJob('virt.instance.start', [instanceName(name)], {
+          context: `Starting "${name}" again`,
+        }),
+      );
     } catch (err) {
       this.log.warn(`truenas: could not start "${name}" again: ${String(err)}`);
     }
   }
 
+  /** Deletes what a failed create or clone left (the failure may be the server going away: see whileAway). */
   private async removeHalfMade(name: string): Promise<void> {
     try {
-      if (await this.findInstance(name)) {
-        await this.client.callJob('virt.instance.delete', [instanceName(name)], {
-          context: `Removing the half-made sandbox "${name}"`,
-        });
-      }
+      await this.whileAway(async () => {
+        if (await this.findInstance(name)) {
+          await this.client.callJob('virt.instance.delete', [instanceName(name)], {
+            context: `Removing the half-made sandbox "${name}"`,
+          });
+        }
+      });
     } catch (err) {
       this.log.warn(`truenas: could not remove the half-made sandbox "${name}": ${String(err)}`);
+    }
+  }
+
+  /**
+   * Runs a check or clean-up that follows a lost reply. The loss may be the server restarting, so a refused
+   * connection or a timeout is tried again while it comes back (bounded, about 7 s in all) rather than leaving
+   * the outcome unknown or the work half-done at the first refusal.
+   */
+  private async whileAway<T>(work: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await work();
+      } catch (err) {
+        const transient = err instanceof ConnectionError || err instanceof TimeoutError;
+        if (!transient || attempt >= AWAY_ATTEMPTS) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
+      }
     }
   }
 
