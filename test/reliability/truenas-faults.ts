@@ -175,7 +175,7 @@ export class TrueNASFaultRig {
     const method = this.target(op);
     const callsBefore = this.sim.callCount(method);
     const disarm = this.arm(fault, method);
-    let ok = false;
+    let ok: boolean;
     let result: unknown;
     try {
       result = await act();

@@ -2,6 +2,7 @@
 // long poll (/wait), report progress from operation events, and cancel it when the caller aborts.
 import {
   CancelledError,
+  ConnectionError,
   NotFoundError,
   AlreadyExistsError,
   PixelsError,
@@ -25,6 +26,8 @@ export interface IncusOperation {
 
 /** Long-poll slice: the /wait request returns after this many seconds even if the operation still runs. */
 const WAIT_SLICE_SEC = 25;
+/** Broken connections a wait survives (each waited for again after a short pause). */
+const LOST_WAITS = 3;
 /** How Incus says a /wait slice ran out while the operation goes on. */
 const SLICE_OVER = /deadline exceeded/i;
 
@@ -100,6 +103,7 @@ export class Operations {
    * A failed operation becomes a typed error.
    */
   async wait(id: string, signal?: AbortSignal): Promise<IncusOperation> {
+    let lostWaits = 0;
     for (;;) {
       if (signal?.aborted) {
         await this.cancel(id);
@@ -115,6 +119,13 @@ export class Operations {
         });
       } catch (err) {
         if (err instanceof CancelledError) await this.cancel(id);
+        // A wait only reads: when its connection breaks, the operation goes on in incusd and is waited for
+        // again, rather than reporting a failure for work the server is still doing.
+        if (err instanceof ConnectionError && lostWaits < LOST_WAITS) {
+          lostWaits += 1;
+          await pause(500 * lostWaits, signal);
+          continue;
+        }
         throw err;
       }
       const env = parseEnvelope<IncusOperation>(res);

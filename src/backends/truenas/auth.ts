@@ -49,7 +49,7 @@ export function checkLoginResult(
     }
     default:
       throw new NotAuthenticatedError(
-        `${host} answered the login with an unexpected response (${String(type ?? 'none')}).`,
+        `${host} answered the login (auth.login_ex) with an unexpected response (${typeof type === 'string' ? type.slice(0, 80) : 'none'}).`,
       );
   }
 }

@@ -1,6 +1,8 @@
 // The TrueNAS JSON-RPC client: one connection per server, shared by every call; login, job subscription,
 // reconnect with backoff and re-login; safe retries only; jobs with progress, cancel and re-attach.
-import { CancelledError, ConnectionError, PixelsError, TimeoutError } from '../../core/errors';
+import { CancelledError, ConnectionError, PixelsError, ServerError, TimeoutError } from '../../core/errors';
+import type { ReplyCheck } from '../../core/reply-shape';
+import { rowsWith, text } from '../../core/reply-shape';
 import type { Logger } from '../../core/log';
 import { registerSecret, silentLogger } from '../../core/log';
 import type { ProgressReport } from '../../core/sandbox';
@@ -42,6 +44,8 @@ export interface CallOptions {
   /** A read: may be retried after a drop or a busy answer. Default: guessed from the method name. */
   idempotent?: boolean;
   timeoutMs?: number;
+  /** The shape the caller reads; a reply of another shape is a ServerError naming the method. */
+  expect?: ReplyCheck;
 }
 
 export interface JobOptions {
@@ -67,6 +71,8 @@ export function isReadMethod(method: string): boolean {
     )
   );
 }
+
+const JOB_ROWS = rowsWith({ id: 'number', state: 'string', method: 'string?', arguments: 'array?' });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const jitter = (ms: number) => Math.round(ms * (0.75 + Math.random() * 0.5));
@@ -144,6 +150,7 @@ export class TrueNASClient {
     if (!this.versionPromise) {
       this.versionPromise = this.call<string>('system.version', [], {
         context: 'Reading the TrueNAS version',
+        expect: text,
       }).then((raw) => parseVersion(String(raw)));
       this.versionPromise.catch(() => (this.versionPromise = undefined));
     }
@@ -176,8 +183,9 @@ export class TrueNASClient {
         }
         throw err;
       }
+      let reply: unknown;
       try {
-        return (await conn.call(method, params, timeout)) as T;
+        reply = await conn.call(method, params, timeout);
       } catch (err) {
         if (err instanceof RpcCallError) {
           // The server refused before running the method: safe to repeat for any method.
@@ -200,8 +208,10 @@ export class TrueNASClient {
             continue;
           }
           if (err.sent) {
+            // A read that kept failing changed nothing; a write may have happened.
             throw new ConnectionDroppedError(
-              `Lost the connection to ${this.host} during ${lowerFirst(context)}; the outcome is unknown.`,
+              `Lost the connection to ${this.host} during ${lowerFirst(context)} (${method})` +
+                (idempotent ? '.' : '; the outcome is unknown.'),
               true,
               { cause: err },
             );
@@ -215,6 +225,10 @@ export class TrueNASClient {
         }
         throw err;
       }
+      const problem = opts.expect?.(reply);
+      if (problem)
+        throw new ServerError(`${this.host} answered ${method} with a reply Pixels cannot use: ${problem}.`);
+      return reply as T;
     }
   }
 
@@ -325,7 +339,7 @@ export class TrueNASClient {
     this.disconnectedSince = undefined;
     this.log.info(`truenas: logged in to ${this.host} as ${this.options.username}`);
     this.emitConnection(true);
-    if (this.jobs.pendingIds().length) void this.pollJobs().catch(() => undefined);
+    if (this.jobs.pendingIds().length) void this.pollJobs().catch((err: unknown) => this.pollFailed(err));
     return conn;
   }
 
@@ -351,7 +365,7 @@ export class TrueNASClient {
           throw err;
         }
         // Job events may have been missed while the session was gone.
-        if (this.jobs.pendingIds().length) void this.pollJobs().catch(() => undefined);
+        if (this.jobs.pendingIds().length) void this.pollJobs().catch((err: unknown) => this.pollFailed(err));
       })().finally(() => (this.relogging = undefined));
     }
     return this.relogging;
@@ -410,6 +424,7 @@ export class TrueNASClient {
     if (ids.length === 0) return;
     const rows = await this.call<JobRecord[]>('core.get_jobs', [[['id', 'in', ids]]], {
       context: 'Checking running jobs',
+      expect: JOB_ROWS,
     });
     const seen = new Set<number>();
     for (const row of rows) {
@@ -428,6 +443,24 @@ export class TrueNASClient {
   }
 
   /**
+   * A poll after a reconnect that could not be read: the end events of the jobs we wait for may be gone for
+   * good, so each waiter learns now that its outcome is unknown (the backend then looks at the server's state)
+   * instead of waiting forever. A poll lost with its connection is made again after the next reconnect.
+   */
+  private pollFailed(err: unknown): void {
+    if (err instanceof ConnectionDroppedError || this.disposed) return;
+    const reason = err instanceof Error ? err.message : String(err);
+    for (const id of this.jobs.pendingIds()) {
+      this.jobs.fail(
+        id,
+        new ConnectionError(
+          `Could not read the end of job ${id} on ${this.host}: ${reason} Its outcome is unknown.`,
+        ),
+      );
+    }
+  }
+
+  /**
    * After a lost reply: our job (same method + arguments, not one we already know); `null` when the
    * server provably has no such job (it never got the call); `undefined` when that cannot be told.
    */
@@ -438,6 +471,7 @@ export class TrueNASClient {
   ): Promise<JobRecord | null | undefined> {
     const rows = await this.call<JobRecord[]>('core.get_jobs', [[['method', '=', method]]], {
       context: 'Looking for the job that lost its reply',
+      expect: JOB_ROWS,
     });
     if (rows.some((r) => !Array.isArray(r.arguments))) return undefined;
     const want = canonical(params);
@@ -471,6 +505,8 @@ export class TrueNASClient {
       }
       this.noteJobId(newest);
     } catch (err) {
+      // The newest id is a hint; a connection that broke meanwhile is not.
+      if (err instanceof ConnectionDroppedError) throw err;
       this.log.debug(`truenas: could not read the newest job id: ${String(err)}`);
     }
   }

@@ -218,7 +218,19 @@ export class RpcConnection {
     try {
       msg = JSON.parse(data.toString());
     } catch {
-      this.options.log.warn('truenas: ignoring a message that is not JSON');
+      // Not JSON-RPC any more: which call it answered cannot be known, so every call on this socket would wait
+      // for its timeout. The connection is dropped instead; each pending call fails at once, naming its method.
+      this.options.log.warn('truenas: the server sent a message that is not JSON; dropping the connection');
+      this.ws.terminate();
+      this.onClosed('the server sent a message that is not JSON');
+      return;
+    }
+    if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
+      this.options.log.warn(
+        'truenas: the server sent a message that is not a JSON-RPC object; dropping the connection',
+      );
+      this.ws.terminate();
+      this.onClosed('the server sent a message that is not a JSON-RPC object');
       return;
     }
     if (typeof msg.method === 'string' && msg.id === undefined) {

@@ -1,5 +1,6 @@
 // ZFS snapshots (checkpoints) and dataset surgery through the API family of the server:
 // 25.04 zfs.snapshot.* (+ private zfs.dataset.delete), 25.10 pool.snapshot.* (+ pool.dataset.rename/delete).
+import { rowsWith } from '../../core/reply-shape';
 import type { Checkpoint } from '../../core/sandbox';
 import type { TrueNASClient } from './client';
 import type { ApiFamily } from './version';
@@ -20,6 +21,15 @@ export interface SnapshotEntry {
   snapshot_name?: string;
   properties?: Record<string, ZfsProperty | undefined>;
 }
+
+/** The fields of snapshot query rows that the checkpoint mapping reads. */
+const SNAPSHOT_ROWS = rowsWith({
+  id: 'string',
+  name: 'string?',
+  dataset: 'string',
+  snapshot_name: 'string?',
+  properties: 'object?',
+});
 
 export function snapshotLabel(entry: SnapshotEntry): string {
   return entry.snapshot_name ?? entry.id.slice(entry.id.indexOf('@') + 1);
@@ -101,7 +111,7 @@ export class SnapshotApi {
     return this.client.call<SnapshotEntry[]>(
       `${this.ns}.query`,
       [filters, { extra: { properties: SNAPSHOT_PROPERTIES } }],
-      { context },
+      { context, expect: SNAPSHOT_ROWS },
     );
   }
 

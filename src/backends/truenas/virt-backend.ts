@@ -45,11 +45,23 @@ import {
   toCheckpoint,
 } from './snapshots';
 import { apiFamily, ApiFamily } from './version';
+import { objectWith, rowsWith } from '../../core/reply-shape';
 
 const MiB = 1024 * 1024;
 /** filesystem.file_receive messages may be 2 MiB; 1 MiB of file is 1.4 MiB of base64 plus the envelope. */
 export const FILE_CHUNK_BYTES = 1024 * 1024;
 const DEFAULT_STOP_TIMEOUT_SEC = 30;
+/** The fields of virt.instance.query rows that toSandbox and the operations read. */
+const INSTANCE_ROWS = rowsWith({
+  name: 'string',
+  status: 'string',
+  cpu: 'string?',
+  memory: 'number?',
+  autostart: 'boolean?',
+  aliases: 'array?',
+  image: 'object?',
+});
+
 /** Tries of a check or clean-up after a lost reply while the server may be restarting (see whileAway). */
 const AWAY_ATTEMPTS = 5;
 
@@ -195,6 +207,7 @@ export class TrueNASVirtBackend implements Backend {
     const [instances, snaps] = await Promise.all([
       this.client.call<VirtInstance[]>('virt.instance.query', [[['name', '^', INSTANCE_PREFIX]]], {
         context: 'Listing sandboxes',
+        expect: INSTANCE_ROWS,
       }),
       snapshots.query([['dataset', '^', prefix]], 'Listing checkpoints'),
     ]);
@@ -612,12 +625,13 @@ export class TrueNASVirtBackend implements Backend {
         .then(() =>
           this.client.call<VirtGlobalConfig>('virt.global.config', [], {
             context: 'Reading the virtualization settings',
+            expect: objectWith({ pool: 'string?', dataset: 'string?', state: 'string?' }),
           }),
         )
         .then((c) => {
           if (!c.pool || !c.dataset || (c.state && c.state !== 'INITIALIZED')) {
             throw new ServerError(
-              `Containers are not set up on ${this.client.host} (state ${c.state ?? 'unknown'}): choose a pool under ` +
+              `Containers are not set up on ${this.client.host} (virt.global.config: state ${c.state ?? 'unknown'}): choose a pool under ` +
                 'Instances (Containers) → Global Settings in the TrueNAS UI.',
             );
           }
@@ -642,6 +656,7 @@ export class TrueNASVirtBackend implements Backend {
       [[['name', '=', instanceName(name)]]],
       {
         context: `Looking up sandbox "${name}"`,
+        expect: INSTANCE_ROWS,
       },
     );
     return rows[0];

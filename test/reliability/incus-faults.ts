@@ -1,0 +1,181 @@
+// Faults at scale on Incus: every operation through a fault-injecting proxy in front of the lab's unix socket,
+// and the server's state (read directly, not through the proxy) after each compared with the product's report.
+import { createIncusBackend, type IncusBackend } from '../../src/backends/incus/index';
+import { IncusRestClient } from '../../src/backends/incus/rest-client';
+import type { Lab } from '../lab/lab';
+import { IncusFaultProxy, type ProxyAction } from './incus-proxy';
+import type { FaultCase } from './tally';
+
+/**
+ * 5xx: incusd refused (nothing happened); drop-wait: the connection of the operation wait breaks while incusd
+ * goes on with the work. (A drop before forwarding behaves like the 5xx case for the product: nothing was sent.)
+ */
+export const INCUS_FAULTS = ['5xx', 'drop-wait'] as const;
+export type IncusFault = (typeof INCUS_FAULTS)[number];
+export type IncusOp = 'create' | 'clone' | 'restore' | 'destroy' | 'checkpoint';
+
+interface State {
+  /** instance -> status */
+  instances: Map<string, string>;
+  /** "instance/snapshot" */
+  snapshots: Set<string>;
+}
+
+export class IncusFaultRig {
+  private serial = 0;
+  private model: State = { instances: new Map(), snapshots: new Set() };
+
+  private constructor(
+    private readonly lab: Lab,
+    private readonly prefix: string,
+    readonly proxy: IncusFaultProxy,
+    readonly backend: IncusBackend,
+    private readonly direct: IncusRestClient,
+  ) {}
+
+  static async start(lab: Lab, prefix: string): Promise<IncusFaultRig> {
+    const proxy = await IncusFaultProxy.start(lab.socket);
+    const backend = createIncusBackend({
+      serverId: 'lab-faults',
+      socketPath: proxy.socket,
+      network: lab.bridge,
+      storagePool: lab.poolBtrfs,
+    });
+    const rig = new IncusFaultRig(
+      lab,
+      prefix,
+      proxy,
+      backend,
+      new IncusRestClient({ socketPath: lab.socket }),
+    );
+    await backend.create({ name: `${prefix}-base`, image: lab.image });
+    await backend.createCheckpoint(`${prefix}-base`, 'c1');
+    rig.model = await rig.state();
+    return rig;
+  }
+
+  async close(): Promise<void> {
+    this.backend.dispose();
+    this.direct.close();
+    await this.proxy.close();
+  }
+
+  async state(): Promise<State> {
+    const env = await this.direct.call<
+      { name: string; status: string; snapshots?: { name: string }[] | null }[]
+    >('GET', '/1.0/instances', { query: { recursion: '2' } });
+    const mine = env.metadata.filter((i) => i.name.startsWith(`px-${this.prefix}-`));
+    return {
+      instances: new Map(mine.map((i) => [i.name, i.status])),
+      snapshots: new Set(
+        mine.flatMap((i) => (i.snapshots ?? []).map((s) => `${i.name}/${s.name.split('/').pop()}`)),
+      ),
+    };
+  }
+
+  async run(op: IncusOp, fault: IncusFault): Promise<FaultCase> {
+    const n = ++this.serial;
+    const where = `Incus ${op} / ${fault}`;
+    const b = this.backend;
+    const p = this.prefix;
+    const inst = (short: string) => `px-${p}-${short}`;
+    let act: () => Promise<unknown>;
+    let onSuccess: (result: unknown) => void;
+    let target: { method: string; path: RegExp };
+    let requestInstance: string | undefined;
+    switch (op) {
+      case 'create':
+        act = () => b.create({ name: `${p}-n${n}`, image: this.lab.image });
+        onSuccess = () => this.model.instances.set(inst(`n${n}`), 'Running');
+        target = { method: 'POST', path: /^\/1\.0\/instances$/ };
+        break;
+      case 'clone':
+        act = () => b.clone({ sandbox: `${p}-base`, checkpoint: 'c1' }, `${p}-k${n}`);
+        onSuccess = () => this.model.instances.set(inst(`k${n}`), 'Running');
+        target = { method: 'POST', path: /^\/1\.0\/instances$/ };
+        break;
+      case 'restore': {
+        // One stopped sandbox serves every restore case: two fresh checkpoints each time.
+        const r = `${p}-r`;
+        if (!this.model.instances.has(`px-${r}`)) {
+          await b.create({ name: r, image: this.lab.image, start: false });
+          this.model.instances.set(`px-${r}`, 'Stopped');
+        }
+        const [a, later] = [`a${n}`, `b${n}`];
+        await b.createCheckpoint(r, a);
+        await new Promise((res) => setTimeout(res, 20)); // distinct creation times
+        await b.createCheckpoint(r, later);
+        this.model.snapshots.add(`px-${r}/${a}`).add(`px-${r}/${later}`);
+        act = () => b.restoreCheckpoint(r, a);
+        onSuccess = () => this.model.snapshots.delete(`px-${r}/${later}`);
+        target = { method: 'PUT', path: new RegExp(`^/1\\.0/instances/px-${r}$`) };
+        break;
+      }
+      case 'destroy': {
+        const d = `${p}-d${n}`;
+        await b.create({ name: d, image: this.lab.image, start: false });
+        await b.createCheckpoint(d, 'x');
+        this.model.instances.set(`px-${d}`, 'Stopped');
+        this.model.snapshots.add(`px-${d}/x`);
+        act = () => b.destroy(d);
+        onSuccess = () => {
+          this.model.instances.delete(`px-${d}`);
+          this.model.snapshots.delete(`px-${d}/x`);
+        };
+        target = { method: 'DELETE', path: new RegExp(`^/1\\.0/instances/px-${d}$`) };
+        break;
+      }
+      case 'checkpoint':
+        requestInstance = inst('base');
+        act = () => b.createCheckpoint(`${p}-base`, `cp${n}`);
+        onSuccess = () => this.model.snapshots.add(`${inst('base')}/cp${n}`);
+        target = { method: 'POST', path: new RegExp(`^/1\\.0/instances/${inst('base')}/snapshots$`) };
+        break;
+    }
+    const action: ProxyAction = fault === '5xx' ? { kind: '5xx' } : { kind: 'drop-after' };
+    if (fault === 'drop-wait')
+      this.proxy.add({ method: 'GET', path: /^\/1\.0\/operations\/[^/]+\/wait$/, action });
+    else this.proxy.add({ ...target, action });
+    let ok = false;
+    let result: unknown;
+    try {
+      result = await act();
+      ok = true;
+    } catch (err) {
+      result = err;
+    }
+    const injected = this.proxy.armed() === 0;
+    this.proxy.clear();
+    if (ok) onSuccess(result);
+    const verdict = this.judge(await this.state(), ok, requestInstance);
+    if (process.env.PIXELS_RELIABILITY_DEBUG)
+      console.log(`${where}: ${ok ? 'done' : `failed: ${String(result)}`}`, JSON.stringify(verdict));
+    return { where, injected, ...verdict };
+  }
+
+  private judge(
+    st: State,
+    ok: boolean,
+    requestInstance: string | undefined,
+  ): Pick<FaultCase, 'lost' | 'duplicated' | 'halfMade'> {
+    const lost: string[] = [];
+    const duplicated: string[] = [];
+    const halfMade: string[] = [];
+    const reported = ok ? 'done' : 'failed';
+    for (const [name, status] of this.model.instances) {
+      const now = st.instances.get(name);
+      if (now === undefined) lost.push(`instance ${name}`);
+      else if (now !== status) halfMade.push(`instance ${name} is ${now}, expected ${status}`);
+    }
+    for (const name of st.instances.keys())
+      if (!this.model.instances.has(name)) halfMade.push(`instance ${name} (reported ${reported})`);
+    for (const s of this.model.snapshots) if (!st.snapshots.has(s)) lost.push(`snapshot ${s}`);
+    for (const s of st.snapshots) {
+      if (this.model.snapshots.has(s)) continue;
+      if (ok && requestInstance && s.startsWith(`${requestInstance}/`)) duplicated.push(`snapshot ${s}`);
+      else halfMade.push(`snapshot ${s} (reported ${reported})`);
+    }
+    this.model = st;
+    return { lost, duplicated, halfMade };
+  }
+}
