@@ -5,7 +5,8 @@
 import { spawn } from 'node:child_process';
 
 const suites = (
-  process.env.PIXELS_SUITES ?? 'typecheck,lint,build,test:unit,test:integration,test:vscode,test:e2e'
+  process.env.PIXELS_SUITES ??
+  'typecheck,lint,build,test:unit,test:integration,test:reliability,test:vscode,test:e2e'
 ).split(',');
 
 function run(script) {

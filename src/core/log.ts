@@ -27,11 +27,15 @@ export function registerSecret(value: string): void {
 export function redact(text: string): string {
   let out = text;
   for (const secret of secrets) out = out.split(secret).join('«redacted»');
-  return out
-    .replace(/("api_key"\s*:\s*")[^"]*(")/g, '$1«redacted»$2')
-    .replace(/("password"\s*:\s*")[^"]*(")/g, '$1«redacted»$2')
-    .replace(
-      /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g,
-      '«private key redacted»',
-    );
+  return (
+    out
+      .replace(/("api_key"\s*:\s*")[^"]*(")/g, '$1«redacted»$2')
+      .replace(/("password"\s*:\s*")[^"]*(")/g, '$1«redacted»$2')
+      // A sandbox's environment variables ([env] values) may hold tokens: the names stay out of logs too.
+      .replace(/("environment"\s*:\s*\{)(?:[^{}"]|"(?:[^"\\]|\\.)*")*(\})/g, '$1«redacted»$2')
+      .replace(
+        /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g,
+        '«private key redacted»',
+      )
+  );
 }

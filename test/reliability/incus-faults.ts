@@ -10,7 +10,7 @@ import type { FaultCase } from './tally';
  * 5xx: incusd refused (nothing happened); drop-wait: the connection of the operation wait breaks while incusd
  * goes on with the work. (A drop before forwarding behaves like the 5xx case for the product: nothing was sent.)
  */
-export const INCUS_FAULTS = ['5xx', 'drop-wait'] as const;
+export const INCUS_FAULTS = ['drop-wait', '5xx'] as const;
 export type IncusFault = (typeof INCUS_FAULTS)[number];
 export type IncusOp = 'create' | 'clone' | 'restore' | 'destroy' | 'checkpoint';
 
@@ -48,7 +48,8 @@ export class IncusFaultRig {
       backend,
       new IncusRestClient({ socketPath: lab.socket }),
     );
-    await backend.create({ name: `${prefix}-base`, image: lab.image });
+    // Stopped: every operation works on it, and nothing has to boot.
+    await backend.create({ name: `${prefix}-base`, image: lab.image, start: false });
     await backend.createCheckpoint(`${prefix}-base`, 'c1');
     rig.model = await rig.state();
     return rig;
@@ -73,11 +74,17 @@ export class IncusFaultRig {
     };
   }
 
+  /**
+   * One operation under one fault. Real containers are slow to make on a busy machine, so the rig makes few:
+   * restores and checkpoints use the base sandbox, and destroys take the sandboxes the create and clone cases
+   * made (each fault destroys what the previous fault's create made).
+   */
   async run(op: IncusOp, fault: IncusFault): Promise<FaultCase> {
     const n = ++this.serial;
     const where = `Incus ${op} / ${fault}`;
     const b = this.backend;
     const p = this.prefix;
+    const base = `${p}-base`;
     const inst = (short: string) => `px-${p}-${short}`;
     let act: () => Promise<unknown>;
     let onSuccess: (result: unknown) => void;
@@ -85,49 +92,43 @@ export class IncusFaultRig {
     let requestInstance: string | undefined;
     switch (op) {
       case 'create':
-        act = () => b.create({ name: `${p}-n${n}`, image: this.lab.image });
-        onSuccess = () => this.model.instances.set(inst(`n${n}`), 'Running');
+        act = () => b.create({ name: `${p}-n${n}`, image: this.lab.image, start: false });
+        onSuccess = () => this.model.instances.set(inst(`n${n}`), 'Stopped');
         target = { method: 'POST', path: /^\/1\.0\/instances$/ };
         break;
       case 'clone':
-        act = () => b.clone({ sandbox: `${p}-base`, checkpoint: 'c1' }, `${p}-k${n}`);
+        act = () => b.clone({ sandbox: base, checkpoint: 'c1' }, `${p}-k${n}`);
         onSuccess = () => this.model.instances.set(inst(`k${n}`), 'Running');
         target = { method: 'POST', path: /^\/1\.0\/instances$/ };
         break;
       case 'restore': {
-        // One stopped sandbox serves every restore case: two fresh checkpoints each time.
-        const r = `${p}-r`;
-        if (!this.model.instances.has(`px-${r}`)) {
-          await b.create({ name: r, image: this.lab.image, start: false });
-          this.model.instances.set(`px-${r}`, 'Stopped');
-        }
         const [a, later] = [`a${n}`, `b${n}`];
-        await b.createCheckpoint(r, a);
+        await b.createCheckpoint(base, a);
         await new Promise((res) => setTimeout(res, 20)); // distinct creation times
-        await b.createCheckpoint(r, later);
-        this.model.snapshots.add(`px-${r}/${a}`).add(`px-${r}/${later}`);
-        act = () => b.restoreCheckpoint(r, a);
-        onSuccess = () => this.model.snapshots.delete(`px-${r}/${later}`);
-        target = { method: 'PUT', path: new RegExp(`^/1\\.0/instances/px-${r}$`) };
+        await b.createCheckpoint(base, later);
+        this.model.snapshots.add(`${inst('base')}/${a}`).add(`${inst('base')}/${later}`);
+        act = () => b.restoreCheckpoint(base, a);
+        onSuccess = () => this.model.snapshots.delete(`${inst('base')}/${later}`);
+        target = { method: 'PUT', path: new RegExp(`^/1\\.0/instances/${inst('base')}$`) };
         break;
       }
       case 'destroy': {
-        const d = `${p}-d${n}`;
-        await b.create({ name: d, image: this.lab.image, start: false });
-        await b.createCheckpoint(d, 'x');
-        this.model.instances.set(`px-${d}`, 'Stopped');
-        this.model.snapshots.add(`px-${d}/x`);
-        act = () => b.destroy(d);
+        // The oldest sandbox a create or clone case left (there is always one: see the order in the test).
+        const victim = [...this.model.instances.keys()].find((i) => /-[nk]\d+$/.test(i));
+        if (!victim) throw new Error('no sandbox left to destroy: run a create case first');
+        const short = victim.slice(3);
+        const snaps = [...this.model.snapshots].filter((s) => s.startsWith(`${victim}/`));
+        act = () => b.destroy(short);
         onSuccess = () => {
-          this.model.instances.delete(`px-${d}`);
-          this.model.snapshots.delete(`px-${d}/x`);
+          this.model.instances.delete(victim);
+          for (const s of snaps) this.model.snapshots.delete(s);
         };
-        target = { method: 'DELETE', path: new RegExp(`^/1\\.0/instances/px-${d}$`) };
+        target = { method: 'DELETE', path: new RegExp(`^/1\\.0/instances/${victim}$`) };
         break;
       }
       case 'checkpoint':
         requestInstance = inst('base');
-        act = () => b.createCheckpoint(`${p}-base`, `cp${n}`);
+        act = () => b.createCheckpoint(base, `cp${n}`);
         onSuccess = () => this.model.snapshots.add(`${inst('base')}/cp${n}`);
         target = { method: 'POST', path: new RegExp(`^/1\\.0/instances/${inst('base')}/snapshots$`) };
         break;

@@ -49,6 +49,15 @@ import { IncusFiles } from './files';
 import { IncusHostGuard } from './host-guard';
 import { cloneConfig, isSandboxInstance, newestFirst, toCheckpoint, toSandbox } from './mapping';
 import { Operations } from './operations';
+import {
+  ALIAS_REPLY,
+  IMAGE_REPLY,
+  INSTANCE_REPLY,
+  INSTANCE_ROWS,
+  SERVER_REPLY,
+  SNAPSHOT_REPLY,
+  SNAPSHOT_ROWS,
+} from './replies';
 import { IncusRestClient } from './rest-client';
 import type { RestClientOptions } from './rest-client';
 import type { IncusClusterMember, IncusInstance, IncusServer, IncusSnapshot } from './types';
@@ -108,7 +117,7 @@ export class IncusBackend implements Backend {
   // ------------------------------------------------------------------------------------------ server
 
   private serverInfo(): Promise<IncusServer> {
-    this.server ??= this.client.call<IncusServer>('GET', '/1.0').then(
+    this.server ??= this.client.call<IncusServer>('GET', '/1.0', { expect: SERVER_REPLY }).then(
       (env) => {
         // GET /1.0 answers untrusted clients too, with less in it: say so instead of half-working.
         if (env.metadata.auth === 'untrusted')
@@ -160,7 +169,10 @@ export class IncusBackend implements Backend {
   async list(): Promise<Sandbox[]> {
     // One call: recursion=2 brings state (status, addresses) and snapshots with every instance.
     const [env, clustered] = await Promise.all([
-      this.client.call<IncusInstance[]>('GET', '/1.0/instances', { query: { recursion: '2' } }),
+      this.client.call<IncusInstance[]>('GET', '/1.0/instances', {
+        query: { recursion: '2' },
+        expect: INSTANCE_ROWS,
+      }),
       this.clustered(),
     ]);
     return env.metadata
@@ -180,6 +192,7 @@ export class IncusBackend implements Backend {
     try {
       const env = await this.client.call<IncusInstance>('GET', `/1.0/instances/${enc(instanceName(name))}`, {
         query: { recursion: '1' },
+        expect: INSTANCE_REPLY,
       });
       return env.metadata;
     } catch (err) {
@@ -199,7 +212,9 @@ export class IncusBackend implements Backend {
     if (!image.trim())
       throw new ValidationError('An image is required.', [{ field: 'image', message: 'empty' }]);
     try {
-      const alias = await this.client.call<{ target: string }>('GET', `/1.0/images/aliases/${enc(image)}`);
+      const alias = await this.client.call<{ target: string }>('GET', `/1.0/images/aliases/${enc(image)}`, {
+        expect: ALIAS_REPLY,
+      });
       return alias.metadata.target;
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
@@ -209,6 +224,7 @@ export class IncusBackend implements Backend {
         const img = await this.client.call<{ fingerprint: string }>(
           'GET',
           `/1.0/images/${enc(image.toLowerCase())}`,
+          { expect: IMAGE_REPLY },
         );
         return img.metadata.fingerprint;
       } catch (err) {
@@ -386,6 +402,7 @@ export class IncusBackend implements Backend {
         `/1.0/instances/${enc(instanceName(name))}/snapshots`,
         {
           query: { recursion: '1' },
+          expect: SNAPSHOT_ROWS,
         },
       );
       return newestFirst(env.metadata.map((s) => toCheckpoint(name, s)));
@@ -408,6 +425,7 @@ export class IncusBackend implements Backend {
     const env = await this.client.call<IncusSnapshot>(
       'GET',
       `/1.0/instances/${enc(inst.name)}/snapshots/${enc(snap)}`,
+      { expect: SNAPSHOT_REPLY },
     );
     return toCheckpoint(name, env.metadata);
   }
@@ -508,6 +526,7 @@ export class IncusBackend implements Backend {
       const env = await this.client.call<IncusSnapshot>(
         'GET',
         `/1.0/instances/${enc(instanceName(name))}/snapshots/${enc(label)}`,
+        { expect: SNAPSHOT_REPLY },
       );
       return env.metadata;
     } catch (err) {

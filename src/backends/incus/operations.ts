@@ -12,6 +12,7 @@ import type { OperationOptions } from '../../core/sandbox';
 import type { IncusEventStream } from './events';
 import type { IncusEnvelope, IncusRestClient, RawResponse, RequestOptions } from './rest-client';
 import { mapIncusError } from './rest-client';
+import { OPERATION_REPLY } from './replies';
 
 export interface IncusOperation {
   id: string;
@@ -139,6 +140,11 @@ export class Operations {
         o = await this.state(id);
         if (!o) throw operationError(message); // already gone: it ended with that error
       } else {
+        const problem = OPERATION_REPLY(env.metadata);
+        if (problem)
+          throw new ServerError(
+            `Incus answered GET /1.0/operations/${id}/wait with a reply Pixels cannot use: ${problem}.`,
+          );
         o = env.metadata;
       }
       const ended = outcome(o);
@@ -155,6 +161,11 @@ export class Operations {
     const env = parseEnvelope<IncusOperation>(res);
     if (env.type === 'error' || res.status >= 400)
       throw mapIncusError(res.status >= 400 ? res.status : 500, env.error ?? `HTTP ${res.status}`);
+    const problem = OPERATION_REPLY(env.metadata);
+    if (problem)
+      throw new ServerError(
+        `Incus answered GET /1.0/operations/${id} with a reply Pixels cannot use: ${problem}.`,
+      );
     return env.metadata;
   }
 
@@ -185,11 +196,19 @@ function outcome(o: IncusOperation): IncusOperation | undefined {
 }
 
 function parseEnvelope<T>(res: RawResponse): IncusEnvelope<T> {
+  let env: unknown;
   try {
-    return JSON.parse(res.body.toString('utf8')) as IncusEnvelope<T>;
+    env = JSON.parse(res.body.toString('utf8'));
   } catch {
-    throw new ServerError(`Incus answered an operation wait with HTTP ${res.status} and no JSON.`);
+    throw new ServerError(
+      `Incus answered an operation wait (GET /1.0/operations) with HTTP ${res.status} and no JSON.`,
+    );
   }
+  if (typeof env !== 'object' || env === null || Array.isArray(env))
+    throw new ServerError(
+      `Incus answered an operation wait (GET /1.0/operations) with HTTP ${res.status} and no envelope.`,
+    );
+  return env as IncusEnvelope<T>;
 }
 
 /** Sleeps `ms`, or less when `signal` aborts (the caller's loop then sees the abort). */

@@ -5,6 +5,7 @@ import https from 'node:https';
 import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import type { Logger } from '../../core/log';
+import type { ReplyCheck } from '../../core/reply-shape';
 import { silentLogger } from '../../core/log';
 import {
   AlreadyExistsError,
@@ -53,6 +54,8 @@ export interface RequestOptions {
   query?: Record<string, string | undefined>;
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** The shape of `metadata` the caller reads; another shape is a ServerError naming the request. */
+  expect?: ReplyCheck;
 }
 
 export interface RawResponse {
@@ -165,7 +168,11 @@ export class IncusRestClient {
 
   /** A request whose reply is the standard envelope; error envelopes become typed errors. */
   async call<T>(method: string, path: string, options: RequestOptions = {}): Promise<IncusEnvelope<T>> {
-    return this.envelope<T>(await this.raw(method, path, options), method, path);
+    const env = this.envelope<T>(await this.raw(method, path, options), method, path);
+    const problem = options.expect?.(env.metadata);
+    if (problem)
+      throw new ServerError(`Incus answered ${method} ${path} with a reply Pixels cannot use: ${problem}.`);
+    return env;
   }
 
   /**
@@ -179,8 +186,13 @@ export class IncusRestClient {
     } catch {
       throw new ServerError(`Incus answered ${method} ${path} with HTTP ${res.status} and no JSON.`);
     }
+    if (typeof envelope !== 'object' || envelope === null || Array.isArray(envelope))
+      throw new ServerError(
+        `Incus answered ${method} ${path} with HTTP ${res.status} and no response envelope.`,
+      );
     if (envelope.type === 'error' || res.status >= 400) {
-      throw mapIncusError(res.status || envelope.error_code || 500, envelope.error ?? `HTTP ${res.status}`);
+      const reason = typeof envelope.error === 'string' ? envelope.error.slice(0, 500) : `HTTP ${res.status}`;
+      throw mapIncusError(res.status || envelope.error_code || 500, reason);
     }
     return envelope;
   }
@@ -213,7 +225,16 @@ export class IncusRestClient {
       req.on('response', (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (err) => reject(this.transportError(err)));
+        res.on('error', (err) => reject(this.transportError(err, `${method} ${path}`)));
+        // A reply cut short (the connection closed before Content-Length bytes came) is not a reply.
+        res.on('aborted', () =>
+          reject(
+            this.transportError(
+              Object.assign(new Error('aborted'), { code: 'ECONNRESET' }),
+              `${method} ${path}`,
+            ),
+          ),
+        );
         res.on('end', () => {
           options.signal?.removeEventListener('abort', onAbort);
           resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
@@ -221,17 +242,17 @@ export class IncusRestClient {
       });
       req.on('error', (err) => {
         options.signal?.removeEventListener('abort', onAbort);
-        reject(this.transportError(err));
+        reject(this.transportError(err, `${method} ${path}`));
       });
       req.end(body);
     });
   }
 
   /** Socket and TLS failures explained in one sentence each. */
-  transportError(err: unknown): PixelsError {
+  transportError(err: unknown, during?: string): PixelsError {
     if (err instanceof PixelsError) return err;
     const e = err as NodeJS.ErrnoException;
-    const where = this.endpoint;
+    const where = during ? `${this.endpoint}, ${during}` : this.endpoint;
     switch (e.code) {
       case 'EACCES':
       case 'EPERM':
