@@ -252,7 +252,9 @@ export class IncusRestClient {
   transportError(err: unknown, during?: string): PixelsError {
     if (err instanceof PixelsError) return err;
     const e = err as NodeJS.ErrnoException;
-    const where = during ? `${this.endpoint}, ${during}` : this.endpoint;
+    const where = this.endpoint;
+    // A connection that broke under a request says which one (reaching the socket at all is not about one).
+    const under = during ? ` during ${during}` : '';
     switch (e.code) {
       case 'EACCES':
       case 'EPERM':
@@ -275,7 +277,9 @@ export class IncusRestClient {
       case 'ETIMEDOUT':
       case 'ECONNRESET':
       case 'EPIPE':
-        return new ConnectionError(`The connection to Incus (${where}) failed: ${e.code}.`, { cause: err });
+        return new ConnectionError(`The connection to Incus (${where}) failed${under}: ${e.code}.`, {
+          cause: err,
+        });
     }
     if (e.code && /CERT|SELF_SIGNED|UNABLE_TO|ERR_TLS|ERR_SSL/.test(e.code))
       return new SecurityError(
@@ -284,9 +288,12 @@ export class IncusRestClient {
           cause: err,
         },
       );
-    return new ConnectionError(`The connection to Incus (${where}) failed: ${e.message ?? String(err)}`, {
-      cause: err,
-    });
+    return new ConnectionError(
+      `The connection to Incus (${where}) failed${under}: ${e.message ?? String(err)}`,
+      {
+        cause: err,
+      },
+    );
   }
 
   close(): void {
