@@ -59,3 +59,13 @@ test('an unavailable OS keyring is said plainly', async () => {
   });
   await assert.rejects(keys.store('nas', 'x'.repeat(20)), KeyringUnavailableError);
 });
+
+test('environment values in a logged frame are redacted, the rest of the frame stays', () => {
+  const frame = JSON.stringify({
+    method: 'virt.instance.create',
+    params: [{ name: 'px-a', environment: { TOKEN: 'v}al"ue', OTHER: 'x' }, autostart: true }],
+  });
+  const out = redact(frame);
+  assert.ok(!out.includes('v}al') && !out.includes('TOKEN'), out);
+  assert.match(out, /"environment":\{«redacted»\},"autostart":true/);
+});

@@ -163,3 +163,18 @@ test('file chunks keep every file_receive message under 2 MiB; guest paths are c
   assert.match(guestPathProblem('/etc/../root/x')!, /\.\./);
   assert.match(guestPathProblem('/etc/')!, /directory/);
 });
+
+test('job: after a middlewared restart another job under our id is never taken for ours', async () => {
+  const t = new JobTracker();
+  const identity = { method: 'virt.instance.create', arguments: [{ name: 'px-a' }] };
+  // An end remembered from before the restart, for a job that now has the same id as ours.
+  t.update({ id: 3, state: 'SUCCESS', method: 'virt.instance.create', arguments: [{ name: 'px-old' }] });
+  const done = t.wait(3, 'Creating "a"', undefined, identity);
+  assert.deepEqual(t.pendingIds(), [3], 'the remembered end of the other job was not taken');
+  t.update({ id: 3, state: 'RUNNING', method: 'virt.instance.delete', arguments: ['px-b'] });
+  await assert.rejects(done, (err: Error) => /another job now .*the outcome is unknown/.test(err.message));
+  // Records without method and arguments (partial events) cannot tell, and are taken.
+  const next = t.wait(4, 'Creating "c"', undefined, identity);
+  t.update({ id: 4, state: 'SUCCESS', result: 1 });
+  assert.equal(await next, 1);
+});
