@@ -123,6 +123,37 @@ describe('simulator faults', () => {
     c.close();
   });
 
+  it('restartMidJob: connections drop, the port refuses while down, jobs are forgotten and ids start again', async () => {
+    const c = await client(sim);
+    const before = await c.call<number>('virt.instance.create', [{ name: 'px-warm', image: 'ubuntu/24.04' }]);
+    assert.equal((await c.jobEnd(before)).state, 'SUCCESS');
+    sim.faults.restartMidJob('virt.instance.create', 400);
+    await c.call<number>('virt.instance.create', [{ name: 'px-restart', image: 'ubuntu/24.04' }]);
+    assert.notEqual((await c.closed).code, 1000);
+    await assert.rejects(RawClient.connect(sim.url), 'refused while middlewared is down');
+    await new Promise((r) => setTimeout(r, 600));
+    const d = await client(sim);
+    assert.deepEqual(await d.call('core.get_jobs', [[['id', '=', before]]]), [], 'old jobs are forgotten');
+    const id = await d.call<number>('virt.instance.stop', ['px-restart', { timeout: 5 }]);
+    assert.equal(id, 1, 'ids start from 1 again');
+    assert.equal((await d.jobEnd(id)).state, 'SUCCESS', 'the orphaned create finished in Incus');
+    d.close();
+  });
+
+  it('failNextCall and rewriteReplies act on the named method only', async () => {
+    const c = await client(sim);
+    sim.faults.failNextCall('system.version', 'broken');
+    assert.equal(await c.call('core.ping'), 'pong');
+    assert.match(String((await c.request('system.version')).error?.data?.reason), /broken/);
+    assert.equal(sim.faults.armed(), false);
+    sim.faults.rewriteReplies('system.version', (frame) => frame.replace('TrueNAS', 'Garbage'));
+    assert.equal(await c.call('system.version'), 'Garbage-25.10.1');
+    assert.equal(await c.call('core.ping'), 'pong');
+    sim.faults.reset();
+    assert.equal(await c.call('system.version'), 'TrueNAS-25.10.1');
+    c.close();
+  });
+
   it('reset turns every switch off', async () => {
     sim.faults.dropSocketMidJob();
     sim.faults.delayReplies(3000);
