@@ -1,5 +1,6 @@
 // The seam between the editor and the servers: the tree and the commands talk to a Backend only.
 import type { Disposable } from './disposable';
+import type { NetworkPlan } from './network-plan';
 import type {
   Checkpoint,
   EgressMode,
@@ -109,6 +110,12 @@ export interface Backend extends Disposable {
    * the setting is off. Absent where the server offers no such layer (TrueNAS).
    */
   syncHostGuard?(name: string, policy: HostGuardPolicy): Promise<HostGuardState>;
+
+  /**
+   * Where a new sandbox will land on the network and whether this editor can reach it directly. Absent where
+   * the backend cannot tell.
+   */
+  networkPlan?(): Promise<NetworkPlan>;
 
   /** Server-pushed changes, to refresh the tree. */
   readonly onDidChange: (listener: (change: BackendChange) => void) => Disposable;

@@ -17,6 +17,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import type { HostGuardMode } from './backend';
+import type { NicSetting } from './network-plan';
 import type { EgressMode } from './sandbox';
 import { cpuProblem, memoryProblem } from './names';
 
@@ -41,6 +42,11 @@ export interface ServerConfig {
   project?: string;
   /** Incus: the host-side egress layer ('network': a network ACL refusing private ranges). */
   hostGuard?: HostGuardMode;
+  /**
+   * The NIC of new sandboxes: settings `"nic": { "type", "parent", "network" }`, else the TOML `[defaults]`
+   * nic_type/parent/network. Absent: the backend chooses (TrueNAS: as pixels does, see nic-choice.ts).
+   */
+  nic?: NicSetting;
 }
 
 export interface SandboxDefaults {
@@ -51,6 +57,8 @@ export interface SandboxDefaults {
   provision: boolean;
   /** Extra domains for the agent / allowlist egress modes (TOML `[network] allow`). */
   allow: string[];
+  /** TOML `[defaults] nic_type` / `parent` / `network`: the NIC of new sandboxes on every server. */
+  nic?: NicSetting;
 }
 
 export interface EnvironmentConfig {
@@ -373,6 +381,17 @@ export function loadConfig(options: LoadOptions = {}): { config: PixelsConfig; p
   const provision = r.boolean('provision', 'enabled', 'PIXELS_PROVISION_ENABLED');
   if (provision !== undefined) defaults.provision = provision;
   defaults.allow = r.stringArray('network', 'allow') ?? [];
+  const nic = tomlNic(r);
+  if (nic) defaults.nic = nic;
+  // pixels writes [defaults] dns into a systemd-resolved drop-in; provisioning here has no such step yet.
+  const dns = r.stringArray('defaults', 'dns');
+  if (dns && dns.length)
+    r.problemAt(
+      'defaults',
+      'dns',
+      'is not supported by Pixels for VS Code: sandboxes use the DNS servers their network hands out (DHCP); ' +
+        'the value is ignored',
+    );
   applySettingsDefaults(defaults, settings.defaults, problems);
 
   // --- ssh
@@ -390,6 +409,7 @@ export function loadConfig(options: LoadOptions = {}): { config: PixelsConfig; p
   const apiKeys: PixelsConfig['apiKeys'] = [];
   const fromCli = cliServers(r, file, home, apiKeys);
   const servers = mergeServers(fromCli, settings.servers, problems, home);
+  for (const server of servers) if (!server.nic && defaults.nic) server.nic = { ...defaults.nic };
 
   let refreshIntervalSeconds = DEFAULT_REFRESH_SECONDS;
   if (settings.refreshIntervalSeconds !== undefined) {
@@ -486,10 +506,13 @@ function cliServers(
     }
     // We always verify TLS. Skipping verification is not offered: pin the certificate instead.
     if (r.boolean('truenas', 'insecure_skip_verify', 'PIXELS_TRUENAS_INSECURE') === true)
-      r.problemAt(
+      r.check(
+        false,
         'truenas',
         'insecure_skip_verify',
-        `is not supported: Pixels for VS Code always verifies TLS; pin the certificate with "tlsFingerprint" in a pixels.servers entry with id "${CLI_TRUENAS_ID}"`,
+        'PIXELS_TRUENAS_INSECURE',
+        'is not honoured: Pixels for VS Code never turns TLS verification off. A self-signed certificate is ' +
+          `accepted only through its pinned SHA-256 fingerprint ("tlsFingerprint" in a pixels.servers entry with id "${CLI_TRUENAS_ID}")`,
       );
     out.push(server);
     const key = r.string('truenas', 'api_key', 'PIXELS_TRUENAS_API_KEY');
@@ -555,7 +578,7 @@ function stripUndefined<T extends object>(o: T): T {
   return o;
 }
 
-const SERVER_FIELDS: Record<string, 'string' | 'integer' | 'boolean'> = {
+const SERVER_FIELDS: Record<string, 'string' | 'integer' | 'boolean' | 'object'> = {
   id: 'string',
   kind: 'string',
   label: 'string',
@@ -571,6 +594,7 @@ const SERVER_FIELDS: Record<string, 'string' | 'integer' | 'boolean'> = {
   serverCert: 'string',
   project: 'string',
   hostGuard: 'string',
+  nic: 'object',
 };
 
 /** Validates `pixels.servers` entries and lays them over the TOML/env servers (same id: field by field). */
@@ -595,8 +619,23 @@ function mergeServers(
     for (const [k, v] of Object.entries(e)) {
       const type = SERVER_FIELDS[k];
       if (!type) return bad(`has an unknown field "${k}"`, `${where}.${k}`);
-      const ok = type === 'integer' ? Number.isInteger(v) : typeof v === type;
-      if (!ok) return bad(`must be ${type === 'integer' ? 'a whole number' : `a ${type}`}`, `${where}.${k}`);
+      const ok =
+        type === 'integer'
+          ? Number.isInteger(v)
+          : type === 'object'
+            ? typeof v === 'object' && v !== null && !Array.isArray(v)
+            : typeof v === type;
+      if (!ok)
+        return bad(
+          `must be ${type === 'integer' ? 'a whole number' : type === 'object' ? 'an object' : `a ${type}`}`,
+          `${where}.${k}`,
+        );
+    }
+    let nic: NicSetting | undefined;
+    if (e.nic !== undefined) {
+      const parsed = settingsNic(e.nic as Record<string, unknown>);
+      if (typeof parsed === 'string') return bad(parsed, `${where}.nic`);
+      nic = parsed;
     }
     const id = e.id as string | undefined;
     if (!id || !SERVER_ID.test(id))
@@ -612,6 +651,7 @@ function mergeServers(
     const merged: ServerConfig = { ...(base ?? { id, kind, label: id, source: 'settings' }) };
     for (const [k, v] of Object.entries(e)) (merged as unknown as Record<string, unknown>)[k] = v;
     merged.kind = kind;
+    if (nic) merged.nic = nic;
     merged.source = base ? `${base.source} + settings` : 'settings';
     if (!e.label && !base) merged.label = (e.host as string | undefined) ?? id;
     for (const k of ['socketPath', 'clientCert', 'clientKey', 'serverCert'] as const)
@@ -641,6 +681,62 @@ export function serverProblem(s: ServerConfig): string | undefined {
   if (s.url && (!s.clientCert || !s.clientKey))
     return `Server "${s.id}" needs clientCert and clientKey for a remote URL.`;
   return undefined;
+}
+
+const NIC_TYPES: Record<string, NicSetting['nicType']> = { macvlan: 'MACVLAN', bridged: 'BRIDGED' };
+
+/** What is wrong with a NIC setting, or undefined (`typeKey`/`parentKey` name the fields in messages). */
+function nicProblem(nic: NicSetting, typeKey: string, parentKey: string): string | undefined {
+  if (nic.nicType === 'MACVLAN' && !nic.parent)
+    return `${typeKey} "macvlan" needs ${parentKey}: the host's physical interface, e.g. "enp1s0"`;
+  if (nic.nicType === 'BRIDGED' && !nic.parent && !nic.network)
+    return `${typeKey} "bridged" needs ${parentKey}: the host bridge, e.g. "br0"`;
+  if (!nic.nicType && nic.parent)
+    return `${parentKey} "${nic.parent}" needs ${typeKey} ("macvlan" or "bridged"); without it the parent is ignored`;
+  return undefined;
+}
+
+/** `[defaults] nic_type` / `parent` / `network` from the TOML file (pixels: nic_type is upper-cased). */
+function tomlNic(r: FieldReader): NicSetting | undefined {
+  const type = r.string('defaults', 'nic_type');
+  const parent = r.string('defaults', 'parent')?.value;
+  const network = r.string('defaults', 'network')?.value;
+  const nic: NicSetting = {};
+  if (type) {
+    const t = NIC_TYPES[type.value.toLowerCase()];
+    if (!t) {
+      r.problemAt('defaults', 'nic_type', `must be "macvlan" or "bridged", got "${type.value}"`);
+      return undefined;
+    }
+    nic.nicType = t;
+  }
+  if (parent) nic.parent = parent;
+  if (network) nic.network = network;
+  if (!nic.nicType && !nic.parent && !nic.network) return undefined;
+  const problem = nicProblem(nic, 'nic_type', 'parent');
+  if (problem) {
+    r.problemAt('defaults', nic.nicType ? 'nic_type' : 'parent', problem);
+    return nic.network ? { network: nic.network } : undefined;
+  }
+  return nic;
+}
+
+/** A `pixels.servers[].nic` object, or the sentence saying what is wrong with it. */
+function settingsNic(raw: Record<string, unknown>): NicSetting | string {
+  const nic: NicSetting = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if (k !== 'type' && k !== 'parent' && k !== 'network') return `has an unknown field "${k}"`;
+    if (typeof v !== 'string' || v === '') return `"${k}" must be a non-empty string`;
+  }
+  if (raw.type !== undefined) {
+    const t = NIC_TYPES[String(raw.type).toLowerCase()];
+    if (!t) return `"type" must be "macvlan" or "bridged", got "${String(raw.type)}"`;
+    nic.nicType = t;
+  }
+  if (raw.parent !== undefined) nic.parent = raw.parent as string;
+  if (raw.network !== undefined) nic.network = raw.network as string;
+  if (!nic.nicType && !nic.parent && !nic.network) return 'needs "type" and "parent", or "network"';
+  return nicProblem(nic, '"type"', '"parent"') ?? nic;
 }
 
 /** The TOML [env] table, in its three forms. */

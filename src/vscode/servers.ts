@@ -159,6 +159,7 @@ export class ServerRegistry implements vscode.Disposable {
           username: server.username ?? 'root',
           secure: server.secure,
           tlsFingerprint: server.tlsFingerprint,
+          nic: server.nic,
         },
         apiKey,
         this.log,
@@ -178,6 +179,7 @@ export class ServerRegistry implements vscode.Disposable {
         serverCert: server.serverCert,
         project: server.project,
         hostGuard: server.hostGuard,
+        network: server.nic?.network,
       },
       this.log,
     );

@@ -4,6 +4,7 @@ import type { SimObject, SimValue } from './ejson.js';
 import type { EventHub } from './events.js';
 import type { Faults } from './faults.js';
 import type { JobManager, JobRunContext } from './jobs.js';
+import type { SimNetworkLayout } from './methods/network.js';
 
 export type SimVersion = '25.04' | '25.10' | '26';
 
@@ -51,6 +52,8 @@ export interface SimContext {
   readonly jobDurationMs: number;
   /** virt.global state INITIALIZED (true) or NO_POOL (false) */
   readonly virtInitialized: boolean;
+  /** The NAS's own network (methods/network.ts): a stock box, or one with a LAN bridge. */
+  readonly networkLayout: SimNetworkLayout;
   /** limit unauthenticated calls (utils/rate_limit/cache.py) */
   readonly rateLimit: boolean;
   /** ZFS metadata the engines do not model: holds per snapshot id, and snapshots marked defer_destroy */

@@ -13,6 +13,7 @@ import { registerContainer } from './methods/container.js';
 import { registerCore } from './methods/core.js';
 import { registerDatasets } from './methods/datasets.js';
 import { registerFilesystem } from './methods/filesystem.js';
+import { registerNetwork, SIM_NETWORK_LAYOUTS, type SimNetworkLayout } from './methods/network.js';
 import { registerSnapshots } from './methods/snapshots.js';
 import { registerVirt } from './methods/virt.js';
 import { seed as seedDemo } from './seed.js';
@@ -38,6 +39,8 @@ export interface SimOptions {
   virtInitialized?: boolean;
   /** the unauthenticated-call rate limit (20 calls per 60 s per method, then EBUSY "Rate Limit Exceeded"); default off */
   rateLimit?: boolean;
+  /** the NAS's own network: 'stock' (one DHCP NIC, the automatic NAT'd bridge; default) or 'lan-bridge' (br0) */
+  network?: SimNetworkLayout;
 }
 
 export interface SimServer {
@@ -60,6 +63,7 @@ export function buildRegistry(ctx: SimContext): Registry {
   registerFilesystem(registry);
   registerSnapshots(registry, ctx);
   registerDatasets(registry, ctx);
+  registerNetwork(registry, ctx, ctx.networkLayout);
   if (ctx.version === '26') registerContainer(registry);
   else registerVirt(registry, ctx);
   return registry;
@@ -72,6 +76,10 @@ export async function startSimulator(options: SimOptions): Promise<SimServer> {
     );
   }
   if (!/^\d+-.+$/.test(options.apiKey)) throw new Error('apiKey must look like "<id>-<secret>"');
+  if (options.network !== undefined && !SIM_NETWORK_LAYOUTS.includes(options.network))
+    throw new Error(
+      `unknown network layout ${JSON.stringify(options.network)} (expected stock or lan-bridge)`,
+    );
   const host = options.host ?? '127.0.0.1';
   if (!LOOPBACK.has(host)) throw new Error(`the simulator listens on loopback only, not ${host}`);
   const engine = options.engine ?? new MemoryEngine();
@@ -95,6 +103,7 @@ export async function startSimulator(options: SimOptions): Promise<SimServer> {
     },
     jobDurationMs: options.jobDurationMs ?? 50,
     virtInitialized: options.virtInitialized ?? true,
+    networkLayout: options.network ?? 'stock',
     rateLimit: options.rateLimit ?? false,
     holds: new Map(),
     deferred: new Set(),

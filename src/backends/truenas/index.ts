@@ -1,6 +1,7 @@
 // Contract B: the TrueNAS backend factory and the "Add Server…" probe.
 import type { Backend, ServerInfo } from '../../core/backend';
 import type { Logger } from '../../core/log';
+import type { NicSetting } from '../../core/network-plan';
 import { silentLogger } from '../../core/log';
 import { TrueNASClient } from './client';
 import { apiFamily } from './version';
@@ -20,7 +21,8 @@ export interface TrueNASServerConfig {
   tlsFingerprint?: string;
   /** default 30000 */
   callTimeoutMs?: number;
-  nic?: { network?: string; nicType?: 'BRIDGED' | 'MACVLAN'; parent?: string };
+  /** The NIC for new sandboxes; absent: chosen from the NAS's network (see nic-choice.ts). */
+  nic?: NicSetting;
 }
 
 export function createClient(

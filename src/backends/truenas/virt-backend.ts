@@ -35,7 +35,15 @@ import {
   StopOptions,
   WriteFileOptions,
 } from '../../core/sandbox';
+import type { NetworkPlan, NicSetting } from '../../core/network-plan';
 import type { CollectionUpdate, TrueNASClient } from './client';
+import {
+  AUTOMATIC_BRIDGE,
+  chooseAutomatically,
+  planFromSetting,
+  type InterfaceEntry,
+  type NetworkFacts,
+} from './nic-choice';
 import {
   isDeferredDestroy,
   SnapshotApi,
@@ -72,17 +80,17 @@ function isUnknownOutcome(err: unknown): boolean {
   );
 }
 
-export interface NicConfig {
-  network?: string;
-  nicType?: 'BRIDGED' | 'MACVLAN';
-  parent?: string;
-}
+export type NicConfig = NicSetting;
 
 interface VirtGlobalConfig {
   pool: string | null;
   dataset: string | null;
+  bridge?: string | null;
   state: string | null;
 }
+
+/** How long a network plan is reused (the create flow asks, then create uses it). */
+const PLAN_TTL_MS = 30_000;
 
 export interface VirtInstance {
   id?: string;
@@ -156,7 +164,8 @@ export class TrueNASVirtBackend implements Backend {
   readonly kind = 'truenas' as const;
   private readonly changes = new Emitter<BackendChange>();
   private familyPromise?: Promise<ApiFamily>;
-  private globalPromise?: Promise<{ pool: string; dataset: string }>;
+  private globalPromise?: Promise<{ pool: string; dataset: string; bridge: string | null }>;
+  private planCache?: { at: number; plan: Promise<NetworkPlan> };
   private snapshotsApi?: SnapshotApi;
   private eventsStarted = false;
   private unsubscribers: (() => void)[] = [];
@@ -274,7 +283,7 @@ export class TrueNASVirtBackend implements Backend {
       memoryMiB: options.memoryMiB,
       environment: options.environment,
       autostart: options.start ?? true,
-      nic: options.nic ?? this.nic,
+      nic: options.nic ?? (await this.plannedNic()),
     });
     try {
       await this.client.callJob('virt.instance.create', [payload], {
@@ -517,7 +526,7 @@ export class TrueNASVirtBackend implements Backend {
         cpu: src.cpu ?? undefined,
         memoryMiB: typeof src.memory === 'number' ? Math.round(src.memory / MiB) : undefined,
         autostart: false,
-        nic: this.nic,
+        nic: await this.plannedNic(),
       });
       // From here on the instance may exist (a lost reply or a restart hides whether it does): undo checks.
       created = true;
@@ -594,6 +603,72 @@ export class TrueNASVirtBackend implements Backend {
     await this.receive(g.pool, name, path, content, options);
   }
 
+  // --- network -----------------------------------------------------------------------------------------
+
+  /**
+   * Where a new sandbox lands: the configured NIC, else the choice pixels makes from the NAS's network (a LAN
+   * bridge first, then MACVLAN on the interface with the default gateway), else the automatic NAT'd bridge.
+   */
+  networkPlan(): Promise<NetworkPlan> {
+    const configured = this.nic && planFromSetting(this.nic);
+    if (configured) return Promise.resolve(configured);
+    const cached = this.planCache;
+    if (cached && Date.now() - cached.at < PLAN_TTL_MS) return cached.plan;
+    const plan = this.readNetworkFacts().then(chooseAutomatically, (err: unknown) => {
+      const why = err instanceof Error ? err.message : String(err);
+      this.log.warn(`truenas: could not read the network of ${this.client.host}: ${why}`);
+      const fallback: NetworkPlan = {
+        kind: 'automatic-nat-bridge',
+        parent: AUTOMATIC_BRIDGE,
+        reachableFromClient: false,
+        source: 'server-default',
+        summary: `the NAS's default network (its network could not be read)`,
+        explanation:
+          `Pixels could not read the NAS's network (${why}), so no NIC is added and the sandbox gets the NAS's ` +
+          "default, usually the automatic NAT'd bridge. Set a NIC in the server's settings to choose.",
+      };
+      return fallback;
+    });
+    this.planCache = { at: Date.now(), plan };
+    return plan;
+  }
+
+  private async plannedNic(): Promise<NicSetting | undefined> {
+    const plan = await this.networkPlan();
+    this.log.info(`truenas: new sandbox network: ${plan.summary}`);
+    return plan.nic;
+  }
+
+  /** The calls pixels makes (interface.query, network.general.summary) plus the virt bridge facts. */
+  private async readNetworkFacts(): Promise<NetworkFacts> {
+    const context = 'Reading the NAS network';
+    const [g, interfaces, summary, choices] = await Promise.all([
+      this.global(),
+      this.client.call<InterfaceEntry[]>('interface.query', [], { context }),
+      this.client.call<{ default_routes?: string[] }>('network.general.summary', [], { context }),
+      this.client.call<Record<string, string>>('virt.global.bridge_choices', [], { context }),
+    ]);
+    const facts: NetworkFacts = {
+      interfaces,
+      defaultRoutes: summary.default_routes ?? [],
+      bridgeChoices: Object.keys(choices),
+      globalBridge: g.bridge,
+    };
+    if (!g.bridge) {
+      try {
+        const n = await this.client.call<{ ipv4_address: string; ipv4_nat: boolean }>(
+          'virt.global.get_network',
+          [AUTOMATIC_BRIDGE],
+          { context },
+        );
+        facts.automatic = { name: AUTOMATIC_BRIDGE, ipv4Address: n.ipv4_address, ipv4Nat: n.ipv4_nat };
+      } catch (err) {
+        this.log.warn(`truenas: could not read ${AUTOMATIC_BRIDGE}: ${String(err)}`);
+      }
+    }
+    return facts;
+  }
+
   dispose(): void {
     for (const u of this.unsubscribers) u();
     this.unsubscribers = [];
@@ -619,7 +694,7 @@ export class TrueNASVirtBackend implements Backend {
   }
 
   /** virt.global.config, cached: where instance datasets live. */
-  private global(): Promise<{ pool: string; dataset: string }> {
+  private global(): Promise<{ pool: string; dataset: string; bridge: string | null }> {
     if (!this.globalPromise) {
       this.globalPromise = this.family()
         .then(() =>
@@ -635,7 +710,7 @@ export class TrueNASVirtBackend implements Backend {
                 'Instances (Containers) → Global Settings in the TrueNAS UI.',
             );
           }
-          return { pool: c.pool, dataset: c.dataset };
+          return { pool: c.pool, dataset: c.dataset, bridge: c.bridge ?? null };
         });
       this.globalPromise.catch(() => (this.globalPromise = undefined));
     }
@@ -707,7 +782,8 @@ export class TrueNASVirtBackend implements Backend {
     if (o.memoryMiB !== undefined) payload.memory = o.memoryMiB * MiB;
     if (o.environment && Object.keys(o.environment).length) payload.environment = o.environment;
     const nic = o.nic;
-    if (nic && (nic.network || nic.nicType || nic.parent)) {
+    // Without nic_type the middleware cannot build the device (it lower-cases None), so none is sent.
+    if (nic?.nicType) {
       const device: Record<string, unknown> = { dev_type: 'NIC' };
       if (nic.network) device.network = nic.network;
       if (nic.nicType) device.nic_type = nic.nicType;

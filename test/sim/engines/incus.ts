@@ -26,6 +26,7 @@ import {
   type Address,
   type CreateInstanceSpec,
   type DatasetRecord,
+  type DeviceSpec,
   type FileStat,
   type FileWriteOptions,
   type ImageInfo,
@@ -57,6 +58,7 @@ import {
   type InstanceBase,
 } from './instances.js';
 import { ZfsBook, type DatasetBase, type SnapshotBase } from './zfs-book.js';
+import { SIM_LAN } from '../methods/network.js';
 
 type InstanceState = InstanceBase;
 
@@ -200,7 +202,7 @@ export class IncusEngine implements SimEngine {
         type: 'container',
         source: { type: 'image', alias: this.lab.image, project: 'default' },
         config: this.realConfig(state),
-        devices: this.realDevices(),
+        devices: this.realDevices(spec.devices),
       },
     });
     this.instances.set(spec.name, state);
@@ -326,7 +328,7 @@ export class IncusEngine implements SimEngine {
           type: 'container',
           source: { type: 'copy', source: `${source.backing}/${snap.name}`, instance_only: true },
           config: owner ? this.realConfig(owner) : {},
-          devices: this.realDevices(),
+          devices: this.realDevices(owner?.devices),
         },
       });
     }
@@ -551,12 +553,30 @@ export class IncusEngine implements SimEngine {
     return config;
   }
 
-  /** Every simulated NIC is the lab bridge: traffic stays on this machine whatever the client asked for. */
-  private realDevices(): Record<string, Record<string, string>> {
+  /** Every simulated NIC is on the lab bridge: traffic stays on this machine whatever the client asked for. */
+  private realDevices(devices: readonly DeviceSpec[] = []): Record<string, Record<string, string>> {
     return {
       root: { type: 'disk', path: '/', pool: this.lab.poolBtrfs },
-      eth0: { type: 'nic', name: 'eth0', network: this.lab.bridge },
+      eth0: this.realNic(devices.find((d) => d.dev_type === 'NIC')),
     };
+  }
+
+  /**
+   * The NAS's interfaces are played by the lab bridge. A BRIDGED NIC on the NAS's LAN bridge joins the lab bridge,
+   * which this machine (the "laptop on the LAN") reaches directly. A MACVLAN NIC on the NAS's physical interface
+   * becomes a real macvlan child of the lab bridge: as on a NAS, the host of its parent cannot reach it.
+   */
+  private realNic(nic: DeviceSpec | undefined): Record<string, string> {
+    if (nic?.nic_type === 'BRIDGED' && nic.parent === SIM_LAN.bridge)
+      return { type: 'nic', name: 'eth0', nictype: 'bridged', parent: this.lab.bridge };
+    if (nic?.nic_type === 'MACVLAN' && nic.parent === SIM_LAN.physical)
+      return { type: 'nic', name: 'eth0', nictype: 'macvlan', parent: this.lab.bridge };
+    if (nic?.nic_type)
+      throw new EngineError(
+        'EINVAL',
+        `Device validation failed for "eth0": parent "${String(nic.parent)}" is not a host interface here`,
+      );
+    return { type: 'nic', name: 'eth0', network: this.lab.bridge };
   }
 
   private hiddenName(): string {

@@ -6,6 +6,7 @@ import { containerDataset, EngineError, type InstanceRecord } from '../engine.js
 import { isSimObject, type SimObject, type SimValue } from '../ejson.js';
 import { CallError, ERRNO, ValidationErrors, instanceNotFound, type ValidationItem } from '../errors.js';
 import { query } from '../filters.js';
+import { interfaces } from './network.js';
 import { reapDeferred } from './zfs.js';
 import {
   createModel,
@@ -242,18 +243,7 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
     name: 'virt.global.pool_choices',
     handler: async () => ({ '[DISABLED]': '[Disabled]', [ctx.engine.pool]: ctx.engine.pool }),
   });
-  registry.add({ name: 'virt.global.bridge_choices', handler: async () => ({ '[AUTO]': 'Automatic' }) });
-  registry.add({
-    name: 'virt.global.get_network',
-    handler: async () => ({
-      type: 'BRIDGE',
-      managed: true,
-      ipv4_address: '127.77.1.1/24',
-      ipv4_nat: true,
-      ipv6_address: '::ffff:127.77.1.1/120',
-      ipv6_nat: true,
-    }),
-  });
+  // virt.global.bridge_choices / get_network: methods/network.ts (they read the NAS's interfaces).
 
   registry.add({
     name: 'virt.instance.query',
@@ -361,6 +351,13 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
         errors.push(['virt_instance_create.storage_pool', 'Not a valid ZFS pool', ERRNO.EINVAL]);
       checkMemory(data, 'virt_instance_create', errors);
       checkCpu(data, 'virt_instance_create', errors);
+      // validate_device: a BRIDGED parent must be one of virt.device.nic_choices('BRIDGED'), the BRIDGE interfaces.
+      const bridges = interfaces(env.ctx, env.ctx.networkLayout)
+        .filter((i) => i.type === 'BRIDGE')
+        .map((i) => i.name);
+      for (const d of devices)
+        if (d.dev_type === 'NIC' && d.nic_type === 'BRIDGED' && !bridges.includes(d.parent as string))
+          errors.push(['virt_instance_create', 'Invalid parent interface', ERRNO.EINVAL]);
       if (errors.length) throw new ValidationErrors(errors);
 
       const image = data.image as string;
