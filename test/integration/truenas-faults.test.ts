@@ -86,6 +86,7 @@ for (const version of VERSIONS) {
       });
       try {
         await backend.list();
+        await backend.networkPlan?.(); // create reads the NAS's network first; the delay below is for create itself
         const logins = rig.sim.callCount('auth.login_ex');
         const creates = rig.sim.callCount('virt.instance.create');
         rig.sim.faults.delayReplies(300); // the job id reply is still pending when the socket drops (at 50 ms)

@@ -39,7 +39,7 @@ export interface SimOptions {
   virtInitialized?: boolean;
   /** the unauthenticated-call rate limit (20 calls per 60 s per method, then EBUSY "Rate Limit Exceeded"); default off */
   rateLimit?: boolean;
-  /** the NAS's own network: 'stock' (one DHCP NIC, the automatic NAT'd bridge; default) or 'lan-bridge' (br0) */
+  /** the NAS's own network: 'stock' (one DHCP NIC, the automatic NAT'd bridge; default), 'static' (its address configured) or 'lan-bridge' (br0) */
   network?: SimNetworkLayout;
 }
 
@@ -78,7 +78,7 @@ export async function startSimulator(options: SimOptions): Promise<SimServer> {
   if (!/^\d+-.+$/.test(options.apiKey)) throw new Error('apiKey must look like "<id>-<secret>"');
   if (options.network !== undefined && !SIM_NETWORK_LAYOUTS.includes(options.network))
     throw new Error(
-      `unknown network layout ${JSON.stringify(options.network)} (expected stock or lan-bridge)`,
+      `unknown network layout ${JSON.stringify(options.network)} (expected stock, static or lan-bridge)`,
     );
   const host = options.host ?? '127.0.0.1';
   if (!LOOPBACK.has(host)) throw new Error(`the simulator listens on loopback only, not ${host}`);

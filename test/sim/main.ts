@@ -1,6 +1,6 @@
 // CLI: npm run sim -- --port <p> --version <25.04|25.10|26> --api-key <key> [--seed] [--engine memory|incus]
 //   [--username <u>] [--tls-cert <pem file> --tls-key <pem file>] [--job-ms <n>] [--treat-as-remote]
-//   [--network stock|lan-bridge]
+//   [--network stock|static|lan-bridge]
 // Prints exactly one line "truenas-sim listening on ws://127.0.0.1:<p>/api/current" when ready; SIGTERM/SIGINT
 // stop it cleanly (exit 0). Bad flags exit 2 with a message on stderr.
 import { existsSync, readFileSync } from 'node:fs';
@@ -14,7 +14,7 @@ class UsageError extends Error {}
 const USAGE =
   'usage: npm run sim -- --port <p> --version <25.04|25.10|26> --api-key <id-secret> [--seed] [--engine memory|incus]\n' +
   '       [--username <name>] [--tls-cert <file> --tls-key <file>] [--job-ms <ms>] [--treat-as-remote]\n' +
-  '       [--network stock|lan-bridge]';
+  '       [--network stock|static|lan-bridge]';
 
 interface Cli {
   options: SimOptions;
@@ -64,8 +64,8 @@ function parse(argv: string[]): Cli {
   if (engine !== 'memory' && engine !== 'incus')
     throw new UsageError(`--engine must be memory or incus, not ${engine}`);
   const network = values.get('--network') ?? 'stock';
-  if (network !== 'stock' && network !== 'lan-bridge')
-    throw new UsageError(`--network must be stock or lan-bridge, not ${network}`);
+  if (network !== 'stock' && network !== 'static' && network !== 'lan-bridge')
+    throw new UsageError(`--network must be stock, static or lan-bridge, not ${network}`);
   const jobText = values.get('--job-ms');
   if (jobText !== undefined && !/^\d+$/.test(jobText))
     throw new UsageError(`--job-ms must be a whole number of milliseconds, not ${jobText}`);

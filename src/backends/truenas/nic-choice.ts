@@ -46,14 +46,27 @@ function prefixOf(netmask: number | string | undefined): number | undefined {
   }
 }
 
-/** The interface's first IPv4 address with its prefix: the configured one, else (DHCP) the runtime one. */
+/**
+ * The interface's first configured IPv4 address with its prefix. Like pixels (truenas-go reads `aliases`), only
+ * configured addresses count: an interface on DHCP has none there (its lease is only in `state.aliases`), so a
+ * NAS on DHCP gets no automatic MACVLAN and keeps the automatic bridge, as with pixels.
+ */
 export function ipv4Of(iface: InterfaceEntry): { address: string; prefix: number } | undefined {
-  for (const list of [iface.aliases ?? [], iface.state?.aliases ?? []]) {
-    for (const a of list) {
-      if (a.type !== 'INET') continue;
-      const prefix = prefixOf(a.netmask);
-      if (prefix !== undefined && prefix >= 0 && prefix <= 32) return { address: a.address, prefix };
-    }
+  for (const a of iface.aliases ?? []) {
+    if (a.type !== 'INET') continue;
+    const prefix = prefixOf(a.netmask);
+    if (prefix !== undefined && prefix >= 0 && prefix <= 32) return { address: a.address, prefix };
+  }
+  return undefined;
+}
+
+/** Any IPv4 address the interface has now (configured or leased): what a LAN bridge is recognised by. */
+function currentIpv4Of(iface: InterfaceEntry): { address: string; prefix: number } | undefined {
+  const configured = ipv4Of(iface);
+  if (configured) return configured;
+  for (const a of iface.state?.aliases ?? []) {
+    const prefix = prefixOf(a.netmask);
+    if (a.type === 'INET' && prefix !== undefined && prefix <= 32) return { address: a.address, prefix };
   }
   return undefined;
 }
@@ -117,16 +130,17 @@ export function planFromSetting(nic: NicSetting): NetworkPlan | undefined {
  */
 export function chooseAutomatically(facts: NetworkFacts): NetworkPlan {
   const gateway = ipv4Gateway(facts.defaultRoutes);
-  const onGateway = (i: InterfaceEntry) => {
-    const v4 = ipv4Of(i);
+  const onGateway = (i: InterfaceEntry, address = ipv4Of) => {
+    const v4 = address(i);
     return v4 !== undefined && gateway !== undefined && holds(v4, gateway);
   };
+  const bridgeOnGateway = (i: InterfaceEntry) => onGateway(i, currentIpv4Of);
   if (facts.globalBridge) {
     const bridge = facts.interfaces.find((i) => i.name === facts.globalBridge);
     return {
       kind: 'bridged',
       parent: facts.globalBridge,
-      reachableFromClient: bridge && onGateway(bridge) ? true : 'unknown',
+      reachableFromClient: bridge && bridgeOnGateway(bridge) ? true : 'unknown',
       source: 'server-default',
       summary: `bridged on ${facts.globalBridge} (the NAS's instance bridge)`,
       explanation:
@@ -137,7 +151,7 @@ export function chooseAutomatically(facts: NetworkFacts): NetworkPlan {
   const bridges = facts.interfaces.filter(
     (i) => i.type === 'BRIDGE' && facts.bridgeChoices.includes(i.name) && i.name !== AUTO_CHOICE && up(i),
   );
-  const lanBridge = bridges.find(onGateway);
+  const lanBridge = bridges.find(bridgeOnGateway);
   if (lanBridge)
     return {
       kind: 'bridged',
@@ -153,7 +167,7 @@ export function chooseAutomatically(facts: NetworkFacts): NetworkPlan {
   const candidates = facts.interfaces.filter(
     (i) => i.type === 'PHYSICAL' && up(i) && ipv4Of(i) !== undefined,
   );
-  const physical = candidates.find(onGateway) ?? candidates[0];
+  const physical = candidates.find((i) => onGateway(i)) ?? candidates[0];
   if (physical)
     return {
       kind: 'macvlan',
@@ -168,6 +182,9 @@ export function chooseAutomatically(facts: NetworkFacts): NetworkPlan {
         'property). A LAN bridge on the NAS would serve both.',
     };
   const auto = facts.automatic;
+  const dhcp = facts.interfaces.some(
+    (i) => i.type === 'PHYSICAL' && up(i) && i.state?.aliases?.some((a) => a.type === 'INET'),
+  );
   return {
     kind: 'automatic-nat-bridge',
     parent: auto?.name ?? AUTOMATIC_BRIDGE,
@@ -175,7 +192,10 @@ export function chooseAutomatically(facts: NetworkFacts): NetworkPlan {
     source: 'server-default',
     summary: `the automatic bridge ${auto?.name ?? AUTOMATIC_BRIDGE}${auto?.ipv4Nat === false ? '' : " (NAT'd)"}`,
     explanation:
-      `No link-up physical interface or LAN bridge with an IPv4 address was found, so the sandbox goes on the ` +
+      (dhcp
+        ? 'The NAS gets its address by DHCP, so (as with pixels) no interface has a configured IPv4 address to put a MACVLAN NIC on; '
+        : 'No link-up physical interface or LAN bridge with a configured IPv4 address was found, so ') +
+      `the sandbox goes on the ` +
       `automatic bridge ${auto?.name ?? AUTOMATIC_BRIDGE}${auto ? ` (${auto.ipv4Address}${auto.ipv4Nat ? ", NAT'd" : ''})` : ''}: ` +
       'only the NAS reaches it. Set a NIC (pixels.servers "nic", or nic_type/parent in the pixels config) or use ' +
       'the NAS as an SSH jump host.',

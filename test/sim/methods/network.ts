@@ -6,6 +6,7 @@
 // The simulated box (fake addresses, never contacted):
 // - 'stock': one physical NIC enp1s0 on DHCP (so its configured `aliases` are empty and the address is only in
 //   `state.aliases`), default gateway 192.168.1.1; instances use the automatic bridge incusbr0 (NAT'd).
+// - 'static': the same NIC with its address configured (static), so it is listed in its `aliases` too.
 // - 'lan-bridge': the user made a bridge br0 over enp1s0 and moved the address to it (static); enp1s0 has no
 //   address of its own. bridge_choices then offers br0.
 import { checkArgCount, idArg } from '../args.js';
@@ -15,8 +16,8 @@ import { CallError, ERRNO, ValidationErrors } from '../errors.js';
 import { query } from '../filters.js';
 import { globalConfig } from './virt.js';
 
-export type SimNetworkLayout = 'stock' | 'lan-bridge';
-export const SIM_NETWORK_LAYOUTS: readonly SimNetworkLayout[] = ['stock', 'lan-bridge'];
+export type SimNetworkLayout = 'stock' | 'static' | 'lan-bridge';
+export const SIM_NETWORK_LAYOUTS: readonly SimNetworkLayout[] = ['stock', 'static', 'lan-bridge'];
 
 /** The NAS's LAN address, gateway and interface names (fake data). */
 export const SIM_LAN = {
@@ -92,17 +93,18 @@ export function interfaces(ctx: SimContext, layout: SimNetworkLayout): SimObject
     mtu: null,
     ...extra,
   });
-  if (layout === 'stock') {
-    // No interface configured in the database: iface_extend reports DHCP and no configured aliases.
+  const physicalState = stateOf(ctx, SIM_LAN.physical, true, [LAN_V4, LINK_LOCAL_V6], false);
+  // No interface configured in the database: iface_extend reports DHCP and no configured aliases.
+  if (layout === 'stock') return [entry(SIM_LAN.physical, 'PHYSICAL', physicalState, {})];
+  if (layout === 'static')
     return [
-      entry(
-        SIM_LAN.physical,
-        'PHYSICAL',
-        stateOf(ctx, SIM_LAN.physical, true, [LAN_V4, LINK_LOCAL_V6], false),
-        {},
-      ),
+      entry(SIM_LAN.physical, 'PHYSICAL', physicalState, {
+        aliases: [{ type: 'INET', address: SIM_LAN.address, netmask: SIM_LAN.prefix }],
+        ipv4_dhcp: false,
+        ipv6_auto: false,
+        mtu: 1500,
+      }),
     ];
-  }
   return [
     entry(SIM_LAN.physical, 'PHYSICAL', stateOf(ctx, SIM_LAN.physical, true, [], false), {
       ipv4_dhcp: false,
