@@ -1,5 +1,6 @@
 // Where a new sandbox lands on the network, and why a sandbox cannot be reached. Plain data and text: the
 // backends fill a NetworkPlan from what the server says, the editor shows it and uses it to explain failures.
+import { AddressProblem, parseRange } from './ip';
 
 /** The NIC a sandbox gets (TrueNAS NIC device / Incus network), from settings or chosen by the backend. */
 export interface NicSetting {
@@ -27,6 +28,9 @@ export interface NetworkPlan {
   summary: string;
   /** A sentence or two: what was chosen and why. */
   explanation: string;
+  /** The server's NAT'd bridge subnet (e.g. "10.200.1.1/24"), when it has one: sandboxes with an address in it
+   *  are behind NAT whatever new sandboxes get. */
+  natSubnet?: string;
 }
 
 /** A short phrase for the kind, used in messages. */
@@ -42,6 +46,17 @@ export function describeKind(plan: Pick<NetworkPlan, 'kind' | 'parent'>): string
       return `the network ${plan.parent ?? '(default)'}`;
     default:
       return 'an unknown network';
+  }
+}
+
+function inSubnet(address: string, subnet: string): boolean {
+  try {
+    const range = parseRange(subnet);
+    const bits = parseRange(address);
+    return range.family === bits.family && bits.start >= range.start && bits.start <= range.end;
+  } catch (err) {
+    if (err instanceof AddressProblem) return false;
+    throw err;
   }
 }
 
@@ -77,8 +92,11 @@ export function explainUnreachable(c: UnreachableContext): string {
       );
     return `${who} has no IP address yet${seen}: it may still be booting, or its network gives no DHCP lease. Check the sandbox's network (${plan ? describeKind(plan) : 'unknown'}).`;
   }
-  const plan = c.plan;
   const at = `${who} at ${c.address} cannot be reached${seen}`;
+  const plan: NetworkPlan | undefined =
+    c.plan?.natSubnet && inSubnet(c.address, c.plan.natSubnet)
+      ? { ...c.plan, kind: 'automatic-nat-bridge', parent: undefined }
+      : c.plan;
   if (!plan) return `${at}. Pixels could not tell which network it is on.`;
   switch (plan.kind) {
     case 'automatic-nat-bridge':

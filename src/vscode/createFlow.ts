@@ -3,6 +3,7 @@
 import * as vscode from 'vscode';
 import { CancelledError } from '../core/errors';
 import type { SandboxDefaults } from '../core/config';
+import type { NetworkPlan } from '../core/network-plan';
 import type { EgressMode } from '../core/sandbox';
 import { cpuProblem, memoryProblem, sandboxNameProblem } from '../core/names';
 
@@ -103,18 +104,36 @@ function pickStep<T>(
   });
 }
 
+/** "Network: …" for the create flow's title, with a warning when this editor cannot reach it directly. */
+export function networkLine(plan: NetworkPlan): string {
+  const warning =
+    plan.reachableFromClient === false
+      ? ' — not reachable from this editor directly (see Pixels: Show Logs)'
+      : '';
+  return `Network: ${plan.summary}${warning}`;
+}
+
 /**
  * Runs the steps; `taken(name)` says whether a sandbox of that name exists already on the chosen server, so the
- * user hears it while typing rather than after a server round trip.
+ * user hears it while typing rather than after a server round trip. `network` (where the sandbox will land) is
+ * shown in every step's title.
  */
 export async function runCreateFlow(
   defaults: SandboxDefaults,
   taken: (name: string) => boolean,
   serverLabel: string,
+  network?: NetworkPlan,
 ): Promise<CreateAnswers> {
-  const title = `Create Sandbox on ${serverLabel}`;
+  const title = `Create Sandbox on ${serverLabel}${network ? ` · ${networkLine(network)}` : ''}`;
   const total = 6;
-  const a: CreateAnswers = { name: '', ...defaults };
+  const a: CreateAnswers = {
+    name: '',
+    image: defaults.image,
+    cpu: defaults.cpu,
+    memoryMiB: defaults.memoryMiB,
+    egress: defaults.egress,
+    provision: defaults.provision,
+  };
   let step = 1;
   while (step <= total) {
     let result: unknown;

@@ -5,7 +5,16 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type * as vscode from 'vscode';
 import type { Backend } from '../core/backend';
-import { CancelledError, NotFoundError, SecurityError, TimeoutError, ValidationError } from '../core/errors';
+import {
+  CancelledError,
+  ConnectionError,
+  NotFoundError,
+  PixelsError,
+  SecurityError,
+  TimeoutError,
+  ValidationError,
+} from '../core/errors';
+import { explainUnreachable, type NetworkPlan } from '../core/network-plan';
 import type { OperationOptions } from '../core/sandbox';
 import type { Sandbox } from '../core/sandbox';
 import type { SshPool, SshTarget, UserIdentity } from '../ssh/index';
@@ -188,7 +197,13 @@ export class SshAccess implements vscode.Disposable {
         throw new ValidationError(`Sandbox "${name}" is ${sandbox.status}; start it first.`);
       if (sandbox.ipv4) return sandbox;
       if (Date.now() > deadline)
-        throw new TimeoutError(`Sandbox "${name}" got no IP address within ${timeoutMs / 1000} s.`);
+        throw new TimeoutError(
+          explainUnreachable({
+            name,
+            plan: await this.planOf(backend),
+            lastSeen: `no IP address within ${timeoutMs / 1000} s`,
+          }),
+        );
       await new Promise((r) => setTimeout(r, 500));
     }
   }
@@ -206,19 +221,51 @@ export class SshAccess implements vscode.Disposable {
   ): Promise<SshTarget> {
     const ssh = await loadSsh();
     let last: SshTarget | undefined;
-    await ssh.waitForSsh(
-      async () => {
-        const sandbox = await backend.get(name);
-        if (sandbox.status !== 'running')
-          throw new ValidationError(`Sandbox "${name}" is ${sandbox.status}; start it first.`);
-        if (!sandbox.ipv4) return undefined;
-        last = await this.targetAs(serverId, sandbox, user);
-        return last;
-      },
-      { timeoutMs: 60_000, pool: await this.pool(), signal, label: `sandbox ${name}` },
-    );
+    try {
+      await ssh.waitForSsh(
+        async () => {
+          const sandbox = await backend.get(name);
+          if (sandbox.status !== 'running')
+            throw new ValidationError(`Sandbox "${name}" is ${sandbox.status}; start it first.`);
+          if (!sandbox.ipv4) return undefined;
+          last = await this.targetAs(serverId, sandbox, user);
+          return last;
+        },
+        { timeoutMs: 60_000, pool: await this.pool(), signal, label: `sandbox ${name}` },
+      );
+    } catch (err) {
+      throw await this.explained(err, backend, name, last?.host);
+    }
     if (!last) throw new TimeoutError(`Sandbox "${name}" was not ready for SSH.`);
     return last;
+  }
+
+  /** The backend's network plan, or undefined when it cannot tell (or cannot be asked right now). */
+  private async planOf(backend: Backend): Promise<NetworkPlan | undefined> {
+    try {
+      return await backend.networkPlan?.();
+    } catch (err) {
+      this.log.warn(`network plan: ${err instanceof Error ? err.message : String(err)}`);
+      return undefined;
+    }
+  }
+
+  /**
+   * A timeout or connection failure becomes one that says why the address cannot be reached (NAT'd bridge,
+   * MACVLAN seen from the server, no address yet) and which fix applies. Other errors pass unchanged.
+   */
+  private async explained(err: unknown, backend: Backend, name: string, address?: string): Promise<unknown> {
+    if (!(err instanceof TimeoutError || err instanceof ConnectionError)) return err;
+    const text = explainUnreachable({
+      name,
+      address,
+      plan: await this.planOf(backend),
+      lastSeen: (err as PixelsError).message.replace(/\.$/, ''),
+    });
+    this.log.warn(text);
+    return err instanceof TimeoutError
+      ? new TimeoutError(text, { cause: err })
+      : new ConnectionError(text, { cause: err });
   }
 
   async pool(): Promise<SshPool> {

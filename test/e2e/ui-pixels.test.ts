@@ -1,7 +1,7 @@
 // The product as a user sees it, in a real browser against the demo setup (code-server with the packaged .vsix,
 // the seeded TrueNAS simulator, PIXELS_DEMO_API_KEY): the tree with the seeded sandboxes and checkpoints, the
 // create flow through the quick input, destroy through the modal, and the welcome view.
-// Screenshots: test-results/screenshots/{tree,create-flow,confirm-modal,welcome}.png
+// Screenshots: test-results/screenshots/{tree,create-flow,create-flow-network,confirm-modal,welcome}.png
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -107,8 +107,13 @@ test('Create Sandbox… through the quick input, with validation as you type', a
       hasText: 'may only contain letters, digits and hyphens',
     });
     await message.waitFor({ timeout: 10_000 });
+    // The flow says where the sandbox will land: a stock NAS (DHCP) keeps it on the automatic NAT'd bridge.
+    const title = page.locator('.quick-input-widget .quick-input-title');
+    await title.filter({ hasText: 'Network: the automatic bridge incusbr0' }).waitFor({ timeout: 10_000 });
+    assert.match(await title.innerText(), /NAT'd.*not reachable from this editor directly/);
     await page.waitForTimeout(400); // the quick input fades in
     await wb.screenshot('create-flow');
+    await wb.screenshot('create-flow-network');
     await input.fill('ui-box');
     await page.keyboard.press('Enter'); // name
     for (const expected of ['Image', 'CPU', 'Memory']) {

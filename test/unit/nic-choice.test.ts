@@ -181,3 +181,10 @@ test('cannot reach: the reason and the fix that applies', () => {
   );
   assert.match(explainUnreachable({ name: 'dev', address: '1.2.3.4' }), /could not tell/);
 });
+
+test("an address in the server's NAT'd subnet is explained as NAT'd whatever new sandboxes get", () => {
+  const mac = chooseAutomatically(facts([iface('enp1s0', 'PHYSICAL', { configured: '192.168.1.50/24' })]));
+  assert.equal(mac.natSubnet, '10.200.1.1/24');
+  assert.match(explainUnreachable({ name: 'old', address: '10.200.1.9', plan: mac }), /NAT'd/);
+  assert.match(explainUnreachable({ name: 'new', address: '192.168.1.70', plan: mac }), /MACVLAN/);
+});

@@ -129,6 +129,12 @@ export function planFromSetting(nic: NicSetting): NetworkPlan | undefined {
  * interface); else the automatic bridge, which is NAT'd.
  */
 export function chooseAutomatically(facts: NetworkFacts): NetworkPlan {
+  const plan = choose(facts);
+  const auto = facts.automatic;
+  return auto?.ipv4Nat ? { ...plan, natSubnet: auto.ipv4Address } : plan;
+}
+
+function choose(facts: NetworkFacts): NetworkPlan {
   const gateway = ipv4Gateway(facts.defaultRoutes);
   const onGateway = (i: InterfaceEntry, address = ipv4Of) => {
     const v4 = address(i);

@@ -11,6 +11,7 @@ import {
   ValidationError,
 } from '../../core/errors';
 import { cpuProblem, memoryProblem, validateSandboxName } from '../../core/names';
+import type { NetworkPlan } from '../../core/network-plan';
 import type { EgressMode, OperationOptions, Sandbox } from '../../core/sandbox';
 import { loadGuest } from '../lazy';
 import type { Executor } from '../../guest/index';
@@ -95,6 +96,22 @@ function withStep(err: unknown, step: string): unknown {
   });
 }
 
+/** Where a new sandbox on this server will land, for the create flow (undefined when the server cannot tell). */
+async function networkPlanFor(services: Services, serverId: string): Promise<NetworkPlan | undefined> {
+  try {
+    const backend = await services.registry.backend(serverId);
+    const plan = await backend.networkPlan?.();
+    if (plan)
+      services.log.info(`server ${serverId}: new sandboxes go on ${plan.summary}. ${plan.explanation}`);
+    return plan;
+  } catch (err) {
+    services.log.warn(
+      `server ${serverId}: could not tell where a new sandbox lands: ${err instanceof Error ? err.message : String(err)}`,
+    );
+    return undefined;
+  }
+}
+
 export async function createSandbox(services: Services, arg: unknown): Promise<Sandbox | undefined> {
   const a = answersOf(arg);
   const serverId = await resolveServer(services, a, 'Create the sandbox on which server?');
@@ -105,6 +122,7 @@ export async function createSandbox(services: Services, arg: unknown): Promise<S
       services.registry.settings.defaults,
       (n) => services.store.find(serverId, n) !== undefined,
       server.label,
+      await networkPlanFor(services, serverId),
     ));
   validate(answers);
   const backend = await services.registry.backend(serverId);
