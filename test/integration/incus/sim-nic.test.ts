@@ -126,7 +126,7 @@ describe('TrueNAS NIC choice on real containers', { timeout: 300_000 }, () => {
     assert.equal(result.stdout.toString().trim(), `px-${name}`);
   });
 
-  test("MACVLAN on the NAS's interface: a real macvlan child this host cannot reach, and the product says why", async () => {
+  test("MACVLAN on the NAS's interface: a real macvlan child this host cannot reach, and the product says why", async (t) => {
     const r = await rig(lab, 'static');
     rigs.push(r);
     const name = `${prefix}-mac`;
@@ -144,6 +144,7 @@ describe('TrueNAS NIC choice on real containers', { timeout: 300_000 }, () => {
     // Give DHCP the time it takes on the bridged sandbox, then try what the editor would.
     await new Promise((res) => setTimeout(res, 8_000));
     const ip = (await r.backend.get(name)).ipv4;
+    t.diagnostic(ip ? `the macvlan sandbox has ${ip}` : 'the macvlan sandbox got no address');
     let failure: unknown;
     if (ip) {
       // A lease came through: the host still must not reach it.
