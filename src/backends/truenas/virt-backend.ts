@@ -166,6 +166,7 @@ export class TrueNASVirtBackend implements Backend {
   private familyPromise?: Promise<ApiFamily>;
   private globalPromise?: Promise<{ pool: string; dataset: string; bridge: string | null }>;
   private planCache?: { at: number; plan: Promise<NetworkPlan> };
+  private networkIgnoredLogged = false;
   private snapshotsApi?: SnapshotApi;
   private eventsStarted = false;
   private unsubscribers: (() => void)[] = [];
@@ -612,6 +613,13 @@ export class TrueNASVirtBackend implements Backend {
   networkPlan(): Promise<NetworkPlan> {
     const configured = this.nic && planFromSetting(this.nic);
     if (configured) return Promise.resolve(configured);
+    if (this.nic?.network && !this.networkIgnoredLogged) {
+      this.networkIgnoredLogged = true;
+      this.log.warn(
+        `truenas: the NIC setting "network" (${this.nic.network}) applies to Incus servers only; on TrueNAS set ` +
+          'a type ("bridged"/"macvlan") and a parent. Choosing automatically.',
+      );
+    }
     const cached = this.planCache;
     if (cached && Date.now() - cached.at < PLAN_TTL_MS) return cached.plan;
     const plan = this.readNetworkFacts().then(chooseAutomatically, (err: unknown) => {
