@@ -96,11 +96,18 @@ function withStep(err: unknown, step: string): unknown {
   });
 }
 
+const PLAN_WAIT_MS = 5000;
+
 /** Where a new sandbox on this server will land, for the create flow (undefined when the server cannot tell). */
 async function networkPlanFor(services: Services, serverId: string): Promise<NetworkPlan | undefined> {
   try {
     const backend = await services.registry.backend(serverId);
-    const plan = await backend.networkPlan?.();
+    // A slow or unreachable server must not hold the flow up: without an answer in time it shows no network line.
+    let timer: NodeJS.Timeout | undefined;
+    const plan = await Promise.race([
+      backend.networkPlan?.(),
+      new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), PLAN_WAIT_MS))),
+    ]).finally(() => clearTimeout(timer));
     if (plan)
       services.log.info(`server ${serverId}: new sandboxes go on ${plan.summary}. ${plan.explanation}`);
     return plan;
