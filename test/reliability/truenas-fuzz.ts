@@ -37,6 +37,11 @@ export async function fuzzTrueNAS(): Promise<FuzzCase[]> {
       },
     },
     { method: 'pool.snapshot.create', drive: (b) => b.createCheckpoint('keep') },
+    // The NAS's network, read for the NIC of a new sandbox (a garbled fact falls back to no NIC device).
+    { method: 'interface.query', drive: (b) => b.networkPlan!() },
+    { method: 'network.general.summary', drive: (b) => b.networkPlan!() },
+    { method: 'virt.global.bridge_choices', drive: (b) => b.networkPlan!() },
+    { method: 'virt.global.get_network', drive: (b) => b.networkPlan!() },
   ];
   const cases: FuzzCase[] = [];
   try {

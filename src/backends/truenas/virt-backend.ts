@@ -652,13 +652,22 @@ export class TrueNASVirtBackend implements Backend {
     const context = 'Reading the NAS network';
     const [g, interfaces, summary, choices] = await Promise.all([
       this.global(),
-      this.client.call<InterfaceEntry[]>('interface.query', [], { context }),
-      this.client.call<{ default_routes?: string[] }>('network.general.summary', [], { context }),
-      this.client.call<Record<string, string>>('virt.global.bridge_choices', [], { context }),
+      this.client.call<InterfaceEntry[]>('interface.query', [], {
+        context,
+        expect: rowsWith({ name: 'string', type: 'string', state: 'object', aliases: 'array' }),
+      }),
+      this.client.call<{ default_routes: string[] }>('network.general.summary', [], {
+        context,
+        expect: objectWith({ default_routes: 'array' }),
+      }),
+      this.client.call<Record<string, string>>('virt.global.bridge_choices', [], {
+        context,
+        expect: objectWith({}),
+      }),
     ]);
     const facts: NetworkFacts = {
       interfaces,
-      defaultRoutes: summary.default_routes ?? [],
+      defaultRoutes: summary.default_routes.filter((r): r is string => typeof r === 'string'),
       bridgeChoices: Object.keys(choices),
       globalBridge: g.bridge,
     };
@@ -667,7 +676,7 @@ export class TrueNASVirtBackend implements Backend {
         const n = await this.client.call<{ ipv4_address: string; ipv4_nat: boolean }>(
           'virt.global.get_network',
           [AUTOMATIC_BRIDGE],
-          { context },
+          { context, expect: objectWith({ ipv4_address: 'string', ipv4_nat: 'boolean' }) },
         );
         facts.automatic = { name: AUTOMATIC_BRIDGE, ipv4Address: n.ipv4_address, ipv4Nat: n.ipv4_nat };
       } catch (err) {
@@ -708,7 +717,7 @@ export class TrueNASVirtBackend implements Backend {
         .then(() =>
           this.client.call<VirtGlobalConfig>('virt.global.config', [], {
             context: 'Reading the virtualization settings',
-            expect: objectWith({ pool: 'string?', dataset: 'string?', state: 'string?' }),
+            expect: objectWith({ pool: 'string?', dataset: 'string?', bridge: 'string?', state: 'string?' }),
           }),
         )
         .then((c) => {
