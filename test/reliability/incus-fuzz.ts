@@ -65,11 +65,23 @@ export async function fuzzIncus(lab: Lab, base: string): Promise<FuzzCase[]> {
         }
       }
     }
-    // Checkpoints the garbage did not stop are removed again.
+    // Checkpoints the garbage did not stop are removed again. A snapshot whose wait reply was garbled is still
+    // being made when the product gives up on reading it: Incus refuses the delete ("busy") until it is done.
     const cleanup = make();
-    for (const c of await cleanup.listCheckpoints(base))
-      if (/^fz\d+$/.test(c.label)) await cleanup.deleteCheckpoint(base, c.label);
-    cleanup.dispose();
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          for (const c of await cleanup.listCheckpoints(base))
+            if (/^fz\d+$/.test(c.label)) await cleanup.deleteCheckpoint(base, c.label);
+          break;
+        } catch (err) {
+          if (attempt >= 30 || !/busy/i.test(String(err))) throw err;
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
+    } finally {
+      cleanup.dispose();
+    }
   } finally {
     await proxy.close();
   }
