@@ -3,6 +3,7 @@
 import type * as vscode from 'vscode';
 import { Services } from './vscode/services';
 import { registerServerCommands } from './vscode/commands/server';
+import { registerCertificateCommands } from './vscode/commands/certificate';
 import { registerSandboxCommands } from './vscode/commands/sandbox';
 import { registerCheckpointCommands } from './vscode/commands/checkpoint';
 import { registerCloneCommands } from './vscode/commands/clone';
@@ -18,6 +19,7 @@ export function activate(context: vscode.ExtensionContext): PixelsApi {
   services = new Services(context);
   context.subscriptions.push(services);
   registerServerCommands(services);
+  registerCertificateCommands(services);
   registerSandboxCommands(services);
   registerCheckpointCommands(services);
   registerCloneCommands(services);

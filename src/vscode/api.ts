@@ -12,6 +12,8 @@ export interface PixelsApi {
   loadedLayers(): string[];
   /** Stores a server's API key in SecretStorage. */
   setApiKey(serverId: string, apiKey: string): Promise<void>;
+  /** Whether SecretStorage holds an API key for the server (the key itself never comes out). */
+  hasApiKey(serverId: string): Promise<boolean>;
   /** The tree's children of `node` (root when absent), exactly what the view shows. */
   treeChildren(node?: PixelsNode): Promise<PixelsNode[]>;
   /** The tree row for a node: label, description, contextValue, icon id and colour. */
@@ -55,6 +57,7 @@ export function createApi(services: Services, activationMs: number): PixelsApi {
     activationMs,
     loadedLayers,
     setApiKey: (serverId, apiKey) => services.keys.store(serverId, apiKey),
+    hasApiKey: async (serverId) => (await services.keys.get(serverId)) !== undefined,
     treeChildren: (node) => services.tree.getChildren(node),
     treeItem: (node) => {
       const item = services.tree.getTreeItem(node);

@@ -27,6 +27,7 @@ export const CommandIds = {
   setupSsh: 'pixels.setupSsh',
   installRemoteSsh: 'pixels.installRemoteSsh',
   importApiKeys: 'pixels.importApiKeys',
+  trustNewCertificate: 'pixels.trustNewCertificate',
   provisionSandbox: 'pixels.provisionSandbox',
   showEgressPolicy: 'pixels.showEgressPolicy',
   setEgressMode: 'pixels.setEgressMode',

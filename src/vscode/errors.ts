@@ -1,9 +1,12 @@
 // Failures are shown as the server's reason in one sentence, with a "Show Logs" button; details go to the log.
 import * as vscode from 'vscode';
+import { UntrustedCertificateError } from '../core/certificate';
 import { CancelledError, PixelsError, userMessage } from '../core/errors';
 import { CommandIds } from './commandIds';
 import type { Log } from './log';
 import { ProvisioningFailed } from './provisioning';
+
+export const TRUST_BUTTON = 'Trust New Certificate…';
 
 let last: { action: string; message: string } | undefined;
 
@@ -29,10 +32,13 @@ export function reportError(log: Log, action: string, err: unknown): void {
   // A failed provisioning run can be resumed where it stopped: offer it next to the logs.
   const retry =
     err instanceof ProvisioningFailed ? { server: err.serverId, name: err.sandboxName } : undefined;
-  const buttons = retry ? ['Show Logs', 'Retry Provisioning'] : ['Show Logs'];
+  // A certificate that changed (or was never trusted) can be looked at and trusted, never silently.
+  const trust = err instanceof UntrustedCertificateError ? { host: err.host } : undefined;
+  const buttons = [...(trust ? [TRUST_BUTTON] : []), 'Show Logs', ...(retry ? ['Retry Provisioning'] : [])];
   void vscode.window.showErrorMessage(`${action} failed: ${message}`, ...buttons).then((choice) => {
     if (choice === 'Show Logs') log.show();
     if (choice === 'Retry Provisioning')
       void vscode.commands.executeCommand(CommandIds.provisionSandbox, retry);
+    if (choice === TRUST_BUTTON) void vscode.commands.executeCommand(CommandIds.trustNewCertificate, trust);
   });
 }

@@ -156,7 +156,7 @@ export class ServerRegistry implements vscode.Disposable {
           serverId: server.id,
           host: server.host ?? '',
           port: server.port,
-          username: server.username ?? 'root',
+          username: server.username ?? 'truenas_admin',
           secure: server.secure,
           tlsFingerprint: server.tlsFingerprint,
           nic: server.nic,
@@ -243,6 +243,21 @@ export class ServerRegistry implements vscode.Disposable {
     );
     const clean = Object.fromEntries(Object.entries(entry).filter(([, v]) => v !== undefined && v !== ''));
     await c.update('servers', [...current, clean], vscode.ConfigurationTarget.Global);
+    this.reload();
+  }
+
+  /**
+   * Pins a TrueNAS certificate (after the person said "Trust"): the settings entry's tlsFingerprint, or, for a
+   * server from the pixels CLI config, a settings entry with its id that overrides only that field.
+   */
+  async pinCertificate(serverId: string, fingerprint: string): Promise<void> {
+    const server = this.server(serverId);
+    const c = vscode.workspace.getConfiguration('pixels');
+    const current = c.inspect<Record<string, unknown>[]>('servers')?.globalValue ?? [];
+    const next = current.some((s) => s.id === serverId)
+      ? current.map((s) => (s.id === serverId ? { ...s, tlsFingerprint: fingerprint } : s))
+      : [...current, { id: serverId, kind: server.kind, tlsFingerprint: fingerprint }];
+    await c.update('servers', next, vscode.ConfigurationTarget.Global);
     this.reload();
   }
 

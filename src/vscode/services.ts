@@ -1,6 +1,8 @@
 // The one service container, built in activate() and disposed in reverse order of creation. Building it is
 // cheap: no server is contacted and no backend or SSH code is loaded until the view is shown or a command runs.
 import * as vscode from 'vscode';
+import { UntrustedCertificateError } from '../core/certificate';
+import { TRUST_BUTTON } from './errors';
 import { ApiKeyStore } from './secrets';
 import { Log } from './log';
 import { ServerRegistry } from './servers';
@@ -53,9 +55,17 @@ export class Services implements vscode.Disposable {
     };
     this.tree.onUnreachable = (reason) => {
       this.log.warn(`view: ${reason}`);
-      void vscode.window.showWarningMessage(reason, 'Retry', 'Show Logs').then((choice) => {
+      // A server refused for its certificate gets the way to look at the new one (and trust it, or not).
+      const refused = this.registry.servers().find((s) => {
+        const state = this.store.state(s.id);
+        return state.status === 'error' && state.error instanceof UntrustedCertificateError;
+      });
+      const buttons = refused ? [TRUST_BUTTON, 'Show Logs'] : ['Retry', 'Show Logs'];
+      void vscode.window.showWarningMessage(reason, ...buttons).then((choice) => {
         if (choice === 'Retry') void vscode.commands.executeCommand('pixels.refresh');
         if (choice === 'Show Logs') this.log.show();
+        if (choice === TRUST_BUTTON && refused)
+          void vscode.commands.executeCommand('pixels.trustNewCertificate', { server: refused.id });
       });
     };
     this.refresh = this.own(new RefreshController(this.registry, this.store, this.log));

@@ -257,7 +257,9 @@ for (const version of VERSIONS) {
           backend.list(),
           (e: Error) =>
             e instanceof ConnectionError &&
-            /Cannot connect to 127\.0\.0\.1: connection refused/.test(e.message),
+            new RegExp(
+              `Cannot connect to ws://127\\.0\\.0\\.1:${port} \\(plain, no TLS\\): connection refused`,
+            ).test(e.message),
         );
       } finally {
         backend.dispose();

@@ -62,6 +62,7 @@ test('titles of commands that prompt end in an ellipsis, the others do not', () 
     'pixels.setEgressMode',
     'pixels.allowDomain',
     'pixels.denyDomain',
+    'pixels.trustNewCertificate',
   ]);
   for (const c of commands) {
     if (prompting.has(c.command))

@@ -1,12 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SecurityError, UnsupportedError } from '../../src/core/errors';
-import {
-  assertTransportAllowed,
-  formatFingerprint,
-  isLoopbackHost,
-  normalizeFingerprint,
-} from '../../src/backends/truenas/tls';
+import { assertTransportAllowed } from '../../src/backends/truenas/tls';
+import { formatFingerprint, normalizeFingerprint } from '../../src/core/certificate';
+import { isLoopbackHost } from '../../src/core/server-address';
 import { apiFamily, parseVersion } from '../../src/backends/truenas/version';
 import { isReadMethod } from '../../src/backends/truenas/client';
 

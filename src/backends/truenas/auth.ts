@@ -11,6 +11,18 @@ export function loginParams(username: string, apiKey: string): unknown[] {
   return [{ mechanism: 'API_KEY_PLAIN', username, api_key: apiKey, login_options: { user_info: false } }];
 }
 
+/** The server refused the key: `response` is what it answered (AUTH_ERR: wrong key, user or revoked key; EXPIRED). */
+export class LoginRefusedError extends NotAuthenticatedError {
+  constructor(
+    message: string,
+    readonly response: 'AUTH_ERR' | 'EXPIRED',
+    /** Set when the key was checked on its own and belongs to this other user. */
+    readonly keyOwner?: string,
+  ) {
+    super(message);
+  }
+}
+
 /** Returns normally on SUCCESS; otherwise throws the error the user should see. */
 export function checkLoginResult(
   result: unknown,
@@ -23,16 +35,20 @@ export function checkLoginResult(
     case 'SUCCESS':
       return;
     case 'AUTH_ERR':
-      throw new NotAuthenticatedError(
-        `${host} refused the API key for user "${username}": check that the key is correct, not deleted, and belongs to that user.`,
+      throw new LoginRefusedError(
+        `${host} refused the API key for user "${username}": the key is mistyped, was deleted or revoked, or ` +
+          'belongs to another user (TrueNAS answers the same for each). Check it in the TrueNAS UI under ' +
+          'Credentials → Users → API Keys.',
+        'AUTH_ERR',
       );
     case 'EXPIRED':
-      throw new NotAuthenticatedError(
+      throw new LoginRefusedError(
         `${host} says the API key for user "${username}" has expired or was revoked` +
           (insecureTransport
             ? ' — TrueNAS revokes a key that was sent over an insecure (non-TLS) connection'
             : ' (TrueNAS revokes keys that were ever sent over an insecure, non-TLS connection)') +
           '. Create a new API key in the TrueNAS UI and store it again.',
+        'EXPIRED',
       );
     case 'OTP_REQUIRED':
       throw new UnsupportedError(

@@ -17,7 +17,8 @@ import {
   RpcCallError,
 } from './errors';
 import { canonical, JobRecord, JobTracker } from './jobs';
-import { assertTransportAllowed, normalizeFingerprint } from './tls';
+import { normalizeFingerprint } from '../../core/certificate';
+import { assertTransportAllowed } from './tls';
 import { parseVersion, TrueNASVersion } from './version';
 
 export interface ClientOptions {

@@ -5,6 +5,7 @@ import WebSocket from 'ws';
 import { ConnectionError, TimeoutError } from '../../core/errors';
 import type { Logger } from '../../core/log';
 import { redact } from '../../core/log';
+import { describeSocketError, endpointLabel } from '../../core/certificate';
 import { ConnectionDroppedError, JsonRpcErrorObject, RpcCallError } from './errors';
 import { judgePeer, TlsVerdict } from './tls';
 
@@ -100,7 +101,7 @@ export class RpcConnection {
         if (verdict && !verdict.ok) return reject(verdict.error);
         if (err instanceof ConnectionError) return reject(err);
         reject(
-          new ConnectionError(`Cannot connect to ${options.host}: ${describeSocketError(err)}.`, {
+          new ConnectionError(`Cannot connect to ${where(options)}: ${redact(describeSocketError(err))}.`, {
             cause: err,
           }),
         );
@@ -109,7 +110,8 @@ export class RpcConnection {
       ws.once('unexpected-response', (_req, res) =>
         fail(
           new ConnectionError(
-            `The server at ${options.host} answered HTTP ${res.statusCode} instead of a WebSocket.`,
+            `The server at ${where(options)} answered HTTP ${res.statusCode} instead of a WebSocket: ` +
+              'is it TrueNAS SCALE 25.04 or newer (the API at /api/current)?',
           ),
         ),
       );
@@ -278,11 +280,9 @@ function isIpLiteral(host: string): boolean {
   return /^[0-9.]+$/.test(host) || host.includes(':');
 }
 
-function describeSocketError(err: Error): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ECONNREFUSED') return 'connection refused';
-  if (code === 'ENOTFOUND') return 'host not found';
-  if (code === 'ETIMEDOUT' || /timed out|timeout/i.test(err.message)) return 'timed out';
-  if (code === 'ECONNRESET') return 'connection reset';
-  return redact(err.message.split('\n')[0]);
+/** "wss://host:443 (TLS)": what was tried, for every connection error. */
+function where(options: ConnectionOptions): string {
+  const url = new URL(options.url);
+  const secure = url.protocol === 'wss:';
+  return endpointLabel(options.host, url.port ? Number(url.port) : secure ? 443 : 80, secure);
 }

@@ -3,7 +3,9 @@ import type { Backend, ServerInfo } from '../../core/backend';
 import type { Logger } from '../../core/log';
 import type { NicSetting } from '../../core/network-plan';
 import { silentLogger } from '../../core/log';
+import { LoginRefusedError } from './auth';
 import { TrueNASClient } from './client';
+import { explainRefusedKey } from './first-contact';
 import { apiFamily } from './version';
 import { TrueNASVirtBackend } from './virt-backend';
 
@@ -56,7 +58,10 @@ export function createTrueNASBackend(
   return new TrueNASVirtBackend(config.serverId, createClient(config, apiKey, log), config.nic, log);
 }
 
-/** For "Add Server…": connect, log in, read the version; a server we cannot drive is refused clearly. */
+/**
+ * For "Add Server…": connect, log in, read the version; a server we cannot drive is refused clearly, and a refused
+ * key says whether the key or the user name is wrong.
+ */
 export async function probeTrueNAS(
   config: TrueNASServerConfig,
   apiKey: string,
@@ -67,11 +72,26 @@ export async function probeTrueNAS(
     const version = await client.version();
     apiFamily(version);
     return { version: `TrueNAS ${version.display}` };
+  } catch (err) {
+    if (!(err instanceof LoginRefusedError)) throw err;
+    throw await explainRefusedKey(
+      {
+        host: config.host,
+        port: config.port,
+        secure: config.secure ?? true,
+        tlsFingerprint: config.tlsFingerprint,
+      },
+      config.username,
+      apiKey,
+      err,
+      log,
+    );
   } finally {
     client.dispose();
   }
 }
 
 export { TrueNASClient } from './client';
-export { UntrustedCertificateError, normalizeFingerprint, formatFingerprint } from './tls';
+export { LoginRefusedError } from './auth';
+export { checkTrueNASEndpoint, type EndpointCheck, type EndpointTarget } from './first-contact';
 export type { ApiFamily, TrueNASVersion } from './version';

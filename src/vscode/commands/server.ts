@@ -1,16 +1,23 @@
-// Servers and the view: Add Server…, Remove Server, Refresh, Filter…, Show Logs, importing API keys.
+// Servers and the view: Add Server…, Remove Server, Refresh, Filter…, Show Logs, importing API keys. The TrueNAS
+// steps of Add Server are in ../addServerFlow.ts, Trust New Certificate… in ./certificate.ts.
 import * as vscode from 'vscode';
 import { CancelledError, ValidationError } from '../../core/errors';
 import { registerSecret } from '../../core/log';
-import type { ServerConfig, ServerKind } from '../../core/config';
+import type { ServerKind } from '../../core/config';
+import {
+  ADD_SERVER_STEPS,
+  ADD_SERVER_TITLE,
+  addTrueNASFromAnswers,
+  BACK,
+  runTrueNASWizard,
+  type AddedServer,
+  type NewServer,
+} from '../addServerFlow';
 import { CommandIds } from '../commandIds';
-import { loadIncus, loadTrueNAS } from '../lazy';
+import { loadIncus } from '../lazy';
 import { answersOf, resolveServer, type Answers } from '../pick';
-import { isLoopbackHost } from '../servers';
 import type { Services } from '../services';
 import { registerCommand } from './register';
-
-type NewServer = Omit<ServerConfig, 'source'>;
 
 async function ask(options: vscode.InputBoxOptions): Promise<string> {
   const value = await vscode.window.showInputBox({ ignoreFocusOut: true, ...options });
@@ -30,65 +37,41 @@ function uniqueId(services: Services, base: string): string {
   return id;
 }
 
-/** The palette path: asks kind, address, user and key. */
-async function promptServer(services: Services): Promise<{ server: NewServer; apiKey?: string }> {
-  const kind = await vscode.window.showQuickPick(
-    [
+/** Step 1 of the palette path: which kind of server. */
+function pickKind(): Promise<ServerKind> {
+  return new Promise((resolve, reject) => {
+    const pick = vscode.window.createQuickPick<vscode.QuickPickItem & { serverKind: ServerKind }>();
+    pick.title = ADD_SERVER_TITLE;
+    pick.step = 1;
+    pick.totalSteps = ADD_SERVER_STEPS;
+    pick.placeholder = 'What kind of server?';
+    pick.ignoreFocusOut = true;
+    pick.items = [
       {
         label: 'TrueNAS SCALE',
         description: '25.04 or newer, JSON-RPC over WebSocket',
-        serverKind: 'truenas' as ServerKind,
+        serverKind: 'truenas',
       },
-      {
-        label: 'Incus',
-        description: 'local socket or HTTPS with a client certificate',
-        serverKind: 'incus' as ServerKind,
-      },
-    ],
-    { title: 'Add Server', placeHolder: 'What kind of server?', ignoreFocusOut: true },
-  );
-  if (!kind) throw new CancelledError();
-  if (kind.serverKind === 'truenas') {
-    const address = await ask({
-      title: 'Add TrueNAS Server',
-      prompt: 'Host name or IP address (optionally :port)',
-      placeHolder: 'truenas.local',
-      validateInput: (v) =>
-        /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9a-fA-F:]+\](:\d{1,5})?$/.test(v.trim())
-          ? undefined
-          : 'Enter a host name or IP address, e.g. nas.lan or 192.168.1.10:443',
+      { label: 'Incus', description: 'local socket or HTTPS with a client certificate', serverKind: 'incus' },
+    ];
+    let settled = false;
+    pick.onDidAccept(() => {
+      const chosen = pick.selectedItems[0] ?? pick.activeItems[0];
+      if (!chosen) return;
+      settled = true;
+      resolve(chosen.serverKind);
+      pick.dispose();
     });
-    const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(address)!;
-    const host = m[1];
-    const port = m[2] ? Number(m[2]) : undefined;
-    let secure = true;
-    if (isLoopbackHost(host)) {
-      const tls = await vscode.window.showQuickPick(['wss:// (TLS)', 'ws:// (plain, loopback only)'], {
-        title: 'Add TrueNAS Server',
-        placeHolder: 'Transport',
-        ignoreFocusOut: true,
-      });
-      if (!tls) throw new CancelledError();
-      secure = tls.startsWith('wss');
-    }
-    const username = await ask({
-      title: 'Add TrueNAS Server',
-      prompt: 'User the API key belongs to',
-      value: 'root',
-      validateInput: (v) => (v.trim() ? undefined : 'A user name is required.'),
+    pick.onDidHide(() => {
+      if (!settled) reject(new CancelledError());
+      pick.dispose();
     });
-    const apiKey = await ask({
-      title: 'Add TrueNAS Server',
-      prompt:
-        'API key (TrueNAS: Credentials → Users → API Keys). Stored in the OS keyring, never in settings.',
-      password: true,
-      validateInput: (v) => (v.trim().length >= 8 ? undefined : 'That does not look like an API key.'),
-    });
-    return {
-      server: { id: uniqueId(services, host), kind: 'truenas', label: host, host, port, username, secure },
-      apiKey,
-    };
-  }
+    pick.show();
+  });
+}
+
+/** The palette path for an Incus server: socket path, or URL and certificate files. */
+async function promptIncus(services: Services): Promise<AddedServer> {
   const where = await ask({
     title: 'Add Incus Server',
     prompt: 'Unix socket path, or https:// URL of a remote Incus',
@@ -136,78 +119,71 @@ async function promptServer(services: Services): Promise<{ server: NewServer; ap
   };
 }
 
-function serverFromAnswers(
-  services: Services,
-  a: Answers,
-): { server: NewServer; apiKey?: string } | undefined {
-  if (typeof a.kind !== 'string') return undefined;
+function incusFromAnswers(services: Services, a: Answers): AddedServer {
   const str = (k: string) => (typeof a[k] === 'string' ? (a[k] as string) : undefined);
-  const kind = a.kind as ServerKind;
-  const label = str('label') ?? str('host') ?? str('url') ?? kind;
-  const server: NewServer = {
-    id: str('id') ?? uniqueId(services, label),
-    kind,
-    label,
-    host: str('host'),
-    port: typeof a.port === 'number' ? a.port : undefined,
-    username: str('username'),
-    secure: typeof a.secure === 'boolean' ? a.secure : undefined,
-    tlsFingerprint: str('tlsFingerprint'),
-    socketPath: str('socketPath'),
-    url: str('url'),
-    clientCert: str('clientCert'),
-    clientKey: str('clientKey'),
-    serverCert: str('serverCert'),
-    project: str('project'),
+  const label = str('label') ?? str('url') ?? 'incus';
+  return {
+    server: {
+      id: str('id') ?? uniqueId(services, label),
+      kind: 'incus',
+      label,
+      socketPath: str('socketPath'),
+      url: str('url'),
+      clientCert: str('clientCert'),
+      clientKey: str('clientKey'),
+      serverCert: str('serverCert'),
+      project: str('project'),
+    },
   };
-  return { server, apiKey: str('apiKey') };
 }
 
-/** Connects once before saving, so a wrong address or key is reported now, with the server's reason. */
-async function probe(services: Services, server: NewServer, apiKey: string | undefined): Promise<string> {
-  if (server.kind === 'truenas') {
-    if (!apiKey) throw new ValidationError('An API key is required for a TrueNAS server.');
-    const { probeTrueNAS } = await loadTrueNAS();
-    const info = await probeTrueNAS(
-      {
-        serverId: server.id,
-        host: server.host ?? '',
-        port: server.port,
-        username: server.username ?? 'root',
-        secure: server.secure,
-        tlsFingerprint: server.tlsFingerprint,
-      },
-      apiKey,
-      services.log,
-    );
-    return info.version;
-  }
+/** Connects once before saving, so a wrong address or certificate is reported now, with the server's reason. */
+async function probeIncusServer(services: Services, server: NewServer): Promise<string> {
   const { probeIncus } = await loadIncus();
-  const info = await probeIncus(
-    {
-      serverId: server.id,
-      socketPath: server.socketPath,
-      url: server.url,
-      clientCert: server.clientCert,
-      clientKey: server.clientKey,
-      serverCert: server.serverCert,
-      project: server.project,
-    },
-    services.log,
+  const info = await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: `Connecting to ${server.label}…` },
+    () =>
+      probeIncus(
+        {
+          serverId: server.id,
+          socketPath: server.socketPath,
+          url: server.url,
+          clientCert: server.clientCert,
+          clientKey: server.clientKey,
+          serverCert: server.serverCert,
+          project: server.project,
+        },
+        services.log,
+      ),
   );
   return info.version;
 }
 
+/** The palette path: kind, then that kind's steps (Back from the TrueNAS address returns to the kind). */
+async function promptServer(services: Services): Promise<AddedServer> {
+  for (;;) {
+    const kind = await pickKind();
+    if (kind === 'incus') return promptIncus(services);
+    const added = await runTrueNASWizard(services, (base) => uniqueId(services, base));
+    if (added !== BACK) return added;
+  }
+}
+
 export async function addServer(services: Services, arg: unknown): Promise<string> {
   const a = answersOf(arg);
-  const { server, apiKey } = serverFromAnswers(services, a) ?? (await promptServer(services));
-  if (apiKey) registerSecret(apiKey); // redacted from the log from now on, even if the probe fails
-  const version = await vscode.window.withProgress(
-    { location: vscode.ProgressLocation.Notification, title: `Connecting to ${server.label}…` },
-    () => probe(services, server, apiKey),
-  );
+  const id = (base: string) => uniqueId(services, base);
+  if (typeof a.apiKey === 'string') registerSecret(a.apiKey); // redacted from the log from now on, even on failure
+  let added: AddedServer;
+  if (a.kind === 'truenas') added = await addTrueNASFromAnswers(services, a, id);
+  else if (a.kind === 'incus') added = incusFromAnswers(services, a);
+  else if (a.kind !== undefined) throw new ValidationError(`Unknown server kind "${String(a.kind)}".`);
+  else added = await promptServer(services);
+  const { server, apiKey } = added;
+  const version = added.version ?? (await probeIncusServer(services, server));
   await services.registry.addServer(server, apiKey);
-  services.log.info(`added server ${server.id} (${version})`);
+  services.log.info(
+    `added server ${server.id} (${version})${server.tlsFingerprint ? `, certificate pinned (SHA-256 ${server.tlsFingerprint})` : ''}`,
+  );
   void vscode.window.showInformationMessage(`Added ${server.label} (${version}).`);
   await services.refresh.refreshNow(server.id);
   return server.id;
