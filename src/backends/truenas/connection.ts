@@ -37,6 +37,9 @@ interface Pending {
 
 let nextConnectionSerial = 1;
 
+/** Never opened: only marks the upgrade request so that VS Code's proxy patch passes it through (see open()). */
+const BYPASS_VSCODE_PROXY_AGENT = 'pixels-own-tls-socket';
+
 export class RpcConnection {
   private pending = new Map<string, Pending>();
   private nextId = 1;
@@ -77,18 +80,25 @@ export class RpcConnection {
         // We judge the certificate ourselves (CA + hostname, or the pin) in `secureConnect`, before the upgrade
         // completes; the socket is destroyed on a bad verdict, so no JSON-RPC message (and no key) is ever sent.
         wsOptions.createConnection = ((opts: tls.ConnectionOptions) => {
-          const socket = tls.connect({
+          const tlsOptions: tls.ConnectionOptions & { socketPath?: string } = {
             ...opts,
             path: undefined, // `path` is the HTTP path here; for tls.connect it would mean a unix socket
             rejectUnauthorized: false,
             servername: isIpLiteral(options.host) ? '' : options.host,
-          });
+          };
+          delete tlsOptions.socketPath; // the proxy-patch marker below, not a place to connect to
+          const socket = tls.connect(tlsOptions);
           socket.once('secureConnect', () => {
             verdict = judgePeer(socket, options.host, options.tlsFingerprint);
             if (!verdict.ok) socket.destroy(verdict.error);
           });
           return socket;
         }) as unknown as WebSocket.ClientOptions['createConnection'];
+        // VS Code's proxy support replaces the agent of every https.request an extension makes, and the
+        // replacement opens its own TLS socket: ours (and the judgement above) would never run, and a self-signed
+        // NAS would fail verification even when pinned. It leaves requests with a `socketPath` alone; Node then
+        // uses our createConnection, which ignores that path.
+        Object.assign(wsOptions, { socketPath: BYPASS_VSCODE_PROXY_AGENT });
       }
       let settled = false;
       const ws = new WebSocket(options.url, wsOptions);
