@@ -3,6 +3,7 @@
 // with both fingerprints; connection errors name host, port and transport; a refused key says what is wrong.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import https from 'node:https';
 import net from 'node:net';
 import {
   checkTrueNASEndpoint,
@@ -104,6 +105,44 @@ describe('trusting a self-signed TrueNAS certificate', () => {
       assert.equal(sim.callCount(), 0);
     } finally {
       backend.dispose();
+      await sim.close();
+    }
+  });
+});
+
+describe('when the editor replaces the HTTPS agent (VS Code proxy support)', () => {
+  // VS Code patches https.request so that every request an extension makes goes through its own agent, which
+  // opens the TLS socket itself from the request options. Reproduced here: each request gets a fresh agent.
+  function replaceAgents(): () => void {
+    const original = https.request;
+    const patched = (...args: unknown[]) => {
+      const options = args.find((a) => a && typeof a === 'object') as https.RequestOptions;
+      options.agent = new https.Agent({ keepAlive: false });
+      return (original as (...a: unknown[]) => ReturnType<typeof https.request>)(...args);
+    };
+    Object.assign(https, { request: patched });
+    return () => Object.assign(https, { request: original });
+  }
+
+  test('the socket the agent made is judged at the upgrade: the pin passes, another certificate is refused', async () => {
+    const sim = await startSimulator({ version: '25.10', apiKey: API_KEY, tls: certA });
+    const restore = replaceAgents();
+    try {
+      const pinned = { host: '127.0.0.1', port: sim.port, secure: true, username: 'admin' };
+      const info = await probeTrueNAS(
+        { serverId: 'p', ...pinned, tlsFingerprint: certA.fingerprint },
+        API_KEY,
+      );
+      assert.match(info.version, /^TrueNAS 25\.10/);
+      assert.equal(sim.callCount('auth.login_ex'), 1);
+      await assert.rejects(
+        probeTrueNAS({ serverId: 'p', ...pinned, tlsFingerprint: certB.fingerprint }, API_KEY),
+        (e: Error) => e instanceof UntrustedCertificateError && e.pinned === certB.fingerprint,
+      );
+      await assert.rejects(probeTrueNAS({ serverId: 'p', ...pinned }, API_KEY), UntrustedCertificateError);
+      assert.equal(sim.callCount('auth.login_ex'), 1, 'no key went to a certificate that was not trusted');
+    } finally {
+      restore();
       await sim.close();
     }
   });

@@ -2,7 +2,7 @@
 // notifications, ping keepalive. It knows nothing about login or jobs (see client.ts).
 import * as tls from 'node:tls';
 import WebSocket from 'ws';
-import { ConnectionError, TimeoutError } from '../../core/errors';
+import { ConnectionError, SecurityError, TimeoutError } from '../../core/errors';
 import type { Logger } from '../../core/log';
 import { redact } from '../../core/log';
 import { describeSocketError, endpointLabel } from '../../core/certificate';
@@ -36,9 +36,6 @@ interface Pending {
 }
 
 let nextConnectionSerial = 1;
-
-/** Never opened: only marks the upgrade request so that VS Code's proxy patch passes it through (see open()). */
-const BYPASS_VSCODE_PROXY_AGENT = 'pixels-own-tls-socket';
 
 export class RpcConnection {
   private pending = new Map<string, Pending>();
@@ -80,13 +77,12 @@ export class RpcConnection {
         // We judge the certificate ourselves (CA + hostname, or the pin) in `secureConnect`, before the upgrade
         // completes; the socket is destroyed on a bad verdict, so no JSON-RPC message (and no key) is ever sent.
         wsOptions.createConnection = ((opts: tls.ConnectionOptions) => {
-          const tlsOptions: tls.ConnectionOptions & { socketPath?: string } = {
+          const tlsOptions: tls.ConnectionOptions = {
             ...opts,
             path: undefined, // `path` is the HTTP path here; for tls.connect it would mean a unix socket
             rejectUnauthorized: false,
             servername: isIpLiteral(options.host) ? '' : options.host,
           };
-          delete tlsOptions.socketPath; // the proxy-patch marker below, not a place to connect to
           const socket = tls.connect(tlsOptions);
           socket.once('secureConnect', () => {
             verdict = judgePeer(socket, options.host, options.tlsFingerprint);
@@ -94,11 +90,11 @@ export class RpcConnection {
           });
           return socket;
         }) as unknown as WebSocket.ClientOptions['createConnection'];
-        // VS Code's proxy support replaces the agent of every https.request an extension makes, and the
-        // replacement opens its own TLS socket: ours (and the judgement above) would never run, and a self-signed
-        // NAS would fail verification even when pinned. It leaves requests with a `socketPath` alone; Node then
-        // uses our createConnection, which ignores that path.
-        Object.assign(wsOptions, { socketPath: BYPASS_VSCODE_PROXY_AGENT });
+        // VS Code's proxy support replaces the agent of every https.request an extension makes, and that agent
+        // opens its own TLS socket from the request options: createConnection above never runs there. So the
+        // socket it makes must not refuse a self-signed certificate by itself, and the 'upgrade' handler below
+        // judges whatever socket carried the handshake (only the GET of the upgrade has been sent by then).
+        wsOptions.rejectUnauthorized = false;
       }
       let settled = false;
       const ws = new WebSocket(options.url, wsOptions);
@@ -126,6 +122,15 @@ export class RpcConnection {
         ),
       );
       ws.once('close', () => fail(new Error('connection closed during the handshake')));
+      ws.once('upgrade', (res) => {
+        if (!secure || verdict) return; // judged at secureConnect, on our own socket
+        const socket = res.socket as tls.TLSSocket;
+        verdict =
+          typeof socket.getPeerCertificate === 'function'
+            ? judgePeer(socket, options.host, options.tlsFingerprint)
+            : { ok: false, error: new SecurityError(`The connection to ${where(options)} is not TLS.`) };
+        if (!verdict.ok) fail(verdict.error);
+      });
       ws.once('open', () => {
         if (settled) return;
         if (secure && !(verdict && verdict.ok)) {
