@@ -3,6 +3,7 @@
 // with both fingerprints; connection errors name host, port and transport; a refused key says what is wrong.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import {
@@ -111,20 +112,26 @@ describe('trusting a self-signed TrueNAS certificate', () => {
 });
 
 describe('when the editor replaces the HTTPS agent (VS Code proxy support)', () => {
-  // VS Code patches https.request so that every request an extension makes goes through its own agent, which
-  // opens the TLS socket itself from the request options. Reproduced here: each request gets a fresh agent.
+  // VS Code patches http.request and https.request so that every request an extension makes goes through its own
+  // agent, which opens the socket itself (so a request's createConnection never runs). Requests with a socketPath
+  // are passed through untouched (@vscode/proxy-agent createHttpPatch). Reproduced here.
   function replaceAgents(): () => void {
-    const original = https.request;
-    const patched = (...args: unknown[]) => {
-      const options = args.find((a) => a && typeof a === 'object') as https.RequestOptions;
-      options.agent = new https.Agent({ keepAlive: false });
-      return (original as (...a: unknown[]) => ReturnType<typeof https.request>)(...args);
-    };
-    Object.assign(https, { request: patched });
-    return () => Object.assign(https, { request: original });
+    const restores = [http, https].map((mod) => {
+      const original = mod.request;
+      const patched = (...args: unknown[]) => {
+        const options = args.find(
+          (a) => a && typeof a === 'object' && !(a instanceof URL),
+        ) as http.RequestOptions;
+        if (!options.socketPath) options.agent = new mod.Agent({ keepAlive: false });
+        return (original as (...a: unknown[]) => http.ClientRequest)(...args);
+      };
+      Object.assign(mod, { request: patched });
+      return () => Object.assign(mod, { request: original });
+    });
+    return () => restores.forEach((r) => r());
   }
 
-  test('the socket the agent made is judged at the upgrade: the pin passes, another certificate is refused', async () => {
+  test('our own TLS socket still carries the upgrade: the pin passes, another certificate is refused', async () => {
     const sim = await startSimulator({ version: '25.10', apiKey: API_KEY, tls: certA });
     const restore = replaceAgents();
     try {

@@ -37,6 +37,9 @@ interface Pending {
 
 let nextConnectionSerial = 1;
 
+/** The "socket path" of the ws+unix upgrade request: a marker only, never opened (see RpcConnection.open). */
+const OWN_TLS_SOCKET = 'pixels-own-tls-socket';
+
 export class RpcConnection {
   private pending = new Map<string, Pending>();
   private nextId = 1;
@@ -67,37 +70,42 @@ export class RpcConnection {
   static open(options: ConnectionOptions): Promise<RpcConnection> {
     return new Promise((resolve, reject) => {
       let verdict: TlsVerdict | undefined;
-      const secure = options.url.startsWith('wss:');
+      const url = new URL(options.url);
+      const secure = url.protocol === 'wss:';
       const wsOptions: WebSocket.ClientOptions = {
         handshakeTimeout: options.connectTimeoutMs,
         perMessageDeflate: false,
         maxPayload: 64 * 1024 * 1024,
       };
+      let address = options.url;
       if (secure) {
-        // We judge the certificate ourselves (CA + hostname, or the pin) in `secureConnect`, before the upgrade
-        // completes; the socket is destroyed on a bad verdict, so no JSON-RPC message (and no key) is ever sent.
-        wsOptions.createConnection = ((opts: tls.ConnectionOptions) => {
-          const tlsOptions: tls.ConnectionOptions = {
-            ...opts,
-            path: undefined, // `path` is the HTTP path here; for tls.connect it would mean a unix socket
+        // We open the TLS socket ourselves and judge the certificate (CA + hostname, or the pin) in
+        // `secureConnect`, before a byte of HTTP is sent; a bad verdict destroys the socket, so no JSON-RPC message
+        // (and no key) is ever sent.
+        const host = url.hostname.replace(/^\[|\]$/g, '');
+        wsOptions.createConnection = (() => {
+          const socket = tls.connect({
+            host,
+            port: url.port ? Number(url.port) : 443,
             rejectUnauthorized: false,
-            servername: isIpLiteral(options.host) ? '' : options.host,
-          };
-          const socket = tls.connect(tlsOptions);
+            servername: isIpLiteral(host) ? '' : host,
+          });
           socket.once('secureConnect', () => {
             verdict = judgePeer(socket, options.host, options.tlsFingerprint);
             if (!verdict.ok) socket.destroy(verdict.error);
           });
           return socket;
         }) as unknown as WebSocket.ClientOptions['createConnection'];
-        // VS Code's proxy support replaces the agent of every https.request an extension makes, and that agent
-        // opens its own TLS socket from the request options: createConnection above never runs there. So the
-        // socket it makes must not refuse a self-signed certificate by itself, and the 'upgrade' handler below
-        // judges whatever socket carried the handshake (only the GET of the upgrade has been sent by then).
+        // Inside VS Code, every http(s).request an extension makes gets the editor's proxy agent, which opens its
+        // own socket and so would skip createConnection. Requests to a unix socket path are left alone: so the
+        // upgrade goes out as ws+unix (the marker "path" is never opened, createConnection ignores it) with the
+        // real Host header. Were a socket ever made by someone else, the 'upgrade' check below still judges it.
+        wsOptions.headers = { Host: url.host };
         wsOptions.rejectUnauthorized = false;
+        address = `ws+unix:${OWN_TLS_SOCKET}:${url.pathname}${url.search}`;
       }
       let settled = false;
-      const ws = new WebSocket(options.url, wsOptions);
+      const ws = new WebSocket(address, wsOptions);
       const fail = (err: Error) => {
         if (settled) return;
         settled = true;
