@@ -161,7 +161,8 @@ export interface SimEngine {
   listDatasets(): Promise<DatasetRecord[]>;
   /** A plain filesystem dataset (parent must exist). EEXIST / ENOENT. */
   createDataset(name: string): Promise<DatasetRecord>;
-  listSnapshots(): Promise<SnapshotRecord[]>;
+  /** `onlyDataset`: the snapshots of the datasets it accepts (a query that names its datasets walks only those). */
+  listSnapshots(onlyDataset?: (dataset: string) => boolean): Promise<SnapshotRecord[]>;
   /** EEXIST duplicate, ENOENT no dataset. `creation` is a hint for seeding old snapshots (an engine may ignore it). */
   createSnapshot(dataset: string, name: string, hint?: { creation?: Date }): Promise<SnapshotRecord>;
   /** Removes one snapshot. EBUSY if it has clones. */

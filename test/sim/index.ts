@@ -16,12 +16,13 @@ import { registerFilesystem } from './methods/filesystem.js';
 import { registerNetwork, SIM_NETWORK_LAYOUTS, type SimNetworkLayout } from './methods/network.js';
 import { registerSnapshots } from './methods/snapshots.js';
 import { registerVirt } from './methods/virt.js';
-import { seed as seedDemo } from './seed.js';
+import { seed as seedDemo, seedScale, type ScaleSeed } from './seed.js';
 import { listen, RpcServer } from './server.js';
 
 export type { SimVersion } from './context.js';
 export type { FaultSwitches } from './faults.js';
 export type { SimEngine } from './engine.js';
+export type { ScaleSeed } from './seed.js';
 export { MemoryEngine } from './engines/memory.js';
 
 export interface SimOptions {
@@ -33,6 +34,8 @@ export interface SimOptions {
   tls?: { key: string; cert: string };
   engine?: SimEngine;
   seed?: boolean;
+  /** a big server instead of (or besides) the demo state: N `px-` sandboxes × M checkpoints + K other instances */
+  seedScale?: ScaleSeed;
   treatAsRemote?: boolean;
   jobDurationMs?: number;
   /** false: virt has no pool (state NO_POOL): queries return [], instance jobs fail "Virtualization not initialized." */
@@ -84,6 +87,7 @@ export async function startSimulator(options: SimOptions): Promise<SimServer> {
   if (!LOOPBACK.has(host)) throw new Error(`the simulator listens on loopback only, not ${host}`);
   const engine = options.engine ?? new MemoryEngine();
   if (options.seed) await seedDemo(engine);
+  if (options.seedScale) await seedScale(engine, options.seedScale);
 
   const events = new EventHub();
   const faults = new Faults();

@@ -62,3 +62,39 @@ export async function seed(engine: SimEngine, now = new Date()): Promise<void> {
   await engine.startInstance('px-web');
   await engine.startInstance('px-agent');
 }
+
+export interface ScaleSeed {
+  /** `px-` sandboxes to create (named px-s0000, px-s0001, …) */
+  sandboxes: number;
+  /** checkpoints per sandbox (ZFS snapshots of its dataset) */
+  checkpoints: number;
+  /** instances without the `px-` prefix (other workloads on the box), which the extension must never show */
+  others: number;
+}
+
+/** A big, quiet server for the list benchmarks: every instance stopped, checkpoints an hour apart. */
+export async function seedScale(engine: SimEngine, scale: ScaleSeed, now = new Date()): Promise<void> {
+  const base = {
+    environment: {},
+    autostart: false,
+    privilegedMode: false,
+    storagePool: engine.pool,
+    devices: [],
+    image: 'ubuntu/24.04',
+    cpu: '2',
+    memory: 2 * GIB,
+  };
+  for (let i = 0; i < scale.sandboxes; i++) {
+    const name = `px-s${String(i).padStart(4, '0')}`;
+    await engine.createInstance({ ...base, name });
+    for (let c = 0; c < scale.checkpoints; c++) {
+      const creation = new Date(now.getTime() - (scale.checkpoints - c) * HOUR);
+      await engine.createSnapshot(`${engine.pool}/.ix-virt/containers/${name}`, `cp${c}`, { creation });
+    }
+  }
+  for (let i = 0; i < scale.others; i++) {
+    const name = `other${String(i).padStart(4, '0')}`;
+    await engine.createInstance({ ...base, name });
+    await engine.createSnapshot(`${engine.pool}/.ix-virt/containers/${name}`, 'nightly', { creation: now });
+  }
+}

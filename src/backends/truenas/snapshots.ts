@@ -7,6 +7,9 @@ import type { ApiFamily } from './version';
 
 /** The native properties we read; `clones`/`defer_destroy` tell which snapshots a clone depends on. */
 export const SNAPSHOT_PROPERTIES = ['used', 'referenced', 'creation', 'clones', 'defer_destroy'];
+/** What a checkpoint row needs (size, time, hidden while a deferred destroy waits): a full list of a big server
+ *  moves a third less than with every property above. */
+export const LIST_PROPERTIES = ['referenced', 'creation', 'defer_destroy'];
 
 interface ZfsProperty {
   value?: string | null;
@@ -107,12 +110,11 @@ export class SnapshotApi {
     return `${this.ns}.query`;
   }
 
-  query(filters: unknown[], context: string): Promise<SnapshotEntry[]> {
-    return this.client.call<SnapshotEntry[]>(
-      `${this.ns}.query`,
-      [filters, { extra: { properties: SNAPSHOT_PROPERTIES } }],
-      { context, expect: SNAPSHOT_ROWS },
-    );
+  query(filters: unknown[], context: string, properties = SNAPSHOT_PROPERTIES): Promise<SnapshotEntry[]> {
+    return this.client.call<SnapshotEntry[]>(`${this.ns}.query`, [filters, { extra: { properties } }], {
+      context,
+      expect: SNAPSHOT_ROWS,
+    });
   }
 
   async create(dataset: string, label: string, context: string): Promise<void> {

@@ -49,6 +49,7 @@ import {
   SnapshotApi,
   SnapshotEntry,
   snapshotClones,
+  LIST_PROPERTIES,
   sortNewestFirst,
   toCheckpoint,
 } from './snapshots';
@@ -219,7 +220,7 @@ export class TrueNASVirtBackend implements Backend {
         context: 'Listing sandboxes',
         expect: INSTANCE_ROWS,
       }),
-      snapshots.query([['dataset', '^', prefix]], 'Listing checkpoints'),
+      snapshots.query([['dataset', '^', prefix]], 'Listing checkpoints', LIST_PROPERTIES),
     ]);
     const byDataset = new Map<string, SnapshotEntry[]>();
     for (const s of snaps) {

@@ -269,9 +269,12 @@ export class IncusEngine implements SimEngine {
     return this.datasetRecord(this.zfs.createDataset(name), new Set());
   }
 
-  async listSnapshots(): Promise<SnapshotRecord[]> {
+  async listSnapshots(onlyDataset?: (dataset: string) => boolean): Promise<SnapshotRecord[]> {
     const sizes = await this.snapshotSizes();
-    return this.zfs.sortedSnapshots().map((s) => this.snapshotRecord(s, sizes));
+    return this.zfs
+      .sortedSnapshots()
+      .filter((s) => !onlyDataset || onlyDataset(s.dataset))
+      .map((s) => this.snapshotRecord(s, sizes));
   }
 
   async createSnapshot(dataset: string, name: string, hint?: { creation?: Date }): Promise<SnapshotRecord> {

@@ -48,6 +48,17 @@ interface SnapshotState extends SnapshotBase {
   files: FileMap;
 }
 
+/** Bytes only this snapshot holds: files that differ from both its neighbours (previous snapshot, next state). */
+function uniqueBytes(snap: SnapshotState, prev: FileMap | undefined, next: FileMap | undefined): number {
+  let unique = 0;
+  for (const [path, entry] of snap.files) {
+    const inPrev = prev?.get(path)?.data.equals(entry.data) ?? false;
+    const inNext = next?.get(path)?.data.equals(entry.data) ?? false;
+    if (!inPrev && !inNext) unique += entry.data.length;
+  }
+  return unique;
+}
+
 interface InstanceState extends InstanceBase {
   status: InstanceStatus;
   /** host part of the DHCP lease, kept across restarts */
@@ -198,8 +209,27 @@ export class MemoryEngine implements SimEngine {
     return this.datasetRecord(this.zfs.createDataset(name));
   }
 
-  async listSnapshots(): Promise<SnapshotRecord[]> {
-    return this.zfs.sortedSnapshots().map((s) => this.snapshotRecord(s));
+  async listSnapshots(onlyDataset?: (dataset: string) => boolean): Promise<SnapshotRecord[]> {
+    // One pass over the sorted list (neighbours of the same dataset are adjacent) and one clone index: a server
+    // with 20,000 snapshots answers a query in milliseconds, as ZFS does, not in seconds.
+    const all = this.zfs.sortedSnapshots();
+    const sorted = onlyDataset ? all.filter((s) => onlyDataset(s.dataset)) : all;
+    const clones = this.zfs.clonesByOrigin();
+    return sorted.map((snap, i) => {
+      const prev = sorted[i - 1]?.dataset === snap.dataset ? sorted[i - 1] : undefined;
+      const next = sorted[i + 1]?.dataset === snap.dataset ? sorted[i + 1] : undefined;
+      const used = uniqueBytes(
+        snap,
+        prev?.files,
+        next ? next.files : this.zfs.datasets.get(snap.dataset)?.files,
+      );
+      return this.zfs.snapshotRecord(
+        snap,
+        used,
+        snap.baseBytes + filesBytes(snap.files),
+        clones.get(snapshotId(snap)) ?? [],
+      );
+    });
   }
 
   async createSnapshot(dataset: string, name: string, hint?: { creation?: Date }): Promise<SnapshotRecord> {
@@ -359,19 +389,12 @@ export class MemoryEngine implements SimEngine {
     );
   }
 
-  /** Bytes only this snapshot holds: files that differ from both the previous snapshot and the next state. */
   private snapshotUsed(snap: SnapshotState): number {
     const list = this.zfs.snapshotsOf(snap.dataset);
     const index = list.indexOf(snap);
     const prev = index > 0 ? list[index - 1].files : undefined;
     const next = index < list.length - 1 ? list[index + 1].files : this.zfs.datasets.get(snap.dataset)?.files;
-    let unique = 0;
-    for (const [path, entry] of snap.files) {
-      const inPrev = prev?.get(path)?.data.equals(entry.data) ?? false;
-      const inNext = next?.get(path)?.data.equals(entry.data) ?? false;
-      if (!inPrev && !inNext) unique += entry.data.length;
-    }
-    return unique;
+    return uniqueBytes(snap, prev, next);
   }
 
   private snapshotRecord(snap: SnapshotState): SnapshotRecord {

@@ -102,6 +102,15 @@ export class ZfsBook<D extends DatasetBase, S extends SnapshotBase> {
       .sort();
   }
 
+  /** Every snapshot's clones at once (snapshot id -> sorted clone datasets), for listing many snapshots. */
+  clonesByOrigin(): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const d of this.datasets.values())
+      if (d.origin) out.set(d.origin, [...(out.get(d.origin) ?? []), d.name]);
+    for (const list of out.values()) list.sort();
+    return out;
+  }
+
   /** Whether a snapshot of any of these datasets has a clone. */
   hasClonedSnapshot(datasets: string[]): boolean {
     return datasets.some((ds) => this.snapshotsOf(ds).some((s) => this.clonesOf(snapshotId(s)).length > 0));
@@ -298,7 +307,12 @@ export class ZfsBook<D extends DatasetBase, S extends SnapshotBase> {
     };
   }
 
-  snapshotRecord(snap: S, usedBytes: number, referencedBytes: number): SnapshotRecord {
+  snapshotRecord(
+    snap: S,
+    usedBytes: number,
+    referencedBytes: number,
+    clones: string[] = this.clonesOf(snapshotId(snap)),
+  ): SnapshotRecord {
     const id = snapshotId(snap);
     return {
       id,
@@ -308,7 +322,7 @@ export class ZfsBook<D extends DatasetBase, S extends SnapshotBase> {
       creation: new Date(snap.creation),
       usedBytes,
       referencedBytes,
-      clones: this.clonesOf(id),
+      clones,
     };
   }
 }

@@ -72,6 +72,21 @@ async function busyMountpoint(ctx: SimContext, dataset: string): Promise<string 
   return rec && rec.status === 'RUNNING' ? containerMountpoint(ctx.engine.pool, name) : null;
 }
 
+/**
+ * Top-level `dataset` filters (`=` or `^`), applied to the records before entries are built: the middleware, too,
+ * only walks the datasets a query names. The full filter still runs afterwards, so the answer is the same.
+ */
+function datasetPrefilter(filters: SimValue): (dataset: string) => boolean {
+  const tests: ((dataset: string) => boolean)[] = [];
+  for (const f of Array.isArray(filters) ? filters : []) {
+    if (!Array.isArray(f) || f.length !== 3 || f[0] !== 'dataset' || typeof f[2] !== 'string') continue;
+    const value = f[2];
+    if (f[1] === '=') tests.push((d) => d === value);
+    if (f[1] === '^') tests.push((d) => d.startsWith(value));
+  }
+  return (dataset) => tests.every((t) => t(dataset));
+}
+
 export function registerSnapshots(registry: Registry, ctx: SimContext): void {
   const namespaces: { ns: string; entity: string; isPrivate: boolean }[] = [];
   if (ctx.version === '25.04')
@@ -91,7 +106,7 @@ function register(registry: Registry, ns: string, entity: string, isPrivate: boo
     checkArgCount(args, 2);
     const opts = entryOptions(args[1]);
     const extra = isSimObject(args[1]) && isSimObject(args[1].extra) ? args[1].extra : {};
-    let snaps = await env.ctx.engine.listSnapshots();
+    let snaps = await env.ctx.engine.listSnapshots(datasetPrefilter(args[0]));
     if (typeof extra.min_txg === 'number')
       snaps = snaps.filter((s) => s.createtxg >= (extra.min_txg as number));
     if (typeof extra.max_txg === 'number')

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import type { SimContext } from '../context.js';
 import type { DatasetRecord, SnapshotRecord } from '../engine.js';
-import type { SimObject } from '../ejson.js';
+import type { SimObject, SimValue } from '../ejson.js';
 import { CallError, ERRNO } from '../errors.js';
 import { dateProp, prop, sizeProp, stringProp } from './zfsformat.js';
 
@@ -19,40 +19,115 @@ function guid(id: string): string {
   return BigInt(`0x${createHash('sha256').update(id).digest('hex').slice(0, 15)}`).toString();
 }
 
-export function snapshotProperties(ctx: SimContext, snap: SnapshotRecord): SimObject {
-  const held = ctx.holds.get(snap.id)?.size ?? 0;
-  const clones = snap.clones.join(',');
-  return {
-    type: stringProp('snapshot'),
-    creation: dateProp(snap.creation),
-    used: sizeProp(snap.usedBytes),
-    referenced: sizeProp(snap.referencedBytes),
-    compressratio: prop('1.00x', '1.00', '1.00'),
-    devices: stringProp('on', 'DEFAULT'),
-    exec: stringProp('on', 'DEFAULT'),
-    setuid: stringProp('on', 'DEFAULT'),
-    xattr: stringProp('sa', 'INHERITED'),
-    version: stringProp('5'),
-    utf8only: stringProp('off'),
-    normalization: stringProp('none'),
-    casesensitivity: stringProp('sensitive'),
-    nbmand: stringProp('off', 'DEFAULT'),
-    guid: stringProp(guid(snap.id)),
-    primarycache: stringProp('all', 'DEFAULT'),
-    secondarycache: stringProp('all', 'DEFAULT'),
-    defer_destroy: stringProp(ctx.deferred.has(snap.id) ? 'on' : 'off'),
-    userrefs: prop(String(held), String(held), String(held)),
-    objsetid: stringProp(String(snap.createtxg % 9973)),
-    mlslabel: stringProp('none', 'DEFAULT'),
-    refcompressratio: prop('1.00x', '1.00', '1.00'),
-    written: sizeProp(snap.usedBytes),
-    clones: prop(clones, clones, clones),
-    logicalreferenced: sizeProp(snap.referencedBytes),
-    acltype: stringProp('posix', 'INHERITED'),
-    context: stringProp('none', 'DEFAULT'),
-    encryption: stringProp('off', 'DEFAULT'),
-    createtxg: prop(String(snap.createtxg), String(snap.createtxg), String(snap.createtxg)),
-  };
+/** The properties `zfs get all` shows for a snapshot, in its order. */
+const SNAPSHOT_PROPERTY_NAMES = [
+  'type',
+  'creation',
+  'used',
+  'referenced',
+  'compressratio',
+  'devices',
+  'exec',
+  'setuid',
+  'xattr',
+  'version',
+  'utf8only',
+  'normalization',
+  'casesensitivity',
+  'nbmand',
+  'guid',
+  'primarycache',
+  'secondarycache',
+  'defer_destroy',
+  'userrefs',
+  'objsetid',
+  'mlslabel',
+  'refcompressratio',
+  'written',
+  'clones',
+  'logicalreferenced',
+  'acltype',
+  'context',
+  'encryption',
+  'createtxg',
+];
+
+/** One property, computed on demand: like libzfs, a query that names its properties only pays for those. */
+function snapshotProperty(ctx: SimContext, snap: SnapshotRecord, name: string): SimValue | undefined {
+  switch (name) {
+    case 'type':
+      return stringProp('snapshot');
+    case 'creation':
+      return dateProp(snap.creation);
+    case 'used':
+      return sizeProp(snap.usedBytes);
+    case 'referenced':
+      return sizeProp(snap.referencedBytes);
+    case 'compressratio':
+      return prop('1.00x', '1.00', '1.00');
+    case 'devices':
+      return stringProp('on', 'DEFAULT');
+    case 'exec':
+      return stringProp('on', 'DEFAULT');
+    case 'setuid':
+      return stringProp('on', 'DEFAULT');
+    case 'xattr':
+      return stringProp('sa', 'INHERITED');
+    case 'version':
+      return stringProp('5');
+    case 'utf8only':
+      return stringProp('off');
+    case 'normalization':
+      return stringProp('none');
+    case 'casesensitivity':
+      return stringProp('sensitive');
+    case 'nbmand':
+      return stringProp('off', 'DEFAULT');
+    case 'guid':
+      return stringProp(guid(snap.id));
+    case 'primarycache':
+      return stringProp('all', 'DEFAULT');
+    case 'secondarycache':
+      return stringProp('all', 'DEFAULT');
+    case 'defer_destroy':
+      return stringProp(ctx.deferred.has(snap.id) ? 'on' : 'off');
+    case 'userrefs':
+      return prop(held(ctx, snap), held(ctx, snap), held(ctx, snap));
+    case 'objsetid':
+      return stringProp(String(snap.createtxg % 9973));
+    case 'mlslabel':
+      return stringProp('none', 'DEFAULT');
+    case 'refcompressratio':
+      return prop('1.00x', '1.00', '1.00');
+    case 'written':
+      return sizeProp(snap.usedBytes);
+    case 'clones':
+      return prop(snap.clones.join(','), snap.clones.join(','), snap.clones.join(','));
+    case 'logicalreferenced':
+      return sizeProp(snap.referencedBytes);
+    case 'acltype':
+      return stringProp('posix', 'INHERITED');
+    case 'context':
+      return stringProp('none', 'DEFAULT');
+    case 'encryption':
+      return stringProp('off', 'DEFAULT');
+    case 'createtxg':
+      return prop(String(snap.createtxg), String(snap.createtxg), String(snap.createtxg));
+  }
+  return undefined;
+}
+
+function held(ctx: SimContext, snap: SnapshotRecord): string {
+  return String(ctx.holds.get(snap.id)?.size ?? 0);
+}
+
+export function snapshotProperties(ctx: SimContext, snap: SnapshotRecord, only?: string[]): SimObject {
+  const out: SimObject = {};
+  for (const name of only ?? SNAPSHOT_PROPERTY_NAMES) {
+    const value = snapshotProperty(ctx, snap, name);
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
 }
 
 export interface SnapshotEntryOptions {
@@ -65,12 +140,8 @@ export function snapshotEntry(
   snap: SnapshotRecord,
   options: SnapshotEntryOptions,
 ): SimObject {
-  const all = snapshotProperties(ctx, snap);
-  let properties: SimObject = all;
-  if (options.properties && options.properties.length) {
-    properties = {};
-    for (const name of options.properties) if (name in all) properties[name] = all[name];
-  }
+  const named = options.properties && options.properties.length ? options.properties : undefined;
+  const properties = snapshotProperties(ctx, snap, named);
   const entry: SimObject = {
     id: snap.id,
     name: snap.id,

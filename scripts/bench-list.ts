@@ -1,0 +1,143 @@
+// Benchmark: listing a big TrueNAS server. A simulator seeded with 1,000 `px-` sandboxes × 20 checkpoints and 200
+// other instances; our backend lists everything (sandboxes with their checkpoints) vs a replay of the pixels CLI's
+// call pattern for the same information: `pixels list`, then `pixels checkpoint list <name>` per sandbox, each
+// command a new connection with login, job subscription and version (docs: pixels-reference.md §2.1, §2.4).
+// Both sides talk to the same simulator over real sockets with TLS (wss://, a self-signed certificate pinned by
+// fingerprint on our side, trusted as a CA by the replay), as both do against a real box. Lines:
+//   list round trips: <API calls per refresh on a warm connection>
+//   list speedup vs pixels pattern: <N>x        (our cold list, new connection included, vs the replay)
+//   npm run bench:list
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTrueNASBackend } from '../src/backends/truenas/index';
+import { makeSelfSignedCert, type TestCert } from '../test/lab/tls';
+import { startSimulator, type SimServer } from '../test/sim/index';
+import { RawClient } from '../test/sim/rawclient';
+import { figure, median, runBench, spread, timed } from './bench/stats';
+
+const API_KEY = '1-' + 'b'.repeat(64);
+const SCALE = {
+  sandboxes: Number(process.env.BENCH_SANDBOXES ?? 1000),
+  checkpoints: Number(process.env.BENCH_CHECKPOINTS ?? 20),
+  others: 200,
+};
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+
+/** One pixels CLI command: connect, log in, subscribe to jobs, read the version, then its own calls. */
+async function pixelsCommand<T>(
+  sim: SimServer,
+  cert: TestCert,
+  body: (c: RawClient) => Promise<T>,
+): Promise<T> {
+  const c = await RawClient.connect(sim.url, { ca: cert.cert });
+  try {
+    await c.login(API_KEY);
+    await c.call('core.subscribe', ['core.get_jobs']);
+    await c.call('system.version');
+    return await body(c);
+  } finally {
+    c.close();
+  }
+}
+
+/** `pixels list` + `pixels checkpoint list` for every sandbox (25.10: pool.snapshot.query). */
+async function pixelsPattern(
+  sim: SimServer,
+  cert: TestCert,
+): Promise<{ sandboxes: number; checkpoints: number }> {
+  const instances = await pixelsCommand(sim, cert, (c) =>
+    c.call<{ name: string }[]>('virt.instance.query', [[['name', '^', 'px-']]], 60_000),
+  );
+  let checkpoints = 0;
+  for (const inst of instances) {
+    const snaps = await pixelsCommand(sim, cert, async (c) => {
+      const g = await c.call<{ dataset: string }>('virt.global.config');
+      return c.call<unknown[]>('pool.snapshot.query', [
+        [['dataset', '=', `${g.dataset}/containers/${inst.name}`]],
+      ]);
+    });
+    checkpoints += snaps.length;
+  }
+  return { sandboxes: instances.length, checkpoints };
+}
+
+async function ourList(sim: SimServer, cert: TestCert) {
+  const backend = createTrueNASBackend(
+    {
+      serverId: 'bench',
+      host: '127.0.0.1',
+      port: sim.port,
+      secure: true,
+      tlsFingerprint: cert.fingerprint,
+      username: 'admin',
+      callTimeoutMs: 60_000,
+    },
+    API_KEY,
+  );
+  return { backend, list: () => backend.list() };
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'px-bench-list-'));
+  const cert = makeSelfSignedCert(dir, 'sim', { cn: 'localhost', san: 'IP:127.0.0.1' });
+  const [sim, seedMs] = await timed(() =>
+    startSimulator({
+      version: '25.10',
+      apiKey: API_KEY,
+      seedScale: SCALE,
+      tls: { key: cert.key, cert: cert.cert },
+    }),
+  );
+  try {
+    console.log(
+      `simulator: ${SCALE.sandboxes} px- sandboxes × ${SCALE.checkpoints} checkpoints + ${SCALE.others} other instances (seeded in ${Math.round(seedMs)} ms)`,
+    );
+    const expectedCheckpoints = SCALE.sandboxes * SCALE.checkpoints;
+
+    // Ours, cold: a new backend (connection, login, version, pool config) then one list, RUNS times.
+    const cold: number[] = [];
+    let coldCalls = 0;
+    for (let i = 0; i < RUNS; i++) {
+      const { backend, list } = await ourList(sim, cert);
+      const before = sim.callCount();
+      const [sandboxes, ms] = await timed(list);
+      coldCalls = sim.callCount() - before;
+      cold.push(ms);
+      const cps = sandboxes.reduce((n, s) => n + (s.checkpoints?.length ?? 0), 0);
+      if (sandboxes.length !== SCALE.sandboxes || cps !== expectedCheckpoints)
+        throw new Error(`our list saw ${sandboxes.length} sandboxes / ${cps} checkpoints`);
+      if (sandboxes.some((s) => s.name.startsWith('other')))
+        throw new Error('our list shows an instance without the px- prefix');
+      // Warm: the refresh the tree does on an open connection.
+      const warmBefore = sim.callCount();
+      await list();
+      const warmCalls = sim.callCount() - warmBefore;
+      if (i === 0)
+        console.log(
+          `ours: ${coldCalls} API calls for a cold list (connect included), ${warmCalls} for a refresh`,
+        );
+      if (i === RUNS - 1) figure('list round trips', String(warmCalls));
+      backend.dispose();
+    }
+
+    const before = sim.callCount();
+    const connectionsBefore = sim.connections();
+    const [seen, pixelsMs] = await timed(() => pixelsPattern(sim, cert));
+    const pixelsCalls = sim.callCount() - before;
+    if (seen.sandboxes !== SCALE.sandboxes || seen.checkpoints !== expectedCheckpoints)
+      throw new Error(`the pixels pattern saw ${seen.sandboxes} sandboxes / ${seen.checkpoints} checkpoints`);
+    console.log(
+      `pixels pattern: ${pixelsCalls} API calls on ${SCALE.sandboxes + 1} connections in ${Math.round(pixelsMs)} ms (${connectionsBefore} open before)`,
+    );
+    console.log(
+      `ours cold: median ${Math.round(median(cold))} ms of ${RUNS} (spread ${(spread(cold) * 100).toFixed(0)} %)`,
+    );
+    figure('list speedup vs pixels pattern', `${(pixelsMs / median(cold)).toFixed(1)}x`);
+  } finally {
+    await sim.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+runBench(main);
