@@ -1,8 +1,10 @@
 // The one service container, built in activate() and disposed in reverse order of creation. Building it is
 // cheap: no server is contacted and no backend or SSH code is loaded until the view is shown or a command runs.
+import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { UntrustedCertificateError } from '../core/certificate';
 import { TRUST_BUTTON } from './errors';
+import { SandboxCacheFile } from '../core/sandboxCache';
 import { ApiKeyStore } from './secrets';
 import { Log } from './log';
 import { ServerRegistry } from './servers';
@@ -34,7 +36,12 @@ export class Services implements vscode.Disposable {
     this.keys = new ApiKeyStore(context.secrets);
     this.egress = new EgressMemory(context.globalState);
     this.registry = this.own(new ServerRegistry(this.log, this.keys));
-    this.store = this.own(new SandboxStore(this.registry, this.log));
+    // Last session's sandboxes, so the tree shows at once; read in the background (a local file, no server).
+    const cache = new SandboxCacheFile(
+      join(context.globalStorageUri.fsPath, 'sandbox-cache.json'),
+      (reason) => this.log.warn(reason),
+    );
+    this.store = this.own(new SandboxStore(this.registry, this.log, cache));
     // Built before the tree (which reads them); they load nothing until a sandbox is listed or provisioned.
     this.ssh = this.own(new SshAccess(this.registry, this.log));
     this.egressStatus = this.own(new EgressStatusCache(this.registry, this.ssh, this.log));

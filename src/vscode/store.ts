@@ -1,6 +1,9 @@
 // What the tree shows, per server: the last sandbox list (with checkpoints) or the reason it could not be loaded.
 // Loads are coalesced: while one is in flight for a server, more requests wait for it and at most one more runs.
+// Until a server first answers, its list from the local cache (last session's) is shown, marked stale; its first
+// answer (a list or an error) replaces it for good, and every new list is written back to the cache.
 import type { Checkpoint, Sandbox } from '../core/sandbox';
+import type { SandboxCacheFile } from '../core/sandboxCache';
 import { Emitter } from '../core/disposable';
 import { userMessage } from '../core/errors';
 import type { Log } from './log';
@@ -17,22 +20,47 @@ export class SandboxStore {
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly queued = new Map<string, Promise<void>>();
   private readonly changed = new Emitter<string | undefined>();
+  /** Last session's lists of the servers that have not answered yet. */
+  private readonly cached = new Map<string, Sandbox[]>();
+  private readonly cacheRead: Promise<void>;
   /** Fires with the server id whose data changed (undefined: all). */
   readonly onDidChange = this.changed.event;
 
   constructor(
     private readonly registry: ServerRegistry,
     private readonly log: Log,
-  ) {}
+    private readonly cache?: SandboxCacheFile,
+  ) {
+    this.cacheRead = (cache?.load() ?? Promise.resolve(new Map())).then((content) => {
+      for (const [id, entry] of content) if (!this.states.has(id)) this.cached.set(id, entry.sandboxes);
+    });
+  }
+
+  /** Resolves once the local cache has been read (at once without one). */
+  cacheReady(): Promise<void> {
+    return this.cacheRead;
+  }
 
   state(serverId: string): ServerLoadState {
     return this.states.get(serverId) ?? { status: 'idle' };
+  }
+
+  /** The server has not answered yet and what is shown of it comes from the cache. */
+  isStale(serverId: string): boolean {
+    return this.cached.has(serverId);
+  }
+
+  /** There is something to show for the server without waiting: an answer, or its cached list. */
+  canShowNow(serverId: string): boolean {
+    const status = this.state(serverId).status;
+    return status === 'ok' || status === 'error' || this.isStale(serverId);
   }
 
   sandboxes(serverId: string): Sandbox[] {
     const s = this.state(serverId);
     if (s.status === 'ok') return s.sandboxes;
     if (s.status === 'loading') return s.previous ?? [];
+    if (s.status === 'idle') return this.cached.get(serverId) ?? [];
     return [];
   }
 
@@ -84,16 +112,26 @@ export class SandboxStore {
       const sandboxes = list
         .map((s) => ({ ...s, checkpoints: s.checkpoints ? sortCheckpoints(s.checkpoints) : undefined }))
         .sort((a, b) => a.name.localeCompare(b.name));
+      this.cached.delete(serverId);
       this.states.set(serverId, { status: 'ok', sandboxes, loadedAt: Date.now() });
       this.log.debug(`server ${serverId}: ${sandboxes.length} sandboxes in ${Date.now() - started} ms`);
     } catch (error) {
       const message = userMessage(error);
+      this.cached.delete(serverId);
       this.states.set(serverId, { status: 'error', error, message, loadedAt: Date.now() });
       this.log.warn(`server ${serverId}: cannot list sandboxes: ${message}`);
     }
     // Unchanged data fires nothing: the tree is not rebuilt (no flicker, no lost menu targets) by a quiet poll.
     const now = this.signature(serverId);
-    if (now !== before) this.changed.fire(serverId);
+    if (now === before) return;
+    this.changed.fire(serverId);
+    const state = this.state(serverId);
+    if (state.status === 'ok' && this.cache)
+      void this.cache.save(
+        serverId,
+        state.sandboxes,
+        this.registry.servers().map((s) => s.id),
+      );
   }
 
   /** What the tree shows for a server, as a string, to tell whether a reload changed anything. */
@@ -101,13 +139,14 @@ export class SandboxStore {
     const s = this.state(serverId);
     if (s.status === 'ok') return JSON.stringify(s.sandboxes);
     if (s.status === 'error') return `error:${s.message}`;
-    return s.status;
+    return this.isStale(serverId) ? 'cached' : s.status;
   }
 
   /** Drops the data of servers that are gone. */
   prune(): void {
     const ids = new Set(this.registry.servers().map((s) => s.id));
     for (const id of [...this.states.keys()]) if (!ids.has(id)) this.states.delete(id);
+    for (const id of [...this.cached.keys()]) if (!ids.has(id)) this.cached.delete(id);
     this.changed.fire(undefined);
   }
 

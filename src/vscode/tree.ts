@@ -21,6 +21,8 @@ export interface SandboxNode {
   type: 'sandbox';
   serverId: string;
   sandbox: Sandbox;
+  /** From the local cache: the server has not answered yet this session. */
+  stale?: boolean;
 }
 export interface CheckpointNode {
   type: 'checkpoint';
@@ -176,8 +178,12 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
       this.setState('noServers');
       return [];
     }
-    if (servers.every((s) => this.store.state(s.id).status === 'idle')) this.setState('loading');
-    await this.store.ensureLoaded();
+    await this.store.cacheReady();
+    if (servers.every((s) => this.store.state(s.id).status === 'idle' && !this.store.isStale(s.id)))
+      this.setState('loading');
+    // With last session's lists at hand, rows show at once (marked cached) and the answers replace them.
+    const loaded = this.store.ensureLoaded();
+    if (!servers.every((s) => this.store.canShowNow(s.id))) await loaded;
     const states = servers.map((s) => this.store.state(s.id));
     const errors = states.filter((s) => s.status === 'error');
     if (errors.length === servers.length) {
@@ -212,7 +218,8 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
           kind: 'empty',
         },
       ];
-    return sandboxes.map((sandbox) => ({ type: 'sandbox', serverId, sandbox }));
+    const stale = this.store.isStale(serverId) || undefined;
+    return sandboxes.map((sandbox) => ({ type: 'sandbox', serverId, sandbox, stale }));
   }
 
   private stepNodes(node: SandboxNode): StepNode[] {
@@ -300,10 +307,17 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
       );
       item.contextValue = 'server+error';
     } else {
-      item.iconPath = new vscode.ThemeIcon(server?.kind === 'incus' ? 'server-environment' : 'server');
+      const stale = this.store.isStale(serverId);
+      item.iconPath = new vscode.ThemeIcon(
+        stale ? 'history' : server?.kind === 'incus' ? 'server-environment' : 'server',
+      );
       const count = this.store.sandboxes(serverId).length;
-      item.description = state.status === 'ok' ? `${count} sandbox${count === 1 ? '' : 'es'}` : '';
-      item.tooltip = new vscode.MarkdownString(`**${escapeMd(item.label as string)}** — ${escapeMd(where)}`);
+      const counted = `${count} sandbox${count === 1 ? '' : 'es'}`;
+      item.description = stale ? `${counted} (cached)` : state.status === 'ok' ? counted : '';
+      item.tooltip = new vscode.MarkdownString(
+        `**${escapeMd(item.label as string)}** — ${escapeMd(where)}` +
+          (stale ? '\n\nShowing the last known sandboxes until the server answers.' : ''),
+      );
       item.contextValue = 'server';
     }
     return item;
@@ -360,8 +374,11 @@ function sandboxItem(node: SandboxNode, facts: SandboxFacts): vscode.TreeItem {
   // A different id while provisioning: VS Code keeps a known row's collapsed state, and the step rows must show.
   item.id = `sandbox:${node.serverId}/${s.name}${facts.provisioning ? '#provisioning' : ''}`;
   const [icon, color] = STATUS_ICON[s.status] ?? STATUS_ICON.unknown;
-  item.iconPath = new vscode.ThemeIcon(icon, color ? new vscode.ThemeColor(color) : undefined);
+  // A cached row is grey whatever its last state: it may not be true any more.
+  const shade = node.stale ? 'disabledForeground' : color;
+  item.iconPath = new vscode.ThemeIcon(icon, shade ? new vscode.ThemeColor(shade) : undefined);
   const parts = [s.status === 'running' ? (s.ipv4 ?? 'no IP yet') : s.status];
+  if (node.stale) parts.unshift('(cached)');
   if (facts.provisioning) parts.push(facts.provisioning);
   if (egress) parts.push(egress);
   item.description = parts.join(' · ');
