@@ -169,6 +169,11 @@ export class SandboxCacheFile {
     return this.loaded;
   }
 
+  /** One server's last known list (after load(); the latest save included). */
+  get(serverId: string): CachedServer | undefined {
+    return this.content.get(serverId);
+  }
+
   /** Replaces one server's entry and keeps only the servers in `keep`; the file is rewritten in the background. */
   save(serverId: string, sandboxes: Sandbox[], keep: readonly string[], savedAt = Date.now()): Promise<void> {
     this.content.set(serverId, { savedAt, sandboxes });

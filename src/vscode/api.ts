@@ -47,6 +47,8 @@ export interface PixelsApi {
         failed?: string;
       }
     | undefined;
+  /** Where the last known sandboxes per server are kept (the tree shows them until a server answers). */
+  sandboxCacheFile(): string;
   /** Egress policy reads done for the tree so far, and the warnings shown after restore/clone re-checks. */
   egressReads(): number;
   egressWarnings(): string[];
@@ -87,6 +89,7 @@ export function createApi(services: Services, activationMs: number): PixelsApi {
         failed: run.failed,
       };
     },
+    sandboxCacheFile: () => services.cachePath,
     egressReads: () => services.egressStatus.reads,
     egressWarnings: () => [...services.egressStatus.warnings],
   };

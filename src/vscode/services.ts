@@ -30,6 +30,8 @@ export class Services implements vscode.Disposable {
   readonly egress: EgressMemory;
   readonly egressStatus: EgressStatusCache;
   readonly provisioning: ProvisioningService;
+  /** The local sandbox cache (last known lists per server). */
+  readonly cachePath: string;
 
   constructor(readonly context: vscode.ExtensionContext) {
     this.log = this.own(new Log());
@@ -37,10 +39,8 @@ export class Services implements vscode.Disposable {
     this.egress = new EgressMemory(context.globalState);
     this.registry = this.own(new ServerRegistry(this.log, this.keys));
     // Last session's sandboxes, so the tree shows at once; read in the background (a local file, no server).
-    const cache = new SandboxCacheFile(
-      join(context.globalStorageUri.fsPath, 'sandbox-cache.json'),
-      (reason) => this.log.warn(reason),
-    );
+    this.cachePath = join(context.globalStorageUri.fsPath, 'sandbox-cache.json');
+    const cache = new SandboxCacheFile(this.cachePath, (reason) => this.log.warn(reason));
     this.store = this.own(new SandboxStore(this.registry, this.log, cache));
     // Built before the tree (which reads them); they load nothing until a sandbox is listed or provisioned.
     this.ssh = this.own(new SshAccess(this.registry, this.log));

@@ -1,7 +1,8 @@
 // What the tree shows, per server: the last sandbox list (with checkpoints) or the reason it could not be loaded.
 // Loads are coalesced: while one is in flight for a server, more requests wait for it and at most one more runs.
 // Until a server first answers, its list from the local cache (last session's) is shown, marked stale; its first
-// answer (a list or an error) replaces it for good, and every new list is written back to the cache.
+// answer (a list or an error) replaces it for good, and every new list is written back to the cache. A server
+// removed and added again starts over: its last known list shows until it answers again.
 import type { Checkpoint, Sandbox } from '../core/sandbox';
 import type { SandboxCacheFile } from '../core/sandboxCache';
 import { Emitter } from '../core/disposable';
@@ -20,8 +21,9 @@ export class SandboxStore {
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly queued = new Map<string, Promise<void>>();
   private readonly changed = new Emitter<string | undefined>();
-  /** Last session's lists of the servers that have not answered yet. */
-  private readonly cached = new Map<string, Sandbox[]>();
+  /** Servers that answered (a list or an error) since they were configured: their cached list is not shown. */
+  private readonly answered = new Set<string>();
+  private cacheLoaded = false;
   private readonly cacheRead: Promise<void>;
   /** Fires with the server id whose data changed (undefined: all). */
   readonly onDidChange = this.changed.event;
@@ -31,8 +33,8 @@ export class SandboxStore {
     private readonly log: Log,
     private readonly cache?: SandboxCacheFile,
   ) {
-    this.cacheRead = (cache?.load() ?? Promise.resolve(new Map())).then((content) => {
-      for (const [id, entry] of content) if (!this.states.has(id)) this.cached.set(id, entry.sandboxes);
+    this.cacheRead = (cache?.load() ?? Promise.resolve()).then(() => {
+      this.cacheLoaded = true;
     });
   }
 
@@ -47,7 +49,12 @@ export class SandboxStore {
 
   /** The server has not answered yet and what is shown of it comes from the cache. */
   isStale(serverId: string): boolean {
-    return this.cached.has(serverId);
+    return this.cachedList(serverId) !== undefined;
+  }
+
+  private cachedList(serverId: string): Sandbox[] | undefined {
+    if (!this.cache || !this.cacheLoaded || this.answered.has(serverId)) return undefined;
+    return this.cache.get(serverId)?.sandboxes;
   }
 
   /** There is something to show for the server without waiting: an answer, or its cached list. */
@@ -60,7 +67,7 @@ export class SandboxStore {
     const s = this.state(serverId);
     if (s.status === 'ok') return s.sandboxes;
     if (s.status === 'loading') return s.previous ?? [];
-    if (s.status === 'idle') return this.cached.get(serverId) ?? [];
+    if (s.status === 'idle') return this.cachedList(serverId) ?? [];
     return [];
   }
 
@@ -112,12 +119,12 @@ export class SandboxStore {
       const sandboxes = list
         .map((s) => ({ ...s, checkpoints: s.checkpoints ? sortCheckpoints(s.checkpoints) : undefined }))
         .sort((a, b) => a.name.localeCompare(b.name));
-      this.cached.delete(serverId);
+      this.answered.add(serverId);
       this.states.set(serverId, { status: 'ok', sandboxes, loadedAt: Date.now() });
       this.log.debug(`server ${serverId}: ${sandboxes.length} sandboxes in ${Date.now() - started} ms`);
     } catch (error) {
       const message = userMessage(error);
-      this.cached.delete(serverId);
+      this.answered.add(serverId);
       this.states.set(serverId, { status: 'error', error, message, loadedAt: Date.now() });
       this.log.warn(`server ${serverId}: cannot list sandboxes: ${message}`);
     }
@@ -146,7 +153,7 @@ export class SandboxStore {
   prune(): void {
     const ids = new Set(this.registry.servers().map((s) => s.id));
     for (const id of [...this.states.keys()]) if (!ids.has(id)) this.states.delete(id);
-    for (const id of [...this.cached.keys()]) if (!ids.has(id)) this.cached.delete(id);
+    for (const id of [...this.answered]) if (!ids.has(id)) this.answered.delete(id);
     this.changed.fire(undefined);
   }
 

@@ -102,7 +102,11 @@ test('the file: missing is empty and silent, corrupt is ignored with one log lin
 });
 
 /** A store over one server whose backend answers with `answers` in turn (a list, or an Error to throw). */
-function storeFixture(cache: SandboxCacheFile, answers: (Sandbox[] | Error)[]) {
+function storeFixture(
+  cache: SandboxCacheFile,
+  answers: (Sandbox[] | Error)[],
+  configured: { ids: string[] } = { ids: ['nas'] },
+) {
   const gate: { release?: () => void } = {};
   const backend = {
     list: async () => {
@@ -113,7 +117,7 @@ function storeFixture(cache: SandboxCacheFile, answers: (Sandbox[] | Error)[]) {
     },
   } as unknown as Backend;
   const registry = {
-    servers: () => [{ id: 'nas' }],
+    servers: () => configured.ids.map((id) => ({ id })),
     backend: async () => backend,
     onDidChangeServers: new Emitter<void>().event,
   } as unknown as ServerRegistry;
@@ -196,6 +200,40 @@ test('an error as first answer also ends the cached rows (the tree shows the err
         .get('nas')
         ?.sandboxes.map((s) => s.name),
       ['a'],
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a server removed and added again shows its last known list until it answers again', async () => {
+  const dir = tempDir();
+  try {
+    const path = join(dir, 'cache.json');
+    const configured = { ids: ['nas'] };
+    const cache = new SandboxCacheFile(path, () => undefined);
+    const { store, answer } = storeFixture(cache, [[sandbox('a')], [sandbox('b')]], configured);
+    await store.cacheReady();
+    assert.equal(store.isStale('nas'), false, 'nothing cached yet');
+    let loading = store.load('nas');
+    await answer();
+    await loading;
+    configured.ids = [];
+    store.prune();
+    configured.ids = ['nas'];
+    store.prune();
+    assert.equal(store.isStale('nas'), true);
+    assert.deepEqual(
+      store.sandboxes('nas').map((s) => s.name),
+      ['a'],
+    );
+    loading = store.load('nas');
+    await answer();
+    await loading;
+    assert.equal(store.isStale('nas'), false);
+    assert.deepEqual(
+      store.sandboxes('nas').map((s) => s.name),
+      ['b'],
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

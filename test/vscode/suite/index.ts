@@ -48,7 +48,9 @@ function mirrorConsole(file: string): () => void {
 export async function run(): Promise<void> {
   const mocha = new Mocha({ ui: 'tdd', color: false, timeout: 60_000, reporter: 'spec' });
   const grep = process.env.PIXELS_VSCODE_TEST_GREP;
+  // `bench:` suites are benchmarks (npm run bench:vscode): only a --grep that names them runs them.
   if (grep) mocha.grep(grep);
+  else mocha.grep('bench:').invert();
   const files = testFiles(__dirname);
   if (files.length === 0) throw new Error(`no *.test.js files under ${__dirname}`);
   for (const file of files) mocha.addFile(file);
