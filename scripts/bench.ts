@@ -8,7 +8,8 @@ export const BENCHMARKS: Record<string, string> = {
   list: 'scripts/bench-list.ts',
   'incus-list': 'scripts/bench-incus-list.ts',
   tree: 'scripts/bench-tree.ts',
-  size: 'scripts/bench-size.ts',
+  size: 'scripts/bench-size.ts', // also packages the .vsix that bench:chromium installs
+  chromium: 'scripts/bench-chromium.ts',
   exec: 'scripts/bench-exec.ts',
   clone: 'scripts/bench-clone.ts',
 };
@@ -22,6 +23,8 @@ export const FIGURES = [
   'view shown to 1,000 sandbox rows',
   'expand to checkpoint rows',
   'tree heap growth after 50 refreshes',
+  'chromium view shown to sandbox rows',
+  'chromium expand to checkpoint rows',
   'cached tree vs cold tree',
   'event-to-tree p50',
   'event-to-tree vs polling interval',

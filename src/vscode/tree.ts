@@ -239,7 +239,8 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
   private sandboxFacts(node: SandboxNode): SandboxFacts {
     const { serverId, sandbox } = node;
     const run = this.provisioning.run(serverId, sandbox.name);
-    const status = this.egressStatus.get(serverId, sandbox);
+    // A cached row asks nothing of its sandbox: the server has not said yet that it still exists.
+    const status = node.stale ? undefined : this.egressStatus.get(serverId, sandbox);
     const guard = this.egressStatus.hostGuard(serverId, sandbox.name);
     return {
       hostGuard:
