@@ -32,6 +32,22 @@ async function main(): Promise<void> {
   const prefix = `bl${randomBytes(2).toString('hex')}`;
   const names = Array.from({ length: INSTANCES }, (_, i) => `${prefix}-${String(i).padStart(3, '0')}`);
   const made: string[] = [];
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () =>
+    (cleaning ??= (async () => {
+      const [, cleanMs] = await timed(() =>
+        inBatches(made, async (name) => {
+          await run('incus', ['delete', '--force', `px-${name}`]).catch((err: unknown) =>
+            console.error(`could not remove px-${name}: ${(err as Error).message}`),
+          );
+        }),
+      );
+      console.log(`removed ${made.length} instances in ${(cleanMs / 1000).toFixed(1)} s`);
+    })());
+  // Stopped from outside (a timeout, Ctrl-C): remove what was made before going.
+  const onSignal = () => void cleanup().finally(() => process.exit(130));
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
   try {
     const [, sourceMs] = await timed(async () => {
       await backend.create({ name: names[0], image: lab.image, start: false });
@@ -66,14 +82,9 @@ async function main(): Promise<void> {
     );
     figure('incus list round trips', String(calls));
   } finally {
-    const [, cleanMs] = await timed(() =>
-      inBatches(made, async (name) => {
-        await run('incus', ['delete', '--force', `px-${name}`]).catch((err: unknown) =>
-          console.error(`could not remove px-${name}: ${(err as Error).message}`),
-        );
-      }),
-    );
-    console.log(`removed ${made.length} instances in ${(cleanMs / 1000).toFixed(1)} s`);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    await cleanup();
     backend.dispose();
   }
 }
