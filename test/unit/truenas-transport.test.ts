@@ -6,6 +6,8 @@ import { formatFingerprint, normalizeFingerprint } from '../../src/core/certific
 import { isLoopbackHost } from '../../src/core/server-address';
 import { apiFamily, parseVersion } from '../../src/backends/truenas/version';
 import { isReadMethod } from '../../src/backends/truenas/client';
+import { preview } from '../../src/backends/truenas/connection';
+import { registerSecret } from '../../src/core/log';
 
 const HEX = 'ab'.repeat(32);
 
@@ -124,4 +126,15 @@ test('TLS peer judgement: CA-verified + right host passes; wrong host, unverifie
   assert.deepEqual(pinned, { ok: true, fingerprint: 'C0'.repeat(32), how: 'pin' });
   const badPin = judgePeer(peer(true), 'nas.example', 'c1'.repeat(32));
   assert.ok(!badPin.ok && /does not match the pinned fingerprint/.test(badPin.error.message));
+});
+
+test('the trace preview of a big frame is its redacted head: a secret that starts before the cut is never shown', () => {
+  const secret = `1-${'s'.repeat(64)}`;
+  registerSecret(secret);
+  const frame = `{"jsonrpc":"2.0","result":"${'x'.repeat(250)}${secret}${'y'.repeat(5_000_000)}","id":"7"}`;
+  const shown = preview(frame, 300);
+  assert.equal(shown.length, 300);
+  assert.ok(!shown.includes('ssssssss'), shown);
+  assert.match(shown, /«redacted»/);
+  assert.match(preview('{"api_key":"abc"}', 300), /"api_key":"«redacted»"/);
 });

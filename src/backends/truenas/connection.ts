@@ -240,8 +240,9 @@ export class RpcConnection {
       result?: unknown;
       error?: JsonRpcErrorObject;
     };
+    const text = data.toString();
     try {
-      msg = JSON.parse(data.toString());
+      msg = JSON.parse(text);
     } catch {
       // Not JSON-RPC any more: which call it answered cannot be known, so every call on this socket would wait
       // for its timeout. The connection is dropped instead; each pending call fails at once, naming its method.
@@ -275,7 +276,7 @@ export class RpcConnection {
       this.options.log.trace(`truenas ← ${id} error ${redact(JSON.stringify(msg.error)).slice(0, 500)}`);
       entry.reject(new RpcCallError(entry.method, msg.error.code, msg.error.message, msg.error.data));
     } else {
-      this.options.log.trace(`truenas ← ${id} ${redact(JSON.stringify(msg.result) ?? 'null').slice(0, 300)}`);
+      this.options.log.trace(`truenas ← ${id} ${preview(text, 300)}`);
       entry.resolve(msg.result);
     }
   }
@@ -308,4 +309,13 @@ function where(options: ConnectionOptions): string {
   const url = new URL(options.url);
   const secure = url.protocol === 'wss:';
   return endpointLabel(options.host, url.port ? Number(url.port) : secure ? 443 : 80, secure);
+}
+
+/**
+ * The start of a frame for the trace log, redacted. Only a bounded head is redacted (a 20,000-snapshot answer is
+ * megabytes: re-serialising and scanning all of it for 300 characters cost more than parsing it); the head reaches
+ * far enough past the cut that a secret or key starting before it is whole, and so redacted.
+ */
+export function preview(text: string, length: number): string {
+  return redact(text.slice(0, length + 16_384)).slice(0, length);
 }
