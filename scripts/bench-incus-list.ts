@@ -46,8 +46,8 @@ async function main(): Promise<void> {
     })());
   // Stopped from outside (a timeout, Ctrl-C): remove what was made before going.
   const onSignal = () => void cleanup().finally(() => process.exit(130));
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal); // a second signal while cleaning must not cut it short
+  process.on('SIGINT', onSignal);
   try {
     const [, sourceMs] = await timed(async () => {
       await backend.create({ name: names[0], image: lab.image, start: false });
