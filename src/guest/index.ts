@@ -1,7 +1,15 @@
 // Everything that runs inside a sandbox, and the host-side calls that put it there. vscode-free.
+import { CancelledError } from '../core/errors';
 import type { Executor } from './executor';
-import { runProvision, type ProvisionEvent, type RunOptions, type StepOutcome } from './provision/runner';
-import { provisionSteps } from './provision/steps';
+import { GUEST_PATHS } from './paths';
+import { CLOSE_SOURCES_SCRIPT, provisionSteps } from './provision/steps';
+import {
+  ProvisionStepError,
+  runProvision,
+  type ProvisionEvent,
+  type RunOptions,
+  type StepOutcome,
+} from './provision/runner';
 import type { ProvisionOptions } from './provision/options';
 
 export {
@@ -67,12 +75,38 @@ export {
  * pending / running / done / failed and the log lines. Throws ProvisionStepError with the failing step and the
  * tail of its log. Steps already done (re-run, clone) are reported done without running.
  */
-export function provision(
+export async function provision(
   exec: Executor,
   options: ProvisionOptions,
   onEvent?: (event: ProvisionEvent) => void,
   run: Omit<RunOptions, 'onEvent'> = {},
 ): Promise<StepOutcome[]> {
   const steps = provisionSteps(options);
-  return runProvision(exec, steps, { ...run, onEvent });
+  try {
+    return await runProvision(exec, steps, { ...run, onEvent });
+  } catch (err) {
+    if (options.egress.mode === 'unrestricted') throw err;
+    // Fail closed: the provisioning sources go, the chosen policy stays, and the error says what is in force.
+    const egress = await closeSourcesAfterFailure(exec);
+    if (err instanceof ProvisionStepError) throw err.withEgress(egress);
+    if (err instanceof CancelledError) throw new CancelledError(`${err.message} (${egress})`, { cause: err });
+    throw err;
+  }
+}
+
+/** Removes the provisioning sources and re-applies the policy; returns what is in force, checked in the sandbox. */
+async function closeSourcesAfterFailure(exec: Executor): Promise<string> {
+  try {
+    const r = await exec(`${CLOSE_SOURCES_SCRIPT}\n${GUEST_PATHS.egressScript} status`, {
+      timeoutMs: 90_000,
+    });
+    const field = (key: string) => new RegExp(`^${key}=(.*)$`, 'm').exec(r.output)?.[1]?.trim();
+    const mode = field('mode');
+    if (r.exitCode === 0 && field('enforced') === 'yes' && field('provisioning') === '0')
+      return `the ${mode} egress policy is in force; the provisioning sources were removed`;
+    const last = r.output.trim().split('\n').pop() ?? 'no output';
+    return `the egress policy is NOT confirmed in force (exit code ${r.exitCode}: ${last})`;
+  } catch (err) {
+    return `the egress policy could not be checked (${err instanceof Error ? err.message : String(err)}); the provisioning sources expire by themselves`;
+  }
 }

@@ -1,6 +1,8 @@
 // Where Pixels keeps its files inside a sandbox. One place, so the scripts and the host code agree.
 export const GUEST_PATHS = {
   egressPolicy: '/etc/pixels/egress.json',
+  /** Temporary allowances for the provisioning sources (apt, npm, Node, mise), removed when provisioning ends. */
+  egressProvisioning: '/etc/pixels/egress-provisioning',
   egressResolvedCache: '/var/lib/pixels/egress/resolved',
   egressScript: '/usr/local/sbin/pixels-egress',
   safeApt: '/usr/local/sbin/pixels-apt',

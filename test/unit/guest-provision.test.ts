@@ -12,6 +12,7 @@ import { envScript } from '../../src/guest/env';
 import {
   buildPolicy,
   expandEnv,
+  provision,
   provisionSteps,
   ProvisionStepError,
   ProvisionTracker,
@@ -62,15 +63,171 @@ test('writeFileScript writes content literally, with mode, atomically', () => {
   assert.equal(heredocDelimiter('abc'), heredocDelimiter('abc'), 'stable for the same content');
 });
 
-test('the step list follows the options, in order', () => {
+test('the step list follows the options, in order; a restricted policy goes on first', () => {
   assert.deepEqual(
     provisionSteps(options()).map((s) => s.id),
-    ['user', 'packages', 'ssh', 'env', 'mise', 'tools', 'setup', 'egress'],
+    ['egress', 'user', 'packages', 'ssh', 'env', 'mise', 'tools', 'close-sources', 'setup'],
   );
   assert.deepEqual(
     provisionSteps(options({ devtools: false, setupScript: undefined })).map((s) => s.id),
-    ['user', 'packages', 'ssh', 'env', 'egress'],
+    ['egress', 'user', 'packages', 'ssh', 'env', 'close-sources'],
   );
+  assert.deepEqual(
+    provisionSteps(options({ egress: buildPolicy('allowlist', ['example.com']) })).map((s) => s.id)[0],
+    'egress',
+  );
+  // Unrestricted: nothing to open; the policy (and pixel's sudo) goes on last.
+  assert.deepEqual(
+    provisionSteps(options({ egress: buildPolicy('unrestricted') })).map((s) => s.id),
+    ['user', 'packages', 'ssh', 'env', 'mise', 'tools', 'setup', 'egress'],
+  );
+});
+
+test('the provisioning sources are allowed by name while provisioning runs, then closed', () => {
+  const hostsOf = (body: string) =>
+    /printf '%s\\n' (.*) >> "\$tmp"/
+      .exec(body)![1]
+      .split(' ')
+      .map((h) => h.replace(/'/g, ''));
+  const defaults = provisionSteps(options());
+  const open = defaults[0];
+  assert.equal(open.sources, 'open');
+  assert.deepEqual(hostsOf(open.body), [
+    'mise.run',
+    'mise.jdx.dev',
+    'mise-versions.jdx.dev',
+    'github.com',
+    'api.github.com',
+    'objects.githubusercontent.com',
+    'release-assets.githubusercontent.com',
+    'registry.npmjs.org',
+    'nodejs.org',
+  ]);
+  // Without an apt mirror the image's own apt hosts are added inside the sandbox.
+  assert.match(open.body, /grep -oE 'https\?:\/\/\[\^\/\[:space:\]\]\+'/);
+  assert.match(open.body, /echo "expires \$\(\( \$\(date \+%s\) \+ \d+ \)\)"/);
+  assert.ok(
+    open.body.indexOf('/usr/local/sbin/pixels-egress apply') > open.body.indexOf('egress-provisioning'),
+  );
+  const mirrors = provisionSteps(
+    options({
+      sources: {
+        miseInstallerUrl: 'http://mirror.lan:8080/mise.sh',
+        npmRegistry: 'https://NPM.mirror.lan/',
+        nodeMirror: 'https://[2001:db8::5]/dist/',
+        aptMirror: 'http://10.0.0.5/debian',
+      },
+    }),
+  );
+  assert.deepEqual(hostsOf(mirrors[0].body), ['10.0.0.5', 'mirror.lan', 'npm.mirror.lan', '2001:db8::5']);
+  assert.doesNotMatch(
+    mirrors[0].body,
+    /grep -oE 'https/,
+    'the mirror replaces the image sources',
+  );
+  const close = mirrors.find((s) => s.id === 'close-sources')!;
+  assert.equal(close.sources, 'close');
+  assert.match(close.body, /rm -f \/etc\/pixels\/egress-provisioning\n.*pixels-egress apply/);
+  // Without dev tools only the apt mirror is opened.
+  const noTools = provisionSteps(
+    options({ devtools: false, sources: { aptMirror: 'http://deb.mirror.lan/debian' } }),
+  );
+  assert.deepEqual(hostsOf(noTools[0].body), ['deb.mirror.lan']);
+  // A host the policy cannot name is refused before anything runs.
+  assert.throws(
+    () => provisionSteps(options({ sources: { npmRegistry: 'http://registry:4873/' } })),
+    /npmRegistry: the host "registry" cannot be allowed by the egress policy/,
+  );
+});
+
+test('runner: the provisioning sources open and close again only when something downloads', async () => {
+  const steps = provisionSteps(options({ setupScript: undefined }));
+  const hash = (id: string) => steps.find((s) => s.id === id)!.hash;
+  const ran = async (doneIds: string[]) => {
+    const seen: string[] = [];
+    const exec: Executor = async (script) => {
+      if (script.includes('for f in /var/lib/pixels/provision/*.done'))
+        return { exitCode: 0, output: doneIds.map((id) => `${id} ${hash(id)}\n`).join('') };
+      seen.push(/pixels-provision-([a-z-]+)/.exec(script)![1]);
+      return { exitCode: 0, output: '' };
+    };
+    await runProvision(exec, steps);
+    return seen;
+  };
+  const all = steps.map((s) => s.id);
+  // Finished (or cloned) and nothing to download: no step runs, the sources stay closed.
+  assert.deepEqual(await ran(all), []);
+  // A clone whose host key changed: only ssh runs, without opening the sources.
+  assert.deepEqual(await ran(all.filter((id) => id !== 'ssh')), ['ssh']);
+  // A re-run after a failure in the tools step (the failure closed the sources): they open and close again.
+  assert.deepEqual(await ran(['egress', 'user', 'packages', 'ssh', 'env', 'mise']), [
+    'egress',
+    'tools',
+    'close-sources',
+  ]);
+  // Their scripts have no marker check of their own: the host decides.
+  const wrapped = wrapStep(steps[0]);
+  assert.doesNotMatch(wrapped, /already done/);
+  assert.match(wrapStep(steps[1]), /already done/);
+});
+
+test('a failed provisioning closes the sources and says which policy is in force', async () => {
+  const scripts: string[] = [];
+  const exec =
+    (closeOutput: { exitCode: number; output: string } | Error): Executor =>
+    async (script, opts = {}) => {
+      scripts.push(script);
+      if (script.includes('for f in /var/lib/pixels/provision/*.done')) return { exitCode: 0, output: '' };
+      if (script.includes('pixels-provision-')) {
+        const id = /pixels-provision-([a-z-]+)/.exec(script)![1];
+        if (id === 'mise') opts.onOutput?.('curl: (22) 404\n');
+        return { exitCode: id === 'mise' ? 22 : 0, output: '' };
+      }
+      if (closeOutput instanceof Error) throw closeOutput;
+      return closeOutput;
+    };
+  const o = options({ egress: buildPolicy('allowlist', ['example.com']) });
+  await assert.rejects(
+    provision(
+      exec({
+        exitCode: 0,
+        output: 'pixels-egress: mode allowlist\nmode=allowlist\nenforced=yes\nresolved=2\nprovisioning=0\n',
+      }),
+      o,
+    ),
+    (err) => {
+      assert.ok(err instanceof ProvisionStepError);
+      assert.equal(err.step, 'mise');
+      assert.equal(
+        err.message,
+        'Provisioning step "Install mise" failed (exit code 22): curl: (22) 404 (the allowlist egress policy is in force; the provisioning sources were removed)',
+      );
+      return true;
+    },
+  );
+  const close = scripts[scripts.length - 1];
+  assert.match(close, /rm -f \/etc\/pixels\/egress-provisioning/);
+  assert.match(close, /pixels-egress status/);
+  // The state is read back, not assumed: rules missing or sources still open are reported as such.
+  await assert.rejects(
+    provision(exec({ exitCode: 3, output: 'mode=allowlist\nenforced=no\nprovisioning=0\n' }), o),
+    /the egress policy is NOT confirmed in force \(exit code 3/,
+  );
+  await assert.rejects(
+    provision(exec(new TimeoutError('no answer')), o),
+    /the egress policy could not be checked \(no answer\); the provisioning sources expire by themselves/,
+  );
+  // Unrestricted: nothing was opened, nothing to close.
+  scripts.length = 0;
+  await assert.rejects(
+    provision(exec(new Error('must not be called')), options({ egress: buildPolicy('unrestricted') })),
+    (err) => {
+      assert.ok(err instanceof ProvisionStepError);
+      assert.equal(err.egress, undefined);
+      return true;
+    },
+  );
+  assert.ok(!scripts.some((s) => s.includes('pixels-egress status')));
 });
 
 test('every generated script is valid bash, and step hashes are stable', () => {
@@ -231,7 +388,7 @@ function scriptedExecutor(
 ): Executor {
   return async (script, opts = {}) => {
     if (script.includes('for f in /var/lib/pixels/provision/*.done')) return { exitCode: 0, output: '' };
-    const id = /pixels-provision-([a-z]+)/.exec(script)?.[1] ?? '?';
+    const id = /pixels-provision-([a-z-]+)/.exec(script)?.[1] ?? '?';
     const r = results[id] ?? {};
     if (r.error) throw r.error;
     if (r.output) opts.onOutput?.(r.output);
@@ -260,7 +417,9 @@ test('runner: events per step, log lines, failure with the tail; later steps sta
   const seq = events
     .filter((e) => e.type === 'step')
     .map((e) => (e.type === 'step' ? `${e.id}:${e.state}` : ''));
-  assert.deepEqual(seq.slice(5), [
+  assert.deepEqual(seq.slice(6), [
+    'egress:running',
+    'egress:done',
     'user:running',
     'user:done',
     'packages:running',
@@ -291,7 +450,9 @@ test('runner: exit 124 and a host-side timeout are reported as timeouts; cancel 
 });
 
 test('tracker: states, current step, percent, headline, bounded log', async () => {
-  const steps = provisionSteps(options({ devtools: false, setupScript: undefined }));
+  const steps = provisionSteps(
+    options({ devtools: false, setupScript: undefined, egress: buildPolicy('unrestricted') }),
+  );
   const tracker = new ProvisionTracker(3);
   const seen: string[] = [];
   const exec: Executor = async (script, opts = {}) => {

@@ -28,6 +28,8 @@ export interface EgressStatus {
   resolvedAddresses: number;
   /** The policy file was missing: the sandbox was never given one (pixels-created or unprovisioned). */
   missingPolicy: boolean;
+  /** Provisioning sources allowed for now (0 once provisioning has ended). */
+  provisioningSources: number;
 }
 
 const BEGIN = '--- pixels-egress policy ---';
@@ -62,6 +64,7 @@ function parseStatus(output: string): EgressStatus {
     enforced: policy.mode === 'unrestricted' ? !enforcedNow : enforcedNow,
     resolvedAddresses: Number(fields.get('resolved') ?? 0),
     missingPolicy: json === '',
+    provisioningSources: Number(fields.get('provisioning') ?? 0),
   };
 }
 

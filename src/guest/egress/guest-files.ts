@@ -31,6 +31,7 @@ set -euo pipefail
 umask 022
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 POLICY=${p.egressPolicy}
+PROVISIONING=${p.egressProvisioning}
 CACHE=${p.egressResolvedCache}
 TABLE=pixels_egress
 SUDOERS=${p.sudoers}
@@ -58,10 +59,18 @@ mode() {
   m=$(json_str mode)
   case "$m" in unrestricted|agent|allowlist) echo "$m" ;; *) echo invalid ;; esac
 }
+# The provisioning sources, allowed while provisioning runs: "expires <epoch>" then one entry a line. Past its
+# expiry (provisioning died without closing them) the file counts as empty and the next refresh removes it.
+provisioning_expired() { [ -f "$PROVISIONING" ] && [ "$(awk '$1 == "expires" { print $2 }' "$PROVISIONING")" -le "$(date +%s)" ] 2> /dev/null; }
+provisioning() {
+  [ -f "$PROVISIONING" ] || return 0
+  provisioning_expired && return 0
+  awk '$1 != "expires" && NF == 1 { print $1 }' "$PROVISIONING"
+}
 entries() {
   case "$(mode)" in
-    agent) json_list preset; json_list allow ;;
-    allowlist) json_list allow ;;
+    agent) json_list preset; json_list allow; provisioning ;;
+    allowlist) json_list allow; provisioning ;;
   esac
 }
 is_v4() { [[ $1 =~ ^[0-9]{1,3}(\\.[0-9]{1,3}){3}(/[0-9]{1,2})?$ ]]; }
@@ -80,7 +89,12 @@ resolvers() {
   fi
   printf '%s\\n' $r | sed 's/%.*//' | awk 'NF' | sort -u
 }
-cached() { if [ -f "$CACHE" ]; then awk '{ print $2 }' "$CACHE"; fi; }
+# Addresses of the domains allowed now (a domain no longer allowed leaves with its addresses).
+cached() { if [ -f "$CACHE" ]; then domains | awk 'NR == FNR { d[$1]; next } $1 in d { print $2 }' - "$CACHE"; fi; }
+# Addresses of the provisioning sources: allowed even when private (a LAN mirror the user configured).
+cached_provisioning() {
+  if [ -f "$CACHE" ]; then provisioning | only is_domain | awk 'NR == FNR { d[$1]; next } $1 in d { print $2 }' - "$CACHE"; fi
+}
 
 sudoers() {
   local tmp g
@@ -102,13 +116,15 @@ sudoers() {
 }
 
 ruleset() {
-  local v4 v6 d4 d6 r4 r6
+  local v4 v6 d4 d6 r4 r6 p4 p6
   v4=$(entries | only is_v4 | join_lines)
   v6=$(entries | only is_v6 | join_lines)
   d4=$(resolvers | only is_v4 | join_lines)
   d6=$(resolvers | only is_v6 | join_lines)
   r4=$(cached | only is_v4 | join_lines)
   r6=$(cached | only is_v6 | join_lines)
+  p4=$(cached_provisioning | only is_v4 | join_lines)
+  p6=$(cached_provisioning | only is_v6 | join_lines)
   cat << RULES
 table inet $TABLE
 delete table inet $TABLE
@@ -119,6 +135,8 @@ table inet $TABLE {
   set dns6 { type ipv6_addr; $(elements "$d6") }
   set resolved4 { type ipv4_addr; $(elements "$r4") }
   set resolved6 { type ipv6_addr; $(elements "$r6") }
+  set provisioning4 { type ipv4_addr; $(elements "$p4") }
+  set provisioning6 { type ipv6_addr; $(elements "$p6") }
   set private4 { type ipv4_addr; flags interval; elements = { ${PRIVATE_V4.join(', ')} } }
   set private6 { type ipv6_addr; flags interval; elements = { ${PRIVATE_V6.join(', ')} } }
   chain output {
@@ -135,6 +153,8 @@ table inet $TABLE {
     ip6 daddr @dns6 meta l4proto { tcp, udp } th dport 53 accept
     ip daddr @allow4 accept
     ip6 daddr @allow6 accept
+    ip daddr @provisioning4 accept
+    ip6 daddr @provisioning6 accept
     ip daddr @private4 counter goto refuse
     ip6 daddr @private6 counter goto refuse
     ip daddr @resolved4 accept
@@ -171,9 +191,11 @@ resolve_all() {
 # Replaces the resolved addresses and the DNS servers in one transaction: no moment without them. The servers
 # are refreshed too because DHCP may hand them out after the boot-time apply (systemd-resolved images).
 refill() {
-  local r4 r6 d4 d6
+  local r4 r6 d4 d6 p4 p6
   r4=$(cached | only is_v4 | join_lines)
   r6=$(cached | only is_v6 | join_lines)
+  p4=$(cached_provisioning | only is_v4 | join_lines)
+  p6=$(cached_provisioning | only is_v6 | join_lines)
   d4=$(resolvers | only is_v4 | join_lines)
   d6=$(resolvers | only is_v6 | join_lines)
   {
@@ -181,6 +203,10 @@ refill() {
     echo "flush set inet $TABLE resolved6"
     echo "flush set inet $TABLE dns4"
     echo "flush set inet $TABLE dns6"
+    echo "flush set inet $TABLE provisioning4"
+    echo "flush set inet $TABLE provisioning6"
+    if [ -n "$p4" ]; then echo "add element inet $TABLE provisioning4 { $p4 }"; fi
+    if [ -n "$p6" ]; then echo "add element inet $TABLE provisioning6 { $p6 }"; fi
     if [ -n "$r4" ]; then echo "add element inet $TABLE resolved4 { $r4 }"; fi
     if [ -n "$r6" ]; then echo "add element inet $TABLE resolved6 { $r6 }"; fi
     if [ -n "$d4" ]; then echo "add element inet $TABLE dns4 { $d4 }"; fi
@@ -215,7 +241,14 @@ cmd_apply() {
 
 cmd_refresh() {
   if [ "$(mode)" = unrestricted ]; then return 0; fi
-  if ! loaded; then
+  if provisioning_expired; then
+    echo "pixels-egress: the provisioning sources expired; removing them" >&2
+    rm -f "$PROVISIONING"
+    cmd_apply
+    return
+  fi
+  # Not loaded, or loaded by an older version of this script (without the provisioning sets): apply in full.
+  if ! loaded || ! nft list set inet $TABLE provisioning4 > /dev/null 2>&1; then
     cmd_apply
     return
   fi
@@ -231,6 +264,7 @@ cmd_status() {
   echo "mode=$m"
   echo "enforced=$enforced"
   echo "resolved=$(cached | sort -u | wc -l)"
+  echo "provisioning=$(if [ "$m" != unrestricted ]; then provisioning | wc -l; else echo 0; fi)"
   if [ "$m" = unrestricted ] && [ $enforced = no ]; then return 0; fi
   if [ "$m" != unrestricted ] && [ $enforced = yes ]; then return 0; fi
   exit 3

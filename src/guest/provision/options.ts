@@ -2,6 +2,7 @@
 // configurable so tests serve fakes from a local listener and users can point at their own mirrors.
 import { ValidationError } from '../../core/errors';
 import type { EgressPolicy } from '../egress/policy';
+import { parseEgressEntry } from '../egress/validate';
 
 export interface ToolSpec {
   /** mise tool name, with backend when needed: `node`, `npm:@openai/codex`. */
@@ -61,7 +62,10 @@ export interface ProvisionOptions {
   packages?: string[];
   sources?: Partial<DownloadSources>;
   setupScript?: SetupScript;
-  /** The initial egress policy; applied as the last step so the downloads above are not blocked. */
+  /**
+   * The initial egress policy. In agent/allowlist mode it goes on first, with the provisioning sources allowed
+   * until the downloads are done; in unrestricted mode it is the last step.
+   */
   egress: EgressPolicy;
   egressRefreshSeconds?: number;
   /** Per-step timeout overrides in ms, by step id. */
@@ -140,4 +144,49 @@ export function resolveSources(sources: Partial<DownloadSources> = {}): Download
     out.miseEnv = merged.miseEnv;
   }
   return out;
+}
+
+/** Where the default sources download from, beyond their own host: the mise installer fetches mise from
+ * GitHub releases (or mise.jdx.dev), and `mise install` reads its version index from mise-versions.jdx.dev. */
+const DEFAULT_MISE_HOSTS = [
+  'mise.run',
+  'mise.jdx.dev',
+  'mise-versions.jdx.dev',
+  'github.com',
+  'api.github.com',
+  'objects.githubusercontent.com',
+  'release-assets.githubusercontent.com',
+];
+const DEFAULT_NPM_REGISTRY_HOST = 'registry.npmjs.org';
+const DEFAULT_NODE_MIRROR_HOST = 'nodejs.org';
+
+function hostEntry(field: string, url: string): string {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  try {
+    return parseEgressEntry(host).value;
+  } catch (err) {
+    throw invalid(
+      field,
+      `${field}: the host "${host}" cannot be allowed by the egress policy during provisioning (${(err as Error).message}); use a fully qualified name or an address.`,
+    );
+  }
+}
+
+/**
+ * The hosts provisioning downloads from (the apt mirror, the mise installer, the npm registry, the Node
+ * mirror), as egress entries allowed by name while provisioning runs in agent/allowlist mode. Without an
+ * apt mirror the image's own apt sources are read inside the sandbox and added there.
+ */
+export function provisioningSources(sources: DownloadSources, devtools: boolean): string[] {
+  const hosts: string[] = [];
+  if (sources.aptMirror) hosts.push(hostEntry('aptMirror', sources.aptMirror));
+  if (devtools) {
+    if (new URL(sources.miseInstallerUrl).hostname === 'mise.run') hosts.push(...DEFAULT_MISE_HOSTS);
+    else hosts.push(hostEntry('miseInstallerUrl', sources.miseInstallerUrl));
+    hosts.push(
+      sources.npmRegistry ? hostEntry('npmRegistry', sources.npmRegistry) : DEFAULT_NPM_REGISTRY_HOST,
+    );
+    hosts.push(sources.nodeMirror ? hostEntry('nodeMirror', sources.nodeMirror) : DEFAULT_NODE_MIRROR_HOST);
+  }
+  return [...new Set(hosts)];
 }

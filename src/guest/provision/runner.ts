@@ -38,7 +38,7 @@ export class ProvisionStepError extends PixelsError {
     readonly exitCode: number | undefined,
     readonly timedOut: boolean,
     readonly logTail: string[],
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; egress?: string },
   ) {
     const why = timedOut
       ? 'timed out'
@@ -46,7 +46,20 @@ export class ProvisionStepError extends PixelsError {
         ? 'could not run'
         : `failed (exit code ${exitCode})`;
     const last = logTail.length ? `: ${logTail[logTail.length - 1]}` : '';
-    super(timedOut ? 'timeout' : 'server', `Provisioning step "${title}" ${why}${last}`, options);
+    const egress = options?.egress ? ` (${options.egress})` : '';
+    super(timedOut ? 'timeout' : 'server', `Provisioning step "${title}" ${why}${last}${egress}`, options);
+    this.egress = options?.egress;
+  }
+
+  /** What the sandbox's egress is after the failure ("the allowlist egress policy is in force ..."). */
+  readonly egress?: string;
+
+  /** The same failure, with the egress state after it. */
+  withEgress(egress: string): ProvisionStepError {
+    return new ProvisionStepError(this.step, this.title, this.exitCode, this.timedOut, this.logTail, {
+      cause: this.cause,
+      egress,
+    });
   }
 }
 
@@ -67,10 +80,13 @@ const TIMEOUT_EXIT_CODES = new Set([124, 137]);
 export function wrapStep(step: ProvisionStep): string {
   const delimiter = heredocDelimiter(step.body);
   const seconds = Math.max(1, Math.ceil(step.timeoutMs / 1000));
+  // The host decides whether the steps around the downloads run (see ProvisionStep.sources), not their marker.
+  const markerCheck = step.sources
+    ? ''
+    : `if [ "$(cat ${S}/${step.id}.done 2>/dev/null)" = ${step.hash} ]; then echo "step ${step.id}: already done"; exit 0; fi\n`;
   return `set -uo pipefail
 mkdir -p ${S} ${L} && chmod 0700 ${S} && chmod 0750 ${L}
-if [ "$(cat ${S}/${step.id}.done 2>/dev/null)" = ${step.hash} ]; then echo "step ${step.id}: already done"; exit 0; fi
-rm -f ${S}/${step.id}.done
+${markerCheck}rm -f ${S}/${step.id}.done
 cat > ${S}/${step.id}.sh <<'${delimiter}'
 ${step.body}
 ${delimiter}
@@ -106,7 +122,11 @@ export async function doneSteps(exec: Executor, steps: ProvisionStep[]): Promise
     const [id, hash] = line.trim().split(/\s+/);
     if (id && hash) markers.set(id, hash);
   }
-  return new Set(steps.filter((s) => markers.get(s.id) === s.hash).map((s) => s.id));
+  const done = new Set(steps.filter((s) => markers.get(s.id) === s.hash).map((s) => s.id));
+  // The provisioning sources are opened and closed again whenever a downloading step is to run.
+  if (steps.some((s) => s.downloads && !done.has(s.id)))
+    for (const s of steps) if (s.sources) done.delete(s.id);
+  return done;
 }
 
 export async function runProvision(

@@ -11,6 +11,7 @@ import { shq, writeFileScript } from '../shell';
 import {
   DEFAULT_PACKAGES,
   DEFAULT_TOOLS,
+  provisioningSources,
   resolveSources,
   validatePackage,
   validatePublicKey,
@@ -20,7 +21,8 @@ import {
   type ToolSpec,
 } from './options';
 
-export type StepId = 'user' | 'packages' | 'ssh' | 'env' | 'mise' | 'tools' | 'setup' | 'egress';
+export type StepId =
+  'egress' | 'user' | 'packages' | 'ssh' | 'env' | 'mise' | 'tools' | 'close-sources' | 'setup';
 
 export interface ProvisionStep {
   id: StepId;
@@ -30,6 +32,14 @@ export interface ProvisionStep {
   body: string;
   /** sha256 of the body: the marker content. A changed step runs again. */
   hash: string;
+  /** The step downloads (from the provisioning sources). */
+  downloads?: boolean;
+  /**
+   * Opens or closes the provisioning sources around the downloading steps. Both run whenever a downloading
+   * step is to run (a re-run after a failure, which closed them), and neither when none is (a finished or
+   * cloned sandbox): their markers do not decide.
+   */
+  sources?: 'open' | 'close';
 }
 
 const MINUTE = 60_000;
@@ -42,6 +52,7 @@ const DEFAULT_TIMEOUTS: Record<StepId, number> = {
   tools: 20 * MINUTE,
   setup: 20 * MINUTE,
   egress: 3 * MINUTE,
+  'close-sources': 2 * MINUTE,
 };
 
 // Installs the packages that are missing; with nothing missing it touches no network at all.
@@ -121,8 +132,9 @@ done
 `;
 }
 
-function packagesStep(sources: DownloadSources, packages: string[]): string {
-  const mirror = sources.aptMirror
+/** Bash that points apt at the configured mirror (the image's sources set aside), or nothing without one. */
+function aptMirrorScript(sources: DownloadSources): string {
+  return sources.aptMirror
     ? `. /etc/os-release
 codename=\${VERSION_CODENAME:?the image does not name its release in /etc/os-release}
 for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
@@ -132,9 +144,12 @@ printf 'deb %s%s %s %s\\n' ${shq(sources.aptTrusted ? '[trusted=yes] ' : '')} ${
 echo "apt mirror:" ${shq(sources.aptMirror)}
 `
     : '';
+}
+
+function packagesStep(sources: DownloadSources, packages: string[]): string {
   return `set -euo pipefail
 ${APT_PRELUDE}
-${mirror}apt_install ${packages.map(shq).join(' ')}
+${aptMirrorScript(sources)}apt_install ${packages.map(shq).join(' ')}
 `;
 }
 
@@ -249,27 +264,81 @@ ${run}
 `;
 }
 
-function egressStep(options: ProvisionOptions): string {
+function installPolicy(options: ProvisionOptions): string {
   const policy = writeFileScript({
     path: GUEST_PATHS.egressPolicy,
     content: serializePolicy(options.egress),
     mode: 0o644,
   });
-  return `set -euo pipefail
-${installEgressMachinery({ refreshSeconds: options.egressRefreshSeconds })}
+  return `${installEgressMachinery({ refreshSeconds: options.egressRefreshSeconds })}
 # The policy is written once: a re-run or a clone keeps the sandbox's own (runtime) changes.
 if [ ! -f ${GUEST_PATHS.egressPolicy} ]; then
 ${policy}
-fi
+fi`;
+}
+
+/** Unrestricted mode: the machinery and the policy go on last (pixel must exist for its sudo rule). */
+function egressStep(options: ProvisionOptions): string {
+  return `set -euo pipefail
+${installPolicy(options)}
 ${GUEST_PATHS.egressScript} apply
 `;
 }
 
-function step(id: StepId, title: string, body: string, options: ProvisionOptions): ProvisionStep {
+/**
+ * Agent/allowlist mode, the first step: the chosen policy goes on before anything is downloaded, with the
+ * provisioning sources allowed by name until close-sources removes them (they also expire by themselves after
+ * \`expiresSeconds\`, should provisioning die without closing them). Only an image without nftables downloads
+ * first: the nftables package, from the apt sources, before any other step runs.
+ */
+function openSourcesStep(
+  options: ProvisionOptions,
+  sources: DownloadSources,
+  allowed: string[],
+  expiresSeconds: number,
+): string {
+  const P = GUEST_PATHS.egressProvisioning;
+  const imageSources = sources.aptMirror
+    ? ''
+    : `# The image's own apt sources (no mirror configured): their hosts are provisioning sources too.
+for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+  [ -f "$f" ] && sed 's/#.*//' "$f"
+done | grep -oE 'https?://[^/[:space:]]+' | sed -E 's#^https?://##; s/:[0-9]+$//; s/^\\[//; s/\\]$//' | tr 'A-Z' 'a-z' | sort -u >> "$tmp" || true
+`;
+  return `set -euo pipefail
+${APT_PRELUDE}
+if ! command -v nft > /dev/null; then
+  echo "nftables is missing: installing it before the egress policy can go on"
+${aptMirrorScript(sources)}  apt_install nftables
+fi
+${installPolicy(options)}
+mkdir -p /etc/pixels
+tmp=$(mktemp ${P}.XXXXXX)
+echo "expires $(( $(date +%s) + ${expiresSeconds} ))" > "$tmp"
+printf '%s\\n' ${allowed.map(shq).join(' ')} >> "$tmp"
+${imageSources}chmod 0644 "$tmp" && mv -f "$tmp" ${P}
+echo "provisioning sources allowed until provisioning ends: $(awk '$1 != "expires"' ${P} | paste -sd' ' -)"
+${GUEST_PATHS.egressScript} apply
+`;
+}
+
+/** Removes the provisioning sources and re-applies the policy: run as the step after the downloads, and after a failure. */
+export const CLOSE_SOURCES_SCRIPT = `set -euo pipefail
+rm -f ${GUEST_PATHS.egressProvisioning}
+if [ -x ${GUEST_PATHS.egressScript} ]; then ${GUEST_PATHS.egressScript} apply; fi
+`;
+
+function step(
+  id: StepId,
+  title: string,
+  body: string,
+  options: ProvisionOptions,
+  extra: Pick<ProvisionStep, 'downloads' | 'sources'> = {},
+): ProvisionStep {
   const timeoutMs = options.timeouts?.[id] ?? DEFAULT_TIMEOUTS[id];
   if (!Number.isFinite(timeoutMs) || timeoutMs < 1000)
     throw new ValidationError(`The timeout of step "${id}" must be at least one second.`);
-  return { id, title, timeoutMs, body, hash: createHash('sha256').update(body).digest('hex') };
+  return { id, title, timeoutMs, body, hash: createHash('sha256').update(body).digest('hex'), ...extra };
 }
 
 /** The ordered step list for these options (validated; throws ValidationError before anything runs). */
@@ -298,23 +367,45 @@ export function provisionSteps(options: ProvisionOptions): ProvisionStep[] {
   const tools = [...byName.values()];
   const steps: ProvisionStep[] = [
     step('user', 'Create user pixel', userStep(), options),
-    step('packages', 'Install system packages', packagesStep(sources, packages), options),
+    step('packages', 'Install system packages', packagesStep(sources, packages), options, {
+      downloads: true,
+    }),
     step('ssh', 'Set up SSH access', sshStep(keys, hostKey, acceptEnv), options),
     step('env', 'Write environment', envScript(options.environment ?? {}), options),
   ];
   if (options.devtools) {
-    steps.push(step('mise', 'Install mise', miseStep(sources, tools), options));
-    if (tools.length) steps.push(step('tools', 'Install dev tools', toolsStep(sources, tools), options));
+    steps.push(step('mise', 'Install mise', miseStep(sources, tools), options, { downloads: true }));
+    if (tools.length)
+      steps.push(step('tools', 'Install dev tools', toolsStep(sources, tools), options, { downloads: true }));
   }
-  if (options.setupScript?.content.trim())
-    steps.push(
-      step(
+  const setup = options.setupScript?.content.trim()
+    ? step(
         'setup',
         'Run setup script',
         setupStep(options.setupScript.content, options.setupScript.runAs ?? 'pixel'),
         options,
-      ),
+      )
+    : undefined;
+  if (!restricted) {
+    steps.push(
+      ...(setup ? [setup] : []),
+      step('egress', 'Apply egress policy', egressStep(options), options),
     );
-  steps.push(step('egress', 'Apply egress policy', egressStep(options), options));
-  return steps;
+    return steps;
+  }
+  // Restricted: the policy first, the downloads under it, the provisioning sources closed before user code runs.
+  const close = step('close-sources', 'Close the provisioning sources', CLOSE_SOURCES_SCRIPT, options, {
+    sources: 'close',
+  });
+  const all = [...steps, close, ...(setup ? [setup] : [])];
+  const expiresSeconds = Math.ceil(all.reduce((sum, s) => sum + s.timeoutMs, 0) / 1000) + 600;
+  const allowed = provisioningSources(sources, options.devtools);
+  const open = step(
+    'egress',
+    'Apply egress policy (provisioning sources allowed)',
+    openSourcesStep(options, sources, allowed, expiresSeconds),
+    options,
+    { sources: 'open' },
+  );
+  return [open, ...all];
 }

@@ -141,7 +141,10 @@ describe('provisioning on real containers', { timeout: 600_000 }, () => {
     assert.match(err.message, /Install mise/);
     assert.deepEqual(states(events, 'user'), ['pending', 'running', 'done']);
     assert.deepEqual(states(events, 'mise'), ['pending', 'running', 'failed']);
-    assert.deepEqual(states(events, 'egress'), ['pending'], 'no step after the failing one ran');
+    assert.deepEqual(states(events, 'egress'), ['pending', 'running', 'done'], 'the policy went on first');
+    assert.deepEqual(states(events, 'tools'), ['pending'], 'no step after the failing one ran');
+    assert.deepEqual(states(events, 'close-sources'), ['pending']);
+    assert.match(err.message, /the agent egress policy is in force; the provisioning sources were removed/);
     assert.ok(
       events.some(
         (e) => e.type === 'log' && e.id === 'mise' && /downloading the mise installer/.test(e.line),
@@ -155,25 +158,27 @@ describe('provisioning on real containers', { timeout: 600_000 }, () => {
     const outcomes = await provision(exec, options, onEvent);
     const done = Object.fromEntries(outcomes.map((o) => [o.id, o.alreadyDone]));
     assert.deepEqual(done, {
+      egress: false, // the failure closed the provisioning sources: they open again for the downloads
       user: true,
       packages: true,
       ssh: true,
       env: true,
       mise: false,
       tools: false,
+      'close-sources': false,
       setup: false,
-      egress: false,
     });
     const plan = events.find((e) => e.type === 'plan');
     assert.deepEqual(plan?.type === 'plan' && plan.steps.map((s) => s.id), [
+      'egress',
       'user',
       'packages',
       'ssh',
       'env',
       'mise',
       'tools',
+      'close-sources',
       'setup',
-      'egress',
     ]);
     // Streamed: the setup step's first line arrived well before the step ended (it sleeps 1.5 s in between).
     const first = events.find((e) => e.type === 'log' && e.id === 'setup' && e.line === 'setup-first');
@@ -220,12 +225,12 @@ describe('provisioning on real containers', { timeout: 600_000 }, () => {
     assert.match(r.output, /\npixel\n/, 'the setup script ran as pixel');
     assert.match(r.output, /registry=http:\/\/allowed\.test:\d+\/npm/);
     assert.match(r.output, /npm:@openai\/codex latest/);
-    assert.match(r.output, /\n8$/, 'eight markers');
+    assert.match(r.output, /\n9$/, 'nine markers');
     // The environment reaches a login session, and pixel logs in over SSH with the pinned host key.
     const pixel = await pool.exec({ ...target, username: 'pixel' }, 'echo "$PIXELS_TEST_VAR"; id -un');
     assert.equal(pixel.exitCode, 0);
     assert.equal(pixel.stdout.toString().trim(), 'from [env]\npixel');
-    // The egress policy went on last, so the downloads were not blocked, and it holds now.
+    // The egress policy went on first, with the download locations allowed until the downloads were done.
     assert.equal((await showEgress(exec)).policy.mode, 'agent');
     assert.equal((await fetchFrom(exec, `${base()}/`)).exitCode, 0);
     assert.equal((await fetchFrom(exec, `http://denied.test:${net.port}/`)).exitCode, 7);
