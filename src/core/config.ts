@@ -3,7 +3,8 @@
 //   1. VS Code settings (`pixels.*`, only values the user set explicitly)
 //   2. PIXELS_* environment variables (an empty value does not override, as in the pixels CLI)
 //   3. the pixels CLI TOML file ($XDG_CONFIG_HOME/pixels/config.toml, else the OS config directory)
-//   4. built-in defaults
+//   4. built-in defaults (egress: `agent` — the extension manifest's default for pixels.defaults.egress is only
+//      what the Settings editor shows; an unset value is resolved here)
 //
 // Servers: every `pixels.servers` entry is a server. The TOML/env `[truenas]` and `[incus]` sections describe one
 // server each (ids `pixels-truenas` / `pixels-incus`); a settings entry with the same id overrides them field by
@@ -111,7 +112,8 @@ export const BUILTIN_DEFAULTS: SandboxDefaults = {
   image: 'ubuntu/24.04',
   cpu: '2',
   memoryMiB: 2048,
-  egress: 'unrestricted',
+  // Safe by default: with no egress set anywhere, a new sandbox is network-locked to the agent preset.
+  egress: 'agent',
   provision: true,
   allow: [],
 };

@@ -5,6 +5,7 @@ import { CancelledError } from '../core/errors';
 import type { SandboxDefaults } from '../core/config';
 import type { NetworkPlan } from '../core/network-plan';
 import type { EgressMode } from '../core/sandbox';
+import { egressChoices } from '../core/egressChoices';
 import { cpuProblem, memoryProblem, sandboxNameProblem } from '../core/names';
 
 export interface CreateAnswers {
@@ -186,11 +187,7 @@ export async function runCreateFlow(
           5,
           total,
           'Network egress',
-          [
-            { label: 'unrestricted', description: 'No restrictions', value: 'unrestricted' },
-            { label: 'agent', description: 'AI APIs, package registries and git hosts only', value: 'agent' },
-            { label: 'allowlist', description: 'Only the domains you allow', value: 'allowlist' },
-          ],
+          egressChoices(defaults.egress),
           a.egress,
         );
         if (result !== BACK) a.egress = result as EgressMode;

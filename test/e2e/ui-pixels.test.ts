@@ -120,8 +120,13 @@ test('Create Sandbox… through the quick input, with validation as you type', a
       await page.locator('.quick-input-widget', { hasText: expected }).waitFor();
       await page.keyboard.press('Enter'); // keep the default
     }
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'unrestricted' }).waitFor();
-    await page.keyboard.press('Enter'); // egress: unrestricted (preselected)
+    // egress: agent is the default, first and preselected; the simulator runs no exec or sshd to enforce it.
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: '(default)' }).waitFor();
+    assert.match(
+      (await page.locator('.quick-input-list .monaco-list-row').first().textContent()) ?? '',
+      /^agent.*\(default\)/,
+    );
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'unrestricted' }).click();
     // The in-memory simulator runs no sshd, so this sandbox is made without provisioning (its own suite covers that).
     await page.locator('.quick-input-list .monaco-list-row', { hasText: 'No provisioning' }).click();
     // The long work runs in a progress notification that shows the step being done.

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -11,6 +11,7 @@ import {
   loadConfig,
   type LoadOptions,
 } from '../../src/core/config';
+import { egressChoices } from '../../src/core/egressChoices';
 
 function withToml(text: string | undefined, fn: (file: string, home: string) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'pixels-config-'));
@@ -49,6 +50,57 @@ test('no file, no env, no settings: built-in defaults and no servers', () => {
     assert.equal(config.ssh.identityFile, join(home, '.ssh', 'id_ed25519'));
     assert.equal(config.refreshIntervalSeconds, 60);
   });
+});
+
+test('safe by default: egress set nowhere means agent; any explicit setting still wins', () => {
+  withToml(undefined, (file, home) => {
+    assert.equal(load(file, home).config.defaults.egress, 'agent');
+    assert.equal(
+      load(file, home, { env: { PIXELS_NETWORK_EGRESS: 'unrestricted' } }).config.defaults.egress,
+      'unrestricted',
+    );
+    assert.equal(
+      load(file, home, { settings: { defaults: { egress: 'unrestricted' } } }).config.defaults.egress,
+      'unrestricted',
+    );
+    // The settings reader passes only what the user set: an unset value is undefined, not the manifest default.
+    assert.equal(
+      load(file, home, { settings: { defaults: { egress: undefined } } }).config.defaults.egress,
+      'agent',
+    );
+  });
+  withToml('[network]\negress = "unrestricted"\n', (file, home) => {
+    assert.equal(load(file, home).config.defaults.egress, 'unrestricted', 'an explicit pixels config wins');
+  });
+  withToml('[network]\nallow = ["example.org"]\n', (file, home) => {
+    assert.equal(load(file, home).config.defaults.egress, 'agent', 'a [network] table without egress');
+  });
+});
+
+test('the create flow offers the effective default first, marked as the default', () => {
+  assert.deepEqual(
+    egressChoices('agent').map((c) => `${c.value}: ${c.description}`),
+    [
+      'agent: AI APIs, package registries, git hosts and tool installers only (default)',
+      'allowlist: Only the domains and addresses you allow',
+      'unrestricted: No restrictions: the sandbox reaches everything',
+    ],
+  );
+  assert.deepEqual(
+    egressChoices('unrestricted').map((c) => c.value),
+    ['unrestricted', 'agent', 'allowlist'],
+  );
+  assert.match(egressChoices('allowlist')[0].description, /\(default\)$/);
+  assert.equal(egressChoices('allowlist').filter((c) => /default/.test(c.description)).length, 1);
+});
+
+test('the manifest default for pixels.defaults.egress is agent, listed first', () => {
+  const manifest = JSON.parse(readFileSync(join(__dirname, '../../package.json'), 'utf8')) as {
+    contributes: { configuration: { properties: Record<string, { default: unknown; enum: string[] }> } };
+  };
+  const egress = manifest.contributes.configuration.properties['pixels.defaults.egress'];
+  assert.equal(egress.default, 'agent');
+  assert.equal(egress.enum[0], 'agent');
 });
 
 test('precedence: settings > PIXELS_* env > TOML > built-in defaults', () => {
