@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { NotFoundError, ValidationError } from '../../src/core/errors';
 import {
+  AGENT_PRESET,
   agentPresetEntries,
   buildPolicy,
   effectiveEntries,
@@ -105,6 +106,14 @@ test('the agent preset is valid, non-empty and includes what the agents need', (
     'nodejs.org',
   ])
     assert.ok(preset.includes(must), must);
+  // Host names only: a provider's address range also serves endpoints anyone can own (storage buckets,
+  // run.app, appspot, GitHub Pages), so it would be a way out in agent mode.
+  assert.deepEqual(
+    preset.filter((e) => parseEgressEntry(e).kind !== 'domain'),
+    [],
+    'no address ranges in the agent preset',
+  );
+  for (const group of AGENT_PRESET) assert.doesNotMatch(group.label, /range|CDN/i);
 });
 
 test('policy: agent keeps its mode and runtime entries; deny removes from the preset too', () => {

@@ -1,6 +1,6 @@
 // The `agent` preset: what an AI coding agent needs to work (AI APIs, package registries, git hosts, the tool
 // installers). Shown to the user in groups and extendable in settings; a sandbox stores the entries it was given,
-// so `network show` reports exactly what is enforced. Superset of the pixels CLI's built-in `[agent]` preset.
+// so `network show` reports exactly what is enforced. Host names only: see the note after the list.
 
 export interface PresetGroup {
   label: string;
@@ -63,12 +63,10 @@ export const AGENT_PRESET: readonly PresetGroup[] = [
       'ports.ubuntu.com',
     ],
   },
-  {
-    // CDNs whose addresses rotate faster than a periodic re-resolution can follow.
-    label: 'CDN ranges (Google, GitHub)',
-    entries: ['142.250.0.0/15', '172.217.0.0/16', '216.58.192.0/19', '185.199.108.0/22'],
-  },
 ];
+// No address ranges: a provider's front-end range (Google's 142.250.0.0/15, GitHub Pages' 185.199.108.0/22, ...)
+// also serves endpoints anyone can own (storage buckets, run.app, appspot, *.github.io) — an exfiltration channel.
+// Everything here is allowed by its resolved addresses only; docs/egress.md explains the trade-off.
 
 /** The preset as one flat list, in display order. */
 export function agentPresetEntries(): string[] {
