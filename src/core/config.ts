@@ -21,6 +21,9 @@ import type { HostGuardMode } from './backend';
 import type { NicSetting } from './network-plan';
 import type { EgressMode } from './sandbox';
 import { cpuProblem, memoryProblem } from './names';
+import { closestKey } from './closest';
+import { unknownSettings, unknownTomlKeys } from './configKeys';
+import { egressEntryProblem } from '../guest/egress/validate';
 
 export type ServerKind = 'truenas' | 'incus';
 
@@ -97,6 +100,12 @@ export interface SettingsInput {
   defaults?: { image?: unknown; cpu?: unknown; memoryMiB?: unknown; egress?: unknown; provision?: unknown };
   refreshIntervalSeconds?: unknown;
   ssh?: { identityFile?: unknown; configFile?: unknown };
+  /**
+   * For typo reports: the whole `pixels` section as the editor has it (nested objects) and the keys the extension
+   * contributes (without `pixels.`). Both or neither.
+   */
+  section?: Record<string, unknown>;
+  knownKeys?: readonly string[];
 }
 
 export interface LoadOptions {
@@ -183,6 +192,16 @@ export function lineOfKey(text: string, table: string, key: string): number | un
     if (m && current === table && (m[1] ?? m[2] ?? m[3]) === key) return i + 1;
   }
   return undefined;
+}
+
+/** 1-based line of the `[table]` header (or of `table = ...` at the top level). */
+function lineOfTable(text: string, table: string): number | undefined {
+  const lines = text.split(/\r?\n/);
+  const header = lines.findIndex((l) => {
+    const m = /^\s*\[\s*([^\]]+?)\s*\]/.exec(l);
+    return m !== null && m[1].replace(/["'\s]/g, '').split('.')[0] === table;
+  });
+  return header === -1 ? lineOfKey(text, '', table) : header + 1;
 }
 
 /** Reads one field of the merged sources, recording a problem (and ignoring the value) when its type is wrong. */
@@ -350,6 +369,17 @@ export function loadConfig(options: LoadOptions = {}): { config: PixelsConfig; p
   const problems = [...toml.problems];
   const r = new FieldReader(problems, toml.data, toml.text, file, env);
   for (const t of ['truenas', 'incus', 'defaults', 'ssh', 'provision', 'network', 'env']) r.tableProblem(t);
+  // Typos fail loudly: a key nobody knows is reported with its line and the key probably meant.
+  for (const u of unknownTomlKeys(toml.data))
+    problems.push({
+      source: file,
+      line: u.table ? lineOfKey(toml.text, u.table, u.name) : lineOfTable(toml.text, u.name),
+      key: u.key,
+      message: u.message,
+    });
+  if (settings.section && settings.knownKeys?.length)
+    for (const u of unknownSettings(settings.section, settings.knownKeys))
+      problems.push({ source: 'settings', key: u.key, message: u.message });
 
   // --- defaults: settings > env > TOML > built-in
   const defaults: SandboxDefaults = { ...BUILTIN_DEFAULTS, allow: [] };
@@ -382,7 +412,12 @@ export function loadConfig(options: LoadOptions = {}): { config: PixelsConfig; p
   }
   const provision = r.boolean('provision', 'enabled', 'PIXELS_PROVISION_ENABLED');
   if (provision !== undefined) defaults.provision = provision;
-  defaults.allow = r.stringArray('network', 'allow') ?? [];
+  // Checked here, not only when a sandbox is made: a bad entry is reported at once and left out (never widened).
+  defaults.allow = (r.stringArray('network', 'allow') ?? []).filter((entry) => {
+    const problem = egressEntryProblem(entry);
+    if (problem) r.problemAt('network', 'allow', `${problem} The entry is ignored.`);
+    return !problem;
+  });
   const nic = tomlNic(r);
   if (nic) defaults.nic = nic;
   // pixels writes [defaults] dns into a systemd-resolved drop-in; provisioning here has no such step yet.
@@ -620,7 +655,13 @@ function mergeServers(
     const e = entry as Record<string, unknown>;
     for (const [k, v] of Object.entries(e)) {
       const type = SERVER_FIELDS[k];
-      if (!type) return bad(`has an unknown field "${k}"`, `${where}.${k}`);
+      if (!type) {
+        const near = closestKey(k, Object.keys(SERVER_FIELDS));
+        return bad(
+          `has an unknown field "${k}"${near ? `; did you mean "${near}"?` : `; known fields: ${Object.keys(SERVER_FIELDS).join(', ')}`}`,
+          `${where}.${k}`,
+        );
+      }
       const ok =
         type === 'integer'
           ? Number.isInteger(v)

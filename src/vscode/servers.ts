@@ -42,7 +42,20 @@ export function readSettings(): SettingsInput {
     },
     refreshIntervalSeconds: set('refreshIntervalSeconds'),
     ssh: { identityFile: set('ssh.identityFile'), configFile: set('ssh.configFile') },
+    section: Object.fromEntries(Object.entries(c).filter(([, v]) => typeof v !== 'function')),
+    knownKeys: contributedKeys(),
   };
+}
+
+export const EXTENSION_ID = 'pixels-dev.pixels-vscode';
+
+/** The `pixels.*` settings this extension contributes (from its manifest), without the prefix. */
+function contributedKeys(): string[] {
+  const manifest = vscode.extensions.getExtension(EXTENSION_ID)?.packageJSON as
+    { contributes?: { configuration?: { properties?: Record<string, unknown> } } } | undefined;
+  return Object.keys(manifest?.contributes?.configuration?.properties ?? {})
+    .filter((k) => k.startsWith('pixels.'))
+    .map((k) => k.slice('pixels.'.length));
 }
 
 function describeProblem(p: ConfigProblem): string {

@@ -12,6 +12,7 @@ import {
   type LoadOptions,
 } from '../../src/core/config';
 import { egressChoices } from '../../src/core/egressChoices';
+import { closestKey, editDistance } from '../../src/core/closest';
 
 function withToml(text: string | undefined, fn: (file: string, home: string) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'pixels-config-'));
@@ -324,4 +325,112 @@ test('a config file that cannot be read (a directory) is a problem naming it, no
     assert.equal(problems.length, 1);
     assert.equal(problems[0].source, home);
   });
+});
+
+test('typos in the pixels TOML: each unknown key or table with file:line and the key probably meant', () => {
+  const toml = [
+    'egres = "agent"', // 1: a top-level typo
+    'egress = "agent"', // 2: a [network] key written at the top level
+    '[network]', // 3
+    'egres = "allowlist"', // 4
+    'allow = ["example.org"]', // 5
+    '[defaults]', // 6
+    'imgae = "debian/12"', // 7
+    'nic_type = "macvlan"', // 8: a pixels CLI key this extension does not use: not a typo
+    'pool = "tank"', // 9
+    '[netwrk]', // 10
+    'egress = "agent"', // 11
+    '[truenas]', // 12
+    'host = "nas.lan"', // 13
+    'insecure_skip_verify = false', // 14
+    '[mcp]', // 15
+    'prefix = "mcp-"', // 16
+    '[mcp.bases.web]', // 17
+    'parent_image = "ubuntu/24.04"', // 18
+    'setup_scirpt = "x.sh"', // 19
+    '[env]', // 20
+    'ANY_NAME = "x"', // 21
+    '[zzz]', // 22
+  ].join('\n');
+  withToml(toml, (file, home) => {
+    const { config, problems } = load(file, home);
+    const seen = problems.map((p) => `${p.line} ${p.key}: ${p.message}`);
+    assert.deepEqual(seen, [
+      '1 egres: unknown key or table "egres" (ignored); did you mean "egress" in the [network] table?',
+      '2 egress: unknown key or table "egress" (ignored); it belongs in the [network] table',
+      '4 network.egres: unknown key in [network] "egres" (ignored); did you mean "egress"?',
+      '7 defaults.imgae: unknown key in [defaults] "imgae" (ignored); did you mean "image"?',
+      '10 netwrk: unknown key or table "netwrk" (ignored); did you mean "network"?',
+      '19 mcp.bases.web.setup_scirpt: unknown key in [mcp.bases.web] "setup_scirpt" (ignored); did you mean "setup_script"?',
+      '22 zzz: unknown key or table "zzz" (ignored); known keys and tables: backend, truenas, incus, defaults, ssh, checkpoint, provision, network, mcp, env',
+    ]);
+    assert.ok(problems.every((p) => p.source === file));
+    // The rest still loads; the typo'd egress did not silently become anything.
+    assert.equal(config.defaults.egress, 'agent');
+    assert.deepEqual(config.defaults.allow, ['example.org']);
+  });
+});
+
+test('[network] allow is validated at load: a bad entry is reported with its line and left out', () => {
+  withToml(
+    '[network]\negress = "allowlist"\nallow = ["example.org", "https://x.example/", "10.0.0.1/8"]\n',
+    (file, home) => {
+      const { config, problems } = load(file, home);
+      assert.deepEqual(config.defaults.allow, ['example.org']);
+      assert.equal(problems.length, 2);
+      for (const p of problems) {
+        assert.equal(p.line, 3);
+        assert.equal(p.key, 'network.allow');
+        assert.match(p.message, /The entry is ignored\.$/);
+      }
+      assert.match(problems[0].message, /"https:\/\/x\.example\/" .*not a URL/);
+      assert.match(problems[1].message, /did you mean 10\.0\.0\.0\/8\?/);
+    },
+  );
+});
+
+test('typos in pixels.* settings and in pixels.servers entries name the setting probably meant', () => {
+  withToml(undefined, (file, home) => {
+    const knownKeys = [
+      'servers',
+      'defaults.egress',
+      'defaults.image',
+      'provision.stepTimeoutSeconds',
+      'refreshIntervalSeconds',
+    ];
+    const { problems } = load(file, home, {
+      settings: {
+        section: {
+          servers: [],
+          defaults: { egres: 'agent', image: 'x' },
+          provision: { stepTimeoutSeconds: { tools: 60, anything: 1 } },
+          refreshIntervalSecond: 30,
+          somethingElse: true,
+        },
+        knownKeys,
+        servers: [{ id: 'nas', kind: 'truenas', host: 'nas.lan', hots: 'x' }],
+      },
+    });
+    assert.deepEqual(
+      problems.map((p) => `${p.source} ${p.key}: ${p.message}`),
+      [
+        'settings pixels.defaults.egres: is not a Pixels setting (ignored); did you mean "pixels.defaults.egress"?',
+        'settings pixels.refreshIntervalSecond: is not a Pixels setting (ignored); did you mean "pixels.refreshIntervalSeconds"?',
+        'settings pixels.somethingElse: is not a Pixels setting (ignored)',
+        'settings pixels.servers[0].hots: has an unknown field "hots"; did you mean "host"?',
+      ],
+    );
+    // Without the list of known keys (the manifest could not be read) nothing is guessed.
+    assert.deepEqual(
+      load(file, home, { settings: { section: { anything: 1 }, knownKeys: [] } }).problems,
+      [],
+    );
+  });
+});
+
+test('closest key: edit distance, and no suggestion when nothing is near', () => {
+  assert.equal(editDistance('egres', 'egress'), 1);
+  assert.equal(editDistance('kitten', 'sitting'), 3);
+  assert.equal(closestKey('imgae', ['image', 'cpu']), 'image');
+  assert.equal(closestKey('zzz', ['image', 'cpu', 'memory']), undefined);
 });

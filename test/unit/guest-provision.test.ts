@@ -120,11 +120,7 @@ test('the provisioning sources are allowed by name while provisioning runs, then
     }),
   );
   assert.deepEqual(hostsOf(mirrors[0].body), ['10.0.0.5', 'mirror.lan', 'npm.mirror.lan', '2001:db8::5']);
-  assert.doesNotMatch(
-    mirrors[0].body,
-    /grep -oE 'https/,
-    'the mirror replaces the image sources',
-  );
+  assert.doesNotMatch(mirrors[0].body, /grep -oE 'https/, 'the mirror replaces the image sources');
   const close = mirrors.find((s) => s.id === 'close-sources')!;
   assert.equal(close.sources, 'close');
   assert.match(close.body, /rm -f \/etc\/pixels\/egress-provisioning\n.*pixels-egress apply/);
