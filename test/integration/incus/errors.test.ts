@@ -2,6 +2,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 import { promisify } from 'node:util';
 import { createIncusBackend } from '../../../src/backends/incus/index';
 import type { IncusBackend } from '../../../src/backends/incus/index';
@@ -189,20 +194,34 @@ describe('incus backend: bad input gets clear errors', { timeout: 120_000 }, () 
   });
 
   test('a socket without permission (the real socket, as an unprivileged user)', async () => {
-    // Root may open any socket, so the check runs in a child process as "nobody" (not in incus-admin).
-    const probe = new URL('./socket-probe.ts', import.meta.url).pathname;
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', probe, lab.socket], {
-      uid: 65534,
-      gid: 65534,
-      cwd: new URL('../../..', import.meta.url).pathname,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp', TSX_DISABLE_CACHE: '1' },
-      timeout: 60_000,
-    });
-    const got = JSON.parse(stdout.trim().split('\n').pop()!) as {
-      name: string;
-      kind: string;
-      message: string;
-    };
+    let got = { name: '', kind: '', message: '' };
+    // Root may open any socket, so the check runs in a child process as "nobody" (not in incus-admin). nobody
+    // may not be able to read this checkout (a clone under a 0700 home): the probe and the production code it
+    // uses are bundled into one file in a fresh temp folder nobody can read, and run from there.
+    const dir = mkdtempSync(join(tmpdir(), 'pixels-socket-probe-'));
+    try {
+      const probe = join(dir, 'socket-probe.cjs');
+      await build({
+        entryPoints: [fileURLToPath(new URL('./socket-probe.ts', import.meta.url))],
+        bundle: true,
+        platform: 'node',
+        format: 'cjs',
+        outfile: probe,
+        logLevel: 'silent',
+      });
+      chmodSync(dir, 0o755);
+      chmodSync(probe, 0o644);
+      const { stdout } = await run(process.execPath, [probe, lab.socket], {
+        uid: 65534,
+        gid: 65534,
+        cwd: dir,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir },
+        timeout: 60_000,
+      });
+      got = JSON.parse(stdout.trim().split('\n').pop()!) as typeof got;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     assert.equal(got.name, NotAuthorizedError.name);
     assert.equal(got.kind, 'not-authorized');
     assert.match(
