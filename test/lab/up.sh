@@ -37,6 +37,13 @@ if [ "$(id -u)" != 0 ]; then
   command -v sudo > /dev/null || { echo "up.sh: run as root" >&2; exit 1; }
   exec sudo -E bash "$0" "$@"
 fi
+LAB_DIR=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=test/lab/daemons.sh
+. "$LAB_DIR/daemons.sh"
+CACHE=$(realpath -m "$CACHE")
+STATE="$CACHE/lab"
+# Nothing started below may keep the folder of the clone that ran this script: it may be deleted later.
+cd /
 mkdir -p "$STATE"
 T0=$(date +%s.%N)
 # One run at a time: two incusd started at once fight over the database (and the second dies). The daemons
@@ -77,20 +84,26 @@ else
   fi
   mkdir -p /var/lib/lxcfs /var/log/incus
   chown root:incus-admin /var/log/incus
+  # lxcfs serves /proc files to running containers: restarting it under them breaks those, so it is repaired
+  # only when no container runs (a deleted folder does not hurt lxcfs itself, which runs no tools).
+  if [ -z "$(ls /run/incus 2> /dev/null)" ] && repair_if_cwd_gone "$STATE/lxcfs.pid" lxcfs; then
+    fusermount -u /var/lib/lxcfs 2> /dev/null || umount -l /var/lib/lxcfs 2> /dev/null || true
+  fi
   if ! mountpoint -q /var/lib/lxcfs; then
     step "starting lxcfs"
-    setsid nohup /usr/bin/lxcfs /var/lib/lxcfs > "$STATE/lxcfs.log" 2>&1 < /dev/null 8>&- &
-    echo $! > "$STATE/lxcfs.pid"
+    start_daemon "$STATE/lxcfs.pid" "$STATE/lxcfs.log" /usr/bin/lxcfs /var/lib/lxcfs
     for _ in $(seq 1 50); do mountpoint -q /var/lib/lxcfs && break; sleep 0.1; done
     mountpoint -q /var/lib/lxcfs || { echo "lxcfs did not mount; see $STATE/lxcfs.log" >&2; exit 1; }
   fi
+  # An incusd started from a folder that was deleted since (an old clone) cannot run rsync: restart it from /.
+  # Its containers keep running (as when incusd was killed) and it takes them back when it starts.
+  repair_if_cwd_gone "$STATE/incusd.pid" incusd || true
   if ! incusd waitready --timeout=1 > /dev/null 2>&1; then
     step "starting incusd"
     # The hard fd limit may be below what incusd asks for in a sandbox; take what we can get.
     ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-    setsid nohup /usr/libexec/incus/incusd --group incus-admin --logfile /var/log/incus/incus.log \
-      > "$STATE/incusd.stdout" 2>&1 < /dev/null 8>&- &
-    echo $! > "$STATE/incusd.pid"
+    start_daemon "$STATE/incusd.pid" "$STATE/incusd.stdout" \
+      /usr/libexec/incus/incusd --group incus-admin --logfile /var/log/incus/incus.log
   fi
 fi
 incusd waitready --timeout=120 || { echo "incusd not ready; see /var/log/incus/incus.log" >&2; exit 1; }
