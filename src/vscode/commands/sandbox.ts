@@ -174,7 +174,7 @@ export async function createSandbox(services: Services, arg: unknown): Promise<S
       );
       created = true;
       if (answers.provision) await services.ssh.installAndBoot(backend, serverId, name, false, op, step);
-      // With provisioning on, the policy is its last step (after the downloads), run below.
+      // With provisioning on, the policy is its first step (the download sources allowed until they are done).
       if (answers.egress !== 'unrestricted' && !answers.provision) {
         if (!answers.provision) {
           step('starting');
