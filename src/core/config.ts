@@ -23,7 +23,7 @@ import type { EgressMode } from './sandbox';
 import { cpuProblem, memoryProblem } from './names';
 import { closestKey } from './closest';
 import { unknownSettings, unknownTomlKeys } from './configKeys';
-import { egressEntryProblem } from '../guest/egress/validate';
+import { egressEntryProblem } from './egressEntry';
 
 export type ServerKind = 'truenas' | 'incus';
 

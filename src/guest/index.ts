@@ -45,7 +45,7 @@ export {
   normalizeEgressEntry,
   parseEgressEntry,
   type EgressEntry,
-} from './egress/validate';
+} from '../core/egressEntry';
 export { AGENT_PRESET, agentPresetEntries, type PresetGroup } from './egress/presets';
 export {
   EGRESS_MODES,

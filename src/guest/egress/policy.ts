@@ -3,7 +3,7 @@
 // `network show`. Runtime changes (allow/deny) edit this file, so nothing is lost and agent mode stays agent.
 import type { EgressMode } from '../../core/sandbox';
 import { NotFoundError, ValidationError } from '../../core/errors';
-import { normalizeEgressEntry, parseEgressEntry } from './validate';
+import { normalizeEgressEntry, parseEgressEntry } from '../../core/egressEntry';
 import { agentPresetEntries } from './presets';
 
 export const EGRESS_MODES: readonly EgressMode[] = ['unrestricted', 'agent', 'allowlist'];

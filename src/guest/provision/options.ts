@@ -2,7 +2,7 @@
 // configurable so tests serve fakes from a local listener and users can point at their own mirrors.
 import { ValidationError } from '../../core/errors';
 import type { EgressPolicy } from '../egress/policy';
-import { parseEgressEntry } from '../egress/validate';
+import { parseEgressEntry } from '../../core/egressEntry';
 
 export interface ToolSpec {
   /** mise tool name, with backend when needed: `node`, `npm:@openai/codex`. */

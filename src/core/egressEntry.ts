@@ -1,8 +1,8 @@
 // Validation of what users type into an allow list: host names, IPv4/IPv6 addresses and CIDR ranges. Every
 // refusal says exactly what is wrong, and accepted entries come back normalised (lower case, canonical IPv6,
 // plain addresses as /32 or /128), so the stored list has one spelling per entry.
-import { ValidationError } from '../../core/errors';
-import { AddressProblem, formatAddress as format, parseIPv4, parseIPv6 } from '../../core/ip';
+import { ValidationError } from './errors';
+import { AddressProblem, formatAddress as format, parseIPv4, parseIPv6 } from './ip';
 
 export type EgressEntry =
   | { kind: 'domain'; value: string }
