@@ -46,6 +46,10 @@ export function describeStatus(
   if (guardProblem) lines.push(`- Host guard: **could not be put in line** — ${guardProblem}`);
   if (p.mode !== 'unrestricted') {
     lines.push(`- Addresses resolved from allowed domains: ${status.resolvedAddresses}`);
+    if (status.provisioningSources > 0)
+      lines.push(
+        `- **Provisioning sources allowed for now: ${status.provisioningSources}** (provisioning is running, or stopped without closing them; they expire by themselves)`,
+      );
     lines.push(
       `- DNS resolvers: ${p.resolvers.length ? p.resolvers.join(', ') : "the sandbox's resolv.conf"}`,
     );
