@@ -336,8 +336,8 @@ test('typos in the pixels TOML: each unknown key or table with file:line and the
     'allow = ["example.org"]', // 5
     '[defaults]', // 6
     'imgae = "debian/12"', // 7
-    'nic_type = "macvlan"', // 8: a pixels CLI key this extension does not use: not a typo
-    'pool = "tank"', // 9
+    'pool = "tank"', // 8: a pixels CLI key this extension does not use: not a typo
+    'dns = []', // 9
     '[netwrk]', // 10
     'egress = "agent"', // 11
     '[truenas]', // 12
