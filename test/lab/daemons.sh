@@ -22,11 +22,19 @@ recorded_pid() {
 }
 
 # start_daemon PIDFILE LOG COMMAND...: COMMAND from `/`, in a session of its own, detached; its pid in PIDFILE.
-# fd 8 (up.sh's lock) is closed for it, or the daemon would hold the lock for as long as it lives.
+# Every inherited descriptor above 2 is closed for it: a daemon that kept one would hold up.sh's lock, a caller's
+# `flock` lock or a CI runner's output pipe for as long as it lives.
 start_daemon() {
   local pidfile=$1 log=$2
   shift 2
-  (cd / && exec setsid nohup "$@" > "$log" 2>&1 < /dev/null 8>&-) &
+  (
+    cd / || exit 1
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      if ((fd > 2)); then eval "exec $fd>&-" 2> /dev/null || true; fi
+    done
+    exec setsid nohup "$@" > "$log" 2>&1 < /dev/null
+  ) &
   echo $! > "$pidfile"
 }
 
