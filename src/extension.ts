@@ -5,11 +5,13 @@ import { Services } from './vscode/services';
 import { registerServerCommands } from './vscode/commands/server';
 import { registerCertificateCommands } from './vscode/commands/certificate';
 import { registerSandboxCommands } from './vscode/commands/sandbox';
+import { registerCreateAndOpenCommand } from './vscode/commands/createAndOpen';
 import { registerCheckpointCommands } from './vscode/commands/checkpoint';
 import { registerCloneCommands } from './vscode/commands/clone';
 import { registerSshCommands } from './vscode/commands/ssh';
 import { registerProvisionCommands } from './vscode/commands/provision';
 import { registerEgressCommands } from './vscode/commands/egress';
+import { registerSandboxWindowCommands } from './vscode/sandboxWindow';
 import { createApi, type PixelsApi } from './vscode/api';
 
 let services: Services | undefined;
@@ -21,11 +23,13 @@ export function activate(context: vscode.ExtensionContext): PixelsApi {
   registerServerCommands(services);
   registerCertificateCommands(services);
   registerSandboxCommands(services);
+  registerCreateAndOpenCommand(services);
   registerCheckpointCommands(services);
   registerCloneCommands(services);
   registerSshCommands(services);
   registerProvisionCommands(services);
   registerEgressCommands(services);
+  registerSandboxWindowCommands(services);
   const activationMs = performance.now() - started;
   services.log.info(`activated in ${activationMs.toFixed(1)} ms`);
   return createApi(services, activationMs);

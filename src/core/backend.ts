@@ -1,5 +1,6 @@
 // The seam between the editor and the servers: the tree and the commands talk to a Backend only.
 import type { Disposable } from './disposable';
+import type { ServerLimits } from './names';
 import type { NetworkPlan } from './network-plan';
 import type {
   Checkpoint,
@@ -14,6 +15,9 @@ import type {
 } from './sandbox';
 
 export type BackendKind = 'truenas' | 'incus';
+
+/** The product name a user knows ("TrueNAS", not "truenas"). */
+export const BACKEND_PRODUCT: Record<BackendKind, string> = { truenas: 'TrueNAS', incus: 'Incus' };
 
 /** What a backend can do, so the UI does not guess from the server type. */
 export interface BackendCapabilities {
@@ -75,6 +79,8 @@ export interface Backend extends Disposable {
   /** Connects (if needed) and says what the server is. */
   info(): Promise<ServerInfo>;
   capabilities(): Promise<BackendCapabilities>;
+  /** The most CPU and memory one sandbox can have (the host's cores and memory), where the API says. */
+  limits?(): Promise<ServerLimits>;
 
   /** All `px-` sandboxes with their checkpoints, in a constant number of calls (no call per sandbox). */
   list(): Promise<Sandbox[]>;

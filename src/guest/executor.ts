@@ -1,6 +1,6 @@
 // How host-side code runs a bash script as root inside a sandbox: over SSH (streamed) or through the backend's
 // exec API (no SSH needed). Provisioning and egress only see this one function type.
-import type { Backend } from '../core/backend';
+import { BACKEND_PRODUCT, type Backend } from '../core/backend';
 import { TimeoutError, UnsupportedError } from '../core/errors';
 import type { SshTarget } from '../ssh/connect';
 import type { SshPool } from '../ssh/pool';
@@ -45,7 +45,9 @@ export function sshExecutor(pool: SshPool, target: SshTarget): Executor {
 /** Through the backend's exec API (capability `exec`); output arrives when the command ends. */
 export function backendExecutor(backend: Backend, name: string): Executor {
   if (!backend.exec)
-    throw new UnsupportedError(`The ${backend.kind} backend cannot run commands without SSH.`);
+    throw new UnsupportedError(
+      `${BACKEND_PRODUCT[backend.kind]} cannot run commands in a sandbox without SSH.`,
+    );
   const exec = backend.exec.bind(backend) as (
     name: string,
     argv: string[],
@@ -83,5 +85,7 @@ export async function executorFor(
 ): Promise<Executor> {
   if (ssh) return sshExecutor(ssh.pool, ssh.target);
   if ((await backend.capabilities()).exec) return backendExecutor(backend, name);
-  throw new UnsupportedError(`Running commands in a ${backend.kind} sandbox needs SSH access as root.`);
+  throw new UnsupportedError(
+    `Running commands in a ${BACKEND_PRODUCT[backend.kind]} sandbox needs SSH access as root: run "Pixels: Set Up SSH Access…" for "${name}" first.`,
+  );
 }

@@ -52,6 +52,8 @@ export interface PixelsApi {
   /** Egress policy reads done for the tree so far, and the warnings shown after restore/clone re-checks. */
   egressReads(): number;
   egressWarnings(): string[];
+  /** Re-decides which sandbox this window is (PIXELS_WINDOW_AUTHORITY or the Remote-SSH folder) and returns what its status bar item shows. */
+  sandboxWindow(): Promise<{ serverId: string; name: string; text: string; tooltip: string } | undefined>;
 }
 
 export function createApi(services: Services, activationMs: number): PixelsApi {
@@ -92,5 +94,6 @@ export function createApi(services: Services, activationMs: number): PixelsApi {
     sandboxCacheFile: () => services.cachePath,
     egressReads: () => services.egressStatus.reads,
     egressWarnings: () => [...services.egressStatus.warnings],
+    sandboxWindow: () => services.sandboxWindow.update(),
   };
 }

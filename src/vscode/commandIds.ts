@@ -6,6 +6,7 @@ export const CommandIds = {
   addServer: 'pixels.addServer',
   removeServer: 'pixels.removeServer',
   createSandbox: 'pixels.createSandbox',
+  createAndOpen: 'pixels.createAndOpen',
   start: 'pixels.start',
   stop: 'pixels.stop',
   restart: 'pixels.restart',
@@ -33,6 +34,9 @@ export const CommandIds = {
   setEgressMode: 'pixels.setEgressMode',
   allowDomain: 'pixels.allowDomain',
   denyDomain: 'pixels.denyDomain',
+  showDetails: 'pixels.showDetails',
+  showProvisioningStatus: 'pixels.showProvisioningStatus',
+  sandboxWindowActions: 'pixels.sandboxWindowActions',
 } as const;
 
 export type CommandId = (typeof CommandIds)[keyof typeof CommandIds];

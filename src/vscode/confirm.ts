@@ -6,15 +6,22 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
+/**
+ * A modal whose focused (first) button is the safe one: VS Code focuses and highlights the first button and
+ * puts its own Cancel last, so Enter on a destructive dialog keeps things as they are. `safe` is that first
+ * button ("Keep …"); only `action` goes ahead.
+ */
 async function ask(
   message: string,
   detail: string,
   action: string,
   answer: boolean | undefined,
+  safe?: string,
 ): Promise<boolean> {
   if (answer !== undefined) return answer;
-  const choice = await vscode.window.showWarningMessage(message, { modal: true, detail }, action);
-  return choice === action;
+  const buttons: vscode.MessageItem[] = safe ? [{ title: safe }, { title: action }] : [{ title: action }];
+  const choice = await vscode.window.showWarningMessage(message, { modal: true, detail }, ...buttons);
+  return choice?.title === action;
 }
 
 export function confirmDestroy(name: string, checkpoints: number, answer?: boolean): Promise<boolean> {
@@ -22,7 +29,7 @@ export function confirmDestroy(name: string, checkpoints: number, answer?: boole
     checkpoints > 0
       ? `Its ${plural(checkpoints, 'checkpoint')} will be destroyed with it. This cannot be undone.`
       : 'It has no checkpoints. This cannot be undone.';
-  return ask(`Destroy sandbox "${name}"?`, detail, 'Destroy', answer);
+  return ask(`Destroy sandbox "${name}"?`, detail, 'Destroy', answer, `Keep "${name}"`);
 }
 
 export function confirmRestore(
@@ -40,6 +47,7 @@ export function confirmRestore(
     `Changes made since "${label}" are lost. ${lost}`,
     'Restore',
     answer,
+    'Keep Current State',
   );
 }
 
@@ -49,6 +57,7 @@ export function confirmDeleteCheckpoint(name: string, label: string, answer?: bo
     'The sandbox itself is not changed. This cannot be undone.',
     'Delete',
     answer,
+    'Keep Checkpoint',
   );
 }
 

@@ -1,12 +1,20 @@
 // "Create Sandbox…" as one multi-step quick input (name, image, cpu, memory, egress, provision) with a Back
-// button and validation messages as you type. Tests skip it by passing every answer to the command.
+// button and validation messages as you type. Combinations the server cannot do are ruled out in the step
+// itself. Tests skip it by passing every answer to the command.
 import * as vscode from 'vscode';
 import { CancelledError } from '../core/errors';
-import type { SandboxDefaults } from '../core/config';
 import type { NetworkPlan } from '../core/network-plan';
 import type { EgressMode } from '../core/sandbox';
 import { egressChoices } from '../core/egressChoices';
-import { cpuProblem, memoryProblem, sandboxNameProblem } from '../core/names';
+import {
+  cpuProblem,
+  formatMiB,
+  memoryLimitProblem,
+  nameClashProblem,
+  parseMemory,
+  sandboxNameProblem,
+  type ServerLimits,
+} from '../core/names';
 
 export interface CreateAnswers {
   name: string;
@@ -68,23 +76,30 @@ function inputStep(
   });
 }
 
+/** A choice the server cannot do with the answers so far: shown, explained, and refused when picked. */
+type Choice<T> = vscode.QuickPickItem & { value: T; unavailable?: string };
+
 function pickStep<T>(
   title: string,
   step: number,
   total: number,
   placeholder: string,
-  items: (vscode.QuickPickItem & { value: T })[],
+  choices: Choice<T>[],
   active: T,
 ): Step<T> {
+  const items = choices.map((c) =>
+    c.unavailable ? { ...c, label: `$(circle-slash) ${c.label}`, detail: c.unavailable } : c,
+  );
   return new Promise((resolve, reject) => {
-    const pick = vscode.window.createQuickPick<vscode.QuickPickItem & { value: T }>();
+    const pick = vscode.window.createQuickPick<Choice<T>>();
     pick.title = title;
     pick.step = step;
     pick.totalSteps = total;
     pick.placeholder = placeholder;
     pick.items = items;
     pick.ignoreFocusOut = true;
-    const current = items.find((i) => i.value === active);
+    const current =
+      items.find((i) => i.value === active && !i.unavailable) ?? items.find((i) => !i.unavailable);
     if (current) pick.activeItems = [current];
     if (step > 1) pick.buttons = [vscode.QuickInputButtons.Back];
     let settled = false;
@@ -96,6 +111,10 @@ function pickStep<T>(
     pick.onDidTriggerButton(() => finish(() => resolve(BACK)));
     pick.onDidAccept(() => {
       const chosen = pick.selectedItems[0] ?? pick.activeItems[0];
+      if (chosen?.unavailable) {
+        pick.placeholder = chosen.unavailable;
+        return;
+      }
       if (chosen) finish(() => resolve(chosen.value));
     });
     pick.onDidHide(() => {
@@ -114,27 +133,43 @@ export function networkLine(plan: NetworkPlan): string {
   return `Network: ${plan.summary}${warning}`;
 }
 
+/** What the server allows, learnt before the first step so each step can say it. */
+export interface CreateContext {
+  serverLabel: string;
+  /** The existing sandbox whose name clashes with `name` (equal ignoring case), if any. */
+  clash: (name: string) => string | undefined;
+  limits: ServerLimits;
+  /** The server can write files into a sandbox (provisioning needs it). */
+  canProvision: boolean;
+  /** Egress rules go in over SSH (no exec API), which only provisioning sets up. */
+  restrictNeedsProvision: boolean;
+  /** The effective default egress mode (settings, PIXELS_*, the pixels TOML), listed first and marked. */
+  defaultEgress: EgressMode;
+  /** Where the sandbox will land, shown in every step's title (absent when the server cannot tell in time). */
+  network?: NetworkPlan;
+}
+
+/** Why this egress / provisioning pair cannot be created on the server, if it cannot. */
+export function combinationProblem(
+  egress: EgressMode,
+  provision: boolean,
+  ctx: Pick<CreateContext, 'serverLabel' | 'canProvision' | 'restrictNeedsProvision'>,
+): string | undefined {
+  if (provision && !ctx.canProvision)
+    return `${ctx.serverLabel} cannot write files into a sandbox, so it cannot be provisioned; choose "No provisioning".`;
+  if (egress !== 'unrestricted' && ctx.restrictNeedsProvision && !provision)
+    return `The "${egress}" egress rules go in over SSH, which provisioning sets up on ${ctx.serverLabel}: choose "Provision", or go Back and choose "unrestricted" for a plain container.`;
+  return undefined;
+}
+
 /**
- * Runs the steps; `taken(name)` says whether a sandbox of that name exists already on the chosen server, so the
- * user hears it while typing rather than after a server round trip. `network` (where the sandbox will land) is
- * shown in every step's title.
+ * Runs the steps, starting from `initial` (the defaults, or the answers of a create that failed); the name is
+ * checked against the server's sandboxes while typing, CPU and memory against its limits.
  */
-export async function runCreateFlow(
-  defaults: SandboxDefaults,
-  taken: (name: string) => boolean,
-  serverLabel: string,
-  network?: NetworkPlan,
-): Promise<CreateAnswers> {
-  const title = `Create Sandbox on ${serverLabel}${network ? ` · ${networkLine(network)}` : ''}`;
+export async function runCreateFlow(initial: CreateAnswers, ctx: CreateContext): Promise<CreateAnswers> {
+  const title = `Create Sandbox on ${ctx.serverLabel}${ctx.network ? ` · ${networkLine(ctx.network)}` : ''}`;
   const total = 6;
-  const a: CreateAnswers = {
-    name: '',
-    image: defaults.image,
-    cpu: defaults.cpu,
-    memoryMiB: defaults.memoryMiB,
-    egress: defaults.egress,
-    provision: defaults.provision,
-  };
+  const a: CreateAnswers = { ...initial };
   let step = 1;
   while (step <= total) {
     let result: unknown;
@@ -144,8 +179,10 @@ export async function runCreateFlow(
           value: a.name,
           prompt: 'Sandbox name; the container will be called px-<name>',
           placeholder: 'e.g. agent-1',
-          validate: (v) =>
-            sandboxNameProblem(v) ?? (taken(v) ? `A sandbox named "${v}" exists already.` : undefined),
+          validate: (v) => {
+            const other = ctx.clash(v);
+            return sandboxNameProblem(v) ?? (other ? nameClashProblem(v, other, ctx.serverLabel) : undefined);
+          },
         });
         if (result !== BACK) a.name = result as string;
         break;
@@ -165,34 +202,51 @@ export async function runCreateFlow(
       case 3:
         result = await inputStep(title, 3, total, {
           value: a.cpu,
-          prompt: 'CPU cores',
-          validate: (v) => cpuProblem(v.trim()),
+          prompt: `CPU cores${ctx.limits.cpus ? ` (the server has ${ctx.limits.cpus})` : ''}`,
+          validate: (v) => cpuProblem(v.trim(), ctx.limits),
         });
         if (result !== BACK) a.cpu = (result as string).trim();
         break;
       case 4:
         result = await inputStep(title, 4, total, {
-          value: String(a.memoryMiB),
-          prompt: 'Memory in MiB',
-          validate: (v) =>
-            /^\d+$/.test(v.trim())
-              ? memoryProblem(Number(v))
-              : 'Memory must be a whole number of MiB, such as 2048.',
+          value: formatMiB(a.memoryMiB),
+          prompt: `Memory: 2048 (MiB), 512M, 4G or 4 GiB${ctx.limits.memoryMiB ? ` (the server has ${formatMiB(ctx.limits.memoryMiB)})` : ''}`,
+          validate: (v) => {
+            const parsed = parseMemory(v);
+            return 'problem' in parsed ? parsed.problem : memoryLimitProblem(parsed.mib, ctx.limits);
+          },
         });
-        if (result !== BACK) a.memoryMiB = Number((result as string).trim());
+        if (result !== BACK) {
+          const parsed = parseMemory(result as string);
+          if ('mib' in parsed) a.memoryMiB = parsed.mib;
+        }
         break;
-      case 5:
+      case 5: {
+        const restricted = (mode: EgressMode, label: string, description: string): Choice<EgressMode> => ({
+          label,
+          description,
+          value: mode,
+          unavailable:
+            ctx.restrictNeedsProvision && !ctx.canProvision
+              ? `The "${mode}" rules go in over SSH, which needs provisioning, and ${ctx.serverLabel} cannot provision a sandbox.`
+              : undefined,
+        });
         result = await pickStep<EgressMode>(
           title,
           5,
           total,
           'Network egress',
-          egressChoices(defaults.egress),
+          egressChoices(ctx.defaultEgress).map((c) =>
+            c.value === 'unrestricted' ? c : restricted(c.value, c.label, c.description),
+          ),
           a.egress,
         );
         if (result !== BACK) a.egress = result as EgressMode;
         break;
-      case 6:
+      }
+      case 6: {
+        const provisionProblem = combinationProblem(a.egress, true, ctx);
+        const plainProblem = combinationProblem(a.egress, false, ctx);
         result = await pickStep<boolean>(
           title,
           6,
@@ -204,13 +258,20 @@ export async function runCreateFlow(
               description: 'User pixel, SSH with a pinned host key, dev tools through mise, egress policy',
               detail: 'Node LTS, Claude Code, Codex and OpenCode by default (settings: pixels.provision.*)',
               value: true,
+              unavailable: provisionProblem,
             },
-            { label: 'No provisioning', description: 'A plain container', value: false },
+            {
+              label: 'No provisioning',
+              description: 'A plain container',
+              value: false,
+              unavailable: plainProblem,
+            },
           ],
           a.provision,
         );
         if (result !== BACK) a.provision = result as boolean;
         break;
+      }
     }
     step = result === BACK ? Math.max(1, step - 1) : step + 1;
   }

@@ -2,9 +2,10 @@
 // sandbox is listed in a session, a few at a time, then cached: a tree refresh never runs a command in every
 // sandbox. Commands that change the policy (set mode, allow, deny) and restore/clone update or re-read it.
 import * as vscode from 'vscode';
-import type { Backend, HostGuardPolicy, HostGuardState } from '../core/backend';
+import { BACKEND_PRODUCT, type Backend, type HostGuardPolicy, type HostGuardState } from '../core/backend';
 import { PixelsError } from '../core/errors';
-import type { Sandbox } from '../core/sandbox';
+import type { EgressMode, Sandbox } from '../core/sandbox';
+import { CommandIds } from './commandIds';
 import type { EgressStatus, Executor } from '../guest/index';
 import { loadGuest } from './lazy';
 import type { Log } from './log';
@@ -132,12 +133,21 @@ export class EgressStatusCache implements vscode.Disposable {
     serverId: string,
     name: string,
     after: string,
+    remembered?: EgressMode,
   ): Promise<(EgressStatus & { reapplied: boolean }) | undefined> {
     const guest = await loadGuest();
     try {
       const sandbox = await backend.get(name);
       if (sandbox.status !== 'running') {
         this.invalidate(serverId, name); // read when it is next listed running
+        return undefined;
+      }
+      // No exec API and no pinned host key: there is no way in, so do not try (and fail) at all.
+      if (!backend.exec && !(await this.ssh.hostKey(serverId, name))) {
+        this.invalidate(serverId, name);
+        this.log.info(`sandbox ${name}: egress not re-checked after ${after} (no SSH access set up)`);
+        if (remembered && remembered !== 'unrestricted')
+          this.adviseSshAccess(serverId, name, after, remembered);
         return undefined;
       }
       const exec = await changeExecutor(backend, serverId, name, this.ssh);
@@ -170,6 +180,19 @@ export class EgressStatusCache implements vscode.Disposable {
     this.warn(
       `Could not re-check the egress policy of "${name}" after ${after}: ${err instanceof Error ? err.message : String(err)}`,
     );
+  }
+
+  /** A restricted sandbox that cannot be checked: say why, and offer the command that makes it checkable. */
+  private adviseSshAccess(serverId: string, name: string, after: string, mode: EgressMode): void {
+    const product = BACKEND_PRODUCT[this.registry.server(serverId).kind];
+    const message =
+      `Pixels did not re-check the "${mode}" egress policy of "${name}" after ${after}: on ${product} that needs ` +
+      `SSH as root, which is not set up for "${name}". Set up SSH access to have it checked from now on.`;
+    this.warnings.push(message);
+    this.log.info(message);
+    void vscode.window.showInformationMessage(message, 'Set Up SSH Access…').then((choice) => {
+      if (choice) void vscode.commands.executeCommand(CommandIds.setupSsh, { server: serverId, name });
+    });
   }
 
   /** Warnings shown to the user (the tests read them through the API). */

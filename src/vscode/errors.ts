@@ -15,20 +15,38 @@ export function lastReportedError(): { action: string; message: string } | undef
   return last;
 }
 
+/** Records and logs a failure in the words the user sees; a programming error's stack goes to the debug level. */
+function record(log: Log, action: string, err: unknown): string {
+  const message = userMessage(err);
+  last = { action, message };
+  log.error(`${action} failed: ${message}`);
+  if (!(err instanceof PixelsError) && err instanceof Error && err.stack) log.debug(err.stack);
+  return message;
+}
+
+/** Reports a failure with the caller's own buttons first (then "Show Logs"); resolves to the button chosen. */
+export async function reportErrorAndAsk(
+  log: Log,
+  action: string,
+  err: unknown,
+  buttons: string[],
+): Promise<string | undefined> {
+  const message = record(log, action, err);
+  const choice = await vscode.window.showErrorMessage(
+    `${action} failed: ${message}`,
+    ...buttons,
+    'Show Logs',
+  );
+  if (choice === 'Show Logs') log.show();
+  return choice;
+}
+
 export function reportError(log: Log, action: string, err: unknown): void {
   if (err instanceof CancelledError) {
     log.info(`${action}: cancelled`);
     return;
   }
-  const message = userMessage(err);
-  last = { action, message };
-  const detail =
-    err instanceof PixelsError
-      ? `${err.kind}: ${err.message}`
-      : err instanceof Error
-        ? (err.stack ?? err.message)
-        : String(err);
-  log.error(`${action} failed: ${detail}`);
+  const message = record(log, action, err);
   // A failed provisioning run can be resumed where it stopped: offer it next to the logs.
   const retry =
     err instanceof ProvisioningFailed ? { server: err.serverId, name: err.sandboxName } : undefined;

@@ -27,13 +27,23 @@ export function formatBytes(bytes: number): string {
   return `${value.toFixed(digits)} ${units[unit]}`;
 }
 
-export function formatMemory(mib: number): string {
-  return mib >= 1024 && mib % 1024 === 0 ? `${mib / 1024} GiB` : `${mib} MiB`;
-}
+/** One rule for memory text in the tree and in the create flow's messages. */
+export { formatMiB as formatMemory } from '../core/names';
 
 export function formatDate(date: Date): string {
   return date
     .toISOString()
     .replace('T', ' ')
     .replace(/\.\d+Z$/, ' UTC');
+}
+
+/** The status bar text of a sandbox window: name, egress mode, newest checkpoint's age. */
+export function sandboxWindowText(
+  name: string,
+  egress: string | undefined,
+  newestCheckpoint: Date | undefined,
+  now: Date = new Date(),
+): string {
+  const checkpoint = newestCheckpoint ? `checkpoint ${formatAge(newestCheckpoint, now)}` : 'no checkpoint';
+  return `$(vm) ${name} · ${egress ? `egress ${egress}` : 'egress unknown'} · ${checkpoint}`;
 }

@@ -162,7 +162,7 @@ export class ServerRegistry implements vscode.Disposable {
       const apiKey = await this.apiKeyFor(server);
       const { createTrueNASBackend } = await loadTrueNAS();
       this.log.info(
-        `server ${server.id}: TrueNAS at ${server.host}${server.port ? `:${server.port}` : ''} (${server.source})`,
+        `server "${server.label}": TrueNAS at ${server.host}${server.port ? `:${server.port}` : ''} (${server.source})`,
       );
       return createTrueNASBackend(
         {
@@ -180,7 +180,7 @@ export class ServerRegistry implements vscode.Disposable {
     }
     const { createIncusBackend } = await loadIncus();
     this.log.info(
-      `server ${server.id}: Incus at ${server.url ?? server.socketPath ?? 'the local socket'} (${server.source})`,
+      `server "${server.label}": Incus at ${server.url ?? server.socketPath ?? 'the local socket'} (${server.source})`,
     );
     return createIncusBackend(
       {
@@ -217,7 +217,7 @@ export class ServerRegistry implements vscode.Disposable {
     const demo = this.env.PIXELS_DEMO_API_KEY;
     if (demo && isLoopbackHost(server.host)) {
       registerSecret(demo);
-      this.log.info(`server ${server.id}: using PIXELS_DEMO_API_KEY (loopback host only)`);
+      this.log.info(`server "${server.label}": using PIXELS_DEMO_API_KEY (loopback host only)`);
       return demo;
     }
     if (keyring) throw keyring;

@@ -16,6 +16,7 @@ import { followSandboxAddresses } from './followAddresses';
 import { EgressMemory } from './egressMemory';
 import { EgressStatusCache } from './egressStatus';
 import { ProvisioningService } from './provisioning';
+import { SandboxWindowStatus } from './sandboxWindow';
 
 export class Services implements vscode.Disposable {
   private readonly owned: vscode.Disposable[] = [];
@@ -32,6 +33,7 @@ export class Services implements vscode.Disposable {
   readonly provisioning: ProvisioningService;
   /** The local sandbox cache (last known lists per server). */
   readonly cachePath: string;
+  readonly sandboxWindow: SandboxWindowStatus;
 
   constructor(readonly context: vscode.ExtensionContext) {
     this.log = this.own(new Log());
@@ -79,6 +81,8 @@ export class Services implements vscode.Disposable {
     this.refresh.attach(this.view);
     // Remote-SSH entries follow a sandbox's new IP (only those we wrote; from lists already loaded).
     this.own(followSandboxAddresses(this));
+    // In a Remote-SSH window on one of our sandboxes: its status bar item (nothing is read in other windows).
+    this.sandboxWindow = this.own(new SandboxWindowStatus(this));
   }
 
   private own<T extends vscode.Disposable>(d: T): T {

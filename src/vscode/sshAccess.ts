@@ -15,6 +15,7 @@ import {
   ValidationError,
 } from '../core/errors';
 import { explainUnreachable, type NetworkPlan } from '../core/network-plan';
+import { sandboxAlias } from '../core/sandbox-alias';
 import type { OperationOptions } from '../core/sandbox';
 import type { Sandbox } from '../core/sandbox';
 import type { SshPool, SshTarget, UserIdentity } from '../ssh/index';
@@ -57,7 +58,7 @@ export class SshAccess implements vscode.Disposable {
 
   /** The SSH host alias of a sandbox (unique across servers). */
   alias(serverId: string, name: string): string {
-    return `px-${name}.${serverId}`;
+    return sandboxAlias(serverId, name);
   }
 
   get user(): string {

@@ -71,6 +71,11 @@ export class SandboxStore {
     return [];
   }
 
+  /** The name the UI shows for a server (its label), for log lines. */
+  private labelOf(serverId: string): string {
+    return this.registry.servers().find((s) => s.id === serverId)?.label ?? serverId;
+  }
+
   find(serverId: string, name: string): Sandbox | undefined {
     return this.sandboxes(serverId).find((s) => s.name === name);
   }
@@ -121,12 +126,14 @@ export class SandboxStore {
         .sort((a, b) => a.name.localeCompare(b.name));
       this.answered.add(serverId);
       this.states.set(serverId, { status: 'ok', sandboxes, loadedAt: Date.now() });
-      this.log.debug(`server ${serverId}: ${sandboxes.length} sandboxes in ${Date.now() - started} ms`);
+      this.log.debug(
+        `server "${this.labelOf(serverId)}": ${sandboxes.length} sandboxes in ${Date.now() - started} ms`,
+      );
     } catch (error) {
       const message = userMessage(error);
       this.answered.add(serverId);
       this.states.set(serverId, { status: 'error', error, message, loadedAt: Date.now() });
-      this.log.warn(`server ${serverId}: cannot list sandboxes: ${message}`);
+      this.log.warn(`server "${this.labelOf(serverId)}": cannot list sandboxes: ${message}`);
     }
     // Unchanged data fires nothing: the tree is not rebuilt (no flicker, no lost menu targets) by a quiet poll.
     const now = this.signature(serverId);

@@ -398,7 +398,8 @@ function sandboxItem(node: SandboxNode, facts: SandboxFacts): vscode.TreeItem {
   if (facts.provisioning) rows.push(`| Provisioning | ${escapeMd(facts.provisioning)} |`);
   if (s.createdAt) rows.push(`| Created | ${formatDate(s.createdAt)} (${formatAge(s.createdAt)}) |`);
   if (s.location) rows.push(`| Member | ${escapeMd(s.location)} |`);
-  rows.push(`| Instance | \`${escapeMd(s.instanceName)}\` |`);
+  // Inside a code span Markdown escapes are shown literally (`px\-agent`); instance names have no backticks.
+  rows.push(`| Instance | \`${s.instanceName}\` |`);
   item.tooltip = new vscode.MarkdownString(rows.join('\n'));
   item.contextValue = `sandbox+${s.status}${s.ipv4 ? '+ip' : ''}${facts.provisioning === 'provisioning' ? '+provisioning' : ''}`;
   item.accessibilityInformation = {

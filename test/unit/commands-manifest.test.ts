@@ -11,7 +11,8 @@ interface ManifestCommand {
   icon?: string;
 }
 interface MenuEntry {
-  command: string;
+  command?: string;
+  submenu?: string;
   when?: string;
   group?: string;
 }
@@ -20,6 +21,7 @@ interface Manifest {
   contributes: {
     commands: ManifestCommand[];
     menus: Record<string, MenuEntry[]>;
+    submenus: { id: string; label: string }[];
     viewsWelcome: { view: string; contents: string; when: string }[];
     viewsContainers: { activitybar: { id: string; icon: string }[] };
     views: Record<string, { id: string }[]>;
@@ -50,6 +52,7 @@ test('titles of commands that prompt end in an ellipsis, the others do not', () 
   const prompting = new Set([
     'pixels.addServer',
     'pixels.createSandbox',
+    'pixels.createAndOpen',
     'pixels.destroy',
     'pixels.createCheckpoint',
     'pixels.restoreCheckpoint',
@@ -63,6 +66,7 @@ test('titles of commands that prompt end in an ellipsis, the others do not', () 
     'pixels.allowDomain',
     'pixels.denyDomain',
     'pixels.trustNewCertificate',
+    'pixels.sandboxWindowActions',
   ]);
   for (const c of commands) {
     if (prompting.has(c.command))
@@ -75,23 +79,35 @@ test('titles of commands that prompt end in an ellipsis, the others do not', () 
   }
 });
 
-test('every menu entry points at a contributed command; context menus use the three groups', () => {
+test('every menu entry points at a contributed command or submenu; context menus are grouped', () => {
   const ids = new Set(commands.map((c) => c.command));
+  const submenus = new Set(manifest.contributes.submenus.map((s) => s.id));
   for (const [menu, entries] of Object.entries(manifest.contributes.menus)) {
-    for (const e of entries) assert.ok(ids.has(e.command), `${menu}: ${e.command} is contributed`);
+    for (const e of entries)
+      assert.ok(
+        e.command ? ids.has(e.command) : submenus.has(e.submenu ?? ''),
+        `${menu}: ${e.command ?? e.submenu} is contributed`,
+      );
   }
+  for (const id of submenus) assert.ok(manifest.contributes.menus[id]?.length, `submenu ${id} has entries`);
   for (const e of manifest.contributes.menus['view/item/context']) {
     assert.match(
       e.group ?? '',
-      /^(inline|1_general|2_lifecycle|9_destructive)@\d+$/,
-      `${e.command} group ${e.group}`,
+      /^(inline|1_general|2_lifecycle|3_checkpoints|4_configure|5_info|9_destructive)@\d+$/,
+      `${e.command ?? e.submenu} group ${e.group}`,
     );
     assert.match(
       e.when ?? '',
       /viewItem =~ \/\^(server|sandbox|checkpoint)/,
-      `${e.command} uses a contextValue regex`,
+      `${e.command ?? e.submenu} uses a contextValue regex`,
     );
   }
+  // A running sandbox's menu: at most 15 top-level entries, in at least 5 groups (it was 19 in 3).
+  const running = manifest.contributes.menus['view/item/context'].filter(
+    (e) => !e.group?.startsWith('inline') && /\^sandbox/.test(e.when ?? '') && !/stopped/.test(e.when ?? ''),
+  );
+  assert.ok(running.length <= 15, `${running.length} entries`);
+  assert.ok(new Set(running.map((e) => e.group?.split('@')[0])).size >= 5);
   const destructive = manifest.contributes.menus['view/item/context'].filter((e) =>
     e.group?.startsWith('9_'),
   );
@@ -123,11 +139,17 @@ test('welcome views cover no server, unreachable and no sandboxes', () => {
   assert.match(by('unreachable')!.contents, /\[Retry\]\(command:pixels\.refresh\)/);
   assert.match(by('unreachable')!.contents, /\[Show Logs\]\(command:pixels\.showLogs\)/);
   assert.match(by('empty')!.contents, /\[Create Sandbox…\]\(command:pixels\.createSandbox\)/);
+  assert.match(by('empty')!.contents, /\[Create Sandbox and Open…\]\(command:pixels\.createAndOpen\)/);
 });
 
 test('activation is lazy and settings are application scoped', () => {
   assert.ok(!manifest.activationEvents.includes('*'));
   assert.ok(!manifest.activationEvents.some((e) => e.startsWith('onStartupFinished')));
+  // Remote windows only (the sandbox-window status item): a local window still activates with the view.
+  assert.deepEqual(
+    manifest.activationEvents.filter((e) => e !== 'onView:pixels.sandboxes'),
+    ['onFileSystem:vscode-remote'],
+  );
   assert.ok(manifest.activationEvents.includes('onView:pixels.sandboxes'));
   for (const [key, prop] of Object.entries(manifest.contributes.configuration.properties))
     assert.equal(prop.scope, 'application', key);

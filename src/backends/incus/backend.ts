@@ -27,6 +27,7 @@ import {
   cpuProblem,
   defaultCheckpointLabel,
   memoryProblem,
+  type ServerLimits,
   validateCheckpointLabel,
   validateSandboxName,
 } from '../../core/names';
@@ -149,6 +150,19 @@ export class IncusBackend implements Backend {
       info.clusterMembers = members.metadata.map((m) => m.server_name);
     }
     return info;
+  }
+
+  /** The host's threads and memory (/1.0/resources); a cluster's members differ, so none are claimed there. */
+  async limits(): Promise<ServerLimits> {
+    if (await this.clustered()) return {};
+    const r = await this.client.call<{ cpu?: { total?: number }; memory?: { total?: number } }>(
+      'GET',
+      '/1.0/resources',
+    );
+    return {
+      cpus: r.metadata.cpu?.total || undefined,
+      memoryMiB: r.metadata.memory?.total ? Math.floor(r.metadata.memory.total / 1024 ** 2) : undefined,
+    };
   }
 
   async capabilities(): Promise<BackendCapabilities> {

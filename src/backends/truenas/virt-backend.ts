@@ -19,6 +19,7 @@ import {
   cpuProblem,
   defaultCheckpointLabel,
   memoryProblem,
+  type ServerLimits,
   validateCheckpointLabel,
   validateSandboxName,
 } from '../../core/names';
@@ -194,6 +195,18 @@ export class TrueNASVirtBackend implements Backend {
     const version = await this.client.version();
     await this.family();
     return { version: `TrueNAS ${version.display}` };
+  }
+
+  /**
+   * system.info's `cores` and `physmem`: what virt.instance.create checks a request against ("Cannot reserve
+   * more than system cores" / "… physical memory").
+   */
+  async limits(): Promise<ServerLimits> {
+    const info = await this.client.call<{ cores?: number; physmem?: number }>('system.info', []);
+    return {
+      cpus: typeof info.cores === 'number' && info.cores > 0 ? info.cores : undefined,
+      memoryMiB: typeof info.physmem === 'number' ? Math.floor(info.physmem / 1024 ** 2) : undefined,
+    };
   }
 
   async capabilities(): Promise<BackendCapabilities> {

@@ -1,6 +1,6 @@
 // Checkpoints: create (label input, generated default), restore (modal: which newer checkpoints go), delete.
 import * as vscode from 'vscode';
-import { CancelledError } from '../../core/errors';
+import { AlreadyExistsError, CancelledError } from '../../core/errors';
 import { checkpointLabelProblem, defaultCheckpointLabel, validateCheckpointLabel } from '../../core/names';
 import type { Checkpoint } from '../../core/sandbox';
 import { CommandIds } from '../commandIds';
@@ -13,25 +13,34 @@ import { registerCommand } from './register';
 export async function createCheckpoint(services: Services, arg: unknown): Promise<Checkpoint | undefined> {
   const a = answersOf(arg);
   const target = await resolveSandbox(services, a, { placeHolder: 'Checkpoint which sandbox?' });
+  const backend = await services.registry.backend(target.serverId);
+  // Known before the first keystroke, so a label in use is refused while typing, not after a round trip.
+  const existing = new Set(
+    (target.sandbox?.checkpoints ?? (await backend.listCheckpoints(target.name))).map((c) => c.label),
+  );
+  const problem = (v: string) =>
+    checkpointLabelProblem(v) ??
+    (existing.has(v) ? `"${target.name}" has a checkpoint "${v}" already; choose another label.` : undefined);
   let label = typeof a.label === 'string' ? a.label : undefined;
   if (label === undefined) {
     label = await vscode.window.showInputBox({
       title: `Create Checkpoint of "${target.name}"`,
       prompt: 'Checkpoint label',
       value: defaultCheckpointLabel(),
-      validateInput: (v) => checkpointLabelProblem(v),
+      validateInput: problem,
       ignoreFocusOut: true,
     });
     if (label === undefined) throw new CancelledError();
   }
   validateCheckpointLabel(label);
-  const backend = await services.registry.backend(target.serverId);
+  if (existing.has(label)) throw new AlreadyExistsError(problem(label)!);
   const checkpoint = await withProgress(
     `Checkpointing "${target.name}"`,
     false,
     () => backend.createCheckpoint(target.name, label),
     vscode.ProgressLocation.Window,
   );
+  services.log.info(`created checkpoint ${label} of ${target.name}`);
   await services.refresh.refreshNow(target.serverId);
   return checkpoint;
 }
@@ -58,6 +67,7 @@ export async function restoreCheckpoint(services: Services, arg: unknown): Promi
     target.serverId,
     target.name,
     `restoring "${target.label}"`,
+    services.egress.get(target.serverId, target.name),
   );
   if (status) await services.egress.set(target.serverId, target.name, status.policy.mode);
   return true;
@@ -74,6 +84,7 @@ export async function deleteCheckpoint(services: Services, arg: unknown): Promis
     () => backend.deleteCheckpoint(target.name, target.label),
     vscode.ProgressLocation.Window,
   );
+  services.log.info(`deleted checkpoint ${target.label} of ${target.name}`);
   await services.refresh.refreshNow(target.serverId);
   return true;
 }

@@ -1,33 +1,51 @@
 // Clone: a new sandbox from a sandbox's current state or from one of its checkpoints. The clone gets its own
 // SSH host key when the source's key was pinned here (a clone must not share a host identity).
 import * as vscode from 'vscode';
-import { CancelledError } from '../../core/errors';
-import { sandboxNameProblem, validateSandboxName } from '../../core/names';
+import { AlreadyExistsError, CancelledError } from '../../core/errors';
+import { nameClash, nameClashProblem, sandboxNameProblem, validateSandboxName } from '../../core/names';
 import type { Sandbox } from '../../core/sandbox';
 import { CommandIds } from '../commandIds';
 import { answersOf, resolveSandbox } from '../pick';
+import { announceCreated } from './sandbox';
 import { withProgress } from '../progress';
 import type { Services } from '../services';
 import { registerCommand } from './register';
 
 export async function cloneSandbox(services: Services, arg: unknown): Promise<Sandbox | undefined> {
+  const clone = await cloneWithChecks(services, arg);
+  if (!clone) return undefined;
+  void vscode.commands.executeCommand('setContext', 'pixels.createdSandbox', true);
+  announceCreated(services, clone.serverId, clone.sandbox.name, 'is ready (a clone)');
+  return clone.sandbox;
+}
+
+async function cloneWithChecks(
+  services: Services,
+  arg: unknown,
+): Promise<{ serverId: string; sandbox: Sandbox } | undefined> {
   const a = answersOf(arg);
   const source = await resolveSandbox(services, a, { placeHolder: 'Clone which sandbox?' });
   const checkpoint = typeof a.label === 'string' ? a.label : undefined;
-  const taken = (n: string) => services.store.find(source.serverId, n) !== undefined;
+  const serverLabel = services.registry.server(source.serverId).label;
+  const names = services.store.sandboxes(source.serverId).map((s) => s.name);
+  const clashProblem = (n: string) => {
+    const other = nameClash(n, names);
+    return other ? nameClashProblem(n, other, serverLabel) : undefined;
+  };
   let newName = typeof a.newName === 'string' ? a.newName : undefined;
   if (newName === undefined) {
     newName = await vscode.window.showInputBox({
       title: `Clone "${source.name}"${checkpoint ? ` at checkpoint "${checkpoint}"` : ''}`,
       prompt: 'Name of the new sandbox',
       value: `${source.name}-clone`,
-      validateInput: (v) =>
-        sandboxNameProblem(v) ?? (taken(v) ? `A sandbox named "${v}" exists already.` : undefined),
+      validateInput: (v) => sandboxNameProblem(v) ?? clashProblem(v),
       ignoreFocusOut: true,
     });
     if (newName === undefined) throw new CancelledError();
   }
   validateSandboxName(newName);
+  const clash = clashProblem(newName);
+  if (clash) throw new AlreadyExistsError(clash);
   const name = newName;
   const backend = await services.registry.backend(source.serverId);
   const caps = await backend.capabilities();
@@ -76,7 +94,7 @@ export async function cloneSandbox(services: Services, arg: unknown): Promise<Sa
     // SSH did not come up for the marker check: the egress re-check would only wait for it a second time.
     if (unreachable !== undefined) {
       services.egressStatus.couldNotRecheck(source.serverId, name, 'cloning', unreachable);
-      return clone;
+      return { serverId: source.serverId, sandbox: clone };
     }
     if (provisioned) {
       await services.provisioning.rememberMode(source.serverId, name, sourceMode);
@@ -87,10 +105,16 @@ export async function cloneSandbox(services: Services, arg: unknown): Promise<Sa
         services.egress.get(source.serverId, name) ?? 'unrestricted',
       );
     }
-    const status = await services.egressStatus.recheck(backend, source.serverId, name, 'cloning');
+    const status = await services.egressStatus.recheck(
+      backend,
+      source.serverId,
+      name,
+      'cloning',
+      services.egress.get(source.serverId, name),
+    );
     if (status) await services.egress.set(source.serverId, name, status.policy.mode);
   }
-  return clone;
+  return { serverId: source.serverId, sandbox: clone };
 }
 
 export function registerCloneCommands(services: Services): void {

@@ -10,17 +10,26 @@ import {
   UnsupportedError,
   ValidationError,
 } from '../../core/errors';
-import { cpuProblem, memoryProblem, validateSandboxName } from '../../core/names';
+import {
+  cpuProblem,
+  formatMiB,
+  memoryLimitProblem,
+  nameClash,
+  nameClashProblem,
+  parseMemory,
+  validateSandboxName,
+} from '../../core/names';
 import type { NetworkPlan } from '../../core/network-plan';
 import type { EgressMode, OperationOptions, Sandbox } from '../../core/sandbox';
 import { loadGuest } from '../lazy';
 import type { Executor } from '../../guest/index';
 import { CommandIds } from '../commandIds';
 import { confirmDestroy } from '../confirm';
-import { runCreateFlow, type CreateAnswers } from '../createFlow';
+import { combinationProblem, runCreateFlow, type CreateAnswers, type CreateContext } from '../createFlow';
+import { reportErrorAndAsk } from '../errors';
 import { answersOf, resolveSandbox, resolveServer, type Answers } from '../pick';
 import { withProgress } from '../progress';
-import { readProvisionSettings, waitBooted } from '../provisioning';
+import { ProvisioningFailed, readProvisionSettings, waitBooted } from '../provisioning';
 import { sshConfigPath } from '../remoteSsh';
 import type { Services } from '../services';
 import { registerCommand } from './register';
@@ -30,22 +39,65 @@ const EGRESS: readonly EgressMode[] = ['unrestricted', 'agent', 'allowlist'];
 function createAnswers(a: Answers, services: Services): CreateAnswers | undefined {
   if (a.name === undefined) return undefined;
   const d = services.registry.settings.defaults;
+  const memory = typeof a.memory === 'string' ? parseMemory(a.memory) : undefined;
+  if (memory && 'problem' in memory) throw new ValidationError(memory.problem);
   return {
     name: String(a.name),
     image: typeof a.image === 'string' ? a.image : d.image,
     cpu: a.cpu !== undefined ? String(a.cpu) : d.cpu,
-    memoryMiB: typeof a.memoryMiB === 'number' ? a.memoryMiB : d.memoryMiB,
+    memoryMiB: memory ? memory.mib : typeof a.memoryMiB === 'number' ? a.memoryMiB : d.memoryMiB,
     egress: (a.egress as EgressMode | undefined) ?? d.egress,
     provision: typeof a.provision === 'boolean' ? a.provision : d.provision,
   };
 }
 
-function validate(c: CreateAnswers): void {
+function validate(c: CreateAnswers, ctx: CreateContext): void {
   validateSandboxName(c.name);
+  const other = ctx.clash(c.name);
+  if (other) throw new AlreadyExistsError(nameClashProblem(c.name, other, ctx.serverLabel));
   const problem =
-    cpuProblem(c.cpu) ?? memoryProblem(c.memoryMiB) ?? (c.image.trim() ? undefined : 'An image is required.');
+    cpuProblem(c.cpu, ctx.limits) ??
+    memoryLimitProblem(c.memoryMiB, ctx.limits) ??
+    (c.image.trim() ? undefined : 'An image is required.');
   if (problem) throw new ValidationError(problem);
   if (!EGRESS.includes(c.egress)) throw new ValidationError(`Egress must be one of ${EGRESS.join(', ')}.`);
+  const combination = combinationProblem(c.egress, c.provision, ctx);
+  if (combination) throw new UnsupportedError(combination);
+}
+
+/** What the create flow checks against: the server's sandboxes (names ignore case), limits and abilities. */
+async function createContext(services: Services, serverId: string, backend: Backend): Promise<CreateContext> {
+  const server = services.registry.server(serverId);
+  const [caps, limits, sandboxes] = await Promise.all([
+    backend.capabilities(),
+    // Only a hint for the steps: a server that does not say is checked by its own create call.
+    backend.limits ? backend.limits().catch(() => ({})) : Promise.resolve({}),
+    backend.list(),
+  ]);
+  const names = sandboxes.map((s) => s.name);
+  return {
+    serverLabel: server.label,
+    clash: (name) => nameClash(name, names),
+    limits,
+    canProvision: caps.writeFiles,
+    // Egress rules are put in as root: through the exec API, or over SSH, which needs the keys provisioning installs.
+    restrictNeedsProvision: !caps.exec,
+    defaultEgress: services.registry.settings.defaults.egress,
+  };
+}
+
+/** Says that the sandbox is there and offers the next step (the command's caller may open it itself). */
+export function announceCreated(services: Services, serverId: string, name: string, verb: string): void {
+  const label = services.registry.server(serverId).label;
+  const open = 'Open in Sandbox';
+  const terminal = 'Open Terminal';
+  void vscode.window
+    .showInformationMessage(`Sandbox "${name}" ${verb} on ${label}.`, open, terminal)
+    .then((choice) => {
+      const target = { server: serverId, name };
+      if (choice === open) void vscode.commands.executeCommand(CommandIds.openInSandbox, target);
+      if (choice === terminal) void vscode.commands.executeCommand(CommandIds.openTerminal, target);
+    });
 }
 
 /**
@@ -109,49 +161,83 @@ async function networkPlanFor(services: Services, serverId: string): Promise<Net
       new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), PLAN_WAIT_MS))),
     ]).finally(() => clearTimeout(timer));
     if (plan)
-      services.log.info(`server ${serverId}: new sandboxes go on ${plan.summary}. ${plan.explanation}`);
+      services.log.info(
+        `server "${services.registry.server(serverId).label}": new sandboxes go on ${plan.summary}. ${plan.explanation}`,
+      );
     return plan;
   } catch (err) {
     services.log.warn(
-      `server ${serverId}: could not tell where a new sandbox lands: ${err instanceof Error ? err.message : String(err)}`,
+      `server "${services.registry.server(serverId).label}": could not tell where a new sandbox lands: ${err instanceof Error ? err.message : String(err)}`,
     );
     return undefined;
   }
 }
 
-export async function createSandbox(services: Services, arg: unknown): Promise<Sandbox | undefined> {
+/** `chosen` hears the server picked (Create and Open goes on with it). */
+export async function createSandbox(
+  services: Services,
+  arg: unknown,
+  chosen?: (serverId: string) => void,
+): Promise<Sandbox | undefined> {
   const a = answersOf(arg);
   const serverId = await resolveServer(services, a, 'Create the sandbox on which server?');
-  const server = services.registry.server(serverId);
-  const answers =
-    createAnswers(a, services) ??
-    (await runCreateFlow(
-      services.registry.settings.defaults,
-      (n) => services.store.find(serverId, n) !== undefined,
-      server.label,
-      await networkPlanFor(services, serverId),
-    ));
-  validate(answers);
+  chosen?.(serverId);
   const backend = await services.registry.backend(serverId);
+  const given = createAnswers(a, services);
+  if (given) {
+    const ctx = await createContext(services, serverId, backend);
+    const sandbox = await createWith(services, serverId, backend, given, ctx);
+    if (a.announce !== false) announceCreated(services, serverId, given.name, 'is ready');
+    return sandbox;
+  }
+  const d = services.registry.settings.defaults;
+  let answers: CreateAnswers = {
+    name: '',
+    image: d.image,
+    cpu: d.cpu,
+    memoryMiB: d.memoryMiB,
+    egress: d.egress,
+    provision: d.provision,
+  };
+  const network = await networkPlanFor(services, serverId);
+  for (;;) {
+    // Read again on every round: a retry may follow a sandbox made meanwhile.
+    const ctx = { ...(await createContext(services, serverId, backend)), network };
+    answers = await runCreateFlow(answers, ctx);
+    try {
+      const sandbox = await createWith(services, serverId, backend, answers, ctx);
+      if (a.announce !== false) announceCreated(services, serverId, answers.name, 'is ready');
+      return sandbox;
+    } catch (err) {
+      // A provisioning failure keeps the sandbox and offers "Retry Provisioning"; a cancel is a cancel.
+      if (err instanceof CancelledError || err instanceof ProvisioningFailed) throw err;
+      // Nothing was made: reopen the steps with everything typed, at the user's word.
+      const choice = await reportErrorAndAsk(services.log, 'Create sandbox', err, ['Edit and Retry']);
+      if (choice !== 'Edit and Retry') return undefined;
+    }
+  }
+}
+
+async function createWith(
+  services: Services,
+  serverId: string,
+  backend: Backend,
+  answers: CreateAnswers,
+  ctx: CreateContext,
+): Promise<Sandbox | undefined> {
+  validate(answers, ctx);
+  const server = services.registry.server(serverId);
   const caps = await backend.capabilities();
-  if (answers.provision && !caps.writeFiles)
-    throw new UnsupportedError(
-      `${server.label} cannot write files into a sandbox, so it cannot be provisioned; create it without provisioning.`,
-    );
-  // Egress rules are put in as root: through the exec API, or over SSH, which needs the keys provisioning installs.
-  if (answers.egress !== 'unrestricted' && !backend.exec && !answers.provision)
-    throw new UnsupportedError(
-      `Restricting egress on ${server.label} goes over SSH: turn provisioning on, or choose "unrestricted".`,
-    );
   // Bad provisioning settings (a URL, a tool name, an unreadable setup script) are refused before anything exists.
   if (answers.provision) await services.provisioning.checkSettings(answers.egress);
   const { name } = answers;
-  // Checked first, so that the clean-up below can only ever remove what this command made.
+  // Checked first (exact name; validate() checked the list ignoring case), so that the clean-up below can only
+  // ever remove what this command made.
   const existing = await backend.get(name).then(
     () => true,
     (err: unknown) => (err instanceof NotFoundError ? false : Promise.reject(err)),
   );
-  if (existing) throw new AlreadyExistsError(`A sandbox named "${name}" exists already on ${server.label}.`);
+  if (existing) throw new AlreadyExistsError(nameClashProblem(name, name, server.label));
   const sandbox = await withProgress(`Creating sandbox "${name}"`, caps.cancel, async (op, report) => {
     let created = false;
     let current = 'creating the container';
@@ -208,8 +294,10 @@ export async function createSandbox(services: Services, arg: unknown): Promise<S
     }
   });
   await services.egress.set(serverId, name, answers.egress);
+  // The walkthrough's "Create a sandbox" step completes on this, not on the command merely being run.
+  void vscode.commands.executeCommand('setContext', 'pixels.createdSandbox', true);
   services.log.info(
-    `created sandbox ${name} on ${serverId} (${answers.image}, ${answers.cpu} CPU, ${answers.memoryMiB} MiB)`,
+    `created sandbox ${name} on ${server.label} (${answers.image}, ${answers.cpu} CPU, ${formatMiB(answers.memoryMiB)})`,
   );
   await services.refresh.refreshNow(serverId);
   if (!answers.provision) return sandbox;
@@ -270,7 +358,9 @@ export async function destroySandbox(services: Services, arg: unknown): Promise<
   await services.egress.set(target.serverId, target.name, undefined);
   services.egressStatus.invalidate(target.serverId, target.name);
   await services.provisioning.destroyed(target.serverId, target.name);
-  services.log.info(`destroyed sandbox ${target.name} on ${target.serverId} (${checkpoints} checkpoints)`);
+  services.log.info(
+    `destroyed sandbox ${target.name} on ${services.registry.server(target.serverId).label} (${checkpoints} checkpoints)`,
+  );
   await services.refresh.refreshNow(target.serverId);
   return true;
 }

@@ -182,7 +182,7 @@ export async function addServer(services: Services, arg: unknown): Promise<strin
   const version = added.version ?? (await probeIncusServer(services, server));
   await services.registry.addServer(server, apiKey);
   services.log.info(
-    `added server ${server.id} (${version})${server.tlsFingerprint ? `, certificate pinned (SHA-256 ${server.tlsFingerprint})` : ''}`,
+    `added server "${server.label}" (${version})${server.tlsFingerprint ? `, certificate pinned (SHA-256 ${server.tlsFingerprint})` : ''}`,
   );
   void vscode.window.showInformationMessage(`Added ${server.label} (${version}).`);
   await services.refresh.refreshNow(server.id);

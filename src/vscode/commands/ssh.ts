@@ -25,6 +25,11 @@ async function sessionVariables(
   return ssh.sessionVariables(env, process.env, expandEnv);
 }
 
+/** The walkthrough's "Open it in the editor" step completes on a real open, not on the command being run. */
+function markOpened(): void {
+  void vscode.commands.executeCommand('setContext', 'pixels.openedSandbox', true);
+}
+
 function names(vars: Record<string, string>): string {
   return Object.keys(vars).sort().join(', ');
 }
@@ -82,6 +87,7 @@ async function open(services: Services, arg: unknown, newWindow: boolean, askPat
     newWindow: typeof a.newWindow === 'boolean' ? a.newWindow : newWindow,
     requireRemoteSsh: a.requireRemoteSsh === false ? false : true,
   });
+  markOpened();
   return uri.toString(true);
 }
 
@@ -109,6 +115,7 @@ async function openTerminal(services: Services, arg: unknown): Promise<vscode.Te
     iconPath: new vscode.ThemeIcon('vm-running'),
   });
   terminal.show();
+  markOpened();
   return terminal;
 }
 
