@@ -34,6 +34,12 @@ export {
 export { provisionSteps, type ProvisionStep, type StepId } from './provision/steps';
 export { ProvisionTracker, type StepView } from './provision/progress';
 export {
+  describeProvisioningStatus,
+  parseProvisioningStatus,
+  provisioningStatusScript,
+  type ProvisioningStatus,
+} from './provision/status';
+export {
   ProvisionStepError,
   runProvision,
   type ProvisionEvent,

@@ -256,7 +256,8 @@ export async function runCreateFlow(initial: CreateAnswers, ctx: CreateContext):
             {
               label: 'Provision',
               description: 'User pixel, SSH with a pinned host key, dev tools through mise, egress policy',
-              detail: 'Node LTS, Claude Code, Codex and OpenCode by default (settings: pixels.provision.*)',
+              detail:
+                'Node LTS, Claude Code, Codex, OpenCode, ripgrep and fd by default (settings: pixels.provision.*)',
               value: true,
               unavailable: provisionProblem,
             },

@@ -473,3 +473,13 @@ test('tracker: states, current step, percent, headline, bounded log', async () =
   assert.equal(tracker.headline, 'Write environment failed');
   assert.deepEqual(tracker.all[1].log, ['b', 'c', 'd']);
 });
+
+test('the default tools are the agents plus ripgrep and fd (as pixels installs them); the setting still decides', () => {
+  const mise = (o: ProvisionOptions) => provisionSteps(o).find((s) => s.id === 'mise')?.body ?? '';
+  const byDefault = mise(options());
+  for (const tool of ['"node" = "lts"', '"ripgrep" = "latest"', '"fd" = "latest"'])
+    assert.ok(byDefault.includes(tool), tool);
+  const chosen = mise(options({ tools: [{ name: 'node', version: '22' }] }));
+  assert.ok(chosen.includes('"node" = "22"'));
+  assert.ok(!chosen.includes('ripgrep') && !chosen.includes('"fd"'), 'a tools setting replaces the default');
+});

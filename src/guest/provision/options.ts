@@ -17,6 +17,9 @@ export const DEFAULT_TOOLS: readonly ToolSpec[] = [
   { name: 'npm:@anthropic-ai/claude-code', version: 'latest' },
   { name: 'npm:@openai/codex', version: 'latest' },
   { name: 'npm:opencode-ai', version: 'latest' },
+  // pixels installs these two with the agents; agents lean on them for searching a repository.
+  { name: 'ripgrep', version: 'latest' },
+  { name: 'fd', version: 'latest' },
 ];
 
 export const DEFAULT_PACKAGES: readonly string[] = ['git', 'curl', 'ca-certificates'];
