@@ -12,6 +12,7 @@ import { registerSshCommands } from './vscode/commands/ssh';
 import { registerProvisionCommands } from './vscode/commands/provision';
 import { registerEgressCommands } from './vscode/commands/egress';
 import { registerSandboxWindowCommands } from './vscode/sandboxWindow';
+import { registerDetailsCommand } from './vscode/resources';
 import { createApi, type PixelsApi } from './vscode/api';
 
 let services: Services | undefined;
@@ -30,6 +31,7 @@ export function activate(context: vscode.ExtensionContext): PixelsApi {
   registerProvisionCommands(services);
   registerEgressCommands(services);
   registerSandboxWindowCommands(services);
+  registerDetailsCommand(services);
   const activationMs = performance.now() - started;
   services.log.info(`activated in ${activationMs.toFixed(1)} ms`);
   return createApi(services, activationMs);

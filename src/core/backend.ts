@@ -10,6 +10,7 @@ import type {
   ExecResult,
   OperationOptions,
   Sandbox,
+  SandboxUsage,
   StopOptions,
   WriteFileOptions,
 } from './sandbox';
@@ -91,6 +92,9 @@ export interface Backend extends Disposable {
   restart(name: string, options?: StopOptions, op?: OperationOptions): Promise<void>;
   /** Removes the sandbox and all its checkpoints. */
   destroy(name: string, op?: OperationOptions): Promise<void>;
+
+  /** CPU, memory and disk use of a running sandbox, where the API gives them in one call (Incus state). */
+  usage?(name: string): Promise<SandboxUsage>;
 
   /** Newest first. */
   listCheckpoints(name: string): Promise<Checkpoint[]>;

@@ -37,6 +37,18 @@ export interface Sandbox {
   checkpoints?: Checkpoint[];
 }
 
+/** What a running sandbox uses right now, as far as the server says. */
+export interface SandboxUsage {
+  /** CPU time used since it started, in seconds (two samples give the share of a core). */
+  cpuSeconds?: number;
+  memoryBytes?: number;
+  /** The root disk's use (not its checkpoints'). */
+  diskBytes?: number;
+  processes?: number;
+  /** When the sample was taken (ms since the epoch). */
+  sampledAt: number;
+}
+
 export interface CreateOptions {
   /** Short name; validated with `validateSandboxName`. */
   name: string;

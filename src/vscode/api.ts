@@ -2,6 +2,7 @@
 // data and seed an API key without a password prompt. No secret ever comes back out of it.
 import { lastReportedError } from './errors';
 import { loadedLayers } from './lazy';
+import { detailsPanels } from './resources';
 import type { Services } from './services';
 import type { PixelsNode, ViewState } from './tree';
 
@@ -53,6 +54,16 @@ export interface PixelsApi {
   egressReads(): number;
   egressWarnings(): string[];
   /** Re-decides which sandbox this window is (PIXELS_WINDOW_AUTHORITY or the Remote-SSH folder) and returns what its status bar item shows. */
+  /** The tooltip a hover shows (with the resource use VS Code asks for on hover). */
+  hoverTooltip(node: PixelsNode): Promise<string | undefined>;
+  /** The open "Show Details" panels and what they show; resource reads done so far. */
+  detailsPanels(): {
+    serverId: string;
+    name: string;
+    visible: boolean;
+    rows: { label: string; value: string }[];
+  }[];
+  resourceReads(): number;
   sandboxWindow(): Promise<{ serverId: string; name: string; text: string; tooltip: string } | undefined>;
 }
 
@@ -95,5 +106,12 @@ export function createApi(services: Services, activationMs: number): PixelsApi {
     egressReads: () => services.egressStatus.reads,
     egressWarnings: () => [...services.egressStatus.warnings],
     sandboxWindow: () => services.sandboxWindow.update(),
+    hoverTooltip: async (node) => {
+      const item = await services.tree.resolveTreeItem(services.tree.getTreeItem(node), node);
+      const tooltip = item.tooltip;
+      return typeof tooltip === 'string' ? tooltip : tooltip?.value;
+    },
+    detailsPanels,
+    resourceReads: () => services.resources.reads,
   };
 }

@@ -17,6 +17,7 @@ import { EgressMemory } from './egressMemory';
 import { EgressStatusCache } from './egressStatus';
 import { ProvisioningService } from './provisioning';
 import { SandboxWindowStatus } from './sandboxWindow';
+import { ResourceMonitor } from './resources';
 
 export class Services implements vscode.Disposable {
   private readonly owned: vscode.Disposable[] = [];
@@ -34,6 +35,7 @@ export class Services implements vscode.Disposable {
   /** The local sandbox cache (last known lists per server). */
   readonly cachePath: string;
   readonly sandboxWindow: SandboxWindowStatus;
+  readonly resources: ResourceMonitor;
 
   constructor(readonly context: vscode.ExtensionContext) {
     this.log = this.own(new Log());
@@ -50,8 +52,16 @@ export class Services implements vscode.Disposable {
     this.provisioning = this.own(
       new ProvisioningService(this.registry, this.ssh, this.log, context.globalState, this.egressStatus),
     );
+    this.resources = new ResourceMonitor(this);
     this.tree = this.own(
-      new SandboxTreeProvider(this.registry, this.store, this.egress, this.egressStatus, this.provisioning),
+      new SandboxTreeProvider(
+        this.registry,
+        this.store,
+        this.egress,
+        this.egressStatus,
+        this.provisioning,
+        this.resources,
+      ),
     );
     this.view = this.own(
       vscode.window.createTreeView('pixels.sandboxes', {

@@ -5,13 +5,14 @@ import type { ServerConfig } from '../core/config';
 import type { Checkpoint, Sandbox, SandboxStatus } from '../core/sandbox';
 import { userMessage } from '../core/errors';
 import { CommandIds } from './commandIds';
-import { formatAge, formatBytes, formatDate, formatMemory } from './format';
+import { checkpointsText, formatAge, formatBytes, formatDate, formatMemory } from './format';
 import type { ServerRegistry } from './servers';
 import { sortCheckpoints, type SandboxStore } from './store';
 import type { EgressMemory } from './egressMemory';
 import type { EgressStatusCache } from './egressStatus';
 import type { ProvisioningService } from './provisioning';
 import type { StepView } from '../guest/index';
+import type { ResourceMonitor } from './resources';
 
 export interface ServerNode {
   type: 'server';
@@ -90,6 +91,7 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     private readonly egress: EgressMemory,
     private readonly egressStatus: EgressStatusCache,
     private readonly provisioning: ProvisioningService,
+    private readonly resources: ResourceMonitor,
   ) {
     this.subscriptions.push(store.onDidChange((serverId) => this.onStoreChange(serverId)));
     // Both fire rarely (a policy read, a step changing state), so a full refresh is cheap.
@@ -292,6 +294,31 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     }
   }
 
+  /**
+   * On hover only: a running sandbox's tooltip gets its current CPU, memory and disk use (one state read), so
+   * nothing is read for rows nobody looks at.
+   */
+  async resolveTreeItem(item: vscode.TreeItem, node: PixelsNode): Promise<vscode.TreeItem> {
+    if (node.type !== 'sandbox' || node.sandbox.status !== 'running') return item;
+    try {
+      const sample = await this.resources.sample(node.serverId, node.sandbox);
+      if (!sample || !(item.tooltip instanceof vscode.MarkdownString)) return item;
+      const t = sample.text;
+      const rows = [
+        t.cpu && `| CPU use | ${escapeMd(t.cpu)} |`,
+        t.memory && `| Memory use | ${escapeMd(t.memory)} |`,
+        t.disk && `| Disk use | ${escapeMd(t.disk)} |`,
+      ].filter(Boolean);
+      // The rows go into the table, before its last row (the instance name).
+      const lines = item.tooltip.value.split('\n');
+      lines.splice(lines.length - 1, 0, ...(rows as string[]));
+      item.tooltip = new vscode.MarkdownString(lines.join('\n'));
+    } catch {
+      // A hover is no place for an error: the tooltip stays as it was.
+    }
+    return item;
+  }
+
   private serverItem(server: ServerConfig | undefined, serverId: string): vscode.TreeItem {
     const item = new vscode.TreeItem(server?.label ?? serverId, vscode.TreeItemCollapsibleState.Expanded);
     item.id = `server:${serverId}`;
@@ -396,6 +423,7 @@ function sandboxItem(node: SandboxNode, facts: SandboxFacts): vscode.TreeItem {
   if (egress) rows.push(`| Egress | ${escapeMd(facts.egressDetail ?? egress)} |`);
   if (facts.hostGuard) rows.push(`| Host guard | ${escapeMd(facts.hostGuard)} |`);
   if (facts.provisioning) rows.push(`| Provisioning | ${escapeMd(facts.provisioning)} |`);
+  if (s.checkpoints) rows.push(`| Checkpoints | ${escapeMd(checkpointsText(s.checkpoints))} |`);
   if (s.createdAt) rows.push(`| Created | ${formatDate(s.createdAt)} (${formatAge(s.createdAt)}) |`);
   if (s.location) rows.push(`| Member | ${escapeMd(s.location)} |`);
   // Inside a code span Markdown escapes are shown literally (`px\-agent`); instance names have no backticks.

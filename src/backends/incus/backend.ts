@@ -39,6 +39,7 @@ import type {
   ExecResult,
   OperationOptions,
   Sandbox,
+  SandboxUsage,
   StopOptions,
   WriteFileOptions,
 } from '../../core/sandbox';
@@ -61,7 +62,13 @@ import {
 } from './replies';
 import { IncusRestClient } from './rest-client';
 import type { RestClientOptions } from './rest-client';
-import type { IncusClusterMember, IncusInstance, IncusServer, IncusSnapshot } from './types';
+import type {
+  IncusClusterMember,
+  IncusInstance,
+  IncusInstanceState,
+  IncusServer,
+  IncusSnapshot,
+} from './types';
 
 export interface IncusBackendOptions {
   serverId: string;
@@ -214,6 +221,24 @@ export class IncusBackend implements Backend {
         throw new NotFoundError(`Sandbox "${name}" does not exist on ${this.serverId}.`, { cause: err });
       throw err;
     }
+  }
+
+  /** GET …/state: cpu.usage (ns), memory.usage, disk.root.usage (pools that track it), processes. */
+  async usage(name: string): Promise<SandboxUsage> {
+    validateSandboxName(name);
+    const env = await this.client.call<IncusInstanceState>(
+      'GET',
+      `/1.0/instances/${enc(instanceName(name))}/state`,
+    );
+    const st = env.metadata;
+    const positive = (n: number | undefined) => (typeof n === 'number' && n >= 0 ? n : undefined);
+    return {
+      cpuSeconds: st.cpu?.usage !== undefined ? st.cpu.usage / 1e9 : undefined,
+      memoryBytes: positive(st.memory?.usage),
+      diskBytes: positive(st.disk?.root?.usage),
+      processes: positive(st.processes),
+      sampledAt: Date.now(),
+    };
   }
 
   private async exists(name: string): Promise<boolean> {

@@ -11,6 +11,11 @@ export interface IncusInstanceState {
   status: string;
   status_code?: number;
   network?: Record<string, { addresses?: IncusAddress[]; hwaddr?: string; type?: string }> | null;
+  cpu?: { usage?: number };
+  memory?: { usage?: number; usage_peak?: number };
+  disk?: Record<string, { usage?: number; total?: number }> | null;
+  /** -1 when the instance is stopped. */
+  processes?: number;
 }
 
 export interface IncusSnapshot {
