@@ -34,14 +34,20 @@ try {
   process.exit(2);
 }
 
+// The build's and vsce's chatter (file lists, "extension.js is large") reads like trouble to a newcomer: it is
+// shown only when packaging fails.
+console.log('demo: building and packaging the extension...');
 const packaged = spawnSync('npm', ['run', '--silent', 'package'], {
   cwd: harness.repoRoot,
-  stdio: 'inherit',
+  encoding: 'utf8',
+  env: { ...process.env, npm_config_loglevel: 'error', npm_config_update_notifier: 'false' },
 });
 if (packaged.status !== 0) {
-  console.error('demo: `npm run package` failed');
+  process.stderr.write(`${packaged.stdout ?? ''}${packaged.stderr ?? ''}`);
+  console.error('demo: `npm run package` failed (its output is above)');
   process.exit(1);
 }
+console.log('demo: starting the TrueNAS simulator and VS Code (code-server)...');
 
 // The default port may be taken (another demo, another server): then any free one.
 if (!process.argv.includes('--port')) {

@@ -25,6 +25,8 @@ export interface PixelsApi {
     icon?: string;
     color?: string;
     tooltip?: string;
+    /** 0 none, 1 collapsed, 2 expanded (vscode.TreeItemCollapsibleState). */
+    collapsible?: number;
   };
   /** The welcome state the view is in. */
   viewState(): ViewState | undefined;
@@ -85,6 +87,7 @@ export function createApi(services: Services, activationMs: number): PixelsApi {
         icon: icon?.id,
         color: icon?.color?.id,
         tooltip: typeof tooltip === 'string' ? tooltip : tooltip?.value,
+        collapsible: item.collapsibleState,
       };
     },
     viewState: () => services.tree.state,

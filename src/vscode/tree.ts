@@ -390,12 +390,13 @@ function stepItem(node: StepNode): vscode.TreeItem {
 function sandboxItem(node: SandboxNode, facts: SandboxFacts): vscode.TreeItem {
   const s = node.sandbox;
   const egress = facts.egress;
-  const hasCheckpoints = s.checkpoints === undefined || s.checkpoints.length > 0;
+  // Checkpoints listed with the sandboxes (both backends do) show at once, as in the README; only a backend that
+  // needs a call per sandbox for them starts collapsed. VS Code remembers what the user collapses.
   const item = new vscode.TreeItem(
     s.name,
-    facts.provisioning
+    facts.provisioning || (s.checkpoints?.length ?? 0) > 0
       ? vscode.TreeItemCollapsibleState.Expanded
-      : hasCheckpoints
+      : s.checkpoints === undefined
         ? vscode.TreeItemCollapsibleState.Collapsed
         : vscode.TreeItemCollapsibleState.None,
   );

@@ -266,5 +266,5 @@ LAB_CLUSTERED=$([ "$(incus query /1.0 | grep -c '"server_clustered": true')" = 1
 EOF
 mv "$CACHE/lab.env.tmp" "$CACHE/lab.env"
 chmod 644 "$CACHE/lab.env"
-cat "$CACHE/lab.env"
-echo "lab up in $(since "$T0")s"
+# The variables are for the tests (test/lab/lab.ts reads the file); printing them read like an error to newcomers.
+echo "lab up in $(since "$T0")s (settings in $CACHE/lab.env)"
