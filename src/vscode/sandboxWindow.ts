@@ -2,6 +2,7 @@
 // mode and newest checkpoint's age; a click offers Checkpoint Now / Restore… / Show Egress Policy without going
 // back to the local window. Which sandbox the window is decides sandboxOfRemoteAuthority() (src/core).
 import * as vscode from 'vscode';
+import { NotFoundError } from '../core/errors';
 import { defaultCheckpointLabel } from '../core/names';
 import { sandboxOfRemoteAuthority } from '../core/sandbox-alias';
 import { CommandIds } from './commandIds';
@@ -97,7 +98,7 @@ export class SandboxWindowStatus implements vscode.Disposable {
       this.current = {
         serverId,
         name,
-        text: `$(vm) ${name} · $(warning) unreachable`,
+        text: `$(vm) ${name} · $(warning) ${err instanceof NotFoundError ? 'not found' : 'unreachable'}`,
         tooltip: `Pixels sandbox "${name}" on ${server.label}: ${err instanceof Error ? err.message : String(err)}`,
       };
     }

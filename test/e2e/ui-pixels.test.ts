@@ -84,13 +84,12 @@ test('the Pixels view shows the seeded sandboxes and their checkpoints', async (
     }
     for (const name of ['web', 'agent', 'old']) await row(name).waitFor({ timeout: 30_000 });
     assert.match(await row('old').innerText(), /stopped/);
-    // expand "web": its checkpoints, newest first, with size and age
-    await row('web').locator('.monaco-tl-twistie').click();
+    // Sandboxes with checkpoints open expanded (as in the README): their checkpoints, newest first, with age
     const checkpoints = page.locator('.part.sidebar .monaco-list-row', { hasText: /^px-\d{8}-\d{6}/ });
     await checkpoints.first().waitFor({ timeout: 15_000 });
     assert.ok((await checkpoints.count()) >= 2);
     assert.match(await checkpoints.first().innerText(), /ago/);
-    await row('agent').locator('.monaco-tl-twistie').click(); // expand a second one without selecting it
+    assert.equal(await row('web').getAttribute('aria-expanded'), 'true');
     await page.locator('.part.editor').click({ position: { x: 400, y: 300 } }); // tree unfocused, as when working
     await page.mouse.move(1000, 700); // no hover highlight in the picture
     await wb.screenshot('tree');
@@ -126,6 +125,7 @@ test('Create Sandbox… through the quick input, with validation as you type', a
       (await page.locator('.quick-input-list .monaco-list-row').first().textContent()) ?? '',
       /^agent.*\(default\)/,
     );
+    // then unrestricted, so that "No provisioning" is possible on TrueNAS (the rules would go in over SSH)
     await page.locator('.quick-input-list .monaco-list-row', { hasText: 'unrestricted' }).click();
     // The in-memory simulator runs no sshd, so this sandbox is made without provisioning (its own suite covers that).
     await page.locator('.quick-input-list .monaco-list-row', { hasText: 'No provisioning' }).click();
@@ -145,12 +145,14 @@ test('Destroy… asks in a modal that names the sandbox and its checkpoints, the
   await step('confirm-modal', async () => {
     // Let the refresh that follows the create (server events, debounced) land before opening the menu.
     await page.waitForTimeout(1500);
-    await wb.contextMenu(row('ui-box'), 'Destroy…');
+    await wb.contextMenu(row('ui-box'), 'Destroy Sandbox…');
     const dialog = await wb.dialog();
     const text = await dialog.innerText();
     assert.match(text, /Destroy sandbox "ui-box"\?/);
     assert.match(text, /no checkpoints|checkpoint/);
     await page.waitForTimeout(300); // the dialog fades in
+    // The safe choice has the focus: Enter keeps the sandbox.
+    assert.equal(await dialog.locator('.monaco-button:focus').innerText(), 'Keep "ui-box"');
     await wb.screenshot('confirm-modal');
     await dialog.locator('.monaco-button', { hasText: 'Destroy' }).first().click();
     await row('ui-box').waitFor({ state: 'detached', timeout: 60_000 });
@@ -169,6 +171,7 @@ test('Restore Checkpoint… names the newer checkpoints it would destroy; Cancel
     assert.match(text, /Restore "web" to checkpoint/);
     assert.ok(text.includes(newerLabel), `the dialog names the newer checkpoint ${newerLabel}: ${text}`);
     await page.waitForTimeout(300);
+    assert.equal(await dialog.locator('.monaco-button:focus').innerText(), 'Keep Current State');
     await wb.screenshot('restore-modal');
     const snapshotsBefore = (await sim.engine.listSnapshots()).length;
     await dialog.locator('.monaco-button', { hasText: 'Cancel' }).first().click();

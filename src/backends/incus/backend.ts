@@ -159,16 +159,26 @@ export class IncusBackend implements Backend {
     return info;
   }
 
-  /** The host's threads and memory (/1.0/resources); a cluster's members differ, so none are claimed there. */
+  /**
+   * The host's threads and memory (/1.0/resources). In a cluster a sandbox lands on one member, so the limit is
+   * the largest member's (each asked with ?target=).
+   */
   async limits(): Promise<ServerLimits> {
-    if (await this.clustered()) return {};
-    const r = await this.client.call<{ cpu?: { total?: number }; memory?: { total?: number } }>(
-      'GET',
-      '/1.0/resources',
+    type Resources = { cpu?: { total?: number }; memory?: { total?: number } };
+    const members = (await this.clustered()) ? ((await this.info()).clusterMembers ?? []) : [undefined];
+    const all = await Promise.all(
+      members.map((target) =>
+        this.client.call<Resources>('GET', '/1.0/resources', target ? { query: { target } } : {}),
+      ),
     );
+    const max = (values: (number | undefined)[]) => {
+      const known = values.filter((v): v is number => typeof v === 'number' && v > 0);
+      return known.length ? Math.max(...known) : undefined;
+    };
+    const memory = max(all.map((r) => r.metadata.memory?.total));
     return {
-      cpus: r.metadata.cpu?.total || undefined,
-      memoryMiB: r.metadata.memory?.total ? Math.floor(r.metadata.memory.total / 1024 ** 2) : undefined,
+      cpus: max(all.map((r) => r.metadata.cpu?.total)),
+      memoryMiB: memory !== undefined ? Math.floor(memory / 1024 ** 2) : undefined,
     };
   }
 
