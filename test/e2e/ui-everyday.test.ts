@@ -118,8 +118,8 @@ test('Create Sandbox and Open…: steps, provisioning, then a terminal in the ne
     await page
       .locator('.notifications-toasts .notification-toast', { hasText: `Provisioning ${name}` })
       .waitFor({ timeout: 120_000 });
-    // Done: "Open it how?"
-    const how = page.locator('.quick-input-widget', { hasText: 'Open it how?' });
+    // Done: "Open it how?" (the placeholder; the title names the sandbox)
+    const how = page.locator('.quick-input-widget', { hasText: `Sandbox "${name}" is ready` });
     await how.waitFor({ timeout: 240_000 });
     await row(name).waitFor();
     await page.waitForTimeout(400);
@@ -143,7 +143,7 @@ test('the status bar item of a sandbox window: name, egress, checkpoint age; its
     await statusItem().waitFor({ timeout: 30_000 });
     assert.match(await statusItem().innerText(), new RegExp(`${name} · egress unrestricted · no checkpoint`));
     await statusItem().click();
-    const pick = page.locator('.quick-input-widget', { hasText: 'What to do with this sandbox?' });
+    const pick = page.locator('.quick-input-widget', { hasText: `Sandbox "${name}"` });
     await pick.waitFor();
     for (const action of ['Checkpoint Now', 'Restore…', 'Show Egress Policy'])
       await page.locator('.quick-input-list .monaco-list-row', { hasText: action }).waitFor();
