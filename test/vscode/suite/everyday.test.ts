@@ -245,8 +245,8 @@ suite('everyday use against the real Incus lab', function () {
     const row = (await sandboxRows(api, 'lab')).get(name);
     assert.ok(row);
     const tooltip = await api.hoverTooltip(row);
-    assert.match(tooltip ?? '', /\| CPU use \| [\d.]+ (s CPU time since start|% of a core) \|/);
-    assert.match(tooltip ?? '', /\| Memory use \| [\d.]+ (KiB|MiB|GiB) of 512 MiB \|/);
+    assert.match(tooltip ?? '', /\| CPU use \| [\d\\.]+ (s CPU time since start|% of a core) \|/);
+    assert.match(tooltip ?? '', /\| Memory use \| [\d\\.]+ (KiB|MiB|GiB) of 512 MiB \|/);
     const rows = (await vscode.commands.executeCommand('pixels.showDetails', { server: 'lab', name })) as
       { label: string; value: string }[] | undefined;
     assert.ok(rows, api.lastError()?.message);
