@@ -10,6 +10,12 @@ export interface Lab {
   bridge: string;
   bridgeIpv4: string;
   bridgeIpv6: string;
+  /** The stand-in for a NAS's automatic (NAT'd) bridge: this machine's TCP clients cannot reach it, except
+   *  processes of `nasUser` (an sshd session standing in for the NAS, i.e. a jump host). */
+  natBridge: string;
+  natBridgeIpv4: string;
+  natBridgeIpv6: string;
+  nasUser: string;
   image: string;
   poolBtrfs: string;
   poolDir: string;
@@ -64,6 +70,9 @@ export function requireLab(): Promise<Lab> {
       'INCUS_SOCKET',
       'LAB_BRIDGE',
       'LAB_BRIDGE_IPV4',
+      'LAB_NAT_BRIDGE',
+      'LAB_NAT_BRIDGE_IPV4',
+      'LAB_NAS_USER',
       'LAB_IMAGE',
       'LAB_POOL_BTRFS',
       'LAB_POOL_DIR',
@@ -91,6 +100,10 @@ export function requireLab(): Promise<Lab> {
       bridge: env.LAB_BRIDGE,
       bridgeIpv4: env.LAB_BRIDGE_IPV4,
       bridgeIpv6: env.LAB_BRIDGE_IPV6 ?? '',
+      natBridge: env.LAB_NAT_BRIDGE,
+      natBridgeIpv4: env.LAB_NAT_BRIDGE_IPV4,
+      natBridgeIpv6: env.LAB_NAT_BRIDGE_IPV6 ?? '',
+      nasUser: env.LAB_NAS_USER,
       image: env.LAB_IMAGE,
       poolBtrfs: env.LAB_POOL_BTRFS,
       poolDir: env.LAB_POOL_DIR,

@@ -9,6 +9,9 @@
 #   - storage pools: btrfs on a loop file (fast CoW snapshots) and dir
 #   - managed bridge with IPv4 + IPv6 and NO NAT, plus a host nft table that drops anything forwarded between the
 #     bridge and any other interface: container traffic never leaves this machine
+#   - a second managed bridge standing in for a NAS's automatic (NAT'd) Incus bridge, also without NAT and
+#     contained: only processes of the local user $NAS_USER (an sshd session standing in for the NAS) may open TCP
+#     connections to it, so sandboxes there are reachable only through a jump host, as from a laptop
 #   - the HTTPS API on loopback only (127.0.0.1:8443) and a single-member cluster (LAB_CLUSTER=0 to skip)
 #   - a Debian bookworm image built locally with debootstrap, cached as tarballs in $PIXELS_CACHE_DIR/lab/image
 set -euo pipefail
@@ -18,6 +21,12 @@ STATE="$CACHE/lab"
 BRIDGE=${LAB_BRIDGE:-pxlabbr0}
 BR4=${LAB_BRIDGE_IPV4:-10.77.0.1/24}
 BR6=${LAB_BRIDGE_IPV6:-fd42:7078:6c61::1/64}
+# The "automatic bridge" of a stock NAS (NAT'd there, not here): the test client cannot reach it, the NAS can.
+NATBR=${LAB_NAT_BRIDGE:-pxnatbr0}
+NATBR4=${LAB_NAT_BRIDGE_IPV4:-10.78.0.1/24}
+NATBR6=${LAB_NAT_BRIDGE_IPV6:-fd42:7078:6c62::1/64}
+# The local user standing in for the NAS's SSH user: the only one whose connections reach the automatic bridge.
+NAS_USER=${LAB_NAS_USER:-pxnas}
 DHCP_EXPIRY=${LAB_DHCP_EXPIRY:-5m}
 POOL_BTRFS=${LAB_POOL_BTRFS:-pxbtrfs}
 POOL_DIR=${LAB_POOL_DIR:-pxdir}
@@ -129,19 +138,30 @@ if mountpoint -q "$POOL_MNT" && ! btrfs qgroup show "$POOL_MNT" > /dev/null 2>&1
 fi
 
 # ------------------------------------------------------------------------------------------------ network
-if ! incus network show "$BRIDGE" > /dev/null 2>&1; then
-  step "creating bridge $BRIDGE ($BR4, $BR6), no NAT"
-  incus network create "$BRIDGE" ipv4.address="$BR4" ipv4.nat=false ipv6.address="$BR6" ipv6.nat=false \
+clustered() { incus query /1.0 | grep -q '"server_clustered": true'; }
+# Creates a managed bridge without NAT (on a cluster, the member's pending definition comes first).
+make_bridge() {
+  local name=$1 v4=$2 v6=$3
+  incus network show "$name" > /dev/null 2>&1 && return 0
+  step "creating bridge $name ($v4, $v6), no NAT"
+  if clustered; then
+    for member in $(incus cluster list -f csv -c n); do incus network create "$name" --target "$member" > /dev/null; done
+  fi
+  incus network create "$name" ipv4.address="$v4" ipv4.nat=false ipv6.address="$v6" ipv6.nat=false \
     ipv6.dhcp.stateful=true raw.dnsmasq=no-resolv > /dev/null
-fi
-# Whatever was there before: NAT stays off. (no-resolv above: dnsmasq answers local names only, forwards nothing.)
-for k in ipv4.nat ipv6.nat; do
-  [ "$(incus network get "$BRIDGE" "$k")" = false ] || incus network set "$BRIDGE" "$k" false
-done
-# Deleted instances keep their DHCP lease until it expires: with tests making hundreds of containers an hour,
-# the default 1 h leases would exhaust the /24. Short leases keep addresses flowing.
-for k in ipv4.dhcp.expiry ipv6.dhcp.expiry; do
-  [ "$(incus network get "$BRIDGE" "$k")" = "$DHCP_EXPIRY" ] || incus network set "$BRIDGE" "$k" "$DHCP_EXPIRY"
+}
+make_bridge "$BRIDGE" "$BR4" "$BR6"
+make_bridge "$NATBR" "$NATBR4" "$NATBR6"
+for br in "$BRIDGE" "$NATBR"; do
+  # Whatever was there before: NAT stays off. (no-resolv: dnsmasq answers local names only, forwards nothing.)
+  for k in ipv4.nat ipv6.nat; do
+    [ "$(incus network get "$br" "$k")" = false ] || incus network set "$br" "$k" false
+  done
+  # Deleted instances keep their DHCP lease until it expires: with tests making hundreds of containers an hour,
+  # the default 1 h leases would exhaust the /24. Short leases keep addresses flowing.
+  for k in ipv4.dhcp.expiry ipv6.dhcp.expiry; do
+    [ "$(incus network get "$br" "$k")" = "$DHCP_EXPIRY" ] || incus network set "$br" "$k" "$DHCP_EXPIRY"
+  done
 done
 
 # The host-guard suite attaches an ACL to the bridge and takes it off again; a run killed in between would
@@ -154,16 +174,37 @@ if [ -n "$(incus network get "$BRIDGE" security.acls)" ]; then
   done
 fi
 
-# Keep the bridge's traffic on this machine: nothing is forwarded between it and any other interface.
-# (Containers can reach the host itself and each other; that is all the tests need.)
-if ! nft list table inet pixels_lab_contain > /dev/null 2>&1; then
+# The NAS's SSH user: a system user with a shell and no password (sshd without PAM refuses a locked "!" account).
+if ! id -u "$NAS_USER" > /dev/null 2>&1; then
+  step "creating local user $NAS_USER (the NAS's SSH user in jump-host tests)"
+  useradd --system --create-home --home-dir "/var/lib/$NAS_USER" --shell /bin/sh "$NAS_USER"
+fi
+[ "$(getent shadow "$NAS_USER" | cut -d: -f2)" = '*' ] || usermod -p '*' "$NAS_USER"
+NAS_UID=$(id -u "$NAS_USER")
+
+# Keep the bridges' traffic on this machine: nothing is forwarded between a bridge and any other interface
+# (containers reach the host itself and their own bridge's neighbours; that is all the tests need).
+# The automatic bridge is also closed to this machine's own new TCP connections, except those of $NAS_USER's
+# processes (an sshd session forwarding for a jump): that is what a laptop sees of a NAS's NAT'd bridge. DHCP,
+# DNS and router advertisements (UDP/ICMP) are untouched. The table is rewritten when its recipe changes.
+CONTAIN_RECIPE="pixels-lab-contain r2 $BRIDGE $NATBR uid=$NAS_UID"
+if ! nft list table inet pixels_lab_contain 2> /dev/null | grep -qF "comment \"$CONTAIN_RECIPE\""; then
   step "installing host nft table pixels_lab_contain"
   nft -f - << EOF
+table inet pixels_lab_contain
+delete table inet pixels_lab_contain
 table inet pixels_lab_contain {
+  comment "$CONTAIN_RECIPE"
   chain forward {
     type filter hook forward priority filter - 10; policy accept;
     iifname "$BRIDGE" oifname != "$BRIDGE" counter drop
     oifname "$BRIDGE" iifname != "$BRIDGE" counter drop
+    iifname "$NATBR" oifname != "$NATBR" counter drop
+    oifname "$NATBR" iifname != "$NATBR" counter drop
+  }
+  chain output {
+    type filter hook output priority filter - 10; policy accept;
+    oifname "$NATBR" meta l4proto tcp ct state new meta skuid != $NAS_UID counter reject with icmpx admin-prohibited
   }
 }
 EOF
@@ -259,6 +300,10 @@ INCUS_HTTPS_ADDRESS=$HTTPS_ADDR
 LAB_BRIDGE=$BRIDGE
 LAB_BRIDGE_IPV4=$BR4
 LAB_BRIDGE_IPV6=$BR6
+LAB_NAT_BRIDGE=$NATBR
+LAB_NAT_BRIDGE_IPV4=$NATBR4
+LAB_NAT_BRIDGE_IPV6=$NATBR6
+LAB_NAS_USER=$NAS_USER
 LAB_IMAGE=$IMAGE
 LAB_POOL_BTRFS=$POOL_BTRFS
 LAB_POOL_DIR=$POOL_DIR

@@ -54,6 +54,8 @@ export interface SimContext {
   readonly virtInitialized: boolean;
   /** The NAS's own network (methods/network.ts): a stock box, or one with a LAN bridge. */
   readonly networkLayout: SimNetworkLayout;
+  /** virt.global.config `bridge`: null is the automatic (NAT'd) bridge, as on a stock NAS */
+  virtBridge: string | null;
   /** limit unauthenticated calls (utils/rate_limit/cache.py) */
   readonly rateLimit: boolean;
   /** ZFS metadata the engines do not model: holds per snapshot id, and snapshots marked defer_destroy */

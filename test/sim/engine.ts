@@ -66,6 +66,11 @@ export interface CreateInstanceSpec {
   privilegedMode: boolean;
   storagePool: string;
   devices: DeviceSpec[];
+  /**
+   * virt.global.config `bridge` when the instance was created: the default profile's NIC parent. Null or absent:
+   * the automatic bridge, which a stock NAS NATs (a laptop cannot reach instances on it).
+   */
+  defaultBridge?: string | null;
 }
 
 export interface InstancePatch {

@@ -108,6 +108,7 @@ export async function startSimulator(options: SimOptions): Promise<SimServer> {
     jobDurationMs: options.jobDurationMs ?? 50,
     virtInitialized: options.virtInitialized ?? true,
     networkLayout: options.network ?? 'stock',
+    virtBridge: null,
     rateLimit: options.rateLimit ?? false,
     holds: new Map(),
     deferred: new Set(),

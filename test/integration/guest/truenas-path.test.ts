@@ -25,6 +25,7 @@ import {
 import { requireLab } from '../../lab/lab';
 import { createIncusEngine, type IncusEngine } from '../../sim/engines/incus';
 import { startSimulator, type SimServer } from '../../sim/index';
+import { useLanBridge } from '../../sim/virt-bridge';
 import { fetchFrom, testPrefix, waitBooted, waitForAddresses } from './helpers';
 import { NET, startInternet, type Internet } from './internet';
 
@@ -72,7 +73,16 @@ describe(
       const lab = await requireLab();
       net = await startInternet(lab.bridge, lab.bridgeIpv4, lab.bridgeIpv6);
       engine = await createIncusEngine({ lab });
-      sim = await startSimulator({ version: '25.10', apiKey: API_KEY, engine, jobDurationMs: 10 });
+      // This suite reaches its sandboxes directly (SSH and the lab's "internet"): a NAS with a LAN bridge, chosen
+      // for new instances as its user would (a stock NAS would put them on its NAT'd automatic bridge).
+      sim = await startSimulator({
+        version: '25.10',
+        apiKey: API_KEY,
+        engine,
+        jobDurationMs: 10,
+        network: 'lan-bridge',
+      });
+      await useLanBridge(sim, API_KEY);
       backend = createTrueNASBackend(
         { serverId: 'sim-guest', host: '127.0.0.1', port: sim.port, username: 'admin', secure: false },
         API_KEY,

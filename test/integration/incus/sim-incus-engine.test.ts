@@ -14,6 +14,7 @@ import { IncusFiles } from '../../../src/backends/incus/files';
 import { requireLab } from '../../lab/lab';
 import type { Lab } from '../../lab/lab';
 import { testPrefix } from './helpers';
+import { TrueNASClient } from '../../../src/backends/truenas/client';
 
 const API_KEY = '1-' + 'b'.repeat(64);
 
@@ -70,11 +71,15 @@ for (const version of ['25.04', '25.10'] as const) {
       }
     };
 
-    test('create -> a real running container with an address on the lab bridge', async () => {
+    const onSubnet = (ip: string, bridgeIpv4: string) =>
+      assert.match(ip, new RegExp(`^${bridgeIpv4.split('.').slice(0, 3).join('\\.')}\\.`));
+
+    test('create -> a real running container with an address on the automatic bridge (stock NAS)', async () => {
+      // virt.global bridge is automatic: like the middleware, the engine puts a NIC-less instance there.
       await backend.create({ name: a, image: 'debian/12', memoryMiB: 512, cpu: '1' });
       const s = await waitIpv4(a);
       assert.equal(s.status, 'running');
-      assert.match(s.ipv4!, new RegExp(`^${lab.bridgeIpv4.split('.').slice(0, 3).join('\\.')}\\.`));
+      onSubnet(s.ipv4!, lab.natBridgeIpv4);
       const inst = await real.call<{ status: string; config: Record<string, string> }>(
         'GET',
         `/1.0/instances/px-${a}`,
@@ -108,6 +113,24 @@ for (const version of ['25.04', '25.10'] as const) {
       const files = new IncusFiles(real);
       assert.equal((await files.read(`px-${b}`, '/root/marker')).toString(), 'v1\n');
       assert.equal((await files.read(`px-${b}`, '/etc/hostname')).toString().trim(), `px-${b}`);
+    });
+
+    test('virt.global.update on a stock NAS: only the automatic bridge is a choice', async () => {
+      const client = new TrueNASClient(
+        { host: '127.0.0.1', port: sim.port, secure: false, username: 'admin' },
+        API_KEY,
+      );
+      try {
+        for (const bridge of ['nosuchbr0', 'br0'])
+          await assert.rejects(
+            client.callJob('virt.global.update', [{ bridge }], { context: 'bad bridge' }),
+            /Invalid bridge/,
+          );
+        await client.callJob('virt.global.update', [{ bridge: '[AUTO]' }], { context: 'automatic' });
+        assert.equal((await client.call<{ bridge: string | null }>('virt.global.config')).bridge, null);
+      } finally {
+        client.dispose();
+      }
     });
 
     test('destroy leaves no containers in the engine project', async () => {

@@ -103,6 +103,8 @@ export class IncusEngine implements SimEngine {
   private unsubscribe?: () => void;
   private hidden = 0;
   private imageInfo?: ImageInfo;
+  /** The real bridge each instance's NIC is on (see bridgeFor). */
+  private readonly bridges = new Map<string, string>();
 
   constructor(
     private readonly lab: Lab,
@@ -196,16 +198,18 @@ export class IncusEngine implements SimEngine {
       throw incusErrors.imageNotFound(spec.image);
     // Every alias runs the lab's Debian image here; the record says so instead of pretending.
     const state = newInstance(spec, { ...this.imageInfo! }, new Date());
+    const bridge = this.bridgeFor(spec);
     await this.run('POST', '/1.0/instances', {
       body: {
         name: spec.name,
         type: 'container',
         source: { type: 'image', alias: this.lab.image, project: 'default' },
         config: this.realConfig(state),
-        devices: this.realDevices(spec.devices),
+        devices: this.realDevices(spec.devices, bridge),
       },
     });
     this.instances.set(spec.name, state);
+    this.bridges.set(spec.name, bridge);
     this.zfs.addDataset(dataset, null, state.createdAt, { backing: spec.name, files: new Map() });
     this.zfs.txg += 3;
     return this.record(state, await this.real(spec.name));
@@ -242,6 +246,7 @@ export class IncusEngine implements SimEngine {
     const attached = this.attached(name);
     if (attached) await this.forceStop(name);
     this.instances.delete(name);
+    this.bridges.delete(name);
     if (!this.zfs.datasets.has(dataset)) return;
     if (this.zfs.hasClonedSnapshot([dataset])) {
       // As Incus does: a volume whose snapshots have clones is parked under deleted/ until they are gone.
@@ -331,7 +336,10 @@ export class IncusEngine implements SimEngine {
           type: 'container',
           source: { type: 'copy', source: `${source.backing}/${snap.name}`, instance_only: true },
           config: owner ? this.realConfig(owner) : {},
-          devices: this.realDevices(owner?.devices),
+          devices: this.realDevices(
+            owner?.devices,
+            (owner && this.bridges.get(owner.name)) ?? this.lab.natBridge,
+          ),
         },
       });
     }
@@ -556,11 +564,26 @@ export class IncusEngine implements SimEngine {
     return config;
   }
 
-  /** Every simulated NIC is on the lab bridge: traffic stays on this machine whatever the client asked for. */
-  private realDevices(devices: readonly DeviceSpec[] = []): Record<string, Record<string, string>> {
+  /**
+   * The network of an instance without a NIC device: the default profile's, i.e. virt.global's `bridge`. Chosen
+   * (the NAS's LAN bridge) it is the lab bridge; automatic, as on a stock NAS, it is the lab's stand-in for the
+   * NAT'd automatic bridge, which the test client cannot reach except through the NAS (lab.natBridge).
+   */
+  private bridgeFor(spec: CreateInstanceSpec): string {
+    return spec.defaultBridge === SIM_LAN.bridge ? this.lab.bridge : this.lab.natBridge;
+  }
+
+  /** Every simulated NIC is on a lab bridge: traffic stays on this machine whatever the client asked for. */
+  private realDevices(
+    devices: readonly DeviceSpec[] = [],
+    network: string,
+  ): Record<string, Record<string, string>> {
     return {
       root: { type: 'disk', path: '/', pool: this.lab.poolBtrfs },
-      eth0: this.realNic(devices.find((d) => d.dev_type === 'NIC')),
+      eth0: this.realNic(
+        devices.find((d) => d.dev_type === 'NIC'),
+        network,
+      ),
     };
   }
 
@@ -569,7 +592,7 @@ export class IncusEngine implements SimEngine {
    * which this machine (the "laptop on the LAN") reaches directly. A MACVLAN NIC on the NAS's physical interface
    * becomes a real macvlan child of the lab bridge: as on a NAS, the host of its parent cannot reach it.
    */
-  private realNic(nic: DeviceSpec | undefined): Record<string, string> {
+  private realNic(nic: DeviceSpec | undefined, network: string): Record<string, string> {
     if (nic?.nic_type === 'BRIDGED' && nic.parent === SIM_LAN.bridge)
       return { type: 'nic', name: 'eth0', nictype: 'bridged', parent: this.lab.bridge };
     if (nic?.nic_type === 'MACVLAN' && nic.parent === SIM_LAN.physical)
@@ -579,7 +602,7 @@ export class IncusEngine implements SimEngine {
         'EINVAL',
         `Device validation failed for "eth0": parent "${String(nic.parent)}" is not a host interface here`,
       );
-    return { type: 'nic', name: 'eth0', network: this.lab.bridge };
+    return { type: 'nic', name: 'eth0', network };
   }
 
   private hiddenName(): string {

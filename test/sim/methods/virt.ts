@@ -37,11 +37,21 @@ export function globalConfig(ctx: SimContext): SimObject {
     pool,
     dataset: `${pool}/.ix-virt`,
     storage_pools: [pool],
-    bridge: null,
+    bridge: ctx.virtBridge,
     v4_network: '127.77.1.1/24',
     v6_network: '::ffff:127.77.1.1/120',
     state: 'INITIALIZED',
   };
+}
+
+const BRIDGE_AUTO = '[AUTO]';
+
+/** virt.global.bridge_choices: automatic, plus the NAS's bridges (interface.query type BRIDGE). */
+function bridgeChoices(ctx: SimContext): SimObject {
+  const choices: SimObject = { [BRIDGE_AUTO]: 'Automatic' };
+  for (const i of interfaces(ctx, ctx.networkLayout))
+    if (i.type === 'BRIDGE') choices[i.name as string] = i.name as string;
+  return choices;
 }
 
 export function instanceEntry(ctx: SimContext, rec: InstanceRecord, raw = false): SimObject {
@@ -244,6 +254,35 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
     handler: async () => ({ '[DISABLED]': '[Disabled]', [ctx.engine.pool]: ctx.engine.pool }),
   });
   // virt.global.bridge_choices / get_network: methods/network.ts (they read the NAS's interfaces).
+  registry.add({
+    name: 'virt.global.update',
+    job: { lock: () => 'virt_global_configuration' },
+    handler: async (env, args) => {
+      checkArgCount(args, 1);
+      const data = args[0];
+      if (!isSimObject(data)) throw new Error("AttributeError: object has no attribute 'get'");
+      const errors: ValidationItem[] = [];
+      for (const key of Object.keys(data))
+        if (!['pool', 'bridge', 'storage_pools', 'v4_network', 'v6_network'].includes(key))
+          errors.push([`virt_global_update.${key}`, 'Extra inputs are not permitted', ERRNO.EINVAL]);
+      if (errors.length) throw new ValidationErrors(errors);
+      // validate(): an empty bridge means automatic; anything else must be one of bridge_choices.
+      const bridge = data.bridge === undefined ? env.ctx.virtBridge : data.bridge;
+      if (
+        bridge !== null &&
+        bridge !== '' &&
+        (typeof bridge !== 'string' || !(bridge in bridgeChoices(env.ctx)))
+      )
+        errors.push(['virt_global_update.bridge', 'Invalid bridge', ERRNO.EINVAL]);
+      if (data.pool !== undefined && data.pool !== env.ctx.engine.pool)
+        errors.push(['virt_global_update.pool', 'Invalid pool', ERRNO.EINVAL]);
+      if (errors.length) throw new ValidationErrors(errors);
+      await work(env, ['Setting up virtualization']);
+      // virt.global.setup: the default profile's NIC now uses this bridge (new instances land on it).
+      env.ctx.virtBridge = !bridge || bridge === BRIDGE_AUTO ? null : (bridge as string);
+      return globalConfig(env.ctx);
+    },
+  });
 
   registry.add({
     name: 'virt.instance.query',
@@ -378,6 +417,7 @@ export function registerVirt(registry: Registry, ctx: SimContext): void {
           privilegedMode: data.privileged_mode === true,
           storagePool: pool,
           devices,
+          defaultBridge: env.ctx.virtBridge,
         });
       } catch (error) {
         engineCall('Failed to create instance: ', error);
