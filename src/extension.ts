@@ -9,6 +9,7 @@ import { registerCreateAndOpenCommand } from './vscode/commands/createAndOpen';
 import { registerCheckpointCommands } from './vscode/commands/checkpoint';
 import { registerCloneCommands } from './vscode/commands/clone';
 import { registerSshCommands } from './vscode/commands/ssh';
+import { registerJumpHostCommands } from './vscode/commands/jumpHost';
 import { registerProvisionCommands } from './vscode/commands/provision';
 import { registerEgressCommands } from './vscode/commands/egress';
 import { registerSandboxWindowCommands } from './vscode/sandboxWindow';
@@ -28,6 +29,7 @@ export function activate(context: vscode.ExtensionContext): PixelsApi {
   registerCheckpointCommands(services);
   registerCloneCommands(services);
   registerSshCommands(services);
+  registerJumpHostCommands(services);
   registerProvisionCommands(services);
   registerEgressCommands(services);
   registerSandboxWindowCommands(services);

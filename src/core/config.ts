@@ -51,6 +51,61 @@ export interface ServerConfig {
    * nic_type/parent/network. Absent: the backend chooses (TrueNAS: as pixels does, see nic-choice.ts).
    */
   nic?: NicSetting;
+  /** SSH to this server's sandboxes goes through this host (ProxyJump); fields left out take defaults. */
+  jumpHost?: JumpHostSetting;
+}
+
+/** `pixels.servers[].jumpHost` as written; resolveJumpHost fills in the defaults. */
+export interface JumpHostSetting {
+  host?: string;
+  port?: number;
+  user?: string;
+}
+
+/** A server's jump host with every default applied. */
+export interface JumpHostConfig {
+  host: string;
+  port: number;
+  user: string;
+}
+
+/** The NAS admin of a 25.04+ install (older systems upgraded from CORE keep root). */
+export const TRUENAS_DEFAULT_SSH_USER = 'truenas_admin';
+const HOST_NAME = /^[A-Za-z0-9.-]+$|^\[?[0-9A-Fa-f:.]+\]?$/;
+const USER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*\$?$/;
+
+/** What is wrong with a jumpHost value, or undefined (fields: host, port, user; all optional). */
+export function jumpHostProblem(value: unknown): { field?: string; message: string } | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return { message: 'must be an object with optional "host", "port" and "user"' };
+  for (const [k, v] of Object.entries(value)) {
+    if (k === 'host') {
+      if (typeof v !== 'string' || !HOST_NAME.test(v))
+        return { field: k, message: 'must be a host name or IP address' };
+    } else if (k === 'port') {
+      if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 65535)
+        return { field: k, message: 'must be a port number (1-65535)' };
+    } else if (k === 'user') {
+      if (typeof v !== 'string' || !USER_NAME.test(v))
+        return { field: k, message: 'must be a user name (letters, digits, ".", "_", "-")' };
+    } else return { field: k, message: `is not a jumpHost field (use "host", "port" and "user")` };
+  }
+  return undefined;
+}
+
+/**
+ * The jump host with defaults: TrueNAS jumps through the NAS itself as truenas_admin; a remote Incus server
+ * through its URL's host (the user must be given); a local Incus socket has no host to default to.
+ */
+export function resolveJumpHost(server: ServerConfig): JumpHostConfig | undefined {
+  const jump = server.jumpHost;
+  if (!jump) return undefined;
+  const defaultHost =
+    server.kind === 'truenas' ? server.host : server.url ? new URL(server.url).hostname : undefined;
+  const host = jump.host ?? defaultHost;
+  const user = jump.user ?? (server.kind === 'truenas' ? TRUENAS_DEFAULT_SSH_USER : undefined);
+  if (!host || !user) return undefined;
+  return { host: host.replace(/^\[(.*)\]$/, '$1'), port: jump.port ?? 22, user };
 }
 
 export interface SandboxDefaults {
@@ -632,6 +687,7 @@ const SERVER_FIELDS: Record<string, 'string' | 'integer' | 'boolean' | 'object'>
   project: 'string',
   hostGuard: 'string',
   nic: 'object',
+  jumpHost: 'object',
 };
 
 /** Validates `pixels.servers` entries and lays them over the TOML/env servers (same id: field by field). */
@@ -661,6 +717,12 @@ function mergeServers(
           `has an unknown field "${k}"${near ? `; did you mean "${near}"?` : `; known fields: ${Object.keys(SERVER_FIELDS).join(', ')}`}`,
           `${where}.${k}`,
         );
+      }
+      if (k === 'jumpHost') {
+        const problem = jumpHostProblem(v);
+        if (problem)
+          return bad(problem.message, `${where}.jumpHost${problem.field ? `.${problem.field}` : ''}`);
+        continue;
       }
       const ok =
         type === 'integer'
@@ -708,6 +770,8 @@ function mergeServers(
 
 /** What is wrong with a server entry, in one sentence (also used by "Add Server…"). */
 export function serverProblem(s: ServerConfig): string | undefined {
+  const jump = jumpProblem(s);
+  if (jump) return jump;
   if (s.kind === 'truenas') {
     if (!s.host) return `Server "${s.id}" needs a host.`;
     if (s.hostGuard && s.hostGuard !== 'off')
@@ -780,6 +844,18 @@ function settingsNic(raw: Record<string, unknown>): NicSetting | string {
   if (raw.network !== undefined) nic.network = raw.network as string;
   if (!nic.nicType && !nic.parent && !nic.network) return 'needs "type" and "parent", or "network"';
   return nicProblem(nic, '"type"', '"parent"') ?? nic;
+}
+
+function jumpProblem(s: ServerConfig): string | undefined {
+  if (!s.jumpHost) return undefined;
+  const problem = jumpHostProblem(s.jumpHost);
+  if (problem)
+    return `Server "${s.id}": jumpHost${problem.field ? `.${problem.field}` : ''} ${problem.message}.`;
+  if (s.kind === 'incus' && !s.jumpHost.user)
+    return `Server "${s.id}": jumpHost needs a "user" (the SSH user on the Incus host).`;
+  if (s.kind === 'incus' && !s.jumpHost.host && !s.url)
+    return `Server "${s.id}": jumpHost needs a "host" (a local Incus socket has no host to default to).`;
+  return undefined;
 }
 
 /** The TOML [env] table, in its three forms. */

@@ -14,7 +14,16 @@ export {
   type UserIdentity,
 } from './keys';
 export { KnownHosts, knownHostsName } from './known-hosts';
-export { connect, targetLabel, type SshTarget, type ConnectOptions } from './connect';
+export {
+  connect,
+  connectJumpHost,
+  isJumpHostFailure,
+  scanHostKey,
+  targetLabel,
+  type SshTarget,
+  type JumpHost,
+  type ConnectOptions,
+} from './connect';
 export { SshPool, type PoolOptions } from './pool';
 export { commandString, type ExecOptions, type SshExecResult } from './exec';
 export { ShellSession, type ShellOptions, type ShellExit } from './shell';

@@ -1,12 +1,21 @@
 // One warm ssh2 connection per target, shared by every exec and shell to it. Connections open on first use,
 // close after an idle period, and are re-opened by the next call after a drop (a call in flight during the
-// drop fails with ConnectionError; a call that could not even open its channel is retried once).
+// drop fails with ConnectionError; a call that could not even open its channel is retried once). Targets behind
+// a jump host share one connection to it (per jump host, user and key), kept while any of them is open and for
+// the idle period after.
 import { createHash } from 'node:crypto';
 import type { Client, ClientChannel } from 'ssh2';
 import { CancelledError, ConnectionError } from '../core/errors';
 import type { Disposable } from '../core/disposable';
 import { silentLogger, type Logger } from '../core/log';
-import { connect, targetLabel, type ConnectOptions, type SshTarget } from './connect';
+import {
+  connect,
+  connectJumpHost,
+  targetLabel,
+  type ConnectOptions,
+  type JumpHost,
+  type SshTarget,
+} from './connect';
 import { commandString, startCommand, type ExecOptions, type SshExecResult } from './exec';
 import { parsePublicKey } from './keys';
 import { ShellSession, type ShellOptions } from './shell';
@@ -19,8 +28,8 @@ export interface PoolOptions extends Omit<ConnectOptions, 'signal'> {
   log?: Logger;
 }
 
-/** Identity of a connection: same host, port, user, credentials and pinned key share one. */
-export function poolKey(target: SshTarget): string {
+/** Identity of a connection: same host, port, user, credentials, pinned key and jump host share one. */
+export function poolKey(target: SshTarget | JumpHost): string {
   const credential =
     target.privateKey !== undefined
       ? 'key:' + createHash('sha256').update(target.privateKey).digest('hex')
@@ -28,7 +37,44 @@ export function poolKey(target: SshTarget): string {
         ? `file:${target.identityFile}`
         : `agent:${target.agent ?? ''}`;
   const hostKey = parsePublicKey(target.hostKey).blob.toString('base64');
-  return JSON.stringify([target.username, target.host, target.port ?? 22, credential, hostKey]);
+  const jump = 'jump' in target && target.jump ? poolKey(target.jump) : null;
+  return JSON.stringify([target.username, target.host, target.port ?? 22, credential, hostKey, jump]);
+}
+
+/** A shared connection to a jump host: open while a target uses it, closed after an idle period. */
+class JumpConnection {
+  users = 0;
+  closed = false;
+  private idleTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly client: Client,
+    private readonly idleTimeoutMs: number,
+    onClose: () => void,
+  ) {
+    client.once('close', () => {
+      this.closed = true;
+      clearTimeout(this.idleTimer);
+      onClose();
+    });
+  }
+
+  use(): void {
+    this.users++;
+    clearTimeout(this.idleTimer);
+  }
+
+  unuse(): void {
+    this.users = Math.max(0, this.users - 1);
+    if (this.users > 0) return;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => this.close(), this.idleTimeoutMs);
+    this.idleTimer.unref();
+  }
+
+  close(): void {
+    if (!this.closed) this.client.end();
+  }
 }
 
 class PooledConnection {
@@ -85,6 +131,7 @@ class PooledConnection {
 
 export class SshPool implements Disposable {
   private readonly connections = new Map<string, Promise<PooledConnection>>();
+  private readonly jumps = new Map<string, Promise<JumpConnection>>();
   private readonly log: Logger;
   private disposed = false;
 
@@ -92,9 +139,14 @@ export class SshPool implements Disposable {
     this.log = options.log ?? silentLogger;
   }
 
-  /** Number of open (or opening) connections. */
+  /** Number of open (or opening) connections to targets (jump host connections not counted). */
   get size(): number {
     return this.connections.size;
+  }
+
+  /** Number of open (or opening) connections to jump hosts. */
+  get jumpHostConnections(): number {
+    return this.jumps.size;
   }
 
   /** Runs one command (argv is quoted; a string is sent as is) and waits for its exit. */
@@ -156,12 +208,13 @@ export class SshPool implements Disposable {
 
   dispose(): void {
     this.disposed = true;
-    for (const pending of this.connections.values())
+    for (const pending of [...this.connections.values(), ...this.jumps.values()])
       pending.then(
         (c) => c.close(),
         () => {},
       );
     this.connections.clear();
+    this.jumps.clear();
   }
 
   private async withChannel<T>(
@@ -207,6 +260,58 @@ export class SshPool implements Disposable {
     );
   }
 
+  /** A new connection to the target: direct, or over the shared connection to its jump host. */
+  private async open(target: SshTarget): Promise<Client> {
+    if (!target.jump) return connect(target, this.options);
+    for (let attempt = 0; ; attempt++) {
+      const jump = await this.jump(target.jump);
+      jump.use();
+      try {
+        const client = await connect(target, this.options, jump.client);
+        client.once('close', () => jump.unuse());
+        return client;
+      } catch (err) {
+        jump.unuse();
+        // The shared jump connection died under us (e.g. the NAS rebooted): one fresh one.
+        if (attempt === 0 && (jump.closed || !isWritable(jump.client))) {
+          jump.close();
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  private jump(host: JumpHost): Promise<JumpConnection> {
+    if (this.disposed) return Promise.reject(new ConnectionError('The SSH connection pool was shut down.'));
+    const key = poolKey(host);
+    const existing = this.jumps.get(key);
+    if (existing) {
+      return existing.then((j) => {
+        if (!j.closed && isWritable(j.client)) return j;
+        if (this.jumps.get(key) === existing) this.jumps.delete(key);
+        return this.jump(host);
+      });
+    }
+    const pending = connectJumpHost(host, this.options).then(
+      (client) => {
+        this.log.debug(`ssh: connected to jump host ${host.host}`);
+        const jump = new JumpConnection(client, this.options.idleTimeoutMs ?? 5 * 60_000, () => {
+          this.log.debug(`ssh: connection to jump host ${host.host} closed`);
+          if (this.jumps.get(key) === pending) this.jumps.delete(key);
+        });
+        if (this.disposed) jump.close();
+        return jump;
+      },
+      (err: unknown) => {
+        if (this.jumps.get(key) === pending) this.jumps.delete(key);
+        throw err;
+      },
+    );
+    this.jumps.set(key, pending);
+    return pending;
+  }
+
   private connection(target: SshTarget): Promise<PooledConnection> {
     if (this.disposed) return Promise.reject(new ConnectionError('The SSH connection pool was shut down.'));
     const key = poolKey(target);
@@ -219,7 +324,7 @@ export class SshPool implements Disposable {
       });
     }
     const label = targetLabel(target);
-    const pending = connect(target, this.options).then(
+    const pending = this.open(target).then(
       (client) => {
         this.log.debug(`ssh: connected to ${label}`);
         const connection = new PooledConnection(

@@ -7,7 +7,7 @@ import {
   SecurityError,
   TimeoutError,
 } from '../core/errors';
-import { connect, networkErrorCode, targetLabel, type SshTarget } from './connect';
+import { connect, isJumpHostFailure, networkErrorCode, targetLabel, type SshTarget } from './connect';
 import type { SshPool } from './pool';
 
 export interface WaitForSshOptions {
@@ -86,7 +86,8 @@ export async function waitForSsh(
         }
         return;
       } catch (err) {
-        if (err instanceof CancelledError) throw err;
+        // A jump host that refuses us will not change its mind while we wait.
+        if (err instanceof CancelledError || isJumpHostFailure(err)) throw err;
         // An attempt cut short by our own deadline says less than what the previous attempt saw.
         const cutShort = err instanceof TimeoutError && remaining < 1000 && lastSeen !== 'nothing yet';
         if (!cutShort) lastSeen = describe(err);

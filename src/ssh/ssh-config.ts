@@ -34,6 +34,10 @@ export interface SshHostEntry {
   identityFile: string;
   /** The known_hosts file the extension owns (the sandbox's host key is pinned there). */
   knownHostsFile: string;
+  /** Alias of another entry of ours to go through (ProxyJump): a sandbox behind its server's jump host. */
+  proxyJump?: string;
+  /** The name the host key is pinned under in known_hosts (a jump host: its own alias, whatever its address). */
+  hostKeyAlias?: string;
 }
 
 export interface SshConfigWriterOptions {
@@ -59,6 +63,8 @@ const CHECKED = [
   'IdentityFile',
   'UserKnownHostsFile',
   'StrictHostKeyChecking',
+  'ProxyJump',
+  'HostKeyAlias',
 ] as const;
 type Checked = (typeof CHECKED)[number];
 
@@ -108,6 +114,15 @@ function validateEntry(entry: SshHostEntry): void {
     throw new ValidationError(`${port} is not a valid port.`);
   configValue(entry.identityFile, 'IdentityFile');
   configValue(entry.knownHostsFile, 'UserKnownHostsFile');
+  for (const [what, alias] of [
+    ['ProxyJump', entry.proxyJump],
+    ['HostKeyAlias', entry.hostKeyAlias],
+  ] as const) {
+    if (alias !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(alias))
+      throw new ValidationError(`"${alias}" is not a valid ${what} alias (letters, digits, ".", "_", "-").`);
+  }
+  if (entry.proxyJump === entry.alias)
+    throw new ValidationError(`Host "${entry.alias}" cannot jump through itself.`);
 }
 
 function hostBlock(entry: SshHostEntry): string {
@@ -120,6 +135,8 @@ function hostBlock(entry: SshHostEntry): string {
     `  UserKnownHostsFile ${configValue(configPath(entry.knownHostsFile), 'UserKnownHostsFile')}`,
     '  StrictHostKeyChecking yes',
     '  IdentitiesOnly yes',
+    ...(entry.hostKeyAlias ? [`  HostKeyAlias ${entry.hostKeyAlias}`] : []),
+    ...(entry.proxyJump ? [`  ProxyJump ${entry.proxyJump}`] : []),
     '',
   ].join('\n');
 }
@@ -141,14 +158,17 @@ function parseHostsFile(text: string): Map<string, SshHostEntry> {
       return found ? directiveValue(found) : '';
     };
     const alias = directiveValue(line);
-    entries.set(alias, {
+    const entry: SshHostEntry = {
       alias,
       hostName: get('HostName'),
       user: get('User'),
       port: Number(get('Port') || 22),
       identityFile: get('IdentityFile'),
       knownHostsFile: get('UserKnownHostsFile'),
-    });
+    };
+    if (get('ProxyJump')) entry.proxyJump = get('ProxyJump');
+    if (get('HostKeyAlias')) entry.hostKeyAlias = get('HostKeyAlias');
+    entries.set(alias, entry);
   }
   return entries;
 }
@@ -263,13 +283,16 @@ export class SshConfigWriter {
    * installed, else the ssh-config library on the part of the user's file that comes before our block.
    */
   async verify(entry: SshHostEntry): Promise<string[]> {
-    const expected: Record<Checked, string> = {
+    const expected: Partial<Record<Checked, string>> = {
       HostName: entry.hostName,
       User: entry.user,
       Port: String(entry.port ?? 22),
       IdentityFile: expandHome(entry.identityFile),
       UserKnownHostsFile: expandHome(entry.knownHostsFile),
       StrictHostKeyChecking: 'yes',
+      // Only what we set: without them, ssh -G's values are the user's business.
+      ...(entry.proxyJump ? { ProxyJump: entry.proxyJump } : {}),
+      ...(entry.hostKeyAlias ? { HostKeyAlias: entry.hostKeyAlias } : {}),
     };
     const userText = (await readIfExists(this.configPath))?.toString('utf8') ?? '';
     const binary =
@@ -278,7 +301,7 @@ export class SshConfigWriter {
     const warnings: string[] = [];
     if (binary) {
       try {
-        actual = await this.sshG(binary, entry.alias, expected.UserKnownHostsFile);
+        actual = await this.sshG(binary, entry.alias, expected.UserKnownHostsFile!);
       } catch (err) {
         return [`Could not check ${this.configPath} with "ssh -G ${entry.alias}": ${(err as Error).message}`];
       }
@@ -289,7 +312,7 @@ export class SshConfigWriter {
     }
     for (const key of CHECKED) {
       const got = actual[key];
-      if (got === undefined || got === expected[key]) continue;
+      if (expected[key] === undefined || got === undefined || got === expected[key]) continue;
       const culprit = findCulprit(userText, entry.alias, key);
       warnings.push(
         `For host "${entry.alias}" ssh uses ${key} ${got} instead of ${expected[key]}: ` +

@@ -26,6 +26,7 @@ export const CommandIds = {
   openTerminal: 'pixels.openTerminal',
   runCommand: 'pixels.runCommand',
   setupSsh: 'pixels.setupSsh',
+  setupJumpHost: 'pixels.setupJumpHost',
   installRemoteSsh: 'pixels.installRemoteSsh',
   importApiKeys: 'pixels.importApiKeys',
   trustNewCertificate: 'pixels.trustNewCertificate',

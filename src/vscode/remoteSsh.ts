@@ -75,13 +75,32 @@ export async function openInSandbox(
     configPath: sshConfigPath(services),
     hostsPath: join(pixelsSshDir(), 'config'),
   });
-  const { warnings } = await writer.upsertHost({
+  // Behind a jump host, OpenSSH goes the same way as our own connections: ProxyJump to an entry of ours whose key
+  // is pinned under its alias (HostKeyAlias), whatever address it has.
+  const warnings: string[] = [];
+  let proxyJump: string | undefined;
+  if (target.jump) {
+    proxyJump = services.ssh.jumpAlias(serverId);
+    const jumpEntry = await writer.upsertHost({
+      alias: proxyJump,
+      hostName: target.jump.host,
+      port: target.jump.port,
+      user: target.jump.username,
+      identityFile: identity.privateKeyPath,
+      knownHostsFile: services.ssh.knownHostsPath,
+      hostKeyAlias: proxyJump,
+    });
+    warnings.push(...jumpEntry.warnings);
+  }
+  const sandboxEntry = await writer.upsertHost({
     alias,
     hostName: target.host,
     user: target.username,
     identityFile: identity.privateKeyPath,
     knownHostsFile: services.ssh.knownHostsPath,
+    ...(proxyJump ? { proxyJump } : {}),
   });
+  warnings.push(...sandboxEntry.warnings);
   for (const w of warnings) services.log.warn(`ssh config: ${w}`);
   if (warnings.length)
     void vscode.window

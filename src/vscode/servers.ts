@@ -16,6 +16,7 @@ import {
   type PixelsConfig,
   type ServerConfig,
   type SettingsInput,
+  type JumpHostSetting,
 } from '../core/config';
 import { KeyringUnavailableError, type ApiKeyStore } from './secrets';
 import type { Log } from './log';
@@ -271,6 +272,30 @@ export class ServerRegistry implements vscode.Disposable {
       ? current.map((s) => (s.id === serverId ? { ...s, tlsFingerprint: fingerprint } : s))
       : [...current, { id: serverId, kind: server.kind, tlsFingerprint: fingerprint }];
     await c.update('servers', next, vscode.ConfigurationTarget.Global);
+    this.reload();
+  }
+
+  /**
+   * Sets (or with undefined, removes) a server's jump host in the user settings; a server from the pixels CLI
+   * config gets a settings entry with its id that carries only this field (settings win field by field).
+   */
+  async setJumpHost(serverId: string, jumpHost: JumpHostSetting | undefined): Promise<void> {
+    const server = this.server(serverId);
+    const problem = serverProblem({ ...server, jumpHost });
+    if (problem) throw new ValidationError(problem);
+    const c = vscode.workspace.getConfiguration('pixels');
+    const current = c.inspect<Record<string, unknown>[]>('servers')?.globalValue ?? [];
+    const withJump = (entry: Record<string, unknown>) => {
+      const next: Record<string, unknown> = { ...entry };
+      if (jumpHost) next.jumpHost = jumpHost;
+      else delete next.jumpHost;
+      return next;
+    };
+    const inSettings = current.some((s) => s.id === serverId);
+    const servers = inSettings
+      ? current.map((s) => (s.id === serverId ? withJump(s) : s))
+      : [...current, withJump({ id: serverId, kind: server.kind })];
+    await c.update('servers', servers, vscode.ConfigurationTarget.Global);
     this.reload();
   }
 

@@ -5,6 +5,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type * as vscode from 'vscode';
 import type { Backend } from '../core/backend';
+import { resolveJumpHost, type JumpHostConfig } from '../core/config';
 import {
   CancelledError,
   ConnectionError,
@@ -18,7 +19,7 @@ import { explainUnreachable, type NetworkPlan } from '../core/network-plan';
 import { sandboxAlias } from '../core/sandbox-alias';
 import type { OperationOptions } from '../core/sandbox';
 import type { Sandbox } from '../core/sandbox';
-import type { SshPool, SshTarget, UserIdentity } from '../ssh/index';
+import type { JumpHost, SshPool, SshTarget, UserIdentity } from '../ssh/index';
 import { loadSsh } from './lazy';
 import type { Log } from './log';
 import type { ServerRegistry } from './servers';
@@ -59,6 +60,53 @@ export class SshAccess implements vscode.Disposable {
   /** The SSH host alias of a sandbox (unique across servers). */
   alias(serverId: string, name: string): string {
     return sandboxAlias(serverId, name);
+  }
+
+  /** The SSH host alias of a server's jump host; its host key is pinned under this name (HostKeyAlias). */
+  jumpAlias(serverId: string): string {
+    return `px-jump.${serverId}`;
+  }
+
+  /** The server's jump host with defaults applied; undefined when it has none. */
+  jumpSettings(serverId: string): JumpHostConfig | undefined {
+    const server = this.registry.server(serverId);
+    if (!server.jumpHost) return undefined;
+    const jump = resolveJumpHost(server);
+    if (!jump)
+      throw new ValidationError(
+        `The jump host of "${server.label}" is incomplete (it needs a host and a user); run "Pixels: Set Up Jump Host…".`,
+      );
+    return jump;
+  }
+
+  async jumpHostKey(serverId: string): Promise<string | undefined> {
+    const ssh = await loadSsh();
+    return (await new ssh.KnownHosts(this.knownHostsPath).lookup(this.jumpAlias(serverId)))[0];
+  }
+
+  /** Pins a jump host's key under its alias (replacing an older one: only Set Up Jump Host calls this). */
+  async pinJumpHostKey(serverId: string, hostKey: string): Promise<void> {
+    const ssh = await loadSsh();
+    await new ssh.KnownHosts(this.knownHostsPath).set([this.jumpAlias(serverId)], hostKey);
+  }
+
+  /** The server's jump host as an SSH hop: its key must have been pinned by Set Up Jump Host before. */
+  async jumpHost(serverId: string, jump = this.jumpSettings(serverId)): Promise<JumpHost | undefined> {
+    if (!jump) return undefined;
+    const hostKey = await this.jumpHostKey(serverId);
+    if (!hostKey)
+      throw new SecurityError(
+        `The SSH host key of the jump host ${jump.host} is not pinned on this machine, so Pixels will not connect through it. Run "Pixels: Set Up Jump Host…" to check and pin it.`,
+      );
+    const identity = await this.identity();
+    return {
+      host: jump.host,
+      port: jump.port,
+      username: jump.user,
+      privateKey: identity.privateKey,
+      hostKey,
+      label: `jump host ${jump.user}@${jump.host}:${jump.port}`,
+    };
   }
 
   get user(): string {
@@ -169,12 +217,14 @@ export class SshAccess implements vscode.Disposable {
         `The SSH host key of "${sandbox.name}" is not known on this machine (it was not created or cloned here), so Pixels will not connect to it. Run "Pixels: Set Up SSH Access…" to give it a pinned host key.`,
       );
     const identity = await this.identity();
+    const jump = await this.jumpHost(serverId);
     return {
       host: sandbox.ipv4,
       username: this.user,
       privateKey: identity.privateKey,
       hostKey,
-      label: `sandbox ${sandbox.name}`,
+      label: jump ? `sandbox ${sandbox.name} (through ${jump.host})` : `sandbox ${sandbox.name}`,
+      ...(jump ? { jump } : {}),
     };
   }
 

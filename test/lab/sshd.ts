@@ -23,6 +23,11 @@ export interface SshdOptions {
    * (root's ~/.bashrc runs `pyenv init` on this machine, ~200 ms per command) do not run in every command.
    */
   isolateHome?: boolean;
+  /**
+   * Let other local users read the temp dir and authorized_keys (sshd reads that file as the logging-in user):
+   * needed when sessions run as another user than the one running sshd (the NAS stand-in, see nas.ts).
+   */
+  otherUsers?: boolean;
 }
 
 export interface Sshd {
@@ -85,7 +90,10 @@ export async function startSshd(options: SshdOptions): Promise<Sshd> {
   await fs.writeFile(join(dir, 'host_ed25519'), hostKey.privateOpenSsh, { mode: 0o600 });
   await fs.writeFile(join(dir, 'host_ed25519.pub'), hostKey.publicOpenSsh + '\n', { mode: 0o644 });
   await fs.mkdir(join(dir, 'home'), { mode: 0o700 });
-  await fs.writeFile(join(dir, 'authorized_keys'), options.authorizedKeys.join('\n') + '\n', { mode: 0o600 });
+  await fs.writeFile(join(dir, 'authorized_keys'), options.authorizedKeys.join('\n') + '\n', {
+    mode: options.otherUsers ? 0o644 : 0o600,
+  });
+  if (options.otherUsers) await fs.chmod(dir, 0o755);
 
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();

@@ -17,6 +17,7 @@ import { CommandIds } from '../commandIds';
 import { loadIncus } from '../lazy';
 import { answersOf, resolveServer, type Answers } from '../pick';
 import type { Services } from '../services';
+import { setupJumpHost } from './jumpHost';
 import { registerCommand } from './register';
 
 async function ask(options: vscode.InputBoxOptions): Promise<string> {
@@ -185,8 +186,40 @@ export async function addServer(services: Services, arg: unknown): Promise<strin
     `added server "${server.label}" (${version})${server.tlsFingerprint ? `, certificate pinned (SHA-256 ${server.tlsFingerprint})` : ''}`,
   );
   void vscode.window.showInformationMessage(`Added ${server.label} (${version}).`);
+  await offerJumpHost(services, server, a);
   await services.refresh.refreshNow(server.id);
   return server.id;
+}
+
+/**
+ * The last step of Add Server: how the editor reaches the sandboxes. A NAS (or remote Incus) puts them on a NAT'd
+ * bridge by default; SSH through the server itself reaches them with no network change. With answers, only a
+ * given `jumpHost` ({ host?, port?, user?, trust }) sets it up; a failure there keeps the added server.
+ */
+async function offerJumpHost(services: Services, server: NewServer, a: Answers): Promise<void> {
+  if (server.kind === 'incus' && !server.url) return; // a local socket: its bridge is on this machine
+  let answers: Answers | undefined;
+  if (typeof a.kind === 'string') {
+    if (typeof a.jumpHost !== 'object' || a.jumpHost === null) return;
+    answers = { ...(a.jumpHost as Answers), server: server.id, quiet: true };
+  } else {
+    const how = await vscode.window.showQuickPick(
+      [
+        {
+          label: 'Through the server over SSH (jump host)',
+          description: 'no network change; needs SSH enabled on it',
+          jump: true,
+        },
+        { label: 'Directly', description: 'sandboxes get addresses on your LAN', jump: false },
+      ],
+      { title: `Add Server: reach the sandboxes of ${server.label}`, ignoreFocusOut: true },
+    );
+    if (!how?.jump) return;
+    answers = { server: server.id };
+  }
+  const done = await setupJumpHost(services, answers);
+  if (!done)
+    services.log.info(`server ${server.id}: no jump host set up; run "Pixels: Set Up Jump Host…" any time`);
 }
 
 export async function removeServer(services: Services, arg: unknown): Promise<boolean> {
