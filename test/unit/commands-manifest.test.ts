@@ -62,6 +62,7 @@ test('titles of commands that prompt end in an ellipsis, the others do not', () 
     'pixels.openFolderInSandbox',
     'pixels.runCommand',
     'pixels.setupSsh',
+    'pixels.setupJumpHost',
     'pixels.setEgressMode',
     'pixels.allowDomain',
     'pixels.denyDomain',

@@ -9,6 +9,7 @@ import {
   CLI_TRUENAS_ID,
   configFilePath,
   loadConfig,
+  resolveJumpHost,
   type LoadOptions,
 } from '../../src/core/config';
 import { egressChoices } from '../../src/core/egressChoices';
@@ -433,4 +434,87 @@ test('closest key: edit distance, and no suggestion when nothing is near', () =>
   assert.equal(editDistance('kitten', 'sitting'), 3);
   assert.equal(closestKey('imgae', ['image', 'cpu']), 'image');
   assert.equal(closestKey('zzz', ['image', 'cpu', 'memory']), undefined);
+});
+
+test('jumpHost: defaults per kind (TrueNAS: the NAS as truenas_admin; Incus: the URL host), overrides kept', () => {
+  withToml(undefined, (file, home) => {
+    const { config, problems } = load(file, home, {
+      settings: {
+        servers: [
+          { id: 'nas', kind: 'truenas', host: 'nas.lan', jumpHost: {} },
+          {
+            id: 'nas2',
+            kind: 'truenas',
+            host: 'nas2.lan',
+            jumpHost: { host: '10.0.0.9', port: 2222, user: 'root' },
+          },
+          {
+            id: 'inc',
+            kind: 'incus',
+            url: 'https://incus.lan:8443',
+            clientCert: 'c',
+            clientKey: 'k',
+            jumpHost: { user: 'me' },
+          },
+          { id: 'plain', kind: 'truenas', host: 'p.lan' },
+        ],
+      },
+    });
+    assert.deepEqual(problems, []);
+    const byId = new Map(config.servers.map((s) => [s.id, s]));
+    assert.deepEqual(resolveJumpHost(byId.get('nas')!), { host: 'nas.lan', port: 22, user: 'truenas_admin' });
+    assert.deepEqual(resolveJumpHost(byId.get('nas2')!), { host: '10.0.0.9', port: 2222, user: 'root' });
+    assert.deepEqual(resolveJumpHost(byId.get('inc')!), { host: 'incus.lan', port: 22, user: 'me' });
+    assert.equal(resolveJumpHost(byId.get('plain')!), undefined);
+  });
+});
+
+test('jumpHost: bad values are refused with the exact key, and the server is left out', () => {
+  const cases: [unknown, string, RegExp][] = [
+    ['nas.lan', 'pixels.servers[0].jumpHost', /must be an object/],
+    [{ port: 0 }, 'pixels.servers[0].jumpHost.port', /port number/],
+    [{ port: '22' }, 'pixels.servers[0].jumpHost.port', /port number/],
+    [{ user: 'a b' }, 'pixels.servers[0].jumpHost.user', /user name/],
+    [{ host: 'nas lan' }, 'pixels.servers[0].jumpHost.host', /host name/],
+    [{ hostname: 'x' }, 'pixels.servers[0].jumpHost.hostname', /not a jumpHost field/],
+  ];
+  for (const [jumpHost, key, message] of cases) {
+    withToml(undefined, (file, home) => {
+      const { config, problems } = load(file, home, {
+        settings: { servers: [{ id: 'nas', kind: 'truenas', host: 'nas.lan', jumpHost }] },
+      });
+      assert.equal(problems.length, 1, JSON.stringify(problems));
+      assert.equal(problems[0].key, key);
+      assert.match(problems[0].message, message);
+      assert.deepEqual(config.servers, []);
+    });
+  }
+  // Incus has no default user, and a local socket no default host.
+  withToml(undefined, (file, home) => {
+    const { problems } = load(file, home, {
+      settings: {
+        servers: [
+          { id: 'a', kind: 'incus', url: 'https://h:8443', clientCert: 'c', clientKey: 'k', jumpHost: {} },
+          { id: 'b', kind: 'incus', jumpHost: { user: 'me' } },
+        ],
+      },
+    });
+    assert.deepEqual(
+      problems.map((p) => p.message),
+      [
+        'Server "a": jumpHost needs a "user" (the SSH user on the Incus host).',
+        'Server "b": jumpHost needs a "host" (a local Incus socket has no host to default to).',
+      ],
+    );
+  });
+});
+
+test('jumpHost on a server from the pixels TOML: a settings entry with its id adds it', () => {
+  withToml('[truenas]\nhost = "nas.lan"\n', (file, home) => {
+    const { config, problems } = load(file, home, {
+      settings: { servers: [{ id: CLI_TRUENAS_ID, jumpHost: { user: 'root' } }] },
+    });
+    assert.deepEqual(problems, []);
+    assert.deepEqual(resolveJumpHost(config.servers[0]), { host: 'nas.lan', port: 22, user: 'root' });
+  });
 });

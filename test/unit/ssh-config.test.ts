@@ -234,6 +234,78 @@ describe('SshConfigWriter', () => {
     }
   });
 
+  it('a sandbox behind a jump host: ProxyJump to our jump entry (HostKeyAlias), read back, ssh -G agrees', async () => {
+    for (let seed = 2000; seed < 2010; seed++) {
+      const r = rng(seed);
+      const dir = join(root, `jump-${seed}`);
+      await fs.mkdir(dir, { recursive: true });
+      const configPath = join(dir, 'config');
+      const config = randomConfig(r, false);
+      await fs.writeFile(configPath, config.subarray(0, 3).equals(BOM) ? config.subarray(3) : config);
+      const writer = new SshConfigWriter({
+        configPath,
+        hostsPath: join(dir, 'pixels', 'config'),
+        sshBinary: SSH,
+      });
+      const jump: SshHostEntry = {
+        ...entry('px-jump.nas', dir, seed),
+        hostName: 'nas.lan',
+        user: 'truenas_admin',
+        hostKeyAlias: 'px-jump.nas',
+      };
+      const sandbox: SshHostEntry = { ...entry('px-dev.nas', dir, seed), proxyJump: 'px-jump.nas' };
+      assert.deepEqual((await writer.upsertHost(jump)).warnings, [], `seed ${seed}`);
+      assert.deepEqual((await writer.upsertHost(sandbox)).warnings, [], `seed ${seed}`);
+      const g = await sshG(configPath, 'px-dev.nas');
+      assert.equal(g.proxyjump, 'px-jump.nas');
+      assert.equal(g.hostname, sandbox.hostName);
+      assert.equal(g.stricthostkeychecking, 'true');
+      const j = await sshG(configPath, 'px-jump.nas');
+      assert.equal(j.hostkeyalias, 'px-jump.nas');
+      assert.equal(j.user, 'truenas_admin');
+      assert.equal(j.userknownhostsfile, jump.knownHostsFile);
+      assert.equal(j.stricthostkeychecking, 'true');
+      // Read back as written (followAddresses rewrites entries from what it reads).
+      const back = new Map((await writer.hosts()).map((e) => [e.alias, e]));
+      assert.equal(back.get('px-dev.nas')?.proxyJump, 'px-jump.nas');
+      assert.equal(back.get('px-jump.nas')?.hostKeyAlias, 'px-jump.nas');
+      assert.equal(back.get('px-jump.nas')?.proxyJump, undefined);
+    }
+  });
+
+  it('refuses a bad ProxyJump or HostKeyAlias, and a host that jumps through itself', async () => {
+    const writer = new SshConfigWriter({
+      configPath: join(root, 'bad-jump', 'config'),
+      hostsPath: join(root, 'bad-jump', 'pixels', 'config'),
+      sshBinary: false,
+    });
+    const base = entry('px-dev', root);
+    for (const bad of [
+      { ...base, proxyJump: 'a b' },
+      { ...base, proxyJump: 'user@host:22' },
+      { ...base, hostKeyAlias: 'x\nHost *' },
+      { ...base, proxyJump: 'px-dev' },
+    ])
+      await assert.rejects(writer.upsertHost(bad), ValidationError);
+    assert.equal(existsSync(join(root, 'bad-jump', 'pixels', 'config')), false);
+  });
+
+  it('a user ProxyJump for our hosts cannot override ours (our block comes first)', async () => {
+    const dir = join(root, 'jump-override');
+    await fs.mkdir(dir, { recursive: true });
+    const configPath = join(dir, 'config');
+    await fs.writeFile(configPath, 'Host px-*\n  ProxyJump bastion\n');
+    const writer = new SshConfigWriter({
+      configPath,
+      hostsPath: join(dir, 'pixels', 'config'),
+      sshBinary: SSH,
+    });
+    // Our block goes on top, so ours wins: no warning.
+    const { warnings } = await writer.upsertHost({ ...entry('px-dev.nas', dir), proxyJump: 'px-jump.nas' });
+    assert.deepEqual(warnings, []);
+    assert.equal((await sshG(configPath, 'px-dev.nas')).proxyjump, 'px-jump.nas');
+  });
+
   it('warns precisely when an earlier user block overrides our settings (ssh -G and library check)', async () => {
     for (const sshBinary of [SSH, false] as const) {
       const dir = join(root, `warn-${sshBinary ? 'ssh' : 'lib'}`);
