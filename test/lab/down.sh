@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tear the Pixels Incus lab down: instances, image, network, pools, the host nft table, incusd and lxcfs, and
 # /var/lib/incus itself (the lab is a one-member cluster; a clean slate is simpler than undoing that).
-# Installed packages and the cached image tarballs in $PIXELS_CACHE_DIR/lab/image stay, so up.sh is quick again.
+# Installed packages, the local user pxnas (LAB_NAS_USER) and the cached image tarballs in
+# $PIXELS_CACHE_DIR/lab/image stay, so up.sh is quick again.
 #   bash test/lab/down.sh            # KEEP_IMAGE_CACHE=0 also drops the cached image tarballs
 set -uo pipefail
 CACHE=${PIXELS_CACHE_DIR:-/var/cache/pixels-dev}
@@ -29,6 +30,7 @@ if command -v incusd > /dev/null && incusd waitready --timeout=2 > /dev/null 2>&
   incus profile device remove default eth0 > /dev/null 2>&1
   incus profile device remove default root > /dev/null 2>&1
   [ -n "${LAB_BRIDGE:-}" ] && incus network delete "$LAB_BRIDGE" 2> /dev/null
+  [ -n "${LAB_NAT_BRIDGE:-}" ] && incus network delete "$LAB_NAT_BRIDGE" 2> /dev/null
   for p in ${LAB_POOL_BTRFS:-} ${LAB_POOL_DIR:-}; do incus storage delete "$p" 2> /dev/null; done
   echo "stopping incusd"
   incus admin shutdown --timeout 60 2> /dev/null || true
@@ -45,6 +47,7 @@ fusermount -u /var/lib/lxcfs 2> /dev/null || umount -l /var/lib/lxcfs 2> /dev/nu
 nft delete table inet pixels_lab_contain 2> /dev/null || true
 nft delete table inet incus 2> /dev/null || true # incusd's own rules for the deleted bridge
 ip link del "${LAB_BRIDGE:-pxlabbr0}" 2> /dev/null || true
+ip link del "${LAB_NAT_BRIDGE:-pxnatbr0}" 2> /dev/null || true
 for m in /var/lib/incus/storage-pools/* /var/lib/incus/guestapi /var/lib/incus/shmounts; do
   mountpoint -q "$m" 2> /dev/null && umount -l "$m"
 done
