@@ -3,15 +3,29 @@
 // against a real sshd, and the setting is saved; Add Server runs the same step at its end. Failures say what
 // to fix (wrong key fingerprint, login refused, nothing listening) and save nothing.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { fingerprint, generateKeyPair } from '../../../src/ssh/keys';
+import { requireLab, type Lab } from '../../lab/lab';
+import { startNasSshd, type NasSshd } from '../../lab/nas';
 import { startSshd, type Sshd } from '../../lab/sshd';
+import { createIncusEngine } from '../../sim/engines/incus';
 import { startSimulator, type SimServer } from '../../sim/index';
-import { API_KEY, pixelsApi, setServers, showView } from './helpers';
+import {
+  API_KEY,
+  pixelsApi,
+  sandboxRows,
+  setServers,
+  showView,
+  simServer,
+  terminalRoundTrip,
+  waitFor,
+} from './helpers';
 
 function closedPort(): Promise<number> {
   return new Promise((resolve) => {
@@ -134,5 +148,124 @@ suite('jump host', function () {
     assert.equal(yes?.host, '127.0.0.1');
     assert.equal(yes?.fingerprint, fingerprint(sshd.hostKeyPub));
     assert.deepEqual(servers().find((s) => s.id === 'nas')?.jumpHost, { port: sshd.port, user: sshd.user });
+  });
+});
+
+// The whole editor path against real containers: a TrueNAS (simulator on the Incus lab) whose virt bridge is the
+// stock automatic one, so the sandbox is out of this machine's reach except through the NAS stand-in's sshd.
+suite('jump host: a sandbox on the NAS automatic bridge (real Incus lab)', function () {
+  this.timeout(300_000);
+  let lab: Lab;
+  let sim: SimServer;
+  let nas: NasSshd;
+  let dir: string;
+  const name = `j${randomBytes(3).toString('hex')}-nat`;
+  const alias = `px-${name}.labnas`;
+  const pixels = () => vscode.workspace.getConfiguration('pixels');
+  const g = vscode.ConfigurationTarget.Global;
+
+  suiteSetup(async () => {
+    lab = await requireLab();
+    nas = await startNasSshd(lab);
+    dir = mkdtempSync(join(tmpdir(), 'pixels-jump-lab-'));
+    // One key for the NAS user and the sandbox, as a user's Pixels key is.
+    writeFileSync(join(dir, 'id_ed25519'), nas.userKey.privateOpenSsh, { mode: 0o600 });
+    writeFileSync(join(dir, 'user-config'), '# my own settings\nHost *\n  ServerAliveInterval 30\n');
+    process.env.PIXELS_SSH_DIR = join(dir, 'ssh');
+    process.env.PIXELS_SSH_USER = 'root'; // the lab image has no pixel user
+    await pixels().update('ssh.identityFile', join(dir, 'id_ed25519'), g);
+    await pixels().update('ssh.configFile', join(dir, 'user-config'), g);
+    sim = await startSimulator({
+      version: '25.10',
+      apiKey: API_KEY,
+      engine: await createIncusEngine({ lab }),
+      jobDurationMs: 10,
+    });
+    await setServers([{ ...simServer(sim.port, 'labnas'), label: 'Lab NAS' }]);
+    await (await pixelsApi()).setApiKey('labnas', API_KEY);
+    await showView();
+  });
+
+  suiteTeardown(async () => {
+    await setServers([]);
+    await pixels().update('ssh.identityFile', undefined, g);
+    await pixels().update('ssh.configFile', undefined, g);
+    delete process.env.PIXELS_SSH_DIR;
+    delete process.env.PIXELS_SSH_USER;
+    await sim?.close(); // removes the engine's containers and project
+    await nas?.sshd.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('set up the jump host, create and set up SSH: the sandbox is on the automatic bridge', async () => {
+    const api = await pixelsApi();
+    const jump = await vscode.commands.executeCommand('pixels.setupJumpHost', {
+      server: 'labnas',
+      port: nas.sshd.port,
+      user: nas.user,
+      trust: fingerprint(nas.sshd.hostKeyPub),
+    });
+    assert.ok(jump, api.lastError()?.message);
+    const created = await vscode.commands.executeCommand('pixels.createSandbox', {
+      server: 'labnas',
+      name,
+      image: 'debian/12',
+      egress: 'unrestricted',
+      provision: false,
+    });
+    assert.ok(created, api.lastError()?.message);
+    const ok = await vscode.commands.executeCommand('pixels.setupSsh', {
+      server: 'labnas',
+      name,
+      confirm: true,
+    });
+    assert.equal(ok, true, api.lastError()?.message);
+    const row = await waitFor('an address', async () => {
+      const r = (await sandboxRows(api, 'labnas')).get(name);
+      return r?.type === 'sandbox' && r.sandbox.ipv4 ? r.sandbox : undefined;
+    });
+    assert.match(row.ipv4!, new RegExp(`^${lab.natBridgeIpv4.split('.').slice(0, 3).join('\\.')}\\.`));
+  });
+
+  test('Run Command and Open Terminal go through the jump host', async () => {
+    const api = await pixelsApi();
+    const code = await vscode.commands.executeCommand('pixels.runCommand', {
+      server: 'labnas',
+      name,
+      command: `test "$(hostname)" = px-${name}`,
+      showLogs: false,
+    });
+    assert.equal(code, 0, api.lastError()?.message);
+    assert.equal(await terminalRoundTrip('labnas', name, 'exit 7'), 7);
+  });
+
+  test('Open in Sandbox writes ProxyJump to the pinned jump entry; OpenSSH with the user config gets in', async () => {
+    const api = await pixelsApi();
+    const calls: unknown[][] = [];
+    const spy = vscode.commands.registerCommand('vscode.openFolder', (...args: unknown[]) => {
+      calls.push(args);
+    });
+    try {
+      const uri = await vscode.commands.executeCommand('pixels.openInSandbox', {
+        server: 'labnas',
+        name,
+        requireRemoteSsh: false,
+      });
+      assert.equal(uri, `vscode-remote://ssh-remote+${alias}/home/root`, api.lastError()?.message);
+    } finally {
+      spy.dispose();
+    }
+    const hosts = readFileSync(join(dir, 'ssh', 'config'), 'utf8');
+    assert.match(hosts, new RegExp(`Host ${alias.replace(/\./g, '\\.')}\\n[^]*?ProxyJump px-jump\\.labnas`));
+    assert.match(hosts, /Host px-jump\.labnas\n[^]*?HostKeyAlias px-jump\.labnas/);
+    const userConfig = join(dir, 'user-config');
+    const g2 = spawnSync('ssh', ['-G', '-F', userConfig, alias], { encoding: 'utf8' });
+    assert.match(g2.stdout, /^proxyjump px-jump\.labnas$/m);
+    const ssh = spawnSync('ssh', ['-F', userConfig, '-o', 'BatchMode=yes', alias, 'hostname'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    assert.equal(ssh.status, 0, ssh.stderr);
+    assert.equal(ssh.stdout.trim(), `px-${name}`);
   });
 });
