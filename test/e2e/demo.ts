@@ -138,7 +138,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     host: '127.0.0.1',
     port: sim.port,
     secure: false,
-    username: 'admin',
+    username: 'truenas_admin',
   };
   let server: CodeServer;
   try {

@@ -37,7 +37,7 @@ before(async () => {
           host: '127.0.0.1',
           port: sim.port,
           secure: false,
-          username: 'admin',
+          username: 'truenas_admin',
           label: 'Simulator',
         },
       ],

@@ -15,7 +15,7 @@ const NOT_AUTHENTICATED = {
   reason: '[ENOTAUTHENTICATED] Not authenticated',
 };
 
-function loginEx(c: RawClient, apiKey: string, username = 'admin') {
+function loginEx(c: RawClient, apiKey: string, username = 'truenas_admin') {
   return c.call<Record<string, unknown>>('auth.login_ex', [
     { mechanism: 'API_KEY_PLAIN', username, api_key: apiKey },
   ]);
@@ -46,7 +46,7 @@ describe('simulator auth (25.10, loopback)', () => {
   it('logs in with the key of its user; wrong key or user gives AUTH_ERR, not an error', async () => {
     const c = await RawClient.connect(sim.url);
     assert.deepEqual(await loginEx(c, `3-${'x'.repeat(64)}`, 'pixels'), { response_type: 'AUTH_ERR' });
-    assert.deepEqual(await loginEx(c, KEY, 'admin'), { response_type: 'AUTH_ERR' });
+    assert.deepEqual(await loginEx(c, KEY, 'truenas_admin'), { response_type: 'AUTH_ERR' });
     assert.deepEqual(await loginEx(c, 'garbage', 'pixels'), { response_type: 'AUTH_ERR' });
     assert.equal((await c.request('system.version')).error?.data?.error, 207);
     const ok = await loginEx(c, KEY, 'pixels');
@@ -109,6 +109,49 @@ describe('simulator auth on 25.04', () => {
   });
 });
 
+describe('simulator: what a real server answers before login', () => {
+  // authentication_required=False / @no_auth_required in the middleware source (TS-25.04.2.6, TS-25.10.6,
+  // TS-26.0.0-BETA.3); everything else gets 207 ENOTAUTHENTICATED.
+  const common: [string, unknown[]][] = [
+    ['auth.mechanism_choices', []],
+    ['core.set_options', [{ private_methods: true }]],
+    ['system.boot_id', []],
+    ['system.advanced.login_banner', []],
+    ['truenas.managed_by_truecommand', []],
+    ['user.has_local_administrator_set_up', []],
+  ];
+  const refused = ['system.version', 'system.info', 'core.get_jobs', 'pool.dataset.query', 'filesystem.stat'];
+  for (const version of ['25.04', '25.10', '26'] as const) {
+    it(`${version}: answers exactly the unauthenticated methods`, async () => {
+      const sim = await startSimulator({ version, apiKey: KEY, rateLimit: true });
+      const c = await RawClient.connect(sim.url);
+      try {
+        for (const [method, params] of common) {
+          const res = await c.request(method, params);
+          assert.equal(res.error, undefined, `${method}: ${JSON.stringify(res.error)}`);
+        }
+        assert.equal(await c.call('system.boot_id'), await c.call('system.boot_id'));
+        assert.equal(await c.call('user.has_local_administrator_set_up'), true);
+        const setup = await c.request('user.setup_local_administrator', ['truenas_admin', 'pw']);
+        assert.equal(setup.error?.data?.reason, '[EEXIST] Local administrator is already set up');
+        const ping = await c.request('core.ping');
+        if (version === '25.04')
+          assert.equal(ping.error?.data?.error, 207, 'core.ping needs a login on 25.04');
+        else assert.equal(ping.result, 'pong');
+        for (const method of refused) {
+          assert.equal((await c.request(method)).error?.data?.error, 207, `${method} before login`);
+        }
+        // rate_limit=False: iX's clients call core.set_options on every connect.
+        for (let i = 0; i < 25; i += 1)
+          assert.equal((await c.request('core.set_options', [{}])).error, undefined);
+      } finally {
+        c.close();
+        await sim.close();
+      }
+    });
+  }
+});
+
 describe('simulator rate limit (opt-in)', () => {
   it('answers the 21st unauthenticated auth.login_ex within a minute with EBUSY "Rate Limit Exceeded"', async () => {
     const sim = await startSimulator({ version: '25.10', apiKey: KEY, rateLimit: true });
@@ -117,7 +160,7 @@ describe('simulator rate limit (opt-in)', () => {
       assert.deepEqual(await loginEx(c, `3-${'x'.repeat(64)}`), { response_type: 'AUTH_ERR' });
     }
     const limited = await c.request('auth.login_ex', [
-      { mechanism: 'API_KEY_PLAIN', username: 'admin', api_key: KEY },
+      { mechanism: 'API_KEY_PLAIN', username: 'truenas_admin', api_key: KEY },
     ]);
     assert.equal(limited.error?.code, -32001);
     assert.equal(limited.error?.data?.reason, '[EBUSY] Rate Limit Exceeded');

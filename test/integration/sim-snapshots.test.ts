@@ -146,18 +146,19 @@ describe('simulator snapshots (25.10, pool.snapshot.*)', () => {
     assert.deepEqual(names, [{ name: `${DS('px-a')}@first` }]);
   });
 
-  it('rollback needs recursive past newer snapshots, refuses a busy (running) dataset, and restores files', async () => {
+  it('rollback needs recursive past newer snapshots, rolls a running (mounted) dataset back in place, and restores files', async () => {
     await c.call('filesystem.file_receive', [`${ROOTFS('px-a')}/root/two.txt`, b64('two')]);
     await c.call('pool.snapshot.create', [{ dataset: DS('px-a'), name: 'second' }]);
     await c.call('filesystem.file_receive', [`${ROOTFS('px-a')}/root/three.txt`, b64('three')]);
-    await c.call('filesystem.file_receive', [`${ROOTFS('px-a')}/root/one.txt`, b64('changed')]);
+    await c.call('pool.snapshot.create', [{ dataset: DS('px-a'), name: 'third' }]);
+    await c.call('filesystem.file_receive', [`${ROOTFS('px-a')}/root/four.txt`, b64('four')]);
 
-    const busy = await c.request('pool.snapshot.rollback', [`${DS('px-a')}@second`]);
-    assert.equal(busy.error?.code, -32001);
-    assert.match(
-      String(busy.error?.data?.reason),
-      /Failed to rollback snapshot: cannot unmount .*: pool or dataset is busy/,
-    );
+    // OpenZFS rolls a mounted filesystem back without unmounting it (zfs_ioc_rollback: suspend, roll, resume).
+    assert.equal(await c.call('pool.snapshot.rollback', [`${DS('px-a')}@third`]), null);
+    assert.equal(await fileText(sim, 'px-a', '/root/four.txt'), undefined);
+    assert.equal(await fileText(sim, 'px-a', '/root/three.txt'), 'three');
+    assert.equal(await c.call('pool.snapshot.delete', [`${DS('px-a')}@third`]), true);
+    await c.call('filesystem.file_receive', [`${ROOTFS('px-a')}/root/one.txt`, b64('changed')]);
     assert.equal((await runJob(c, 'virt.instance.stop', ['px-a', { timeout: 30 }])).state, 'SUCCESS');
 
     const blocked = await c.request('pool.snapshot.rollback', [`${DS('px-a')}@first`]);

@@ -88,8 +88,10 @@ export interface CallEnv {
 
 export interface MethodSpec {
   name: string;
-  /** callable before login (authentication_required=False) */
+  /** callable before login (authentication_required=False / @no_auth_required) */
   noAuth?: boolean;
+  /** false: not counted by the unauthenticated-call rate limit (rate_limit=False, core.set_options) */
+  rateLimit?: false;
   /** a private method: callable, but the real server logs a warning */
   private?: boolean;
   job?: {

@@ -101,7 +101,8 @@ export async function startSimulator(options: SimOptions): Promise<SimServer> {
     jobs: new JobManager(options.version, events),
     auth: {
       apiKey: options.apiKey,
-      username: options.username ?? 'admin',
+      // 25.04+ installs name their administrator truenas_admin (root only on upgraded older systems).
+      username: options.username ?? 'truenas_admin',
       treatAsRemote: options.treatAsRemote ?? false,
       revoked: false,
     },

@@ -78,7 +78,7 @@ export class RawClient {
     return reply.result as T;
   }
 
-  async login(apiKey: string, username = 'admin'): Promise<void> {
+  async login(apiKey: string, username = 'truenas_admin'): Promise<void> {
     const result = await this.call<{ response_type: string }>('auth.login_ex', [
       { mechanism: 'API_KEY_PLAIN', username, api_key: apiKey },
     ]);

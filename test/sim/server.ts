@@ -329,7 +329,8 @@ export class RpcServer implements ServerStats {
     spec: MethodSpec,
     args: SimValue[],
   ): Promise<SimValue> {
-    if (spec.noAuth && !conn.session && this.ctx.rateLimit) await this.rateLimited(spec.name);
+    if (spec.noAuth && spec.rateLimit !== false && !conn.session && this.ctx.rateLimit)
+      await this.rateLimited(spec.name);
     if (!spec.noAuth) {
       if (!conn.session) throw new CallError('Not authenticated', ERRNO.ENOTAUTHENTICATED);
       if (this.ctx.faults.takeExpire()) {

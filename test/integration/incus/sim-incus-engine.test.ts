@@ -38,7 +38,7 @@ for (const version of ['25.04', '25.10'] as const) {
           serverId: `sim-incus-${version}`,
           host: '127.0.0.1',
           port: sim.port,
-          username: 'admin',
+          username: 'truenas_admin',
           secure: false,
         },
         API_KEY,

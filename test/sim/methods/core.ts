@@ -100,6 +100,9 @@ export function registerCore(registry: Registry, ctx: SimContext): void {
 
   registry.add({
     name: 'core.set_options',
+    // authentication_required=False, rate_limit=False on 25.04, 25.10 and 26: iX's clients call it first thing.
+    noAuth: true,
+    rateLimit: false,
     handler: async (env, args) => {
       checkArgCount(args, 1);
       if (env.ctx.version === '25.04') {
@@ -137,7 +140,41 @@ export function registerCore(registry: Registry, ctx: SimContext): void {
   });
   registry.add({ name: 'system.ready', handler: async () => true });
   registry.add({ name: 'system.state', handler: async () => 'READY' });
-  registry.add({ name: 'system.boot_id', handler: async () => ctx.bootId });
+  // 25.04: @no_auth_required; 25.10 and 26: authentication_required=False (plugins/system/lifecycle.py).
+  registry.add({ name: 'system.boot_id', noAuth: true, handler: async () => ctx.bootId });
+  // The other methods a real server answers before login (used by its login page).
+  registry.add({
+    name: 'system.advanced.login_banner',
+    noAuth: true,
+    handler: async (_env, args) => {
+      checkArgCount(args, 0);
+      return '';
+    },
+  });
+  registry.add({
+    name: 'truenas.managed_by_truecommand',
+    noAuth: true,
+    handler: async (_env, args) => {
+      checkArgCount(args, 0);
+      return false;
+    },
+  });
+  registry.add({
+    name: 'user.has_local_administrator_set_up',
+    noAuth: true,
+    handler: async (_env, args) => {
+      checkArgCount(args, 0);
+      return true;
+    },
+  });
+  registry.add({
+    name: 'user.setup_local_administrator',
+    noAuth: true,
+    handler: async (_env, args) => {
+      checkArgCount(args, 3);
+      throw new CallError('Local administrator is already set up', ERRNO.EEXIST);
+    },
+  });
   registry.add({
     name: 'system.info',
     handler: async () => ({

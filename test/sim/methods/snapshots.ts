@@ -3,7 +3,7 @@
 // recursive_clones (-R); delete refuses a snapshot with clones unless defer is set.
 import { checkArgCount, idArg, parseModel, type Model } from '../args.js';
 import type { CallEnv, Registry, SimContext } from '../context.js';
-import { containerMountpoint, EngineError, type SnapshotRecord } from '../engine.js';
+import { EngineError, type SnapshotRecord } from '../engine.js';
 import { isSimObject, type SimValue } from '../ejson.js';
 import { CallError, ERRNO, ValidationErrors, instanceNotFound, type ValidationItem } from '../errors.js';
 import { query } from '../filters.js';
@@ -62,15 +62,6 @@ const CREATE_MODEL: Model = {
   vmware_sync: { type: 'bool', default: false },
   properties: { type: 'dict', default: {} },
 };
-
-/** Mountpoint of a dataset that an instance keeps busy while it runs, or null. */
-async function busyMountpoint(ctx: SimContext, dataset: string): Promise<string | null> {
-  const prefix = `${ctx.engine.pool}/.ix-virt/containers/`;
-  if (!dataset.startsWith(prefix)) return null;
-  const name = dataset.slice(prefix.length);
-  const rec = (await ctx.engine.listInstances()).find((i) => i.name === name);
-  return rec && rec.status === 'RUNNING' ? containerMountpoint(ctx.engine.pool, name) : null;
-}
 
 /**
  * Top-level `dataset` filters (`=` or `^`), applied to the records before entries are built: the middleware, too,
@@ -285,8 +276,8 @@ function register(registry: Registry, ns: string, entity: string, isPrivate: boo
       }
       const held = newer.find((s) => (env.ctx.holds.get(s.id)?.size ?? 0) > 0);
       if (held) fail(`cannot destroy snapshot ${held.id}: dataset is busy`, ERRNO.EBUSY);
-      const busy = await busyMountpoint(env.ctx, target.dataset);
-      if (busy && !options.force) fail(`cannot unmount '${busy}': pool or dataset is busy`, ERRNO.EBUSY);
+      // No unmount: `zfs rollback` (libzfs zfs_rollback -> lzc_rollback_to) rolls a mounted filesystem back in
+      // place (zfs_ioc_rollback suspends and resumes it), so a running instance's dataset is no reason to refuse.
       for (const clone of clones) {
         try {
           await destroyDatasetTree(env.ctx, clone, { recursive: true, recursiveClones: true });

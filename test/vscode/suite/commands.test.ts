@@ -417,7 +417,7 @@ suite('refresh from server events', () => {
     assert.ok(!(await names()).includes('other'));
     const listCallsBefore = sim.callCount('virt.instance.query');
     const other = createTrueNASBackend(
-      { serverId: 'other', host: '127.0.0.1', port: sim.port, secure: false, username: 'admin' },
+      { serverId: 'other', host: '127.0.0.1', port: sim.port, secure: false, username: 'truenas_admin' },
       API_KEY,
     );
     try {

@@ -38,7 +38,7 @@ export function simServer(port: number, id = 'sim'): TestServer {
     host: '127.0.0.1',
     port,
     secure: false,
-    username: 'admin',
+    username: 'truenas_admin',
   };
 }
 

@@ -35,7 +35,7 @@ suite('servers', () => {
     const file = join(dir, 'pixels', 'config.toml');
     writeFileSync(
       file,
-      ['[truenas]', 'host = "127.0.0.1"', 'port = = 1', 'username = "admin"', ''].join('\n'),
+      ['[truenas]', 'host = "127.0.0.1"', 'port = = 1', 'username = "truenas_admin"', ''].join('\n'),
     );
     process.env.XDG_CONFIG_HOME = dir;
     try {
@@ -50,7 +50,7 @@ suite('servers', () => {
       const roots = await api.treeChildren();
       assert.equal(roots.length, 1, api.viewReason());
       assert.equal(api.treeItem(roots[0]).label, '127.0.0.1 (pixels config)');
-      assert.equal((await api.treeChildren(roots[0])).length, 3, 'listed with username "admin" from line 4');
+      assert.equal((await api.treeChildren(roots[0])).length, 3, 'listed with username "truenas_admin" from line 4');
     } finally {
       delete process.env.XDG_CONFIG_HOME;
       delete process.env.PIXELS_DEMO_API_KEY;
@@ -69,7 +69,7 @@ suite('servers', () => {
       host: '127.0.0.1',
       port: sim.port,
       secure: false,
-      username: 'admin',
+      username: 'truenas_admin',
       apiKey: '1-' + 'f'.repeat(64),
     });
     assert.equal(result, undefined);
@@ -87,7 +87,7 @@ suite('servers', () => {
       host: '127.0.0.1',
       port: sim.port,
       secure: false,
-      username: 'admin',
+      username: 'truenas_admin',
       apiKey: API_KEY,
     });
     assert.equal(id, 'added', api.lastError()?.message);
@@ -108,7 +108,7 @@ suite('servers', () => {
   test('a server from PIXELS_* variables, overridden in settings, uses the env key; the key can be imported', async () => {
     const api = await pixelsApi();
     process.env.PIXELS_TRUENAS_HOST = '127.0.0.1';
-    process.env.PIXELS_TRUENAS_USERNAME = 'admin';
+    process.env.PIXELS_TRUENAS_USERNAME = 'truenas_admin';
     process.env.PIXELS_TRUENAS_API_KEY = API_KEY;
     // the CLI server is wss:// by default; the simulator speaks ws:// on loopback, so override that field only
     await setServers([{ id: 'pixels-truenas', kind: 'truenas', port: sim.port, secure: false }]);
