@@ -92,6 +92,23 @@ export class CancelledError extends PixelsError {
   }
 }
 
+/**
+ * A restore refused before anything was stopped: sandboxes cloned from a newer state of `sandbox` depend on it
+ * (a ZFS rollback past their origin would destroy them). `dependents` are their sandbox names; `otherDatasets`
+ * anything else that depends on it and is not a sandbox of ours.
+ */
+export class DependentClonesError extends ValidationError {
+  constructor(
+    message: string,
+    readonly sandbox: string,
+    readonly label: string,
+    readonly dependents: string[],
+    readonly otherDatasets: string[] = [],
+  ) {
+    super(message, [{ field: 'label', message }]);
+  }
+}
+
 /** The server failed for a reason of its own; `message` is its reason in one sentence. */
 export class ServerError extends PixelsError {
   constructor(message: string, options?: { cause?: unknown }) {

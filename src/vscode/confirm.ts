@@ -69,3 +69,35 @@ export function confirmSetupSsh(name: string, running: boolean, answer?: boolean
     answer,
   );
 }
+
+export type DependentClonesChoice = 'destroy' | 'clone' | undefined;
+
+/**
+ * A restore the server cannot do while sandboxes cloned from a later state exist: destroy them and restore, or
+ * clone the checkpoint instead. `answer` is the test's choice ('destroy' | 'clone' | 'cancel').
+ */
+export async function askDependentClones(
+  message: string,
+  label: string,
+  dependents: string[],
+  answer?: unknown,
+): Promise<DependentClonesChoice> {
+  if (answer === 'destroy' || answer === 'clone') return answer;
+  if (answer !== undefined) return undefined;
+  const names = dependents.map((d) => `"${d}"`).join(', ');
+  const destroy = `Destroy ${names} and Restore`;
+  const clone = `Clone "${label}" Instead`;
+  // Destroying only helps when every dependent is a sandbox of ours (the server names anything else by dataset).
+  const actions = dependents.length ? [destroy, clone] : [clone];
+  const choice = await vscode.window.showWarningMessage(
+    message,
+    {
+      modal: true,
+      detail: dependents.length
+        ? `Destroying ${dependents.length === 1 ? 'it' : 'them'} cannot be undone. Cloning keeps everything and makes a new sandbox from "${label}".`
+        : `Cloning keeps everything and makes a new sandbox from "${label}".`,
+    },
+    ...actions,
+  );
+  return choice === destroy ? 'destroy' : choice === clone ? 'clone' : undefined;
+}

@@ -1,7 +1,12 @@
 // The production TrueNAS backend against the simulator, for every operation, on 25.04 and 25.10.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AlreadyExistsError, NotFoundError, ValidationError } from '../../src/core/errors';
+import {
+  AlreadyExistsError,
+  DependentClonesError,
+  NotFoundError,
+  ValidationError,
+} from '../../src/core/errors';
 import type { ProgressReport } from '../../src/core/sandbox';
 import { clientFor, containerDs, type Rig, startRig, stateOf, VERSIONS, waitFor } from './truenas-fixtures';
 
@@ -312,6 +317,57 @@ for (const version of VERSIONS) {
         [],
         'the kept source dataset went with its last clone',
       );
+    });
+
+    test('restore past a clone is refused before anything is stopped, naming the sandboxes in the way', async () => {
+      await rig.backend.create({ name: 'rs', image: 'debian/12' });
+      await rig.backend.createCheckpoint('rs', 'old');
+      await rig.backend.writeFile('rs', '/root/v', Buffer.from('newer'));
+      await rig.backend.createCheckpoint('rs', 'newer');
+      await rig.backend.clone({ sandbox: 'rs', checkpoint: 'newer' }, 'rs-cp');
+      await rig.backend.clone({ sandbox: 'rs' }, 'rs-live'); // from the current state (a hidden snapshot)
+      const count = (m: string) => rig.sim.callCount(m);
+      const ns = version === '25.04' ? 'zfs.snapshot' : 'pool.snapshot';
+      const before = { stop: count('virt.instance.stop'), rollback: count(`${ns}.rollback`) };
+
+      await assert.rejects(rig.backend.restoreCheckpoint('rs', 'old'), (e: Error) => {
+        assert.ok(e instanceof DependentClonesError, String(e));
+        assert.deepEqual([...e.dependents].sort(), ['rs-cp', 'rs-live']);
+        assert.deepEqual(e.otherDatasets, []);
+        const names = e.dependents.map((d) => `"${d}"`).join(', ');
+        assert.equal(
+          e.message,
+          `Cannot restore "rs" to "old": sandboxes ${names} were cloned from a later state of "rs", and rolling ` +
+            'back would destroy them. Nothing was changed. Destroy them first, or clone "old" into a new sandbox instead.',
+        );
+        return true;
+      });
+      // Only the clone of the current state is newer than "newer".
+      await assert.rejects(rig.backend.restoreCheckpoint('rs', 'newer'), (e: Error) => {
+        assert.ok(e instanceof DependentClonesError, String(e));
+        assert.deepEqual(e.dependents, ['rs-live']);
+        assert.match(e.message, /sandbox "rs-live" was cloned from a later state of "rs".*Destroy it first/);
+        return true;
+      });
+      assert.equal(count('virt.instance.stop'), before.stop, 'nothing was stopped');
+      assert.equal(count(`${ns}.rollback`), before.rollback, 'no rollback was tried');
+      assert.equal((await rig.backend.get('rs')).status, 'running');
+      assert.deepEqual(
+        (await rig.backend.listCheckpoints('rs')).map((c) => c.label),
+        ['newer', 'old'],
+      );
+
+      // What the message offers: with the clones gone, the restore goes through.
+      await rig.backend.destroy('rs-live');
+      await rig.backend.restoreCheckpoint('rs', 'newer');
+      await rig.backend.destroy('rs-cp');
+      await rig.backend.restoreCheckpoint('rs', 'old');
+      assert.deepEqual(
+        (await rig.backend.listCheckpoints('rs')).map((c) => c.label),
+        ['old'],
+      );
+      assert.equal(await rig.sim.engine.readFile(containerDs(rig.sim, 'rs'), 'rootfs/root/v'), undefined);
+      await rig.backend.destroy('rs');
     });
 
     test('destroy removes the sandbox, its dataset and its checkpoints', async () => {

@@ -22,6 +22,8 @@ export interface SnapshotEntry {
   name?: string;
   dataset: string;
   snapshot_name?: string;
+  /** The transaction group that made it (a string on every version): orders snapshots of one dataset. */
+  createtxg?: string | number;
   properties?: Record<string, ZfsProperty | undefined>;
 }
 
@@ -33,6 +35,14 @@ const SNAPSHOT_ROWS = rowsWith({
   snapshot_name: 'string?',
   properties: 'object?',
 });
+
+/** createtxg as a number (top-level, else the property), or undefined when the server sent neither. */
+export function createTxg(entry: SnapshotEntry): number | undefined {
+  const prop = entry.properties?.createtxg;
+  const raw = entry.createtxg ?? prop?.rawvalue ?? prop?.value;
+  const n = Number(raw);
+  return raw !== undefined && raw !== null && raw !== '' && Number.isFinite(n) ? n : undefined;
+}
 
 export function snapshotLabel(entry: SnapshotEntry): string {
   return entry.snapshot_name ?? entry.id.slice(entry.id.indexOf('@') + 1);

@@ -7,6 +7,7 @@ import {
   AlreadyExistsError,
   CancelledError,
   ConnectionError,
+  DependentClonesError,
   NotFoundError,
   ServerError,
   TimeoutError,
@@ -46,6 +47,8 @@ import {
   type NetworkFacts,
 } from './nic-choice';
 import {
+  createTxg,
+  creationDate,
   isDeferredDestroy,
   SnapshotApi,
   SnapshotEntry,
@@ -428,9 +431,15 @@ export class TrueNASVirtBackend implements Backend {
     validateCheckpointLabel(label);
     const [snapshots, g] = await Promise.all([this.snapshots(), this.global()]);
     const inst = await this.requireInstance(name);
-    const id = `${this.datasetOf(g, name)}@${label}`;
-    const [entry] = await snapshots.query([['id', '=', id]], `Reading checkpoint "${label}"`);
+    const dataset = this.datasetOf(g, name);
+    const id = `${dataset}@${label}`;
+    // Every snapshot of the dataset, the hidden ones of clones from the current state (defer_destroy) included:
+    // a clone of any snapshot newer than the target would have to go with the rollback, so ZFS refuses it
+    // ("clones of previous snapshots exist"). Find that out before anything is stopped.
+    const all = await snapshots.query([['dataset', '=', dataset]], `Reading the checkpoints of "${name}"`);
+    const entry = all.find((s) => s.id === id);
     if (!entry || isDeferredDestroy(entry)) throw this.checkpointNotFound(name, label);
+    this.refuseRestorePastClones(g, name, label, entry, all);
     const wasRunning = inst.status === 'RUNNING';
     const report = (description: string, percent: number) => op?.onProgress?.({ description, percent });
     if (wasRunning) {
@@ -469,6 +478,39 @@ export class TrueNASVirtBackend implements Backend {
       this.log.info(`truenas: the reply to the rollback to ${id} was lost; rolling back again`);
       await this.whileAway(() => snapshots.rollback(id, context));
     }
+  }
+
+  /** Throws DependentClonesError when a snapshot newer than `target` has clones (a rollback would destroy them). */
+  private refuseRestorePastClones(
+    g: { dataset: string },
+    name: string,
+    label: string,
+    target: SnapshotEntry,
+    all: SnapshotEntry[],
+  ): void {
+    const txg = createTxg(target);
+    const when = creationDate(target)?.getTime();
+    const isNewer = (s: SnapshotEntry): boolean => {
+      if (s.id === target.id) return false;
+      const t = createTxg(s);
+      if (txg !== undefined && t !== undefined) return t > txg;
+      const c = creationDate(s)?.getTime();
+      return when !== undefined && c !== undefined && c > when;
+    };
+    const clones = [...new Set(all.filter(isNewer).flatMap(snapshotClones))];
+    if (!clones.length) return;
+    const ours = `${g.dataset}/containers/${INSTANCE_PREFIX}`;
+    const dependents = clones.filter((c) => c.startsWith(ours) && !c.slice(ours.length).includes('/'));
+    const sandboxes = dependents.map((c) => shortName(c.slice(c.lastIndexOf('/') + 1)));
+    const others = clones.filter((c) => !dependents.includes(c));
+    const one = clones.length === 1;
+    const names = [...sandboxes.map((s) => `"${s}"`), ...others].join(', ');
+    const who = others.length === 0 ? (one ? 'sandbox' : 'sandboxes') : one ? 'dataset' : 'these';
+    const message =
+      `Cannot restore "${name}" to "${label}": ${who} ${names} ${one ? 'was' : 'were'} cloned from a later ` +
+      `state of "${name}", and rolling back would destroy ${one ? 'it' : 'them'}. Nothing was changed. Destroy ` +
+      `${one ? 'it' : 'them'} first, or clone "${label}" into a new sandbox instead.`;
+    throw new DependentClonesError(message, name, label, sandboxes, others);
   }
 
   /** Refused while a clone depends on it (deleting would need a promote, which moves older checkpoints too). */

@@ -1,14 +1,16 @@
 // Checkpoints: create (label input, generated default), restore (modal: which newer checkpoints go), delete.
 import * as vscode from 'vscode';
-import { AlreadyExistsError, CancelledError } from '../../core/errors';
+import { AlreadyExistsError, CancelledError, DependentClonesError } from '../../core/errors';
 import { checkpointLabelProblem, defaultCheckpointLabel, validateCheckpointLabel } from '../../core/names';
 import type { Checkpoint } from '../../core/sandbox';
 import { CommandIds } from '../commandIds';
-import { confirmDeleteCheckpoint, confirmRestore } from '../confirm';
+import { askDependentClones, confirmDeleteCheckpoint, confirmRestore } from '../confirm';
 import { answersOf, resolveCheckpoint, resolveSandbox } from '../pick';
 import { withProgress } from '../progress';
 import type { Services } from '../services';
+import { cloneSandbox } from './clone';
 import { registerCommand } from './register';
+import { destroySandbox } from './sandbox';
 
 export async function createCheckpoint(services: Services, arg: unknown): Promise<Checkpoint | undefined> {
   const a = answersOf(arg);
@@ -53,9 +55,36 @@ export async function restoreCheckpoint(services: Services, arg: unknown): Promi
   if (!(await confirmRestore(target.name, target.label, newer, a.confirm))) return false;
   const backend = await services.registry.backend(target.serverId);
   const caps = await backend.capabilities();
-  await withProgress(`Restoring "${target.name}" to "${target.label}"`, caps.cancel, (op) =>
-    backend.restoreCheckpoint(target.name, target.label, op),
-  );
+  const restore = () =>
+    withProgress(`Restoring "${target.name}" to "${target.label}"`, caps.cancel, (op) =>
+      backend.restoreCheckpoint(target.name, target.label, op),
+    );
+  try {
+    await restore();
+  } catch (err) {
+    // Refused before anything was stopped: offer what can be done instead of only the error.
+    if (!(err instanceof DependentClonesError)) throw err;
+    const choice = await askDependentClones(
+      err.message,
+      target.label,
+      err.otherDatasets.length ? [] : err.dependents,
+      a.dependents,
+    );
+    if (choice === undefined) throw err;
+    if (choice === 'clone') {
+      // The sandbox itself stays as it is: nothing was restored.
+      await cloneSandbox(services, {
+        server: target.serverId,
+        name: target.name,
+        label: target.label,
+        newName: a.newName,
+      });
+      return false;
+    }
+    for (const dependent of err.dependents)
+      await destroySandbox(services, { server: target.serverId, name: dependent, confirm: true });
+    await restore();
+  }
   services.log.info(
     `restored ${target.name} to ${target.label}${newer.length ? ` (removed ${newer.join(', ')})` : ''}`,
   );
