@@ -33,15 +33,6 @@ export interface Conn {
   terminate(): void;
 }
 
-/** Files written into a container mountpoint while its dataset is not mounted: they land on the host. */
-export interface HostFile {
-  data: Buffer;
-  mode: number;
-  uid: number;
-  gid: number;
-  mtime: Date;
-}
-
 export interface SimContext {
   readonly version: SimVersion;
   readonly engine: SimEngine;
@@ -61,7 +52,11 @@ export interface SimContext {
   /** ZFS metadata the engines do not model: holds per snapshot id, and snapshots marked defer_destroy */
   readonly holds: Map<string, Set<string>>;
   readonly deferred: Set<string>;
-  readonly hostFiles: Map<string, HostFile>;
+  /**
+   * The simulator's own directory standing in for the NAS's root filesystem: everything outside a mounted
+   * dataset (an unmounted instance's mountpoint, /etc/passwd, /root/.ssh, ...) is read and written there.
+   */
+  readonly nasRoot: string;
   readonly bootId: string;
   readonly startedAt: Date;
   /** sends virt.instance.query CHANGED {status} when an instance's status really changed (deduplicated) */

@@ -118,12 +118,14 @@ export interface FileWriteOptions {
 }
 
 export interface FileStat {
-  type: 'FILE' | 'DIRECTORY';
+  type: 'FILE' | 'DIRECTORY' | 'SYMLINK';
   size: number;
   mode: number;
   uid: number;
   gid: number;
   mtime: Date;
+  /** SYMLINK only: the link's text, exactly as stored (readlink) */
+  target?: string;
 }
 
 export type EngineErrorCode = 'ENOENT' | 'EEXIST' | 'EBUSY' | 'EINVAL' | 'EFAULT';
@@ -187,9 +189,14 @@ export interface SimEngine {
   promoteDataset(name: string): Promise<void>;
 
   // ---- files inside datasets ----
+  // The protocol layer resolves symlinks itself (methods/host-paths.ts, with the NAS's own semantics) and hands
+  // writeFile a path whose existing components it saw as plain directories.
   writeFile(dataset: string, path: string, data: Buffer, options: FileWriteOptions): Promise<void>;
   readFile(dataset: string, path: string): Promise<Buffer | undefined>;
+  /** lstat: a symlink at `path` is reported as SYMLINK with its text, not followed. */
   statPath(dataset: string, path: string): Promise<FileStat | undefined>;
+  /** Test hook: makes `path` a symlink to `target` (what root inside the sandbox could do). */
+  symlink?(dataset: string, path: string, target: string): Promise<void>;
 
   close(): Promise<void>;
 }

@@ -17,6 +17,7 @@ export const ERRNO = {
   EINVAL: 22,
   ENOSPC: 28,
   ENOTEMPTY: 39,
+  ELOOP: 40,
   EOPNOTSUPP: 95,
   EBADMSG: 74,
   ETIMEDOUT: 110,

@@ -1,5 +1,6 @@
 // startSimulator (contract A): a faithful TrueNAS middleware stand-in on loopback, for tests and demos.
 import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { registerAuth } from './auth.js';
@@ -16,6 +17,7 @@ import { registerFilesystem } from './methods/filesystem.js';
 import { registerNetwork, SIM_NETWORK_LAYOUTS, type SimNetworkLayout } from './methods/network.js';
 import { registerSnapshots } from './methods/snapshots.js';
 import { registerVirt } from './methods/virt.js';
+import { makeNasRoot } from './nas-root.js';
 import { seed as seedDemo, seedScale, type ScaleSeed } from './seed.js';
 import { listen, RpcServer } from './server.js';
 
@@ -44,6 +46,8 @@ export interface SimOptions {
   rateLimit?: boolean;
   /** the NAS's own network: 'stock' (one DHCP NIC, the automatic NAT'd bridge; default), 'static' (its address configured) or 'lan-bridge' (br0) */
   network?: SimNetworkLayout;
+  /** the directory standing in for the NAS's own root (default: a fresh temporary one, seeded, removed on close) */
+  nasRoot?: string;
 }
 
 export interface SimServer {
@@ -53,6 +57,8 @@ export interface SimServer {
   engine: SimEngine;
   connections(): number;
   callCount(method?: string): number;
+  /** the NAS-root stand-in: what a followed symlink would have overwritten on a real NAS lands here */
+  nasRoot: string;
   close(): Promise<void>;
 }
 
@@ -88,6 +94,9 @@ export async function startSimulator(options: SimOptions): Promise<SimServer> {
   const engine = options.engine ?? new MemoryEngine();
   if (options.seed) await seedDemo(engine);
   if (options.seedScale) await seedScale(engine, options.seedScale);
+  const nas = options.nasRoot
+    ? { root: options.nasRoot, owned: false }
+    : { root: makeNasRoot(), owned: true };
 
   const events = new EventHub();
   const faults = new Faults();
@@ -113,7 +122,7 @@ export async function startSimulator(options: SimOptions): Promise<SimServer> {
     rateLimit: options.rateLimit ?? false,
     holds: new Map(),
     deferred: new Set(),
-    hostFiles: new Map(),
+    nasRoot: nas.root,
     bootId: randomUUID(),
     startedAt: new Date(),
     notifyStatus(name: string, status: string | null): void {
@@ -149,10 +158,12 @@ export async function startSimulator(options: SimOptions): Promise<SimServer> {
     engine,
     connections: () => rpc.connections(),
     callCount: (method?: string) => rpc.callCount(method),
+    nasRoot: nas.root,
     close: async () => {
       unwatch?.();
       await rpc.close();
       await engine.close();
+      if (nas.owned) rmSync(nas.root, { recursive: true, force: true });
     },
   };
 }

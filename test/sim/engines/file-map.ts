@@ -8,6 +8,8 @@ export interface FileEntry {
   uid: number;
   gid: number;
   mtime: Date;
+  /** a symlink with this text (data is empty) */
+  link?: string;
 }
 
 export type FileMap = Map<string, FileEntry>;
@@ -68,6 +70,16 @@ export function directoryStat(mtime: Date): FileStat {
 /** A file, a directory (the root, or a prefix of a file's path; dated `createdAt`), or undefined. */
 export function statEntry(files: FileMap, key: string, createdAt: Date): FileStat | undefined {
   const entry = files.get(key);
+  if (entry?.link !== undefined)
+    return {
+      type: 'SYMLINK',
+      size: entry.link.length,
+      mode: 0o777,
+      uid: entry.uid,
+      gid: entry.gid,
+      mtime: entry.mtime,
+      target: entry.link,
+    };
   if (entry) {
     return {
       type: 'FILE',
@@ -80,4 +92,10 @@ export function statEntry(files: FileMap, key: string, createdAt: Date): FileSta
   }
   const isDir = key === '' || [...files.keys()].some((p) => p.startsWith(`${key}/`));
   return isDir ? directoryStat(createdAt) : undefined;
+}
+
+/** Replaces whatever is at `key` (a file, or a directory with everything below it) with a symlink. */
+export function linkEntry(files: FileMap, key: string, target: string): void {
+  for (const path of [...files.keys()]) if (path.startsWith(`${key}/`)) files.delete(path);
+  files.set(key, { data: Buffer.alloc(0), mode: 0o777, uid: 0, gid: 0, mtime: new Date(), link: target });
 }

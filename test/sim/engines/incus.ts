@@ -11,6 +11,8 @@
 // - Datasets without a root filesystem (plain ones made by createDataset) keep their files in memory.
 // - promoteDataset is refused: Incus snapshots cannot move from one container to another.
 import { randomBytes } from 'node:crypto';
+import { lstatSync, readlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { IncusEventStream } from '../../../src/backends/incus/events';
 import { IncusFiles } from '../../../src/backends/incus/files';
 import { Operations } from '../../../src/backends/incus/operations';
@@ -415,12 +417,17 @@ export class IncusEngine implements SimEngine {
     return entry ? Buffer.from(entry.data) : undefined;
   }
 
+  /**
+   * lstat of the real root filesystem as the host sees it (what the middleware's statx sees on a NAS): the btrfs
+   * volume of the backing container. Read-only, and only to learn what is there; every write into a container
+   * goes through the Incus file API, which cannot leave the container whatever links it finds.
+   */
   async statPath(dataset: string, path: string): Promise<FileStat | undefined> {
     const ds = this.zfs.datasets.get(dataset);
     if (!ds) return undefined;
     const key = normalize(path);
     const inRoot = this.rootPath(ds, key);
-    if (inRoot) return this.stat(ds.backing!, inRoot);
+    if (inRoot || (ds.backing && key === 'rootfs')) return this.hostLstat(ds.backing!, key);
     if (ds.backing && (key === '' || key === 'rootfs')) return directoryStat(ds.createdAt);
     return statEntry(ds.files, key, ds.createdAt);
   }
@@ -632,6 +639,40 @@ export class IncusEngine implements SimEngine {
       uid: Number(h['x-incus-uid'] ?? 0),
       gid: Number(h['x-incus-gid'] ?? 0),
       mtime: h['last-modified'] ? new Date(String(h['last-modified'])) : new Date(),
+    };
+  }
+
+  /** The container's volume directory on this host (btrfs keeps it mounted whether it runs or not). */
+  private volumeDir(container: string): string {
+    return join(
+      dirname(this.lab.socket),
+      'storage-pools',
+      this.lab.poolBtrfs,
+      'containers',
+      `${this.project}_${container}`,
+    );
+  }
+
+  private hostLstat(container: string, key: string): FileStat | undefined {
+    const volume = this.volumeDir(container);
+    let st;
+    let base;
+    try {
+      // Container uid 0 is the owner of rootfs/ on disk (0 with idmapped mounts, the map's base otherwise).
+      base = lstatSync(join(volume, 'rootfs'));
+      st = lstatSync(join(volume, key));
+    } catch {
+      return undefined;
+    }
+    const type = st.isSymbolicLink() ? 'SYMLINK' : st.isDirectory() ? 'DIRECTORY' : 'FILE';
+    return {
+      type,
+      size: st.size,
+      mode: st.mode & 0o7777,
+      uid: st.uid - base.uid,
+      gid: st.gid - base.gid,
+      mtime: st.mtime,
+      target: type === 'SYMLINK' ? readlinkSync(join(volume, key)) : undefined,
     };
   }
 

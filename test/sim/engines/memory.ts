@@ -20,6 +20,7 @@ import {
 import {
   cloneFiles,
   filesBytes,
+  linkEntry,
   normalize,
   statEntry,
   writableKey,
@@ -335,6 +336,11 @@ export class MemoryEngine implements SimEngine {
   async statPath(dataset: string, path: string): Promise<FileStat | undefined> {
     const ds = this.zfs.datasets.get(dataset);
     return ds ? statEntry(ds.files, normalize(path), ds.createdAt) : undefined;
+  }
+
+  async symlink(dataset: string, path: string, target: string): Promise<void> {
+    linkEntry(this.zfs.dataset(dataset).files, writableKey(path), target);
+    this.zfs.txg += 1;
   }
 
   async close(): Promise<void> {

@@ -1,51 +1,15 @@
-// filesystem.file_receive (private, 2 MiB messages) and filesystem.stat over the engine's datasets.
-// Paths map to datasets by mountpoint: /var/lib/incus/storage-pools/<pool>/containers/<name>/... for instance
-// datasets (mounted only while the instance runs) and /mnt/<dataset>/... for the others. A write into the
-// mountpoint of an unmounted instance dataset lands in the host directory (as on a real box) and is invisible
-// inside the container.
+// filesystem.file_receive (private, 2 MiB messages) and filesystem.stat, with the NAS's own path semantics
+// (host-paths.ts): file_receive is os.makedirs(dirname(path)) + open(path, 'wb+'|'ab') + fchmod + fchown as root,
+// so every symlink on the way is followed, an absolute one from the NAS's root; stat is statx without following
+// the last component. Paths under a mounted dataset's mountpoint are the engine's files; everything else,
+// including the mountpoint of an instance that is not running (its dataset is not mounted), is the simulator's
+// NAS-root directory: a write there lands on the "host" and is invisible inside the container, as on a real box.
 import { checkArgCount, parseModel } from '../args.js';
-import type { HostFile, Registry, SimContext } from '../context.js';
-import { containerMountpoint, EngineError, type FileStat } from '../engine.js';
+import type { Registry } from '../context.js';
+import { EngineError, type FileStat } from '../engine.js';
 import type { SimObject } from '../ejson.js';
 import { CallError, ERRNO, ValidationErrors } from '../errors.js';
-
-interface Resolved {
-  dataset: string;
-  relative: string;
-  mounted: boolean;
-  mountpoint: string;
-}
-
-function normalize(path: string): string {
-  const parts: string[] = [];
-  for (const part of path.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part === '..') parts.pop();
-    else parts.push(part);
-  }
-  return `/${parts.join('/')}`;
-}
-
-async function resolve(ctx: SimContext, path: string): Promise<Resolved | undefined> {
-  const datasets = await ctx.engine.listDatasets();
-  let best: Resolved | undefined;
-  for (const ds of datasets) {
-    const prefix = `${ctx.engine.pool}/.ix-virt/containers/`;
-    const mountpoint = ds.name.startsWith(prefix)
-      ? containerMountpoint(ctx.engine.pool, ds.name.slice(prefix.length))
-      : ds.mountpoint;
-    if (path !== mountpoint && !path.startsWith(`${mountpoint}/`)) continue;
-    if (!best || mountpoint.length > best.mountpoint.length) {
-      best = {
-        dataset: ds.name,
-        relative: path.slice(mountpoint.length + 1),
-        mounted: ds.mounted,
-        mountpoint,
-      };
-    }
-  }
-  return best;
-}
+import { HostPaths, makeHostDirs, writeHostFile } from './host-paths.js';
 
 function statEntry(path: string, st: FileStat, isMountpoint: boolean): SimObject {
   const seconds = st.mtime.getTime() / 1000;
@@ -74,24 +38,6 @@ function statEntry(path: string, st: FileStat, isMountpoint: boolean): SimObject
   };
 }
 
-function hostStat(ctx: SimContext, path: string): FileStat | undefined {
-  const file = ctx.hostFiles.get(path);
-  if (file)
-    return {
-      type: 'FILE',
-      size: file.data.length,
-      mode: file.mode,
-      uid: file.uid,
-      gid: file.gid,
-      mtime: file.mtime,
-    };
-  for (const key of ctx.hostFiles.keys()) {
-    if (key.startsWith(`${path}/`))
-      return { type: 'DIRECTORY', size: 4096, mode: 0o755, uid: 0, gid: 0, mtime: new Date() };
-  }
-  return undefined;
-}
-
 export function registerFilesystem(registry: Registry): void {
   registry.add({
     name: 'filesystem.file_receive',
@@ -102,8 +48,8 @@ export function registerFilesystem(registry: Registry): void {
         throw new ValidationErrors([
           [args.length === 0 ? 'path' : 'content', 'Field required', ERRNO.EINVAL],
         ]);
-      const [rawPath, content] = args;
-      if (typeof rawPath !== 'string')
+      const [path, content] = args;
+      if (typeof path !== 'string')
         throw new ValidationErrors([['path', 'Input should be a valid string', ERRNO.EINVAL]]);
       if (typeof content !== 'string')
         throw new ValidationErrors([['content', 'Input should be a valid string', ERRNO.EINVAL]]);
@@ -113,42 +59,57 @@ export function registerFilesystem(registry: Registry): void {
         uid: { type: 'int', default: -1 },
         gid: { type: 'int', default: -1 },
       });
-      if (!rawPath.startsWith('/')) throw new CallError(`${rawPath}: path must be absolute`, ERRNO.EINVAL);
+      if (!path.startsWith('/')) throw new CallError(`${path}: path must be absolute`, ERRNO.EINVAL);
       if (!/^[A-Za-z0-9+/]*={0,2}$/.test(content) || content.length % 4 !== 0) {
         throw new CallError('Incorrect padding', ERRNO.EINVAL);
       }
       const data = Buffer.from(content, 'base64');
-      const path = normalize(rawPath);
-      const target = await resolve(env.ctx, path);
-      if (!target || target.relative === '') {
-        throw new CallError(`[Errno 2] No such file or directory: '${path}'`, ERRNO.ENOENT);
-      }
       const write = {
         append: options.append as boolean,
         mode: options.mode as number | null,
         uid: options.uid as number,
         gid: options.gid as number,
       };
-      if (!target.mounted) {
-        const old = env.ctx.hostFiles.get(path);
-        const file: HostFile = {
-          data: write.append && old ? Buffer.concat([old.data, data]) : data,
-          mode: write.mode ?? old?.mode ?? 0o644,
-          uid: write.uid >= 0 ? write.uid : (old?.uid ?? 0),
-          gid: write.gid >= 0 ? write.gid : (old?.gid ?? 0),
-          mtime: new Date(),
-        };
-        env.ctx.hostFiles.set(path, file);
+      const nas = new HostPaths(env.ctx);
+      return env.ctx.exclusive(async () => {
+        // os.makedirs(os.path.dirname(path), exist_ok=True): follows links, makes what is missing.
+        const dir = await nas.resolve(path.slice(0, path.lastIndexOf('/')) || '/', true);
+        if (dir.stat && dir.stat.type !== 'DIRECTORY')
+          throw new CallError(`[Errno 17] File exists: '${dir.path}'`, ERRNO.EEXIST);
+        if (!dir.stat) {
+          const loc = await nas.locate(dir.path);
+          // Directories inside a mounted dataset are made by the engine's write below.
+          if (loc.where === 'host') makeHostDirs(env.ctx.nasRoot, loc.real);
+        }
+        // open(path, 'wb+'): follows a link in the last component too (a dangling one is created at its target).
+        const target = await nas.resolve(path, true);
+        if (!target.stat && target.missing !== target.path) {
+          // Something on the way to the file is missing: fine inside a mounted dataset (the directory makedirs
+          // made is the engine's to create with the file); elsewhere only a dangling link leads there: ENOENT.
+          const parent = await nas.resolve(target.path.slice(0, target.path.lastIndexOf('/')) || '/', true);
+          const ok = parent.stat
+            ? parent.stat.type === 'DIRECTORY'
+            : (await nas.locate(parent.path)).where === 'dataset';
+          if (!ok) throw new CallError(`[Errno 2] No such file or directory: '${path}'`, ERRNO.ENOENT);
+        }
+        if (target.stat?.type === 'DIRECTORY')
+          throw new CallError(`[Errno 21] Is a directory: '${path}'`, ERRNO.EISDIR);
+        const loc = await nas.locate(target.path);
+        if (loc.where === 'host') {
+          makeHostDirs(env.ctx.nasRoot, loc.real.slice(0, loc.real.lastIndexOf('/')));
+          writeHostFile(env.ctx.nasRoot, loc.real, data, write);
+          return true;
+        }
+        if (loc.relative === '') throw new CallError(`[Errno 21] Is a directory: '${path}'`, ERRNO.EISDIR);
+        try {
+          await env.ctx.engine.writeFile(loc.dataset, loc.relative, data, write);
+        } catch (error) {
+          if (error instanceof EngineError)
+            throw new CallError(error.message, error.code === 'ENOENT' ? ERRNO.ENOENT : ERRNO.EINVAL);
+          throw error;
+        }
         return true;
-      }
-      try {
-        await env.ctx.engine.writeFile(target.dataset, target.relative, data, write);
-      } catch (error) {
-        if (error instanceof EngineError)
-          throw new CallError(error.message, error.code === 'ENOENT' ? ERRNO.ENOENT : ERRNO.EINVAL);
-        throw error;
-      }
-      return true;
+      });
     },
   });
 
@@ -156,44 +117,23 @@ export function registerFilesystem(registry: Registry): void {
     name: 'filesystem.stat',
     handler: async (env, args) => {
       checkArgCount(args, 1);
-      const rawPath = args[0];
-      if (typeof rawPath !== 'string')
+      const path = args[0];
+      if (typeof path !== 'string')
         throw new ValidationErrors([['path', 'Input should be a valid string', ERRNO.EINVAL]]);
-      if (!rawPath.startsWith('/')) throw new CallError(`${rawPath}: path must be absolute`, ERRNO.EINVAL);
-      const path = normalize(rawPath);
-      const target = await resolve(env.ctx, path);
-      if (target) {
-        if (target.mounted) {
-          const st = await env.ctx.engine.statPath(target.dataset, target.relative);
-          if (st) return statEntry(path, st, target.relative === '');
-        } else {
-          const st = hostStat(env.ctx, path);
-          if (st) return statEntry(path, st, false);
-          if (target.relative === '') {
-            return statEntry(
-              path,
-              { type: 'DIRECTORY', size: 4096, mode: 0o755, uid: 0, gid: 0, mtime: new Date() },
-              false,
-            );
-          }
-        }
+      if (!path.startsWith('/')) throw new CallError(`${path}: path must be absolute`, ERRNO.EINVAL);
+      const nas = new HostPaths(env.ctx);
+      // statx(AT_SYMLINK_NOFOLLOW): the parents are followed, the last component is not.
+      const entry = await nas.resolve(path, false);
+      if (!entry.stat) throw new CallError(`Path ${path} not found`, ERRNO.ENOENT);
+      const absolute = path.replace(/\/+$/, '') || '/';
+      if (entry.stat.type !== 'SYMLINK') {
+        const loc = await nas.locate(entry.path);
+        return statEntry(absolute, entry.stat, loc.where === 'dataset' && loc.relative === '');
       }
-      // Directories above every mountpoint (/, /mnt, /var/lib/incus/...) exist.
-      const datasets = await env.ctx.engine.listDatasets();
-      const mounts = datasets.map((d) => {
-        const prefix = `${env.ctx.engine.pool}/.ix-virt/containers/`;
-        return d.name.startsWith(prefix)
-          ? containerMountpoint(env.ctx.engine.pool, d.name.slice(prefix.length))
-          : d.mountpoint;
-      });
-      if (path === '/' || mounts.some((m) => m.startsWith(`${path}/`))) {
-        return statEntry(
-          path,
-          { type: 'DIRECTORY', size: 4096, mode: 0o755, uid: 0, gid: 0, mtime: new Date(0) },
-          false,
-        );
-      }
-      throw new CallError(`Path ${path} not found`, ERRNO.ENOENT);
+      // A link: type SYMLINK with the data of what it points to (a dangling one is "not found"), realpath resolved.
+      const followed = await nas.resolve(path, true);
+      if (!followed.stat) throw new CallError(`Path ${path} not found`, ERRNO.ENOENT);
+      return { ...statEntry(followed.path, followed.stat, false), type: 'SYMLINK' };
     },
   });
 }
