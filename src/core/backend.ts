@@ -28,6 +28,13 @@ export interface BackendCapabilities {
   cloneFromCurrentState: boolean;
   /** Write files into the sandbox without SSH (TrueNAS file_receive, Incus file push). */
   writeFiles: boolean;
+  /**
+   * writeFile resolves paths inside the sandbox (Incus file API), so nothing inside can redirect it. False: it
+   * writes through the server's own path to the sandbox's root filesystem, which follows symbolic links planted
+   * inside (TrueNAS 25.x file_receive runs open() as root on the NAS); such a backend writes only into a sandbox
+   * nothing has run in yet, and the editor writes over SSH into any other.
+   */
+  writesResolveInSandbox: boolean;
   /** Run a command without SSH (Incus exec API). */
   exec: boolean;
   /** Long operations can be cancelled on the server. */

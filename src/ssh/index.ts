@@ -36,6 +36,6 @@ export {
   type SshConfigWriterOptions,
   type UpsertResult,
 } from './ssh-config';
-export { prepareSandboxAccess, type SandboxAccessOptions } from './access';
+export { prepareSandboxAccess, prepareSandboxAccessOverSsh, type SandboxAccessOptions } from './access';
 export { sessionVariables, loginCommandWithEnv, loginShellWithEnv } from './session-env';
 export { followAddresses, type AddressChange, type FollowAddressesOptions } from './follow-address';

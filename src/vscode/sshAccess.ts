@@ -172,7 +172,30 @@ export class SshAccess implements vscode.Disposable {
     running: boolean,
     op: OperationOptions,
     step: (message: string) => void,
+    clone?: { from: string },
   ): Promise<void> {
+    // A backend whose file writes could be redirected by a link planted inside (TrueNAS) writes only into a
+    // sandbox it has just created; into any other, the keys go in over SSH with the host key pinned here (for a
+    // clone: its source's, which it still serves), from inside the sandbox.
+    const caps = await backend.capabilities();
+    const pinned = caps.writesResolveInSandbox
+      ? undefined
+      : await this.hostKey(serverId, clone?.from ?? name);
+    if (pinned) {
+      if (!running) {
+        step('starting');
+        await backend.start(name, op);
+      }
+      step(
+        clone
+          ? 'giving the clone its own identity and SSH host key'
+          : 'installing the SSH host key and your key',
+      );
+      await this.prepareOverSsh(backend, serverId, name, pinned, clone !== undefined, op.signal);
+      step('restarting so sshd serves the pinned host key');
+      await backend.restart(name, {}, op);
+      return;
+    }
     if (!running) {
       try {
         step('installing the SSH host key and your key');
@@ -192,6 +215,45 @@ export class SshAccess implements vscode.Disposable {
     await this.prepare(backend, serverId, name);
     step('restarting so sshd serves the pinned host key');
     await backend.restart(name, {}, op);
+  }
+
+  /** prepare() written by root inside the running sandbox over SSH, connecting with `pinnedKey`. */
+  private async prepareOverSsh(
+    backend: Backend,
+    serverId: string,
+    name: string,
+    pinnedKey: string,
+    newIdentity: boolean,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const ssh = await loadSsh();
+    const identity = await this.identity();
+    const sandbox = await this.waitForAddress(backend, name, signal);
+    const target: SshTarget = {
+      host: sandbox.ipv4!,
+      username: 'root',
+      privateKey: identity.privateKey,
+      hostKey: pinnedKey,
+      label: `sandbox ${name}`,
+    };
+    const pool = await this.pool();
+    await ssh.waitForSsh(target, { timeoutMs: 60_000, pool, signal, label: `sandbox ${name}` });
+    const hostKey = ssh.generateHostKey(`pixels-${name}`);
+    try {
+      await ssh.prepareSandboxAccessOverSsh(pool, target, name, {
+        userPublicKey: identity.publicOpenSsh,
+        hostKey,
+        pixelUser: this.user !== 'root',
+        newIdentity,
+        knownHosts: { file: new ssh.KnownHosts(this.knownHostsPath), names: [this.alias(serverId, name)] },
+      });
+    } finally {
+      // The connection was made with the old host key; the next one must check the new one.
+      await pool.close(target);
+    }
+    this.log.info(
+      `sandbox ${name}: SSH access ${newIdentity ? 'and a new identity ' : ''}written over SSH (host key ${ssh.fingerprint(hostKey.publicOpenSsh)})`,
+    );
   }
 
   async hostKey(serverId: string, name: string): Promise<string | undefined> {

@@ -5,9 +5,11 @@ import {
   AlreadyExistsError,
   DependentClonesError,
   NotFoundError,
+  SecurityError,
   ValidationError,
 } from '../../src/core/errors';
 import type { ProgressReport } from '../../src/core/sandbox';
+import { snapshotNasRoot } from '../sim/nas-root';
 import { clientFor, containerDs, type Rig, startRig, stateOf, VERSIONS, waitFor } from './truenas-fixtures';
 
 for (const version of VERSIONS) {
@@ -29,6 +31,7 @@ for (const version of VERSIONS) {
         cloneFromCheckpoint: true,
         cloneFromCurrentState: true,
         writeFiles: true,
+        writesResolveInSandbox: false,
         exec: false,
         cancel: true,
         clusterMembers: false,
@@ -181,9 +184,49 @@ for (const version of VERSIONS) {
       assert.equal(rig.sim.callCount('filesystem.file_receive') - before, 6);
       assert.ok((await rig.sim.engine.readFile(ds, 'rootfs/opt/big.bin'))?.equals(big));
       await assert.rejects(rig.backend.writeFile('files', 'relative', Buffer.from('x')), /must be absolute/);
-      await rig.backend.stop('files');
-      await assert.rejects(rig.backend.writeFile('files', '/x', Buffer.from('x')), /must be running/);
       await rig.backend.destroy('files');
+      // Created but not started: the filesystem is not mounted yet.
+      await rig.backend.create({ name: 'cold', image: 'debian/12', start: false });
+      await assert.rejects(rig.backend.writeFile('cold', '/x', Buffer.from('x')), /must be running/);
+      await rig.backend.destroy('cold');
+    });
+
+    test('writeFile goes through the NAS file API only into a sandbox nothing has run in, and never through a link', async () => {
+      const nasBefore = snapshotNasRoot(rig.sim.nasRoot);
+      await rig.backend.create({ name: 'trap', image: 'debian/12' });
+      const ds = containerDs(rig.sim, 'trap');
+      // What root inside could have done (an image, or anything that ran): links to the NAS's own files.
+      await rig.sim.engine.symlink!(ds, 'rootfs/etc/hostname', '/etc/passwd');
+      await rig.sim.engine.symlink!(ds, 'rootfs/root/.ssh', '/root/.ssh');
+      await assert.rejects(
+        rig.backend.writeFile('trap', '/etc/hostname', Buffer.from('px-trap\n')),
+        (e: Error) => {
+          assert.ok(e instanceof SecurityError, String(e));
+          assert.match(
+            e.message,
+            /Refusing to write \/etc\/hostname into "trap": \/etc\/hostname is a symbolic link/,
+          );
+          assert.match(e.message, /leads to \/etc\/passwd on the NAS/);
+          return true;
+        },
+      );
+      await assert.rejects(
+        rig.backend.writeFile('trap', '/root/.ssh/authorized_keys', Buffer.from('k\n'), { append: true }),
+        /\/root\/\.ssh is a symbolic link/,
+      );
+      await rig.backend.writeFile('trap', '/etc/motd', Buffer.from('fine\n'));
+      assert.equal((await rig.sim.engine.readFile(ds, 'rootfs/etc/motd'))?.toString(), 'fine\n');
+      // Once it was restarted (handed over), nothing is written through the NAS any more, link or not.
+      await rig.backend.restart('trap');
+      const calls = rig.sim.callCount('filesystem.file_receive');
+      await assert.rejects(rig.backend.writeFile('trap', '/etc/motd', Buffer.from('again\n')), (e: Error) => {
+        assert.ok(e instanceof SecurityError, String(e));
+        assert.match(e.message, /will not write \/etc\/motd into "trap" through the TrueNAS file API/);
+        return true;
+      });
+      assert.equal(rig.sim.callCount('filesystem.file_receive'), calls, 'nothing was sent');
+      assert.deepEqual(snapshotNasRoot(rig.sim.nasRoot), nasBefore, "the NAS's own files are byte-identical");
+      await rig.backend.destroy('trap');
     });
 
     test('clone from a checkpoint: new identity, same content, source untouched', async () => {
@@ -221,15 +264,12 @@ for (const version of VERSIONS) {
       assert.equal(clone.name, 'copy');
       assert.equal(clone.status, 'running');
       assert.equal(clone.memoryMiB, 512);
-      assert.ok(progress.some((p) => /identity/.test(p.description ?? '')));
       const ds = containerDs(rig.sim, 'copy');
       assert.equal((await rig.sim.engine.readFile(ds, 'rootfs/root/data'))?.toString(), 'v1');
-      assert.equal((await rig.sim.engine.readFile(ds, 'rootfs/etc/hostname'))?.toString(), 'px-copy\n');
-      assert.equal((await rig.sim.engine.readFile(ds, 'rootfs/etc/machine-id'))?.length, 0);
-      assert.equal(
-        (await rig.sim.engine.readFile(ds, 'rootfs/etc/ssh/ssh_host_ed25519_key'))?.length ?? 0,
-        0,
-      );
+      // The clone's identity is not written through the NAS (it runs the source's software): that is done over
+      // SSH by the editor, and the file API refuses it.
+      assert.equal((await rig.sim.engine.readFile(ds, 'rootfs/etc/hostname'))?.toString(), 'px-src\n');
+      await assert.rejects(rig.backend.writeFile('copy', '/etc/hostname', Buffer.from('x')), SecurityError);
       const datasets = await rig.sim.engine.listDatasets();
       assert.equal(datasets.find((d) => d.name === ds)?.origin, `${containerDs(rig.sim, 'src')}@base`);
       assert.ok(!datasets.some((d) => d.name.includes('px-trash')), 'no trash dataset left');

@@ -249,7 +249,14 @@ for (const version of VERSIONS) {
       const port = sim2.port;
       await sim2.close();
       const backend: Backend = createTrueNASBackend(
-        { serverId: 'gone', host: '127.0.0.1', port, username: 'truenas_admin', secure: false, callTimeoutMs: 1000 },
+        {
+          serverId: 'gone',
+          host: '127.0.0.1',
+          port,
+          username: 'truenas_admin',
+          secure: false,
+          callTimeoutMs: 1000,
+        },
         API_KEY,
       );
       try {

@@ -44,7 +44,14 @@ test('a peer that stops answering pings is dropped and the client reconnects', a
   await new Promise((r) => wss.once('listening', r));
   const port = (wss.address() as AddressInfo).port;
   const client = new TrueNASClient(
-    { host: '127.0.0.1', port, secure: false, username: 'truenas_admin', pingIntervalMs: 50, backoffBaseMs: 20 },
+    {
+      host: '127.0.0.1',
+      port,
+      secure: false,
+      username: 'truenas_admin',
+      pingIntervalMs: 50,
+      backoffBaseMs: 20,
+    },
     API_KEY,
   );
   const changes: boolean[] = [];

@@ -93,7 +93,13 @@ describe('TrueNAS transport security', () => {
     // 0.0.0.0 is not a loopback name, yet on Linux a connect to it lands on the local simulator: if the guard
     // failed, the simulator would see the connection and the login.
     const sim = await startSimulator({ version: '25.10', apiKey: API_KEY });
-    const config = { serverId: 's', host: '0.0.0.0', port: sim.port, username: 'truenas_admin', secure: false };
+    const config = {
+      serverId: 's',
+      host: '0.0.0.0',
+      port: sim.port,
+      username: 'truenas_admin',
+      secure: false,
+    };
     const backend = createTrueNASBackend(config, API_KEY); // lazy: nothing happens yet
     try {
       await assert.rejects(backend.list(), (e: Error) => {
@@ -113,7 +119,13 @@ describe('TrueNAS transport security', () => {
 
   test('a TrueNAS 26 server gets a clear "not supported yet"', async () => {
     const sim = await startSimulator({ version: '26', apiKey: API_KEY });
-    const config = { serverId: 's26', host: '127.0.0.1', port: sim.port, username: 'truenas_admin', secure: false };
+    const config = {
+      serverId: 's26',
+      host: '127.0.0.1',
+      port: sim.port,
+      username: 'truenas_admin',
+      secure: false,
+    };
     const backend = createTrueNASBackend(config, API_KEY);
     try {
       await assert.rejects(probeTrueNAS(config, API_KEY), (e: Error) => {
@@ -215,7 +227,13 @@ try {
       });
       const pin = tls.fingerprint.replace(/:/g, '').toLowerCase();
       const backend = createTrueNASBackend(
-        { serverId: 'tls', host: '127.0.0.1', port: sim.port, username: 'truenas_admin', tlsFingerprint: pin },
+        {
+          serverId: 'tls',
+          host: '127.0.0.1',
+          port: sim.port,
+          username: 'truenas_admin',
+          tlsFingerprint: pin,
+        },
         API_KEY,
       );
       try {
@@ -235,7 +253,13 @@ try {
       });
       const wrong = 'AB:'.repeat(31) + 'AB';
       const backend = createTrueNASBackend(
-        { serverId: 'tls', host: '127.0.0.1', port: sim.port, username: 'truenas_admin', tlsFingerprint: wrong },
+        {
+          serverId: 'tls',
+          host: '127.0.0.1',
+          port: sim.port,
+          username: 'truenas_admin',
+          tlsFingerprint: wrong,
+        },
         API_KEY,
       );
       try {

@@ -188,6 +188,7 @@ export class IncusBackend implements Backend {
       cloneFromCheckpoint: true,
       cloneFromCurrentState: true,
       writeFiles: true,
+      writesResolveInSandbox: true,
       exec: true,
       cancel: true,
       clusterMembers: await this.clustered(),

@@ -9,6 +9,7 @@ import {
   ConnectionError,
   DependentClonesError,
   NotFoundError,
+  SecurityError,
   ServerError,
   TimeoutError,
   ValidationError,
@@ -74,6 +75,8 @@ const INSTANCE_ROWS = rowsWith({
   aliases: 'array?',
   image: 'object?',
 });
+/** How long after its creation a sandbox counts as untouched (only the image's own start has run in it). */
+const FRESH_FOR_MS = 15 * 60_000;
 
 /** Tries of a check or clean-up after a lost reply while the server may be restarting (see whileAway). */
 const AWAY_ATTEMPTS = 5;
@@ -175,6 +178,12 @@ export class TrueNASVirtBackend implements Backend {
   private snapshotsApi?: SnapshotApi;
   private eventsStarted = false;
   private unsubscribers: (() => void)[] = [];
+  /**
+   * Sandboxes this backend created from an image and that have not been restarted, stopped, restored or handed
+   * out since (name -> creation time): nothing but the image's own start has run in them, so nothing inside
+   * can have planted a symlink for file_receive to follow. Only these are written through the NAS's file API.
+   */
+  private readonly fresh = new Map<string, number>();
 
   constructor(
     readonly serverId: string,
@@ -218,6 +227,7 @@ export class TrueNASVirtBackend implements Backend {
       cloneFromCheckpoint: true,
       cloneFromCurrentState: true,
       writeFiles: true,
+      writesResolveInSandbox: false,
       exec: false,
       cancel: true,
       clusterMembers: false,
@@ -314,9 +324,9 @@ export class TrueNASVirtBackend implements Backend {
         await this.removeHalfMade(name);
         throw err;
       }
-      if (await this.happenedAnyway(err, name, (inst) => inst !== undefined)) return this.get(name);
-      throw err;
+      if (!(await this.happenedAnyway(err, name, (inst) => inst !== undefined))) throw err;
     }
+    this.fresh.set(name, Date.now());
     return this.get(name);
   }
 
@@ -337,6 +347,7 @@ export class TrueNASVirtBackend implements Backend {
 
   async stop(name: string, options?: StopOptions, op?: OperationOptions): Promise<void> {
     validateSandboxName(name);
+    this.fresh.delete(name);
     const inst = await this.requireInstance(name);
     if (inst.status === 'STOPPED') return;
     try {
@@ -352,6 +363,8 @@ export class TrueNASVirtBackend implements Backend {
 
   async restart(name: string, options?: StopOptions, op?: OperationOptions): Promise<void> {
     validateSandboxName(name);
+    // After the restart that hands it over (keys in, sshd serving the pinned key) it is no longer untouched.
+    this.fresh.delete(name);
     const inst = await this.requireInstance(name);
     if (inst.status === 'STOPPED') return this.start(name, op);
     await this.client.callJob('virt.instance.restart', [instanceName(name), this.stopArgs(options)], {
@@ -364,6 +377,7 @@ export class TrueNASVirtBackend implements Backend {
   /** Deletes the instance; its dataset and snapshots go with it (Incus keeps a dataset clones depend on). */
   async destroy(name: string, op?: OperationOptions): Promise<void> {
     validateSandboxName(name);
+    this.fresh.delete(name);
     await this.requireInstance(name);
     const [snapshots, g] = await Promise.all([this.snapshots(), this.global()]);
     try {
@@ -429,6 +443,7 @@ export class TrueNASVirtBackend implements Backend {
   async restoreCheckpoint(name: string, label: string, op?: OperationOptions): Promise<void> {
     validateSandboxName(name);
     validateCheckpointLabel(label);
+    this.fresh.delete(name);
     const [snapshots, g] = await Promise.all([this.snapshots(), this.global()]);
     const inst = await this.requireInstance(name);
     const dataset = this.datasetOf(g, name);
@@ -535,6 +550,12 @@ export class TrueNASVirtBackend implements Backend {
 
   // --- clone -------------------------------------------------------------------------------------------
 
+  /**
+   * The clone starts with the source's files, identity included (hostname, machine-id, SSH host keys). It is not
+   * rewritten here: the clone's root filesystem is mounted only while it runs, the source's own software runs in
+   * it then, and file_receive follows any link that software plants, as root on the NAS. The caller gives the
+   * clone its identity over SSH (the clone still serves the source's pinned host key), from inside the sandbox.
+   */
   async clone(source: CloneSource, newName: string, op?: OperationOptions): Promise<Sandbox> {
     validateSandboxName(source.sandbox);
     validateSandboxName(newName);
@@ -616,17 +637,6 @@ export class TrueNASVirtBackend implements Backend {
       await this.client.callJob('virt.instance.start', [instanceName(newName)], {
         context: `Starting the clone "${newName}"`,
       });
-      progress(`Giving "${newName}" its own identity`, 75);
-      await this.writeIdentity(g.pool, newName);
-      progress(`Restarting "${newName}" with its new identity`, 85);
-      // Nothing has run in it yet that a hard restart could hurt, and a stuck shutdown must not undo the clone.
-      await this.client.callJob(
-        'virt.instance.restart',
-        [instanceName(newName), { timeout: 10, force: true }],
-        {
-          context: `Restarting the clone "${newName}"`,
-        },
-      );
     } catch (err) {
       await this.undoClone(newName, created, trash, snapshots);
       if (temporary) await this.dropTemporary(snapshots, snapshotId);
@@ -639,7 +649,13 @@ export class TrueNASVirtBackend implements Backend {
 
   // --- files -------------------------------------------------------------------------------------------
 
-  /** filesystem.file_receive into the running sandbox's root filesystem, in chunks under 2 MiB per message. */
+  /**
+   * filesystem.file_receive into the running sandbox's root filesystem, in chunks under 2 MiB per message.
+   * file_receive runs open()/makedirs() as root on the NAS and follows symbolic links, so it is used only for a
+   * sandbox nothing has run in yet (created here from an image, not restarted since), after checking that no
+   * component of the path is a link and that the sandbox's dataset is really mounted there. Anything else is
+   * refused, naming the path: write over SSH instead (see SshAccess).
+   */
   async writeFile(
     name: string,
     path: string,
@@ -650,6 +666,16 @@ export class TrueNASVirtBackend implements Backend {
     const problem = guestPathProblem(path);
     if (problem) throw new ValidationError(problem, [{ field: 'path', message: problem }]);
     const inst = await this.requireInstance(name);
+    const created = this.fresh.get(name);
+    if (created === undefined || Date.now() - created > FRESH_FOR_MS) {
+      this.fresh.delete(name);
+      throw new SecurityError(
+        `Pixels will not write ${path} into "${name}" through the TrueNAS file API: it follows symbolic links ` +
+          `as root on the NAS, and software has run in "${name}" that could have placed one there to reach the ` +
+          "NAS's own files. Nothing was written. Pixels writes this way only into a sandbox it has just created; " +
+          'for any other it writes over SSH, which needs SSH access set up from this machine.',
+      );
+    }
     if (inst.status !== 'RUNNING') {
       throw new ValidationError(
         `Sandbox "${name}" must be running to write ${path}: TrueNAS mounts its filesystem only while it runs.`,
@@ -657,6 +683,7 @@ export class TrueNASVirtBackend implements Backend {
       );
     }
     const g = await this.global();
+    await this.refuseLinks(g.pool, name, path);
     await this.receive(g.pool, name, path, content, options);
   }
 
@@ -873,6 +900,66 @@ export class TrueNASVirtBackend implements Backend {
     return os && release ? `${os}/${release}` : 'debian/bookworm';
   }
 
+  /**
+   * Every component of the host path below the instance's mountpoint is looked at with filesystem.stat (which
+   * does not follow the last component): none may be a symbolic link, and the mountpoint must be the mounted
+   * dataset (else the write would land in the NAS's own directory, hidden under the next mount). Components
+   * that do not exist yet are made by file_receive's makedirs as plain directories.
+   */
+  private async refuseLinks(pool: string, name: string, path: string): Promise<void> {
+    const mountpoint = `/var/lib/incus/storage-pools/${pool}/containers/${instanceName(name)}`;
+    const top = await this.statHost(mountpoint, name, path);
+    if (!top || top.type !== 'DIRECTORY' || top.is_mountpoint !== true) {
+      throw new ServerError(
+        `Cannot write ${path} into "${name}": its filesystem is not mounted at ${mountpoint} on the NAS. Nothing was written.`,
+      );
+    }
+    let host = `${mountpoint}/rootfs`;
+    let guest = '';
+    const parts = ['', ...path.split('/').filter(Boolean)];
+    for (let i = 0; i < parts.length; i++) {
+      if (i > 0) {
+        host += `/${parts[i]}`;
+        guest += `/${parts[i]}`;
+      }
+      const st = await this.statHost(host, name, path);
+      if (!st) return;
+      const shown = guest || '/';
+      if (st.type === 'SYMLINK') {
+        throw new SecurityError(
+          `Refusing to write ${path} into "${name}": ${shown} is a symbolic link in the sandbox (it leads to ` +
+            `${st.realpath ?? 'an unknown place'} on the NAS), and the TrueNAS file API would follow it as root. ` +
+            'Nothing was written.',
+        );
+      }
+      const last = i === parts.length - 1;
+      if (!last && st.type !== 'DIRECTORY')
+        throw new ValidationError(`Cannot write ${path} into "${name}": ${shown} is not a directory.`);
+      if (last && st.type !== 'FILE')
+        throw new ValidationError(
+          `Cannot write ${path} into "${name}": it is a ${st.type.toLowerCase()}, not a file.`,
+        );
+    }
+  }
+
+  /** filesystem.stat, or undefined when nothing is there. */
+  private async statHost(
+    hostPath: string,
+    name: string,
+    path: string,
+  ): Promise<{ type: string; realpath?: string; is_mountpoint?: boolean } | undefined> {
+    try {
+      return await this.client.call<{ type: string; realpath?: string; is_mountpoint?: boolean }>(
+        'filesystem.stat',
+        [hostPath],
+        { context: `Checking the way to ${path} in "${name}"` },
+      );
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+  }
+
   private async receive(
     pool: string,
     name: string,
@@ -893,17 +980,6 @@ export class TrueNASVirtBackend implements Backend {
         { context: `Writing ${path} into "${name}"` },
       );
       append = true;
-    }
-  }
-
-  /** New hostname, empty machine-id (systemd makes one at boot), and no inherited SSH host keys. */
-  private async writeIdentity(pool: string, name: string): Promise<void> {
-    const full = instanceName(name);
-    await this.receive(pool, name, '/etc/hostname', Buffer.from(`${full}\n`), { mode: 0o644 });
-    await this.receive(pool, name, '/etc/machine-id', Buffer.alloc(0), { mode: 0o444 });
-    for (const type of ['rsa', 'ecdsa', 'ed25519']) {
-      await this.receive(pool, name, `/etc/ssh/ssh_host_${type}_key`, Buffer.alloc(0), { mode: 0o600 });
-      await this.receive(pool, name, `/etc/ssh/ssh_host_${type}_key.pub`, Buffer.alloc(0), { mode: 0o644 });
     }
   }
 

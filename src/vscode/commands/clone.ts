@@ -1,7 +1,7 @@
 // Clone: a new sandbox from a sandbox's current state or from one of its checkpoints. The clone gets its own
 // SSH host key when the source's key was pinned here (a clone must not share a host identity).
 import * as vscode from 'vscode';
-import { AlreadyExistsError, CancelledError } from '../../core/errors';
+import { AlreadyExistsError, CancelledError, ValidationError } from '../../core/errors';
 import { nameClash, nameClashProblem, sandboxNameProblem, validateSandboxName } from '../../core/names';
 import type { Sandbox } from '../../core/sandbox';
 import { CommandIds } from '../commandIds';
@@ -50,6 +50,14 @@ async function cloneWithChecks(
   const backend = await services.registry.backend(source.serverId);
   const caps = await backend.capabilities();
   const sourceKeyPinned = (await services.ssh.hostKey(source.serverId, source.name)) !== undefined;
+  if (!caps.writesResolveInSandbox && !sourceKeyPinned) {
+    // Refused before anything is made: the clone's identity can only be written safely over SSH here.
+    throw new ValidationError(
+      `Cannot clone "${source.name}" on this server yet: the clone's own hostname, machine-id and SSH host key ` +
+        `are written over SSH (the TrueNAS file API follows symbolic links as root on the NAS), and SSH access to ` +
+        `"${source.name}" is not set up from this machine. Run "Pixels: Set Up SSH Access…" on it first.`,
+    );
+  }
   const clone = await withProgress(`Cloning "${source.name}" to "${name}"`, caps.cancel, async (op, step) => {
     let made = await backend.clone({ sandbox: source.name, checkpoint }, name, op);
     if (sourceKeyPinned && caps.writeFiles) {
@@ -62,6 +70,7 @@ async function cloneWithChecks(
           made.status === 'running',
           op,
           step,
+          { from: source.name },
         );
         made = await backend.get(name);
       } catch (err) {

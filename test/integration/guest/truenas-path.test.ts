@@ -84,7 +84,13 @@ describe(
       });
       await useLanBridge(sim, API_KEY);
       backend = createTrueNASBackend(
-        { serverId: 'sim-guest', host: '127.0.0.1', port: sim.port, username: 'truenas_admin', secure: false },
+        {
+          serverId: 'sim-guest',
+          host: '127.0.0.1',
+          port: sim.port,
+          username: 'truenas_admin',
+          secure: false,
+        },
         API_KEY,
       );
     });

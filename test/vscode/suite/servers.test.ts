@@ -50,7 +50,11 @@ suite('servers', () => {
       const roots = await api.treeChildren();
       assert.equal(roots.length, 1, api.viewReason());
       assert.equal(api.treeItem(roots[0]).label, '127.0.0.1 (pixels config)');
-      assert.equal((await api.treeChildren(roots[0])).length, 3, 'listed with username "truenas_admin" from line 4');
+      assert.equal(
+        (await api.treeChildren(roots[0])).length,
+        3,
+        'listed with username "truenas_admin" from line 4',
+      );
     } finally {
       delete process.env.XDG_CONFIG_HOME;
       delete process.env.PIXELS_DEMO_API_KEY;
