@@ -7,7 +7,10 @@ import {
   mapStatus,
   parseMemoryMiB,
   toSandbox,
+  zfsRestoreRefusal,
 } from '../../src/backends/incus/mapping';
+import { mapIncusError } from '../../src/backends/incus/rest-client';
+import { DependentClonesError, ValidationError } from '../../src/core/errors';
 import type { IncusInstance } from '../../src/backends/incus/types';
 
 test('only px- instances are sandboxes', () => {
@@ -97,4 +100,31 @@ test('clone config drops the volatile identity but keeps the base image', () => 
     }),
     { 'limits.cpu': '1', 'volatile.base_image': 'abc' },
   );
+});
+
+test('Incus on ZFS refusing a restore (texts of driver_zfs_volumes.go CanRestoreVolume) becomes our refusal', () => {
+  const fromCopy = zfsRestoreRefusal(
+    mapIncusError(
+      400,
+      'Snapshot "old" cannot be restored due to subsequent internal snapshot(s) (from a copy)',
+    ),
+    'web',
+    'old',
+  );
+  assert.ok(fromCopy instanceof DependentClonesError);
+  assert.deepEqual(fromCopy.dependents, []);
+  assert.match(fromCopy.message, /^Cannot restore "web" to "old": a sandbox was copied from a later state/);
+  assert.match(fromCopy.message, /Nothing was changed\. .*clone "old" into a new sandbox instead\.$/);
+  const kept = zfsRestoreRefusal(
+    mapIncusError(
+      400,
+      'Snapshot "old" cannot be restored due to subsequent snapshot(s). Set zfs.remove_snapshots to override',
+    ),
+    'web',
+    'old',
+  );
+  assert.ok(kept instanceof ValidationError && !(kept instanceof DependentClonesError));
+  assert.match(kept.message, /volume\.zfs\.remove_snapshots=true/);
+  assert.equal(zfsRestoreRefusal(mapIncusError(500, 'disk full'), 'web', 'old'), undefined);
+  assert.equal(zfsRestoreRefusal(new Error('x'), 'web', 'old'), undefined);
 });

@@ -49,7 +49,14 @@ import { execInInstance } from './exec';
 import type { ExecOptions } from './exec';
 import { IncusFiles } from './files';
 import { IncusHostGuard } from './host-guard';
-import { cloneConfig, isSandboxInstance, newestFirst, toCheckpoint, toSandbox } from './mapping';
+import {
+  cloneConfig,
+  isSandboxInstance,
+  newestFirst,
+  toCheckpoint,
+  toSandbox,
+  zfsRestoreRefusal,
+} from './mapping';
 import { Operations } from './operations';
 import {
   ALIAS_REPLY,
@@ -493,8 +500,13 @@ export class IncusBackend implements Backend {
 
   async restoreCheckpoint(name: string, label: string, op?: OperationOptions): Promise<void> {
     const { inst, checkpoint } = await this.snapshotOf(name, label);
-    // Incus restores any snapshot (a running instance is stopped and started again around it).
-    await this.operations.run('PUT', `/1.0/instances/${enc(inst.name)}`, { body: { restore: label } }, op);
+    // Incus restores any snapshot (a running instance is stopped and started again around it). On ZFS it may
+    // refuse first, before stopping anything: then say why in our words.
+    try {
+      await this.operations.run('PUT', `/1.0/instances/${enc(inst.name)}`, { body: { restore: label } }, op);
+    } catch (err) {
+      throw zfsRestoreRefusal(err, name, label) ?? err;
+    }
     // The contract (same as a ZFS rollback on TrueNAS): checkpoints newer than the restored one are gone.
     const newer = (inst.snapshots ?? [])
       .map((s) => toCheckpoint(name, s))

@@ -1,4 +1,5 @@
 // Incus objects -> domain objects (pure functions, unit-tested).
+import { DependentClonesError, PixelsError, ValidationError } from '../../core/errors';
 import { INSTANCE_PREFIX, shortName } from '../../core/sandbox';
 import type { Checkpoint, Sandbox, SandboxStatus } from '../../core/sandbox';
 import type { IncusInstance, IncusInstanceState, IncusSnapshot } from './types';
@@ -111,4 +112,35 @@ export function cloneConfig(source: Record<string, string>): Record<string, stri
     out[k] = v;
   }
   return out;
+}
+
+/**
+ * Incus on a ZFS pool checks a restore before it stops anything (driver_zfs_volumes.go CanRestoreVolume) and
+ * refuses it in two cases, with texts of its own: a copy of the instance made from its current state is a ZFS
+ * clone of a hidden `copy-` snapshot newer than the target (Incus does not say which instance, so none is
+ * named); or newer checkpoints exist and the pool keeps them (`zfs.remove_snapshots` unset). Other drivers
+ * (btrfs, dir) copy instead of cloning and never refuse. Anything else: undefined.
+ */
+export function zfsRestoreRefusal(err: unknown, name: string, label: string): PixelsError | undefined {
+  if (!(err instanceof PixelsError)) return undefined;
+  if (/cannot be restored due to subsequent internal snapshot/.test(err.message)) {
+    return new DependentClonesError(
+      `Cannot restore "${name}" to "${label}": a sandbox was copied from a later state of "${name}" on this ` +
+        `server's ZFS pool, and rolling back would destroy it (Incus does not say which one). Nothing was ` +
+        `changed. Destroy the sandboxes cloned from "${name}" since "${label}", or clone "${label}" into a new ` +
+        'sandbox instead.',
+      name,
+      label,
+      [],
+    );
+  }
+  if (/cannot be restored due to subsequent snapshot\(s\)/.test(err.message)) {
+    return new ValidationError(
+      `Cannot restore "${name}" to "${label}": this server's ZFS pool keeps newer checkpoints (Incus needs ` +
+        `volume.zfs.remove_snapshots=true on the storage pool to roll back past them). Nothing was changed. ` +
+        `Delete the checkpoints newer than "${label}" first, or clone "${label}" into a new sandbox instead.`,
+      [{ field: 'label', message: 'newer checkpoints exist' }],
+    );
+  }
+  return undefined;
 }

@@ -70,7 +70,8 @@ export async function restoreCheckpoint(services: Services, arg: unknown): Promi
       err.otherDatasets.length ? [] : err.dependents,
       a.dependents,
     );
-    if (choice === undefined) throw err;
+    // Destroying needs to know what to destroy (Incus on ZFS does not say).
+    if (choice === undefined || (choice === 'destroy' && !err.dependents.length)) throw err;
     if (choice === 'clone') {
       // The sandbox itself stays as it is: nothing was restored.
       await cloneSandbox(services, {

@@ -1,6 +1,7 @@
 // The same guest code through the TrueNAS path: the production TrueNAS backend against the simulator whose
 // sandboxes are real Incus containers. TrueNAS has no exec API, so everything inside runs over SSH (pinned host
-// key pushed with file_receive before the first boot); checkpoint restore and clone go through TrueNAS calls.
+// key pushed with file_receive into the just-created sandbox); checkpoint restore and clone go through TrueNAS
+// calls, and the clone's own identity and host key go in over SSH (the NAS's file API is not used on it).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createTrueNASBackend } from '../../../src/backends/truenas/index';
@@ -18,6 +19,7 @@ import {
   generateHostKey,
   generateKeyPair,
   prepareSandboxAccess,
+  prepareSandboxAccessOverSsh,
   SshPool,
   waitForSsh,
   type SshTarget,
@@ -103,8 +105,8 @@ describe(
     });
 
     let exec: Executor;
+    const hostKey = generateHostKey();
     test('a sandbox created through TrueNAS is provisioned over SSH and locked down', async () => {
-      const hostKey = generateHostKey();
       // TrueNAS writes files only into a running sandbox: write, then restart so sshd loads the pinned key.
       await backend.create({ name, image: 'debian/12' });
       // Root's authorized_keys starts empty (the file API appends to an existing file), then the access goes in.
@@ -146,12 +148,17 @@ describe(
 
       const cloneName = `${prefix}-tnc`;
       await backend.clone({ sandbox: name, checkpoint: 'locked' }, cloneName);
+      // The clone still serves its source's key; its own identity and key go in over SSH, from inside.
+      await sshInto(cloneName, hostKey);
+      const viaSource = targets.get(cloneName)!;
       const cloneKey = generateHostKey();
-      await prepareSandboxAccess(backend, cloneName, {
+      await prepareSandboxAccessOverSsh(pool, viaSource, cloneName, {
         userPublicKey: user.publicOpenSsh,
         hostKey: cloneKey,
         pixelUser: false,
+        newIdentity: true,
       });
+      await pool.close(viaSource);
       await backend.restart(cloneName);
       const cloneExec = await sshInto(cloneName, cloneKey);
       assert.equal((await recheckEgress(cloneExec)).reapplied, false);
