@@ -176,26 +176,64 @@ export class SshAccess implements vscode.Disposable {
   ): Promise<void> {
     // A backend whose file writes could be redirected by a link planted inside (TrueNAS) writes only into a
     // sandbox it has just created; into any other, the keys go in over SSH with the host key pinned here (for a
-    // clone: its source's, which it still serves), from inside the sandbox.
+    // clone: its source's, which it still serves), as root inside the sandbox.
     const caps = await backend.capabilities();
-    const pinned = caps.writesResolveInSandbox
-      ? undefined
-      : await this.hostKey(serverId, clone?.from ?? name);
-    if (pinned) {
-      if (!running) {
-        step('starting');
-        await backend.start(name, op);
-      }
-      step(
-        clone
-          ? 'giving the clone its own identity and SSH host key'
-          : 'installing the SSH host key and your key',
-      );
-      await this.prepareOverSsh(backend, serverId, name, pinned, clone !== undefined, op.signal);
-      step('restarting so sshd serves the pinned host key');
-      await backend.restart(name, {}, op);
-      return;
+    if (clone && !caps.writesResolveInSandbox) {
+      const pinned = await this.hostKey(serverId, clone.from);
+      if (!pinned)
+        throw new ValidationError(
+          `The clone "${name}" cannot get its own identity: SSH access to "${clone.from}" is not set up from this machine.`,
+        );
+      return this.installOverSsh(backend, serverId, name, pinned, true, running, op, step);
     }
+    try {
+      await this.installWithFiles(backend, serverId, name, running, op, step);
+    } catch (err) {
+      // Refused before anything was written (SecurityError): over SSH when this machine knows its host key.
+      const pinned =
+        err instanceof SecurityError && !caps.writesResolveInSandbox
+          ? await this.hostKey(serverId, name)
+          : undefined;
+      if (!pinned) throw err;
+      this.log.info(`sandbox ${name}: the server will not write its files; writing them over SSH`);
+      const now = (await backend.get(name)).status === 'running';
+      await this.installOverSsh(backend, serverId, name, pinned, false, now, op, step);
+    }
+  }
+
+  private async installOverSsh(
+    backend: Backend,
+    serverId: string,
+    name: string,
+    pinned: string,
+    newIdentity: boolean,
+    running: boolean,
+    op: OperationOptions,
+    step: (message: string) => void,
+  ): Promise<void> {
+    if (!running) {
+      step('starting');
+      await backend.start(name, op);
+    }
+    step(
+      newIdentity
+        ? 'giving the clone its own identity and SSH host key'
+        : 'installing the SSH host key and your key',
+    );
+    await this.prepareOverSsh(backend, serverId, name, pinned, newIdentity, op.signal);
+    step('restarting so sshd serves the pinned host key');
+    await backend.restart(name, {}, op);
+  }
+
+  /** Through the backend's file API: before the first boot where the server allows it, else after a start. */
+  private async installWithFiles(
+    backend: Backend,
+    serverId: string,
+    name: string,
+    running: boolean,
+    op: OperationOptions,
+    step: (message: string) => void,
+  ): Promise<void> {
     if (!running) {
       try {
         step('installing the SSH host key and your key');
