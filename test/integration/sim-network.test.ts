@@ -16,7 +16,7 @@ const VERSIONS: SimVersion[] = ['25.04', '25.10'];
 async function rig(version: SimVersion, network: SimNetworkLayout, nic?: NicSetting) {
   const sim = await startSimulator({ version, apiKey: KEY, jobDurationMs: 10, network });
   const backend = createTrueNASBackend(
-    { serverId: 'net', host: '127.0.0.1', port: sim.port, username: 'admin', secure: false, nic },
+    { serverId: 'net', host: '127.0.0.1', port: sim.port, username: 'truenas_admin', secure: false, nic },
     KEY,
   );
   return {

@@ -21,7 +21,7 @@ async function main(): Promise<void> {
       serverId: 'shared',
       host: '127.0.0.1',
       port: a.port,
-      username: 'admin',
+      username: 'truenas_admin',
       secure: false,
       callTimeoutMs: 15_000,
     },

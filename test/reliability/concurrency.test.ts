@@ -45,7 +45,7 @@ describe('two windows at once', () => {
     const userConfig = '# my own settings\nHost work\n  HostName work.example\n  User me\n';
     writeFileSync(join(dir, 'config'), userConfig);
     const setup = createTrueNASBackend(
-      { serverId: 'setup', host: '127.0.0.1', port: sim.port, username: 'admin', secure: false },
+      { serverId: 'setup', host: '127.0.0.1', port: sim.port, username: 'truenas_admin', secure: false },
       KEY,
     );
     const corrupted: string[] = [];

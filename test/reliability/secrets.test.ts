@@ -99,7 +99,7 @@ describe('secret canaries', () => {
       serverId: 'canary',
       host: '127.0.0.1',
       port: sim.port,
-      username: 'admin',
+      username: 'truenas_admin',
       secure: false,
     };
     const b = createTrueNASBackend(config, API_KEY, log);

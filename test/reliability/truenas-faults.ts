@@ -41,7 +41,7 @@ export class TrueNASFaultRig {
         serverId: `faults-${version}`,
         host: '127.0.0.1',
         port: sim.port,
-        username: 'admin',
+        username: 'truenas_admin',
         secure: false,
         callTimeoutMs: CALL_TIMEOUT_MS,
       },

@@ -79,7 +79,7 @@ function fresh(sim: SimServer): Backend {
       serverId: 'fuzz',
       host: '127.0.0.1',
       port: sim.port,
-      username: 'admin',
+      username: 'truenas_admin',
       secure: false,
       callTimeoutMs: 5000,
     },

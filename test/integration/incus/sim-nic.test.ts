@@ -36,7 +36,13 @@ async function rig(lab: Lab, network: SimNetworkLayout): Promise<Rig> {
   const engine = await createIncusEngine({ lab });
   const sim = await startSimulator({ version: '25.10', apiKey: API_KEY, engine, jobDurationMs: 10, network });
   const backend = createTrueNASBackend(
-    { serverId: `nic-${network}`, host: '127.0.0.1', port: sim.port, username: 'admin', secure: false },
+    {
+      serverId: `nic-${network}`,
+      host: '127.0.0.1',
+      port: sim.port,
+      username: 'truenas_admin',
+      secure: false,
+    },
     API_KEY,
   );
   return { engine, sim, backend };
