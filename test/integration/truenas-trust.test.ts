@@ -54,7 +54,7 @@ describe('trusting a self-signed TrueNAS certificate', () => {
       assert.equal(sim.callCount('auth.mechanism_choices'), 1, 'the API answered before any key was asked');
       assert.equal(sim.callCount('auth.login_ex'), 0);
 
-      const info = await probeTrueNAS({ serverId: 't', username: 'admin', ...pinned }, API_KEY);
+      const info = await probeTrueNAS({ serverId: 't', username: 'truenas_admin', ...pinned }, API_KEY);
       assert.match(info.version, /^TrueNAS 25\.10/);
       assert.equal(sim.callCount('auth.login_ex'), 1);
     } finally {
@@ -69,7 +69,7 @@ describe('trusting a self-signed TrueNAS certificate', () => {
       serverId: 'changed',
       host: '127.0.0.1',
       port,
-      username: 'admin',
+      username: 'truenas_admin',
       tlsFingerprint: certA.fingerprint,
     };
     const backend = createTrueNASBackend(config, API_KEY);
@@ -135,7 +135,7 @@ describe('when the editor replaces the HTTPS agent (VS Code proxy support)', () 
     const sim = await startSimulator({ version: '25.10', apiKey: API_KEY, tls: certA });
     const restore = replaceAgents();
     try {
-      const pinned = { host: '127.0.0.1', port: sim.port, secure: true, username: 'admin' };
+      const pinned = { host: '127.0.0.1', port: sim.port, secure: true, username: 'truenas_admin' };
       const info = await probeTrueNAS(
         { serverId: 'p', ...pinned, tlsFingerprint: certA.fingerprint },
         API_KEY,
@@ -167,7 +167,10 @@ describe('connection errors name what was tried', () => {
       return true;
     });
     await assert.rejects(
-      probeTrueNAS({ serverId: 'x', host: '127.0.0.1', port, secure: false, username: 'admin' }, API_KEY),
+      probeTrueNAS(
+        { serverId: 'x', host: '127.0.0.1', port, secure: false, username: 'truenas_admin' },
+        API_KEY,
+      ),
       new RegExp(`Cannot connect to ws://127\\.0\\.0\\.1:${port} \\(plain, no TLS\\): connection refused`),
     );
   });
@@ -252,7 +255,13 @@ describe('a refused API key says what is wrong', () => {
   test('a key revoked for insecure transport: EXPIRED first, then refused for every user', async () => {
     const sim = await startSimulator({ version: '25.10', apiKey: API_KEY, treatAsRemote: true });
     try {
-      const config = { serverId: 'r', host: '127.0.0.1', port: sim.port, secure: false, username: 'admin' };
+      const config = {
+        serverId: 'r',
+        host: '127.0.0.1',
+        port: sim.port,
+        secure: false,
+        username: 'truenas_admin',
+      };
       await assert.rejects(probeTrueNAS(config, API_KEY), (e: Error) => {
         assert.ok(e instanceof LoginRefusedError, String(e));
         assert.equal(e.response, 'EXPIRED');

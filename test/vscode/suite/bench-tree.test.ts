@@ -192,7 +192,7 @@ suite('bench: tree at scale', function () {
     try {
       await c.call(
         'auth.login_ex',
-        [{ mechanism: 'API_KEY_PLAIN', username: 'admin', api_key: API_KEY }],
+        [{ mechanism: 'API_KEY_PLAIN', username: 'truenas_admin', api_key: API_KEY }],
         60_000,
       );
       const lags: number[] = [];
