@@ -28,7 +28,7 @@ async function main(): Promise<void> {
           host: '127.0.0.1',
           port: sim.port,
           secure: false,
-          username: 'admin',
+          username: 'truenas_admin',
         },
       ],
     },

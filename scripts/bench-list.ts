@@ -70,7 +70,7 @@ async function ourList(sim: SimServer, cert: TestCert) {
       port: sim.port,
       secure: true,
       tlsFingerprint: cert.fingerprint,
-      username: 'admin',
+      username: 'truenas_admin',
       callTimeoutMs: 60_000,
     },
     API_KEY,

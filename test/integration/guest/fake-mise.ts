@@ -19,10 +19,11 @@ case "\${1:-}" in
       case "$name" in
         node) url="\${MISE_NODE_MIRROR_URL:?no node mirror}/index.json" ;;
         npm:*) url="\${NPM_CONFIG_REGISTRY:?no npm registry}/\${name#npm:}" ;;
+        ripgrep | fd) url="" ;; # binary releases from GitHub, which this lab cannot serve: recorded, not fetched
         *) echo "fake mise: unknown tool $name" >&2; exit 1 ;;
       esac
-      echo "fetching $url"
-      curl -fsS --max-time 10 "$url" > /dev/null
+      if [ -n "$url" ]; then echo "fetching $url"; fi
+      if [ -n "$url" ]; then curl -fsS --max-time 10 "$url" > /dev/null; fi
       echo "$name $version" >> "$state"
     done ;;
   ls) cat "$state" ;;

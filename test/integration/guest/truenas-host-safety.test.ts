@@ -28,6 +28,7 @@ import {
 import { requireLab } from '../../lab/lab';
 import { createIncusEngine, type IncusEngine } from '../../sim/engines/incus';
 import { startSimulator, type SimServer } from '../../sim/index';
+import { useLanBridge } from '../../sim/virt-bridge';
 import { snapshotNasRoot } from '../../sim/nas-root';
 import { testPrefix } from './helpers';
 
@@ -91,7 +92,16 @@ describe('TrueNAS writes and links planted inside real containers', { timeout: 3
   before(async () => {
     const lab = await requireLab();
     engine = await createIncusEngine({ lab });
-    sim = await startSimulator({ version: '25.10', apiKey: API_KEY, engine, jobDurationMs: 10 });
+    // Reached directly over SSH: a NAS with a LAN bridge chosen for new instances (a stock NAS's automatic bridge
+    // is reachable only through the NAS, which test/integration/incus/jump-host.test.ts covers).
+    sim = await startSimulator({
+      version: '25.10',
+      apiKey: API_KEY,
+      engine,
+      jobDurationMs: 10,
+      network: 'lan-bridge',
+    });
+    await useLanBridge(sim, API_KEY);
     backend = createTrueNASBackend(
       {
         serverId: 'sim-safety',
@@ -185,17 +195,17 @@ describe('TrueNAS writes and links planted inside real containers', { timeout: 3
     const srcTarget = await rootTarget(src, srcKey);
     const srcMachineId = (await pool.exec(srcTarget, 'cat /etc/machine-id')).stdout.toString().trim();
     // The agent's work: links to the NAS's files where the clone's identity is written.
-    await pool.exec(
+    const planted = await pool.exec(
       srcTarget,
       [
         // (the clone must still boot: its machine-id and sshd's private key stay real files)
-        'ln -sf /etc/ssh/ssh_host_ed25519_key.pub /etc/ssh/ssh_host_ed25519_key.pub.tmp',
-        'mv -f /etc/ssh/ssh_host_ed25519_key.pub.tmp /etc/ssh/ssh_host_ed25519_key.pub',
+        'ln -sfn /etc/passwd /etc/ssh/ssh_host_ed25519_key.pub',
         'ln -sf /etc/passwd /etc/ssh/ssh_host_rsa_key.pub',
         'mkdir -p /var/lib/dbus && ln -sf /etc/machine-id /var/lib/dbus/machine-id',
         'mkdir -p /opt && ln -sfn /etc /opt/etc',
       ].join(' && '),
     );
+    assert.equal(planted.exitCode, 0, `the links were planted: ${planted.stderr.toString()}`);
     await backend.createCheckpoint(src, 'trapped');
     await pool.close(srcTarget);
 

@@ -66,7 +66,7 @@ describe(
       const engine = await createIncusEngine({ lab });
       sim = await startSimulator({ version: '25.10', apiKey: API_KEY, engine, jobDurationMs: 10 });
       backend = createTrueNASBackend(
-        { serverId: 'nas', host: '127.0.0.1', port: sim.port, username: 'admin', secure: false },
+        { serverId: 'nas', host: '127.0.0.1', port: sim.port, username: 'truenas_admin', secure: false },
         API_KEY,
       );
       // virt.global bridge left automatic, as on a stock NAS: the sandbox lands on the NAT'd bridge.

@@ -119,7 +119,7 @@ for (const version of ['25.04', '25.10'] as const) {
 
     test('virt.global.update on a stock NAS: only the automatic bridge is a choice', async () => {
       const client = new TrueNASClient(
-        { host: '127.0.0.1', port: sim.port, secure: false, username: 'admin' },
+        { host: '127.0.0.1', port: sim.port, secure: false, username: 'truenas_admin' },
         API_KEY,
       );
       try {

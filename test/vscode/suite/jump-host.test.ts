@@ -76,7 +76,7 @@ suite('jump host', function () {
       host: '127.0.0.1',
       port: sim.port,
       secure: false,
-      username: 'admin',
+      username: 'truenas_admin',
       apiKey: API_KEY,
       jumpHost: { port: sshd.port, user: sshd.user, trust: fingerprint(sshd.hostKeyPub) },
     });
