@@ -127,9 +127,16 @@ test('Create Sandbox and Open…: steps, provisioning, then a terminal in the ne
     await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Open Terminal' }).click();
     const terminal = page.locator('.terminal-wrapper .xterm, .terminal .xterm').first();
     await terminal.waitFor({ timeout: 60_000 });
-    await page.keyboard.type('hostname && free -m | head -2\n', { delay: 20 });
+    // Type only once the shell in the sandbox is there (its prompt names the host): keys typed while the SSH
+    // session still opens go nowhere.
     await page
-      .locator('.xterm-rows', { hasText: `px-${name}` })
+      .locator('.xterm-rows', { hasText: `@px-${name}` })
+      .first()
+      .waitFor({ timeout: 60_000 });
+    await terminal.click();
+    await page.keyboard.type('echo "in $(hostname): $((6 * 7))" && free -m | head -2\n', { delay: 20 });
+    await page
+      .locator('.xterm-rows', { hasText: `in px-${name}: 42` })
       .first()
       .waitFor({ timeout: 30_000 });
     await page.mouse.move(1000, 300);

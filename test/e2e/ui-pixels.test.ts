@@ -189,8 +189,10 @@ test('server down: the view says so, with Retry and Show Logs, and the reason in
     await welcome.waitFor({ timeout: 30_000 });
     await welcome.locator('.monaco-button', { hasText: 'Retry' }).waitFor();
     await welcome.locator('.monaco-button', { hasText: 'Show Logs' }).waitFor();
+    // (not the earlier "created" toast, which names the server too and offers Open Terminal)
     await page
       .locator('.notifications-toasts .notification-toast', { hasText: 'Simulator' })
+      .filter({ hasNotText: 'Open Terminal' })
       .waitFor({ timeout: 10_000 });
     await page.mouse.move(1000, 400);
     await page.waitForTimeout(300);

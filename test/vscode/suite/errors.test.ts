@@ -72,7 +72,7 @@ suite('error paths', () => {
       egress: 'agent',
     });
     assert.equal(result, undefined);
-    assert.match(api.lastError()?.message ?? '', /egress.*provisioning on/);
+    assert.match(api.lastError()?.message ?? '', /egress rules go in over SSH, which provisioning sets up/);
     assert.deepEqual(await instances(), []);
   });
 
