@@ -30,6 +30,8 @@ export const QUIET_SETTINGS: Readonly<Record<string, unknown>> = {
   'git.enabled': false,
   'github.gitAuthentication': false,
   'security.workspace.trust.enabled': false,
+  // The DOM renderer: terminal text is in the page, so a browser test can read it (headless Chromium has no GPU).
+  'terminal.integrated.gpuAcceleration': 'off',
 };
 
 export const VSIX = path.join(harness.repoRoot, 'dist', 'pixels-vscode.vsix');
