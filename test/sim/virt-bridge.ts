@@ -7,7 +7,11 @@ import { TrueNASClient } from '../../src/backends/truenas/client';
 import type { SimServer } from './index.js';
 import { SIM_LAN } from './methods/network.js';
 
-export async function useLanBridge(sim: SimServer, apiKey: string, username = 'truenas_admin'): Promise<void> {
+export async function useLanBridge(
+  sim: SimServer,
+  apiKey: string,
+  username = 'truenas_admin',
+): Promise<void> {
   const client = new TrueNASClient({ host: '127.0.0.1', port: sim.port, secure: false, username }, apiKey);
   try {
     await client.callJob('virt.global.update', [{ bridge: SIM_LAN.bridge }], {
