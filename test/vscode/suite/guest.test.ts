@@ -334,7 +334,12 @@ suite('provisioning and egress from the editor (real Incus lab)', function () {
     // on its own time: wait, bounded, for the shown text to be the new one.
     let text = '';
     for (let i = 0; i < 50; i++) {
-      const doc = vscode.workspace.textDocuments.find((d) => d.uri.scheme === 'pixels-egress');
+      // The shown one: an earlier test's egress document of this sandbox may still be open beside it.
+      const active = vscode.window.activeTextEditor?.document;
+      const doc =
+        active?.uri.scheme === 'pixels-egress'
+          ? active
+          : vscode.workspace.textDocuments.find((d) => d.uri.scheme === 'pixels-egress');
       assert.ok(doc, 'a read-only egress document was opened');
       text = doc.getText();
       if (/Mode: \*\*allowlist\*\*/.test(text)) break;
