@@ -13,36 +13,23 @@ export interface TestCert {
   fingerprint: string;
 }
 
-/** Writes `<name>.crt` / `<name>.key` into `dir`: P-256, two days, CN `cn` (default `name`), optional SAN. */
-export function makeSelfSignedCert(
-  dir: string,
-  name: string,
-  options: { cn?: string; san?: string } = {},
-): TestCert {
-  const certPath = join(dir, `${name}.crt`);
-  const keyPath = join(dir, `${name}.key`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      `/CN=${options.cn ?? name}`,
-      ...(options.san ? ['-addext', `subjectAltName=${options.san}`] : []),
-      '-keyout',
-      keyPath,
-      '-out',
-      certPath,
-    ],
-    { stdio: 'pipe' },
-  );
+/** openssl req arguments for a new P-256 key (no passphrase) with this subject, written to `keyPath`. */
+function newKeyArgs(subject: string, keyPath: string, san?: string): string[] {
+  return [
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-subj',
+    subject,
+    ...(san ? ['-addext', `subjectAltName=${san}`] : []),
+    '-keyout',
+    keyPath,
+  ];
+}
+
+function readCert(certPath: string, keyPath: string): TestCert {
   const out = execFileSync('openssl', ['x509', '-in', certPath, '-noout', '-fingerprint', '-sha256'], {
     encoding: 'utf8',
   });
@@ -53,4 +40,54 @@ export function makeSelfSignedCert(
     key: readFileSync(keyPath, 'utf8'),
     fingerprint: out.trim().split('=')[1],
   };
+}
+
+/**
+ * Writes `<name>.crt` / `<name>.key` into `dir`: P-256, two days, subject `/CN=<cn>` (default `name`) or `subject`
+ * as openssl spells it, optional SAN.
+ */
+export function makeSelfSignedCert(
+  dir: string,
+  name: string,
+  options: { cn?: string; san?: string; subject?: string } = {},
+): TestCert {
+  const certPath = join(dir, `${name}.crt`);
+  const keyPath = join(dir, `${name}.key`);
+  const subject = options.subject ?? `/CN=${options.cn ?? name}`;
+  execFileSync(
+    'openssl',
+    ['req', '-x509', ...newKeyArgs(subject, keyPath, options.san), '-days', '2', '-out', certPath],
+    {
+      stdio: 'pipe',
+    },
+  );
+  return readCert(certPath, keyPath);
+}
+
+/** Writes `<name>.crt` / `<name>.key` into `dir`: a P-256 certificate for `subject`, two days, issued by `ca`. */
+export function makeCaSignedCert(dir: string, name: string, ca: TestCert, subject: string): TestCert {
+  const certPath = join(dir, `${name}.crt`);
+  const keyPath = join(dir, `${name}.key`);
+  const csrPath = join(dir, `${name}.csr`);
+  execFileSync('openssl', ['req', ...newKeyArgs(subject, keyPath), '-out', csrPath], { stdio: 'pipe' });
+  execFileSync(
+    'openssl',
+    [
+      'x509',
+      '-req',
+      '-in',
+      csrPath,
+      '-CA',
+      ca.certPath,
+      '-CAkey',
+      ca.keyPath,
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-out',
+      certPath,
+    ],
+    { stdio: 'pipe' },
+  );
+  return readCert(certPath, keyPath);
 }

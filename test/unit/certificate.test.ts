@@ -3,8 +3,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +17,7 @@ import {
   sameFingerprint,
 } from '../../src/core/certificate';
 import { ConnectionError } from '../../src/core/errors';
-import { makeSelfSignedCert } from '../lab/tls';
+import { makeCaSignedCert, makeSelfSignedCert } from '../lab/tls';
 
 const dir = mkdtempSync(join(tmpdir(), 'pixels-cert-unit-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -57,55 +56,9 @@ test('a self-signed certificate: subject, issuer "itself", names, validity and t
 });
 
 test('a CA-issued certificate is not self-signed, and its issuer is the CA', () => {
-  const f = (n: string) => join(dir, n);
-  const run = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-  run([
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=Home CA/O=Example',
-    '-keyout',
-    f('ca.key'),
-    '-out',
-    f('ca.crt'),
-  ]);
-  run([
-    'req',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-subj',
-    '/CN=nas.example/O=Example',
-    '-keyout',
-    f('srv.key'),
-    '-out',
-    f('srv.csr'),
-  ]);
-  run([
-    'x509',
-    '-req',
-    '-in',
-    f('srv.csr'),
-    '-CA',
-    f('ca.crt'),
-    '-CAkey',
-    f('ca.key'),
-    '-CAcreateserial',
-    '-days',
-    '2',
-    '-out',
-    f('srv.crt'),
-  ]);
-  const d = describeCertificate(new X509Certificate(readFileSync(f('srv.crt'))));
+  const ca = makeSelfSignedCert(dir, 'ca', { subject: '/CN=Home CA/O=Example' });
+  const srv = makeCaSignedCert(dir, 'issued', ca, '/CN=nas.example/O=Example');
+  const d = describeCertificate(new X509Certificate(srv.cert));
   assert.equal(d.subject, 'CN=nas.example, O=Example');
   assert.equal(d.issuer, 'CN=Home CA, O=Example');
   assert.equal(d.selfSigned, false);
