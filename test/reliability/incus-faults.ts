@@ -4,7 +4,7 @@ import { createIncusBackend, type IncusBackend } from '../../src/backends/incus/
 import { IncusRestClient } from '../../src/backends/incus/rest-client';
 import type { Lab } from '../lab/lab';
 import { IncusFaultProxy, type ProxyAction } from './incus-proxy';
-import type { FaultCase } from './tally';
+import { judgeState, type FaultCase } from './tally';
 
 /**
  * 5xx: incusd refused (nothing happened); drop-wait: the connection of the operation wait breaks while incusd
@@ -159,24 +159,13 @@ export class IncusFaultRig {
     ok: boolean,
     requestInstance: string | undefined,
   ): Pick<FaultCase, 'lost' | 'duplicated' | 'halfMade'> {
-    const lost: string[] = [];
-    const duplicated: string[] = [];
-    const halfMade: string[] = [];
-    const reported = ok ? 'done' : 'failed';
-    for (const [name, status] of this.model.instances) {
-      const now = st.instances.get(name);
-      if (now === undefined) lost.push(`instance ${name}`);
-      else if (now !== status) halfMade.push(`instance ${name} is ${now}, expected ${status}`);
-    }
-    for (const name of st.instances.keys())
-      if (!this.model.instances.has(name)) halfMade.push(`instance ${name} (reported ${reported})`);
-    for (const s of this.model.snapshots) if (!st.snapshots.has(s)) lost.push(`snapshot ${s}`);
-    for (const s of st.snapshots) {
-      if (this.model.snapshots.has(s)) continue;
-      if (ok && requestInstance && s.startsWith(`${requestInstance}/`)) duplicated.push(`snapshot ${s}`);
-      else halfMade.push(`snapshot ${s} (reported ${reported})`);
-    }
+    const verdict = judgeState(
+      this.model,
+      st,
+      ok,
+      (s) => requestInstance !== undefined && s.startsWith(`${requestInstance}/`),
+    );
     this.model = st;
-    return { lost, duplicated, halfMade };
+    return verdict;
   }
 }

@@ -40,6 +40,43 @@ export class FaultTally {
   }
 }
 
+/** Instances (name → status) and snapshots a fault case expects, or that the server has. */
+export interface InstancesAndSnapshots {
+  instances: Map<string, string>;
+  snapshots: Set<string>;
+}
+
+/**
+ * Compares the server's state after one case with what the model expects: an expected instance or snapshot
+ * missing is lost; an unexpected one is half-made, unless the operation reported success and the snapshot belongs
+ * to the instance it was asked about (`ownsSnapshot`), which is a duplicate of a retried request.
+ */
+export function judgeState(
+  model: InstancesAndSnapshots,
+  st: InstancesAndSnapshots,
+  ok: boolean,
+  ownsSnapshot: (snapshot: string) => boolean,
+): Pick<FaultCase, 'lost' | 'duplicated' | 'halfMade'> {
+  const lost: string[] = [];
+  const duplicated: string[] = [];
+  const halfMade: string[] = [];
+  const reported = ok ? 'done' : 'failed';
+  for (const [name, status] of model.instances) {
+    const now = st.instances.get(name);
+    if (now === undefined) lost.push(`instance ${name}`);
+    else if (now !== status) halfMade.push(`instance ${name} is ${now}, expected ${status}`);
+  }
+  for (const name of st.instances.keys())
+    if (!model.instances.has(name)) halfMade.push(`instance ${name} (reported ${reported})`);
+  for (const s of model.snapshots) if (!st.snapshots.has(s)) lost.push(`snapshot ${s}`);
+  for (const s of st.snapshots) {
+    if (model.snapshots.has(s)) continue;
+    if (ok && ownsSnapshot(s)) duplicated.push(`snapshot ${s}`);
+    else halfMade.push(`snapshot ${s} (reported ${reported})`);
+  }
+  return { lost, duplicated, halfMade };
+}
+
 /** Runs `work` and says whether it finished within `ms` (a hang is reported, never waited out). */
 export async function bounded<T>(
   ms: number,

@@ -3,7 +3,7 @@
 import type { Backend } from '../../src/core/backend';
 import { createTrueNASBackend } from '../../src/backends/truenas/index';
 import { startSimulator, type SimServer, type SimVersion } from '../sim/index';
-import type { FaultCase } from './tally';
+import { judgeState, type FaultCase } from './tally';
 
 const KEY = `1-${'f'.repeat(64)}`;
 /** Long enough to outlast the client's call timeout below, so a slow reply is a lost one. */
@@ -202,28 +202,16 @@ export class TrueNASFaultRig {
     ok: boolean,
     requestDataset: string | undefined,
   ): Pick<FaultCase, 'lost' | 'duplicated' | 'halfMade'> {
-    const lost: string[] = [];
-    const duplicated: string[] = [];
-    const halfMade: string[] = [];
-    for (const [name, status] of this.model.instances) {
-      const now = st.instances.get(name);
-      if (now === undefined) lost.push(`instance ${name}`);
-      else if (now !== status) halfMade.push(`instance ${name} is ${now}, expected ${status}`);
-      if (!st.datasets.has(`${this.sim.engine.pool}/.ix-virt/containers/${name}`))
-        lost.push(`dataset of ${name}`);
-    }
-    for (const name of st.instances.keys())
-      if (!this.model.instances.has(name))
-        halfMade.push(`instance ${name} (reported ${ok ? 'done' : 'failed'})`);
-    for (const id of this.model.snapshots) if (!st.snapshots.has(id)) lost.push(`snapshot ${id}`);
-    for (const id of st.snapshots) {
-      if (this.model.snapshots.has(id)) continue;
-      if (ok && requestDataset && id.startsWith(`${requestDataset}@`)) duplicated.push(`snapshot ${id}`);
-      else halfMade.push(`snapshot ${id} (reported ${ok ? 'done' : 'failed'})`);
-    }
-    const wanted = new Set(
-      [...this.model.instances.keys()].map((i) => `${this.sim.engine.pool}/.ix-virt/containers/${i}`),
+    const { lost, duplicated, halfMade } = judgeState(
+      this.model,
+      st,
+      ok,
+      (id) => requestDataset !== undefined && id.startsWith(`${requestDataset}@`),
     );
+    const datasetOf = (name: string): string => `${this.sim.engine.pool}/.ix-virt/containers/${name}`;
+    for (const name of this.model.instances.keys())
+      if (!st.datasets.has(datasetOf(name))) lost.push(`dataset of ${name}`);
+    const wanted = new Set([...this.model.instances.keys()].map(datasetOf));
     for (const d of st.datasets) if (!wanted.has(d)) halfMade.push(`dataset ${d}`);
     // Adopt the server's state, so one defect is counted once, not again in every later case.
     this.model.instances = new Map(st.instances);
