@@ -4,7 +4,10 @@
 // sandbox directly need this; with the default (automatic) bridge the Incus engine puts sandboxes on the lab's
 // NAT'd stand-in, which the test client cannot reach.
 import { TrueNASClient } from '../../src/backends/truenas/client';
-import type { SimServer } from './index.js';
+import { createTrueNASBackend } from '../../src/backends/truenas/index';
+import type { Backend } from '../../src/core/backend';
+import type { IncusEngine } from './engines/incus.js';
+import { startSimulator, type SimServer } from './index.js';
 import { SIM_LAN } from './methods/network.js';
 
 export async function useLanBridge(
@@ -20,4 +23,34 @@ export async function useLanBridge(
   } finally {
     client.dispose();
   }
+}
+
+/**
+ * A 25.10 simulator on real containers whose new instances go on the NAS's LAN bridge, and the production backend
+ * logged in to it: what suites that reach their sandboxes directly (SSH, the lab's "internet") start from.
+ */
+export async function startLanBridgeNas(
+  engine: IncusEngine,
+  apiKey: string,
+  serverId: string,
+  callTimeoutMs?: number,
+): Promise<{ sim: SimServer; backend: Backend }> {
+  const sim = await startSimulator({
+    version: '25.10',
+    apiKey,
+    engine,
+    jobDurationMs: 10,
+    network: 'lan-bridge',
+  });
+  try {
+    await useLanBridge(sim, apiKey);
+  } catch (err) {
+    await sim.close();
+    throw err;
+  }
+  const backend = createTrueNASBackend(
+    { serverId, host: '127.0.0.1', port: sim.port, username: 'truenas_admin', secure: false, callTimeoutMs },
+    apiKey,
+  );
+  return { sim, backend };
 }

@@ -12,7 +12,6 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { TrueNASClient } from '../../../src/backends/truenas/client';
-import { createTrueNASBackend } from '../../../src/backends/truenas/index';
 import type { Backend } from '../../../src/core/backend';
 import { SecurityError } from '../../../src/core/errors';
 import {
@@ -27,8 +26,8 @@ import {
 } from '../../../src/ssh/index';
 import { requireLab } from '../../lab/lab';
 import { createIncusEngine, type IncusEngine } from '../../sim/engines/incus';
-import { startSimulator, type SimServer } from '../../sim/index';
-import { useLanBridge } from '../../sim/virt-bridge';
+import type { SimServer } from '../../sim/index';
+import { startLanBridgeNas } from '../../sim/virt-bridge';
 import { snapshotNasRoot } from '../../sim/nas-root';
 import { testPrefix } from './helpers';
 
@@ -94,25 +93,8 @@ describe('TrueNAS writes and links planted inside real containers', { timeout: 3
     engine = await createIncusEngine({ lab });
     // Reached directly over SSH: a NAS with a LAN bridge chosen for new instances (a stock NAS's automatic bridge
     // is reachable only through the NAS, which test/integration/incus/jump-host.test.ts covers).
-    sim = await startSimulator({
-      version: '25.10',
-      apiKey: API_KEY,
-      engine,
-      jobDurationMs: 10,
-      network: 'lan-bridge',
-    });
-    await useLanBridge(sim, API_KEY);
-    backend = createTrueNASBackend(
-      {
-        serverId: 'sim-safety',
-        host: '127.0.0.1',
-        port: sim.port,
-        username: 'truenas_admin',
-        secure: false,
-        callTimeoutMs: 120_000, // a shared, loaded machine: real snapshots can take a while
-      },
-      API_KEY,
-    );
+    // A long call timeout: on a shared, loaded machine real snapshots can take a while.
+    ({ sim, backend } = await startLanBridgeNas(engine, API_KEY, 'sim-safety', 120_000));
     nasBefore = snapshotNasRoot(sim.nasRoot);
   });
 

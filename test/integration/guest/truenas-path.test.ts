@@ -4,7 +4,6 @@
 // calls, and the clone's own identity and host key go in over SSH (the NAS's file API is not used on it).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createTrueNASBackend } from '../../../src/backends/truenas/index';
 import type { Backend } from '../../../src/core/backend';
 import {
   allowEgress,
@@ -26,8 +25,8 @@ import {
 } from '../../../src/ssh/index';
 import { requireLab } from '../../lab/lab';
 import { createIncusEngine, type IncusEngine } from '../../sim/engines/incus';
-import { startSimulator, type SimServer } from '../../sim/index';
-import { useLanBridge } from '../../sim/virt-bridge';
+import type { SimServer } from '../../sim/index';
+import { startLanBridgeNas } from '../../sim/virt-bridge';
 import { fetchFrom, testPrefix, waitBooted, waitForAddresses } from './helpers';
 import { NET, startInternet, type Internet } from './internet';
 
@@ -77,24 +76,7 @@ describe(
       engine = await createIncusEngine({ lab });
       // This suite reaches its sandboxes directly (SSH and the lab's "internet"): a NAS with a LAN bridge, chosen
       // for new instances as its user would (a stock NAS would put them on its NAT'd automatic bridge).
-      sim = await startSimulator({
-        version: '25.10',
-        apiKey: API_KEY,
-        engine,
-        jobDurationMs: 10,
-        network: 'lan-bridge',
-      });
-      await useLanBridge(sim, API_KEY);
-      backend = createTrueNASBackend(
-        {
-          serverId: 'sim-guest',
-          host: '127.0.0.1',
-          port: sim.port,
-          username: 'truenas_admin',
-          secure: false,
-        },
-        API_KEY,
-      );
+      ({ sim, backend } = await startLanBridgeNas(engine, API_KEY, 'sim-guest'));
     });
 
     after(async () => {
