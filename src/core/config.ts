@@ -24,6 +24,7 @@ import { cpuProblem, memoryProblem } from './names';
 import { closestKey } from './closest';
 import { unknownSettings, unknownTomlKeys } from './configKeys';
 import { egressEntryProblem } from './egressEntry';
+import { parseBases, type BasesConfig } from '../bases/config';
 
 export type ServerKind = 'truenas' | 'incus';
 
@@ -139,6 +140,8 @@ export interface PixelsConfig {
   apiKeys: { serverId: string; apiKey: string; source: string }[];
   /** The TOML file that was looked at (whether or not it exists). */
   configFile: string;
+  /** `[mcp.bases.*]` plus the built-in bases, and the agent lifecycle policy of `[mcp]`. */
+  bases: BasesConfig;
 }
 
 export interface ConfigProblem {
@@ -423,7 +426,8 @@ export function loadConfig(options: LoadOptions = {}): { config: PixelsConfig; p
   const toml = readToml(file);
   const problems = [...toml.problems];
   const r = new FieldReader(problems, toml.data, toml.text, file, env);
-  for (const t of ['truenas', 'incus', 'defaults', 'ssh', 'provision', 'network', 'env']) r.tableProblem(t);
+  for (const t of ['truenas', 'incus', 'defaults', 'ssh', 'provision', 'network', 'env', 'mcp'])
+    r.tableProblem(t);
   // Typos fail loudly: a key nobody knows is reported with its line and the key probably meant.
   for (const u of unknownTomlKeys(toml.data))
     problems.push({
@@ -515,6 +519,15 @@ export function loadConfig(options: LoadOptions = {}): { config: PixelsConfig; p
       });
   }
 
+  const bases = parseBases({
+    mcp: r.rawTable('mcp'),
+    env,
+    file,
+    home,
+    lineOf: (table, key) => lineOfKey(toml.text, table, key),
+  });
+  problems.push(...bases.problems);
+
   return {
     config: {
       servers,
@@ -524,6 +537,7 @@ export function loadConfig(options: LoadOptions = {}): { config: PixelsConfig; p
       refreshIntervalSeconds,
       apiKeys,
       configFile: file,
+      bases: bases.config,
     },
     problems,
   };
