@@ -138,7 +138,10 @@ describe('simulator CLI', () => {
   it('exits 2 with a clear message on bad arguments', async () => {
     const cases: [string[], RegExp][] = [
       [['--version', '25.04'], /--api-key is required/],
-      [['--version', '24.10', '--api-key', KEY], /--version must be one of 25\.04, 25\.10, 26, not 24\.10/],
+      [
+        ['--version', '24.10', '--api-key', KEY],
+        /--version must be one of 25\.04, 25\.10, 26, 26\.0\.0-BETA\.3, 26\.0\.0-RC\.1, 26-b3, 26-rc1, not 24\.10/,
+      ],
       [['--version', '25.04', '--api-key', 'nodash'], /--api-key must look like/],
       [['--version', '25.04', '--api-key', KEY, '--port', 'http'], /--port must be 0-65535/],
       [['--version', '25.04', '--api-key', KEY, '--frobnicate'], /unknown argument: --frobnicate/],

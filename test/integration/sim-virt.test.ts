@@ -279,7 +279,7 @@ describe('simulator virt per version', () => {
     const sim = await startSimulator({ version: '26', apiKey: KEY, seed: true });
     const c = await RawClient.connect(sim.url);
     await c.login(KEY);
-    assert.equal(await c.call('system.version'), 'TrueNAS-26.0.0');
+    assert.equal(await c.call('system.version'), 'TrueNAS-26.0.0-BETA.3');
     for (const method of [
       'virt.instance.query',
       'virt.global.config',

@@ -5,8 +5,40 @@ import type { EventHub } from './events.js';
 import type { Faults } from './faults.js';
 import type { JobManager, JobRunContext } from './jobs.js';
 import type { SimNetworkLayout } from './methods/network.js';
+import type { ContainerStore } from './methods/container-store.js';
 
+/** The API family a simulated server speaks: 25.04 and 25.10 are Incus (`virt.*`), 26 is libvirt LXC (`container.*`). */
 export type SimVersion = '25.04' | '25.10' | '26';
+
+/**
+ * The two TrueNAS 26 builds the simulator plays (docs truenas-26.md §0): TS-26.0.0-BETA.3 (snapshots of container
+ * datasets allowed, non-job delete) and stable/26 = 26.0.0-RC.1 (container datasets a protected path, delete a job
+ * with options).
+ */
+export type Sim26Build = '26.0.0-BETA.3' | '26.0.0-RC.1';
+
+/** What `--version` / `SimOptions.version` accept: a family (26 = BETA.3) or a 26 build by name. */
+export type SimVersionOption = SimVersion | Sim26Build | '26-b3' | '26-rc1';
+
+/** The family and, for 26, the build a version option names; undefined when it names none. */
+export function parseSimVersion(
+  option: string,
+): { version: SimVersion; build: Sim26Build | null } | undefined {
+  switch (option) {
+    case '25.04':
+    case '25.10':
+      return { version: option, build: null };
+    case '26':
+    case '26-b3':
+    case '26.0.0-BETA.3':
+      return { version: '26', build: '26.0.0-BETA.3' };
+    case '26-rc1':
+    case '26.0.0-RC.1':
+      return { version: '26', build: '26.0.0-RC.1' };
+    default:
+      return undefined;
+  }
+}
 
 export interface Session {
   username: string;
@@ -25,6 +57,8 @@ export interface Conn {
   pyExceptions: boolean;
   /** TLS, or a loopback peer that is not pretending to be remote */
   readonly secureTransport: boolean;
+  /** the endpoint it connected to, e.g. "/api/current" or "/api/v25.10.4" */
+  readonly apiPath: string;
   /** subscription id -> event name */
   readonly subscriptions: Map<string, string>;
   readonly open: boolean;
@@ -35,6 +69,8 @@ export interface Conn {
 
 export interface SimContext {
   readonly version: SimVersion;
+  /** the TrueNAS 26 build (null on 25.x) */
+  readonly build: Sim26Build | null;
   readonly engine: SimEngine;
   readonly jobs: JobManager;
   readonly events: EventHub;
@@ -59,7 +95,12 @@ export interface SimContext {
   readonly nasRoot: string;
   readonly bootId: string;
   readonly startedAt: Date;
-  /** sends virt.instance.query CHANGED {status} when an instance's status really changed (deduplicated) */
+  /** TrueNAS 26: the middleware's own database (container rows, devices, lxc config); null on 25.x */
+  readonly containers: ContainerStore | null;
+  /**
+   * An instance's status really changed (deduplicated): 25.x sends virt.instance.query CHANGED {status}; 26 sends
+   * container.query CHANGED with the whole entry (the libvirt domain event, pc/event.py).
+   */
   notifyStatus(name: string, status: string | null): void;
   /** serialises state changes that must not interleave (a whole rollback -r, a recursive delete) */
   exclusive<T>(fn: () => Promise<T>): Promise<T>;

@@ -5,13 +5,16 @@
 //
 // Two engines: MemoryEngine (engines/memory.ts, in memory) and IncusEngine (engines/incus.ts, real containers).
 //
-// Naming:
-// - Every instance `<name>` has a root dataset `<pool>/.ix-virt/containers/<name>` (containerDataset()).
-//   Its mountpoint while mounted is `/var/lib/incus/storage-pools/<pool>/containers/<name>` with the root
-//   filesystem in `rootfs/`.
+// Naming (the engine's DatasetLayout, chosen by the server before anything exists):
+// - 'virt' (25.x, Incus): every instance `<name>` has a root dataset `<pool>/.ix-virt/containers/<name>`
+//   (containerDataset()). Its mountpoint while mounted (while it runs) is
+//   `/var/lib/incus/storage-pools/<pool>/containers/<name>` with the root filesystem in `rootfs/`.
+// - 'container' (26, libvirt LXC): `<pool>/.truenas_containers/containers/<name>`, always mounted at
+//   `/mnt/.truenas_containers/<pool>/containers/<name>`, the root filesystem at the dataset root.
 // - Datasets outside `.ix-virt` are mounted at `/mnt/<dataset>`.
 // - Snapshot ids are `<dataset>@<name>`.
-// - File paths given to writeFile/readFile/statPath are relative to the dataset root, e.g. "rootfs/root/.ssh/x".
+// - File paths given to writeFile/readFile/statPath are relative to the dataset root, e.g. "rootfs/root/.ssh/x"
+//   ('virt') or "root/.ssh/x" ('container'); rootfsPrefix() gives the part before the root filesystem.
 //
 // Every method is async; nothing returned may be mutated by the caller to change engine state (engines return
 // copies).
@@ -51,6 +54,8 @@ export interface InstanceRecord {
   devices: DeviceSpec[];
   /** global-scope addresses; empty unless RUNNING */
   addresses: Address[];
+  /** host PID of the container's init while it runs, else null */
+  pid: number | null;
   createdAt: Date;
 }
 
@@ -71,6 +76,8 @@ export interface CreateInstanceSpec {
    * the automatic bridge, which a stock NAS NATs (a laptop cannot reach instances on it).
    */
   defaultBridge?: string | null;
+  /** the snapshot the root dataset is a clone of (26: the cached image's `@image`), or none */
+  origin?: string | null;
 }
 
 export interface InstancePatch {
@@ -79,6 +86,9 @@ export interface InstancePatch {
   environment?: Record<string, string>;
   autostart?: boolean;
   privilegedMode?: boolean;
+  /** 26: the NIC devices and default bridge, applied when the domain is (re)defined at start */
+  devices?: DeviceSpec[];
+  defaultBridge?: string | null;
 }
 
 export interface DatasetRecord {
@@ -142,11 +152,16 @@ export class EngineError extends Error {
 
 export type InstanceChangeListener = (name: string, status: InstanceStatus) => void;
 
+export type DatasetLayout = 'virt' | 'container';
+
 export interface SimEngine {
   /** "memory" | "incus" */
   readonly kind: string;
   /** the ZFS pool virt uses ("tank") */
   readonly pool: string;
+  readonly layout: DatasetLayout;
+  /** Chooses the layout; only while the engine holds no instance (the server calls it before seeding). */
+  useLayout(layout: DatasetLayout): void;
 
   // ---- instances (Incus) ----
   listInstances(): Promise<InstanceRecord[]>;
@@ -161,6 +176,11 @@ export interface SimEngine {
    *  clones, the dataset is kept under `<pool>/.ix-virt/deleted/containers/` (as Incus does) instead, and removed
    *  once a later deleteInstance takes away its last clone. */
   deleteInstance(name: string): Promise<void>;
+  /** 26's B3 delete: stops the instance if needed and removes it, leaving its root dataset (with its snapshots)
+   *  where it is, an orphan no instance owns. */
+  forgetInstance(name: string): Promise<void>;
+  /** 26's rename (stopped only): the instance and its root dataset take the new name. EEXIST / ENOENT. */
+  renameInstance(from: string, to: string): Promise<void>;
   /** Optional: status changes made outside the API (a container that shut itself down). */
   onInstanceChange?(listener: InstanceChangeListener): () => void;
 
@@ -207,4 +227,39 @@ export function containerDataset(pool: string, name: string): string {
 
 export function containerMountpoint(pool: string, name: string): string {
   return `/var/lib/incus/storage-pools/${pool}/containers/${name}`;
+}
+
+/** An instance's root dataset in a layout. */
+export function instanceDataset(layout: DatasetLayout, pool: string, name: string): string {
+  return layout === 'virt' ? containerDataset(pool, name) : `${pool}/.truenas_containers/containers/${name}`;
+}
+
+/** Where an instance's root dataset is mounted (26: always; 25.x: while it runs). */
+export function instanceMountpoint(layout: DatasetLayout, pool: string, name: string): string {
+  return layout === 'virt'
+    ? containerMountpoint(pool, name)
+    : `/mnt/.truenas_containers/${pool}/containers/${name}`;
+}
+
+/** The part of a file path inside an instance's dataset before its root filesystem. */
+export function rootfsPrefix(layout: DatasetLayout): string {
+  return layout === 'virt' ? 'rootfs/' : '';
+}
+
+/** The datasets a pool has before any instance exists. */
+export function layoutParents(layout: DatasetLayout, pool: string): string[] {
+  return layout === 'virt'
+    ? [
+        `${pool}/.ix-virt`,
+        `${pool}/.ix-virt/containers`,
+        `${pool}/.ix-virt/images`,
+        `${pool}/.ix-virt/custom`,
+        `${pool}/.ix-virt/deleted`,
+        `${pool}/.ix-virt/deleted/containers`,
+      ]
+    : [
+        `${pool}/.truenas_containers`,
+        `${pool}/.truenas_containers/containers`,
+        `${pool}/.truenas_containers/images`,
+      ];
 }

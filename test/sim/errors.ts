@@ -101,6 +101,21 @@ export class MatchNotFound extends Error {
   }
 }
 
+/**
+ * An OSError a method lets escape (e.g. truenas_pyos SymlinkInPathError): not a CallError, so rpc.py answers
+ * -32001 with errno EINVAL and str(e), "[Errno N] strerror: 'filename'"; a job fails with that text.
+ */
+export class PyOSError extends Error {
+  constructor(
+    readonly pyClass: string,
+    readonly osErrno: number,
+    strerror: string,
+    filename: string,
+  ) {
+    super(`[Errno ${osErrno}] ${strerror}: ${pyRepr(filename)}`);
+  }
+}
+
 /** A protocol-level JSON-RPC error with its own code (-32000, -32601 ...). */
 export class RpcFault extends Error {
   constructor(
@@ -163,7 +178,12 @@ export function toRpcError(error: unknown): RpcErrorBody {
     };
   }
   const text = error instanceof Error ? error.message : String(error);
-  const cls = error instanceof MatchNotFound ? 'MatchNotFound' : 'Exception';
+  const cls =
+    error instanceof MatchNotFound
+      ? 'MatchNotFound'
+      : error instanceof PyOSError
+        ? error.pyClass
+        : 'Exception';
   return {
     code: -32001,
     message: 'Method call error',

@@ -29,6 +29,11 @@ export interface FaultSwitches {
    * for fuzzing, sent as a text frame even when it is not valid UTF-8.
    */
   rewriteReplies(method: string, rewrite: (frame: string) => string | Buffer): void;
+  /**
+   * The guest of instance `name` ignores a clean shutdown request (until reset): a 26 `container.stop` without
+   * `force` waits its `shutdown_timeout` and, without `force_after_timeout`, succeeds with it still RUNNING.
+   */
+  ignoreShutdown(name: string): void;
   reset(): void;
 }
 
@@ -43,6 +48,15 @@ export class Faults implements FaultSwitches {
   private failCall: { method: string; reason: string } | null = null;
   private restart: { method: string | undefined; downMs: number } | null = null;
   private readonly rewrites = new Map<string, (frame: string) => string | Buffer>();
+  private readonly stubborn = new Set<string>();
+
+  ignoreShutdown(name: string): void {
+    this.stubborn.add(name);
+  }
+  /** whether the guest of `name` ignores a clean shutdown */
+  ignoresShutdown(name: string): boolean {
+    return this.stubborn.has(name);
+  }
 
   dropSocketMidJob(method?: string): void {
     this.drop = { method };
@@ -98,6 +112,7 @@ export class Faults implements FaultSwitches {
     this.failReason = null;
     this.expire = false;
     this.tooMany = 0;
+    this.stubborn.clear();
   }
 
   // ---- consumed by the protocol layer ----

@@ -4,13 +4,14 @@ import { rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { registerAuth } from './auth.js';
-import { Registry, type SimContext, type SimVersion } from './context.js';
+import { parseSimVersion, Registry, type SimContext, type SimVersionOption } from './context.js';
 import type { SimEngine } from './engine.js';
 import { MemoryEngine } from './engines/memory.js';
 import { EventHub } from './events.js';
 import { Faults, type FaultSwitches } from './faults.js';
 import { JobManager } from './jobs.js';
-import { registerContainer } from './methods/container.js';
+import { domainEvent, registerContainer } from './methods/container.js';
+import { ContainerStore } from './methods/container-store.js';
 import { registerCore } from './methods/core.js';
 import { registerDatasets } from './methods/datasets.js';
 import { registerFilesystem } from './methods/filesystem.js';
@@ -21,7 +22,7 @@ import { makeNasRoot } from './nas-root.js';
 import { seed as seedDemo, seedScale, type ScaleSeed } from './seed.js';
 import { listen, RpcServer } from './server.js';
 
-export type { SimVersion } from './context.js';
+export type { Sim26Build, SimVersion, SimVersionOption } from './context.js';
 export type { FaultSwitches } from './faults.js';
 export type { SimEngine } from './engine.js';
 export type { ScaleSeed } from './seed.js';
@@ -30,7 +31,8 @@ export { MemoryEngine } from './engines/memory.js';
 export interface SimOptions {
   port?: number;
   host?: string;
-  version: SimVersion;
+  /** 25.04, 25.10, or a 26 build: 26.0.0-BETA.3 (also "26", "26-b3") or 26.0.0-RC.1 ("26-rc1") */
+  version: SimVersionOption;
   apiKey: string;
   username?: string;
   tls?: { key: string; cert: string };
@@ -63,7 +65,15 @@ export interface SimServer {
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
-export const SIM_VERSIONS: readonly SimVersion[] = ['25.04', '25.10', '26'];
+export const SIM_VERSIONS: readonly SimVersionOption[] = [
+  '25.04',
+  '25.10',
+  '26',
+  '26.0.0-BETA.3',
+  '26.0.0-RC.1',
+  '26-b3',
+  '26-rc1',
+];
 
 export function buildRegistry(ctx: SimContext): Registry {
   const registry = new Registry();
@@ -73,13 +83,14 @@ export function buildRegistry(ctx: SimContext): Registry {
   registerSnapshots(registry, ctx);
   registerDatasets(registry, ctx);
   registerNetwork(registry, ctx, ctx.networkLayout);
-  if (ctx.version === '26') registerContainer(registry);
+  if (ctx.version === '26') registerContainer(registry, ctx);
   else registerVirt(registry, ctx);
   return registry;
 }
 
 export async function startSimulator(options: SimOptions): Promise<SimServer> {
-  if (!SIM_VERSIONS.includes(options.version)) {
+  const release = parseSimVersion(options.version);
+  if (!release) {
     throw new Error(
       `unknown TrueNAS version ${JSON.stringify(options.version)} (expected one of ${SIM_VERSIONS.join(', ')})`,
     );
@@ -92,8 +103,34 @@ export async function startSimulator(options: SimOptions): Promise<SimServer> {
   const host = options.host ?? '127.0.0.1';
   if (!LOOPBACK.has(host)) throw new Error(`the simulator listens on loopback only, not ${host}`);
   const engine = options.engine ?? new MemoryEngine();
+  // 26 keeps containers under <pool>/.truenas_containers, mounted at /mnt/.truenas_containers/<pool>/...
+  engine.useLayout(release.version === '26' ? 'container' : 'virt');
   if (options.seed) await seedDemo(engine);
   if (options.seedScale) await seedScale(engine, options.seedScale);
+  const containers = release.version === '26' ? new ContainerStore(engine.pool) : null;
+  // What the engine already holds on a 26 server came from 25.10 (container.migrate keeps the names and the
+  // datasets; create_with_dataset gives each a row with defaults, autostart and cpuset carried over).
+  if (containers)
+    for (const rec of await engine.listInstances())
+      containers.insert({
+        uuid: randomUUID(),
+        name: rec.name,
+        description: '',
+        autostart: rec.autostart,
+        time: 'LOCAL',
+        cpuset: rec.cpu,
+        shutdown_timeout: 90,
+        dataset: `${engine.pool}/.truenas_containers/containers/${rec.name}`,
+        init: '/sbin/init',
+        initdir: null,
+        initenv: {},
+        inituser: null,
+        initgroup: null,
+        idmap: { type: 'DEFAULT' },
+        capabilities_policy: 'DEFAULT',
+        capabilities_state: {},
+        defined: rec.status === 'RUNNING',
+      });
   const nas = options.nasRoot
     ? { root: options.nasRoot, owned: false }
     : { root: makeNasRoot(), owned: true };
@@ -103,11 +140,13 @@ export async function startSimulator(options: SimOptions): Promise<SimServer> {
   let chain: Promise<unknown> = Promise.resolve();
   const lastStatus = new Map<string, string>();
   const ctx: SimContext = {
-    version: options.version,
+    version: release.version,
+    build: release.build,
+    containers,
     engine,
     events,
     faults,
-    jobs: new JobManager(options.version, events),
+    jobs: new JobManager(release.version, events),
     auth: {
       apiKey: options.apiKey,
       // 25.04+ installs name their administrator truenas_admin (root only on upgraded older systems).
@@ -132,8 +171,8 @@ export async function startSimulator(options: SimOptions): Promise<SimServer> {
       }
       if (lastStatus.get(name) === status) return;
       lastStatus.set(name, status);
-      if (options.version !== '26')
-        events.send('virt.instance.query', 'CHANGED', { id: name, fields: { status } });
+      if (release.version === '26') domainEvent(ctx, name);
+      else events.send('virt.instance.query', 'CHANGED', { id: name, fields: { status } });
     },
     exclusive<T>(fn: () => Promise<T>): Promise<T> {
       const run = chain.then(fn, fn);

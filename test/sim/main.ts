@@ -1,4 +1,4 @@
-// CLI: npm run sim -- --port <p> --version <25.04|25.10|26> --api-key <key> [--seed] [--engine memory|incus]
+// CLI: npm run sim -- --port <p> --version <25.04|25.10|26|26.0.0-BETA.3|26.0.0-RC.1> --api-key <key> [--seed] [--engine memory|incus]
 //   [--username <u>] [--tls-cert <pem file> --tls-key <pem file>] [--job-ms <n>] [--treat-as-remote]
 //   [--network stock|static|lan-bridge]
 // Prints exactly one line "truenas-sim listening on ws://127.0.0.1:<p>/api/current" when ready; SIGTERM/SIGINT
@@ -7,12 +7,18 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { SimEngine } from './engine.js';
-import { MemoryEngine, SIM_VERSIONS, startSimulator, type SimOptions, type SimVersion } from './index.js';
+import {
+  MemoryEngine,
+  SIM_VERSIONS,
+  startSimulator,
+  type SimOptions,
+  type SimVersionOption,
+} from './index.js';
 
 class UsageError extends Error {}
 
 const USAGE =
-  'usage: npm run sim -- --port <p> --version <25.04|25.10|26> --api-key <id-secret> [--seed] [--engine memory|incus]\n' +
+  'usage: npm run sim -- --port <p> --version <25.04|25.10|26|26.0.0-BETA.3|26.0.0-RC.1> --api-key <id-secret> [--seed] [--engine memory|incus]\n' +
   '       [--username <name>] [--tls-cert <file> --tls-key <file>] [--job-ms <ms>] [--treat-as-remote]\n' +
   '       [--network stock|static|lan-bridge]';
 
@@ -51,7 +57,7 @@ function parse(argv: string[]): Cli {
   }
   const version = values.get('--version');
   if (!version) throw new UsageError('--version is required');
-  if (!SIM_VERSIONS.includes(version as SimVersion))
+  if (!SIM_VERSIONS.includes(version as SimVersionOption))
     throw new UsageError(`--version must be one of ${SIM_VERSIONS.join(', ')}, not ${version}`);
   const apiKey = values.get('--api-key') ?? process.env.TRUENAS_SIM_API_KEY;
   if (!apiKey) throw new UsageError('--api-key is required (or TRUENAS_SIM_API_KEY)');
@@ -81,7 +87,7 @@ function parse(argv: string[]): Cli {
   return {
     engine,
     options: {
-      version: version as SimVersion,
+      version: version as SimVersionOption,
       apiKey,
       port: Number(portText),
       username: values.get('--username'),

@@ -1,6 +1,6 @@
 // Demo state: three sandboxes with checkpoints that look lived-in. Goes through the SimEngine interface only,
 // so it works for every engine (an engine may ignore the backdated snapshot times).
-import type { SimEngine } from './engine.js';
+import { instanceDataset, rootfsPrefix, type SimEngine } from './engine.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -12,12 +12,17 @@ function label(date: Date): string {
 }
 
 async function write(engine: SimEngine, name: string, path: string, text: string): Promise<void> {
-  await engine.writeFile(`${engine.pool}/.ix-virt/containers/${name}`, `rootfs/${path}`, Buffer.from(text), {
+  await engine.writeFile(dataset(engine, name), `${rootfsPrefix(engine.layout)}${path}`, Buffer.from(text), {
     append: false,
     mode: 0o644,
     uid: 0,
     gid: 0,
   });
+}
+
+/** The instance's root dataset in the engine's layout (25.x .ix-virt, 26 .truenas_containers). */
+function dataset(engine: SimEngine, name: string): string {
+  return instanceDataset(engine.layout, engine.pool, name);
 }
 
 export async function seed(engine: SimEngine, now = new Date()): Promise<void> {
@@ -39,7 +44,7 @@ export async function seed(engine: SimEngine, now = new Date()): Promise<void> {
     autostart: false,
   });
 
-  const web = `${engine.pool}/.ix-virt/containers/px-web`;
+  const web = dataset(engine, 'px-web');
   await write(engine, 'px-web', 'home/pixel/app/package.json', '{"name":"web","version":"0.1.0"}\n');
   // Logs change between checkpoints, so every checkpoint holds a few unique blocks (a non-zero `used`).
   await write(engine, 'px-web', 'var/log/syslog', 'systemd[1]: Started Session 1.\n'.repeat(9000));
@@ -52,7 +57,7 @@ export async function seed(engine: SimEngine, now = new Date()): Promise<void> {
   await write(engine, 'px-web', 'home/pixel/app/README.md', '# web\n');
   await write(engine, 'px-web', 'var/log/syslog', 'node[1200]: listening on :3000\n'.repeat(3000));
 
-  const agent = `${engine.pool}/.ix-virt/containers/px-agent`;
+  const agent = dataset(engine, 'px-agent');
   await write(engine, 'px-agent', 'home/pixel/.claude/settings.json', '{"model":"default"}\n');
   await write(engine, 'px-agent', 'var/log/syslog', 'claude[77]: session started\n'.repeat(12000));
   const agentFirst = new Date(now.getTime() - 26 * HOUR);
@@ -89,12 +94,12 @@ export async function seedScale(engine: SimEngine, scale: ScaleSeed, now = new D
     await engine.createInstance({ ...base, name });
     for (let c = 0; c < scale.checkpoints; c++) {
       const creation = new Date(now.getTime() - (scale.checkpoints - c) * HOUR);
-      await engine.createSnapshot(`${engine.pool}/.ix-virt/containers/${name}`, `cp${c}`, { creation });
+      await engine.createSnapshot(dataset(engine, name), `cp${c}`, { creation });
     }
   }
   for (let i = 0; i < scale.others; i++) {
     const name = `other${String(i).padStart(4, '0')}`;
     await engine.createInstance({ ...base, name });
-    await engine.createSnapshot(`${engine.pool}/.ix-virt/containers/${name}`, 'nightly', { creation: now });
+    await engine.createSnapshot(dataset(engine, name), 'nightly', { creation: now });
   }
 }

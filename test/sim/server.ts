@@ -13,6 +13,7 @@ import {
   type MethodSpec,
   type Registry,
   type Session,
+  type Sim26Build,
   type SimContext,
   type SimVersion,
 } from './context.js';
@@ -32,7 +33,9 @@ const RATE_WINDOW_MS = 60_000;
 export const API_VERSIONS: Record<SimVersion, string[]> = {
   '25.04': ['v25.04.0', 'v25.04.1', 'v25.04.2'],
   '25.10': ['v25.04.0', 'v25.04.1', 'v25.04.2', 'v25.10.0', 'v25.10.1'],
+  // TS-26.0.0-BETA.3 api/v*_*_* (stable/26 = RC.1 adds v25.10.5, see apiVersions()).
   '26': [
+    'v24.10',
     'v25.04.0',
     'v25.04.1',
     'v25.04.2',
@@ -44,6 +47,26 @@ export const API_VERSIONS: Record<SimVersion, string[]> = {
     'v26.0.0',
   ],
 };
+
+/** GET /api/versions of a server: the folders api/v*_*_* of its build. */
+export function apiVersions(version: SimVersion, build: Sim26Build | null): string[] {
+  const list = API_VERSIONS[version];
+  if (build !== '26.0.0-RC.1') return list;
+  return [...list.slice(0, -1), 'v25.10.5', list[list.length - 1]];
+}
+
+/**
+ * A 26 server on a legacy endpoint (api/base/server/legacy_api_method.py _adapt_params): a method whose argument
+ * model that API version lacks did not exist then, and raises MethodNotFoundError (-32001 ENOMETHOD
+ * "Method 'create' not found in 'container'"). container.*, lxc.* and zfs.resource.snapshot.* are new in v26.0.0;
+ * pool.snapshot.* and zfs.resource.* in v25.10.0.
+ */
+function missingOnEndpoint(ctx: SimContext, apiPath: string, method: string): boolean {
+  if (ctx.version !== '26' || apiPath === '/api/current' || apiPath === '/api/v26.0.0') return false;
+  if (/^(container|lxc|zfs\.resource\.snapshot)\./.test(method)) return true;
+  const before2510 = !/^\/api\/v25\.10\./.test(apiPath);
+  return before2510 && /^(pool\.snapshot|zfs\.resource)\./.test(method);
+}
 
 export interface ServerStats {
   connections(): number;
@@ -65,6 +88,7 @@ class Connection implements Conn {
     readonly id: number,
     private readonly ws: WebSocket,
     readonly secureTransport: boolean,
+    readonly apiPath: string,
   ) {}
 
   get open(): boolean {
@@ -123,7 +147,7 @@ export class RpcServer implements ServerStats {
     private readonly http: http.Server | https.Server,
     private readonly secure: boolean,
   ) {
-    this.paths = new Set(['/api/current', ...API_VERSIONS[ctx.version].map((v) => `/api/${v}`)]);
+    this.paths = new Set(['/api/current', ...apiVersions(ctx.version, ctx.build).map((v) => `/api/${v}`)]);
     this.wss = new WebSocketServer({ noServer: true, maxPayload: LIMIT_EXTENDED + 65536 });
     http.on('request', (req, res) => this.onHttp(req, res));
     http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
@@ -171,7 +195,8 @@ export class RpcServer implements ServerStats {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(stringify(body));
     };
-    if (req.method === 'GET' && path === '/api/versions') return json(200, API_VERSIONS[this.ctx.version]);
+    if (req.method === 'GET' && path === '/api/versions')
+      return json(200, apiVersions(this.ctx.version, this.ctx.build));
     if (req.method === 'GET' && path === '/api/boot_id' && this.ctx.version !== '25.04')
       return json(200, this.ctx.bootId);
     res.writeHead(404, { 'content-type': 'text/plain' });
@@ -184,13 +209,13 @@ export class RpcServer implements ServerStats {
       socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, path));
   }
 
-  private onConnection(ws: WebSocket): void {
+  private onConnection(ws: WebSocket, apiPath: string): void {
     // "Secure" = TLS or a loopback peer (utils/origin.py). The server only listens on loopback, so only the
     // treatAsRemote switch can make a plain ws:// connection insecure.
-    const conn = new Connection(this.nextConnId++, ws, this.secure || !this.ctx.auth.treatAsRemote);
+    const conn = new Connection(this.nextConnId++, ws, this.secure || !this.ctx.auth.treatAsRemote, apiPath);
     this.conns.add(conn);
     this.ctx.events.attach(conn);
     ws.on('message', (data, isBinary) => this.onMessage(conn, data, isBinary));
@@ -337,6 +362,13 @@ export class RpcServer implements ServerStats {
         conn.session = null;
         throw new CallError('Not authenticated', ERRNO.ENOTAUTHENTICATED);
       }
+    }
+    if (missingOnEndpoint(this.ctx, conn.apiPath, spec.name)) {
+      const dot = spec.name.lastIndexOf('.');
+      throw new CallError(
+        `Method '${spec.name.slice(dot + 1)}' not found in '${spec.name.slice(0, dot)}'`,
+        ERRNO.ENOMETHOD,
+      );
     }
     const env = { ctx: this.ctx, conn, messageId: id };
     const faults = this.ctx.faults;

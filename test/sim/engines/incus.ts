@@ -23,8 +23,10 @@ import { silentLogger } from '../../../src/core/log';
 import { requireLab } from '../../lab/lab';
 import type { Lab } from '../../lab/lab';
 import {
-  containerDataset,
   EngineError,
+  instanceDataset,
+  rootfsPrefix,
+  type DatasetLayout,
   type Address,
   type CreateInstanceSpec,
   type DatasetRecord,
@@ -62,7 +64,10 @@ import {
 import { ZfsBook, type DatasetBase, type SnapshotBase } from './zfs-book.js';
 import { SIM_LAN } from '../methods/network.js';
 
-type InstanceState = InstanceBase;
+interface InstanceState extends InstanceBase {
+  /** the virt.global bridge (25.x) or the lxc bridge (26) its default NIC is on */
+  defaultBridge: string | null;
+}
 
 interface DatasetState extends DatasetBase {
   /** The real container holding this dataset's root filesystem, if any. */
@@ -119,6 +124,19 @@ export class IncusEngine implements SimEngine {
     this.ops = new Operations(this.client, this.events);
     this.files = new IncusFiles(this.client);
     this.zfs = new ZfsBook(this.pool, () => ({ backing: null, files: new Map() }));
+  }
+
+  get layout(): DatasetLayout {
+    return this.zfs.layout;
+  }
+
+  useLayout(layout: DatasetLayout): void {
+    if (this.instances.size) throw new Error('the dataset layout can only change before any instance exists');
+    this.zfs.setLayout(layout);
+  }
+
+  private datasetOf(name: string): string {
+    return instanceDataset(this.layout, this.pool, name);
   }
 
   /** Creates the project (sweeping those of dead simulators first) and reads the lab image. */
@@ -194,13 +212,16 @@ export class IncusEngine implements SimEngine {
 
   async createInstance(spec: CreateInstanceSpec): Promise<InstanceRecord> {
     checkNewInstance(this.instances, spec.name);
-    const dataset = containerDataset(this.pool, spec.name);
+    const dataset = this.datasetOf(spec.name);
     this.zfs.checkInstanceDataset(dataset);
     if (!/^[a-z0-9._-]+(\/[A-Za-z0-9._-]+){0,2}$/i.test(spec.image))
       throw incusErrors.imageNotFound(spec.image);
     // Every alias runs the lab's Debian image here; the record says so instead of pretending.
-    const state = newInstance(spec, { ...this.imageInfo! }, new Date());
-    const bridge = this.bridgeFor(spec);
+    const state: InstanceState = {
+      ...newInstance(spec, { ...this.imageInfo! }, new Date()),
+      defaultBridge: spec.defaultBridge ?? null,
+    };
+    const bridge = this.bridgeFor(state.defaultBridge);
     await this.run('POST', '/1.0/instances', {
       body: {
         name: spec.name,
@@ -212,7 +233,10 @@ export class IncusEngine implements SimEngine {
     });
     this.instances.set(spec.name, state);
     this.bridges.set(spec.name, bridge);
-    this.zfs.addDataset(dataset, null, state.createdAt, { backing: spec.name, files: new Map() });
+    this.zfs.addDataset(dataset, spec.origin ?? null, state.createdAt, {
+      backing: spec.name,
+      files: new Map(),
+    });
     this.zfs.txg += 3;
     return this.record(state, await this.real(spec.name));
   }
@@ -220,13 +244,17 @@ export class IncusEngine implements SimEngine {
   async updateInstance(name: string, patch: InstancePatch): Promise<InstanceRecord> {
     const state = mustInstance(this.instances, name);
     applyPatch(state, patch);
-    if (this.attached(name)) await this.applyConfig(state);
+    if (patch.defaultBridge !== undefined) state.defaultBridge = patch.defaultBridge;
+    if (patch.devices !== undefined || patch.defaultBridge !== undefined)
+      this.bridges.set(name, this.bridgeFor(state.defaultBridge));
+    if (this.attached(name))
+      await this.applyConfig(state, patch.devices !== undefined || patch.defaultBridge !== undefined);
     return this.record(state, await this.real(name));
   }
 
   async startInstance(name: string): Promise<void> {
     mustInstance(this.instances, name);
-    const dataset = containerDataset(this.pool, name);
+    const dataset = this.datasetOf(name);
     if (!this.attached(name)) throw incusErrors.rootMissing(dataset);
     const real = await this.real(name);
     if (real?.status === 'Running') throw incusErrors.alreadyRunning();
@@ -242,9 +270,35 @@ export class IncusEngine implements SimEngine {
     });
   }
 
+  async forgetInstance(name: string): Promise<void> {
+    mustInstance(this.instances, name);
+    if (this.attached(name)) await this.forceStop(name);
+    this.instances.delete(name);
+    this.bridges.delete(name);
+    // The dataset stays; its backing container takes a hidden name (no instance owns it now).
+    await this.attach(this.datasetOf(name));
+  }
+
+  async renameInstance(from: string, to: string): Promise<void> {
+    const state = mustInstance(this.instances, from);
+    checkNewInstance(this.instances, to);
+    const dataset = this.datasetOf(from);
+    this.zfs.checkRename(dataset, this.datasetOf(to));
+    if (await this.isRunning(this.zfs.dataset(dataset))) throw this.zfs.busy(dataset);
+    if (await this.real(to))
+      throw new EngineError('EEXIST', `cannot rename to '${this.datasetOf(to)}': dataset already exists`);
+    this.instances.delete(from);
+    state.name = to;
+    this.instances.set(to, state);
+    const bridge = this.bridges.get(from);
+    this.bridges.delete(from);
+    if (bridge) this.bridges.set(to, bridge);
+    await this.moveDataset(dataset, this.datasetOf(to));
+  }
+
   async deleteInstance(name: string): Promise<void> {
     mustInstance(this.instances, name);
-    const dataset = containerDataset(this.pool, name);
+    const dataset = this.datasetOf(name);
     const attached = this.attached(name);
     if (attached) await this.forceStop(name);
     this.instances.delete(name);
@@ -427,7 +481,8 @@ export class IncusEngine implements SimEngine {
     if (!ds) return undefined;
     const key = normalize(path);
     const inRoot = this.rootPath(ds, key);
-    if (inRoot || (ds.backing && key === 'rootfs')) return this.hostLstat(ds.backing!, key);
+    const rootKey = rootfsPrefix(this.layout).replace(/\/$/, '');
+    if (inRoot || (ds.backing && key === rootKey)) return this.hostLstat(ds.backing!, inRoot ?? '/');
     if (ds.backing && (key === '' || key === 'rootfs')) return directoryStat(ds.createdAt);
     return statEntry(ds.files, key, ds.createdAt);
   }
@@ -535,7 +590,8 @@ export class IncusEngine implements SimEngine {
     if (owner) await this.applyConfig(owner);
   }
 
-  private async applyConfig(state: InstanceState): Promise<void> {
+  /** Pushes the instance's config (and, with `network`, its NIC) to the real container. */
+  private async applyConfig(state: InstanceState, network = false): Promise<void> {
     const real = await this.real(state.name);
     if (!real) return;
     const config: Record<string, string> = {};
@@ -554,7 +610,12 @@ export class IncusEngine implements SimEngine {
       body: {
         architecture: (real as IncusInstance & { architecture?: string }).architecture,
         config,
-        devices: real.devices ?? {},
+        devices: network
+          ? this.realDevices(
+              state.devices,
+              this.bridges.get(state.name) ?? this.bridgeFor(state.defaultBridge),
+            )
+          : (real.devices ?? {}),
         profiles: real.profiles ?? ['default'],
         ephemeral: false,
         description: '',
@@ -576,8 +637,8 @@ export class IncusEngine implements SimEngine {
    * (the NAS's LAN bridge) it is the lab bridge; automatic, as on a stock NAS, it is the lab's stand-in for the
    * NAT'd automatic bridge, which the test client cannot reach except through the NAS (lab.natBridge).
    */
-  private bridgeFor(spec: CreateInstanceSpec): string {
-    return spec.defaultBridge === SIM_LAN.bridge ? this.lab.bridge : this.lab.natBridge;
+  private bridgeFor(defaultBridge: string | null): string {
+    return defaultBridge === SIM_LAN.bridge ? this.lab.bridge : this.lab.natBridge;
   }
 
   /** Every simulated NIC is on a lab bridge: traffic stays on this machine whatever the client asked for. */
@@ -618,13 +679,14 @@ export class IncusEngine implements SimEngine {
   }
 
   private attached(name: string): boolean {
-    return this.zfs.datasets.get(containerDataset(this.pool, name))?.backing === name;
+    return this.zfs.datasets.get(this.datasetOf(name))?.backing === name;
   }
 
-  /** `rootfs/<p>` of a backed dataset -> `/<p>` inside the container. */
+  /** `rootfs/<p>` (26: `<p>`) of a backed dataset -> `/<p>` inside the container. */
   private rootPath(ds: DatasetState, key: string): string | undefined {
-    if (!ds.backing || !key.startsWith('rootfs/')) return undefined;
-    return `/${key.slice('rootfs/'.length)}`;
+    const prefix = rootfsPrefix(this.layout);
+    if (!ds.backing || !key.startsWith(prefix) || key === '') return undefined;
+    return `/${key.slice(prefix.length)}`;
   }
 
   private async stat(container: string, path: string): Promise<FileStat | undefined> {
@@ -653,14 +715,16 @@ export class IncusEngine implements SimEngine {
     );
   }
 
-  private hostLstat(container: string, key: string): FileStat | undefined {
+  /** lstat of `inside` (a path in the container, "/" for its root) on the volume. */
+  private hostLstat(container: string, inside: string): FileStat | undefined {
     const volume = this.volumeDir(container);
+    const onHost = join(volume, 'rootfs', inside);
     let st;
     let base;
     try {
       // Container uid 0 is the owner of rootfs/ on disk (0 with idmapped mounts, the map's base otherwise).
       base = lstatSync(join(volume, 'rootfs'));
-      st = lstatSync(join(volume, key));
+      st = lstatSync(onHost);
     } catch {
       return undefined;
     }
@@ -672,7 +736,7 @@ export class IncusEngine implements SimEngine {
       uid: st.uid - base.uid,
       gid: st.gid - base.gid,
       mtime: st.mtime,
-      target: type === 'SYMLINK' ? readlinkSync(join(volume, key)) : undefined,
+      target: type === 'SYMLINK' ? readlinkSync(onHost) : undefined,
     };
   }
 
@@ -698,7 +762,10 @@ export class IncusEngine implements SimEngine {
         }
       }
     }
-    return instanceRecord(state, status, addresses);
+    // Incus reports the init's host PID in the state (not in the production client's types).
+    const realPid = (real?.state as { pid?: number } | null | undefined)?.pid;
+    const pid = attached && status === 'RUNNING' && realPid && realPid > 0 ? realPid : null;
+    return instanceRecord(state, status, addresses, pid);
   }
 
   private datasetRecord(ds: DatasetState, running: Set<string>): DatasetRecord {

@@ -10,7 +10,7 @@ import {
 } from '../engine.js';
 
 /** The record without what the engine reads from the running container (status, addresses). */
-export type InstanceBase = Omit<InstanceRecord, 'status' | 'addresses'>;
+export type InstanceBase = Omit<InstanceRecord, 'status' | 'addresses' | 'pid'>;
 
 /** Incus instance names: a hostname label (1-63, letters/digits/hyphen, no leading digit/hyphen, no trailing hyphen). */
 function checkInstanceName(name: string): void {
@@ -66,6 +66,7 @@ export function applyPatch(state: InstanceBase, patch: InstancePatch): void {
   if (patch.environment !== undefined) state.environment = { ...patch.environment };
   if (patch.autostart !== undefined) state.autostart = patch.autostart;
   if (patch.privilegedMode !== undefined) state.privilegedMode = patch.privilegedMode;
+  if (patch.devices !== undefined) state.devices = patch.devices.map((d) => ({ ...d }));
 }
 
 /** A copy for the protocol layer; status and addresses are the engine's to say. */
@@ -73,6 +74,7 @@ export function instanceRecord(
   state: InstanceBase,
   status: InstanceStatus,
   addresses: Address[],
+  pid: number | null,
 ): InstanceRecord {
   return {
     name: state.name,
@@ -86,6 +88,7 @@ export function instanceRecord(
     storagePool: state.storagePool,
     devices: state.devices.map((d) => ({ ...d })),
     addresses,
+    pid,
     createdAt: new Date(state.createdAt),
   };
 }

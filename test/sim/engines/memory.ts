@@ -2,8 +2,10 @@
 // Snapshots copy the dataset's file map, so rollback and clone restore exactly the files of the snapshot.
 import { randomBytes } from 'node:crypto';
 import {
-  containerDataset,
   EngineError,
+  instanceDataset,
+  rootfsPrefix,
+  type DatasetLayout,
   type Address,
   type CreateInstanceSpec,
   type DatasetRecord,
@@ -64,6 +66,8 @@ interface InstanceState extends InstanceBase {
   status: InstanceStatus;
   /** host part of the DHCP lease, kept across restarts */
   lease: number | null;
+  /** the init's host PID while it runs (a fresh one per start) */
+  pid: number | null;
 }
 
 const DISTROS: Record<string, { os: string; bytes: number; codenames: Record<string, string> }> = {
@@ -126,6 +130,19 @@ export class MemoryEngine implements SimEngine {
     this.zfs = new ZfsBook(this.pool, () => ({ baseBytes: 98_304, files: new Map() }));
   }
 
+  get layout(): DatasetLayout {
+    return this.zfs.layout;
+  }
+
+  useLayout(layout: DatasetLayout): void {
+    if (this.instances.size) throw new Error('the dataset layout can only change before any instance exists');
+    this.zfs.setLayout(layout);
+  }
+
+  private datasetOf(name: string): string {
+    return instanceDataset(this.layout, this.pool, name);
+  }
+
   // ---------------------------------------------------------------- instances
 
   async listInstances(): Promise<InstanceRecord[]> {
@@ -138,18 +155,25 @@ export class MemoryEngine implements SimEngine {
     checkNewInstance(this.instances, spec.name);
     const now = new Date();
     const { image, bytes } = imageFor(spec.image, now);
-    const dataset = containerDataset(this.pool, spec.name);
+    const dataset = this.datasetOf(spec.name);
     this.zfs.checkInstanceDataset(dataset);
     const files: FileMap = new Map();
     const put = (path: string, text: string) =>
       files.set(path, { data: Buffer.from(text), mode: 0o644, uid: 0, gid: 0, mtime: now });
-    put('rootfs/etc/hostname', `${spec.name}\n`);
-    put('rootfs/etc/machine-id', `${randomBytes(16).toString('hex')}\n`);
-    put('rootfs/etc/os-release', `NAME="${image.os}"\nVERSION_CODENAME=${image.release}\n`);
-    put('metadata.yaml', `architecture: x86_64\ncreation_date: ${Math.floor(now.getTime() / 1000)}\n`);
-    this.zfs.addDataset(dataset, null, now, { baseBytes: bytes, files });
+    const root = rootfsPrefix(this.layout);
+    put(`${root}etc/hostname`, `${spec.name}\n`);
+    put(`${root}etc/machine-id`, `${randomBytes(16).toString('hex')}\n`);
+    put(`${root}etc/os-release`, `NAME="${image.os}"\nVERSION_CODENAME=${image.release}\n`);
+    if (this.layout === 'virt')
+      put('metadata.yaml', `architecture: x86_64\ncreation_date: ${Math.floor(now.getTime() / 1000)}\n`);
+    this.zfs.addDataset(dataset, spec.origin ?? null, now, { baseBytes: bytes, files });
     this.zfs.txg += 3;
-    const state: InstanceState = { ...newInstance(spec, image, now), status: 'STOPPED', lease: null };
+    const state: InstanceState = {
+      ...newInstance(spec, image, now),
+      status: 'STOPPED',
+      lease: null,
+      pid: null,
+    };
     this.instances.set(spec.name, state);
     return this.record(state);
   }
@@ -163,25 +187,48 @@ export class MemoryEngine implements SimEngine {
   async startInstance(name: string): Promise<void> {
     const state = mustInstance(this.instances, name);
     if (state.status === 'RUNNING') throw incusErrors.alreadyRunning();
-    const dataset = containerDataset(this.pool, name);
+    const dataset = this.datasetOf(name);
     if (!this.zfs.datasets.has(dataset)) {
       throw incusErrors.rootMissing(dataset);
     }
     if (state.lease === null) state.lease = this.nextLease++;
+    state.pid = 4000 + Math.floor(Math.random() * 60_000);
     this.setStatus(state, 'RUNNING');
   }
 
   async stopInstance(name: string, _force: boolean, _timeoutSeconds: number): Promise<void> {
     const state = mustInstance(this.instances, name);
     if (state.status === 'STOPPED') throw incusErrors.alreadyStopped();
+    state.pid = null;
     this.setStatus(state, 'STOPPED');
+  }
+
+  async forgetInstance(name: string): Promise<void> {
+    const state = mustInstance(this.instances, name);
+    if (state.status !== 'STOPPED') {
+      state.pid = null;
+      this.setStatus(state, 'STOPPED');
+    }
+    this.instances.delete(name);
+  }
+
+  async renameInstance(from: string, to: string): Promise<void> {
+    const state = mustInstance(this.instances, from);
+    checkNewInstance(this.instances, to);
+    if (state.status === 'RUNNING') throw this.zfs.busy(this.datasetOf(from));
+    this.zfs.checkRename(this.datasetOf(from), this.datasetOf(to));
+    this.zfs.move(this.datasetOf(from), this.datasetOf(to));
+    this.zfs.txg += 1;
+    this.instances.delete(from);
+    state.name = to;
+    this.instances.set(to, state);
   }
 
   async deleteInstance(name: string): Promise<void> {
     const state = mustInstance(this.instances, name);
     if (state.status !== 'STOPPED') this.setStatus(state, 'STOPPED');
     this.instances.delete(name);
-    const dataset = containerDataset(this.pool, name);
+    const dataset = this.datasetOf(name);
     if (!this.zfs.datasets.has(dataset)) return;
     const tree = this.zfs.subtree(dataset);
     if (this.zfs.hasClonedSnapshot(tree)) {
@@ -374,7 +421,7 @@ export class MemoryEngine implements SimEngine {
   }
 
   private record(state: InstanceState): InstanceRecord {
-    return instanceRecord(state, state.status, this.addresses(state));
+    return instanceRecord(state, state.status, this.addresses(state), state.pid);
   }
 
   private datasetRecord(ds: DatasetState): DatasetRecord {

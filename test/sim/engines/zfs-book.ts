@@ -2,7 +2,15 @@
 // and the ZFS wording of each primitive. An engine adds what holds a dataset's content (a file map, a real
 // container), runs the check first and changes the book only after its own work succeeded, so a refused call
 // leaves nothing half-made.
-import { containerMountpoint, EngineError, type DatasetRecord, type SnapshotRecord } from '../engine.js';
+import {
+  EngineError,
+  instanceDataset,
+  instanceMountpoint,
+  layoutParents,
+  type DatasetLayout,
+  type DatasetRecord,
+  type SnapshotRecord,
+} from '../engine.js';
 
 export interface DatasetBase {
   name: string;
@@ -36,6 +44,7 @@ export class ZfsBook<D extends DatasetBase, S extends SnapshotBase> {
   /** ZFS transaction group: the engine adds to it with every change on the pool. */
   txg = 2_417_905;
   private deletedCounter = 0;
+  layout: DatasetLayout = 'virt';
 
   /** Seeds the datasets a virt pool has before any instance exists; `plain` gives the engine's fields of an
    *  empty plain dataset (these and createDataset's). */
@@ -43,18 +52,24 @@ export class ZfsBook<D extends DatasetBase, S extends SnapshotBase> {
     readonly pool: string,
     private readonly plain: () => DatasetExtra<D>,
   ) {
+    this.seed();
+  }
+
+  private seed(): void {
     const created = new Date(Date.now() - 200 * 86_400_000);
-    for (const name of [
-      pool,
-      `${pool}/.ix-virt`,
-      `${pool}/.ix-virt/containers`,
-      `${pool}/.ix-virt/images`,
-      `${pool}/.ix-virt/custom`,
-      `${pool}/.ix-virt/deleted`,
-      `${pool}/.ix-virt/deleted/containers`,
-    ]) {
-      this.addDataset(name, null, created, plain());
-    }
+    for (const name of [this.pool, ...layoutParents(this.layout, this.pool)])
+      this.addDataset(name, null, created, this.plain());
+  }
+
+  /** Switches the layout of a pool that holds nothing yet but its seeded parents. */
+  setLayout(layout: DatasetLayout): void {
+    if (layout === this.layout) return;
+    const seeded = new Set([this.pool, ...layoutParents(this.layout, this.pool)]);
+    if ([...this.datasets.keys()].some((n) => !seeded.has(n)) || this.snapshots.size)
+      throw new Error('the dataset layout can only change before anything is created');
+    this.datasets.clear();
+    this.layout = layout;
+    this.seed();
   }
 
   // ---------------------------------------------------------------- lookups
@@ -116,15 +131,20 @@ export class ZfsBook<D extends DatasetBase, S extends SnapshotBase> {
     return datasets.some((ds) => this.snapshotsOf(ds).some((s) => this.clonesOf(snapshotId(s)).length > 0));
   }
 
-  /** The instance whose root dataset this is (`<pool>/.ix-virt/containers/<name>`), if it is one. */
+  /** The instance whose root dataset this is (`<pool>/.ix-virt/containers/<name>` or 26's), if it is one. */
   instanceNameOf(dataset: string): string | undefined {
-    const prefix = `${this.pool}/.ix-virt/containers/`;
+    const prefix = `${instanceDataset(this.layout, this.pool, '')}`;
     return dataset.startsWith(prefix) ? dataset.slice(prefix.length) : undefined;
   }
 
   mountpointOf(name: string): string {
     const instance = this.instanceNameOf(name);
-    return instance !== undefined ? containerMountpoint(this.pool, instance) : `/mnt/${name}`;
+    if (instance !== undefined) return instanceMountpoint(this.layout, this.pool, instance);
+    // 26: the parent has mountpoint /.truenas_containers/<pool> under altroot /mnt (pc/dataset.py).
+    const parent = `${this.pool}/.truenas_containers`;
+    if (this.layout === 'container' && (name === parent || name.startsWith(`${parent}/`)))
+      return `/mnt/.truenas_containers/${this.pool}${name.slice(parent.length)}`;
+    return `/mnt/${name}`;
   }
 
   // ---------------------------------------------------------------- checks before a change
@@ -300,7 +320,9 @@ export class ZfsBook<D extends DatasetBase, S extends SnapshotBase> {
       name: ds.name,
       origin: ds.origin,
       createdAt: new Date(ds.createdAt),
-      mounted: mounted ?? !ds.name.startsWith(`${this.pool}/.ix-virt/`),
+      // 26 mounts container datasets whether or not the container runs.
+      mounted:
+        this.layout === 'container' ? true : (mounted ?? !ds.name.startsWith(`${this.pool}/.ix-virt/`)),
       mountpoint: this.mountpointOf(ds.name),
       usedBytes,
       referencedBytes,

@@ -9,8 +9,13 @@ import { query } from '../filters.js';
 export const SYSTEM_VERSIONS = {
   '25.04': 'TrueNAS-25.04.2.6',
   '25.10': 'TrueNAS-25.10.1',
-  '26': 'TrueNAS-26.0.0',
+  '26': 'TrueNAS-26.0.0-BETA.3',
 } as const;
+
+/** system.version: f"{BRAND}-{manifest.version}" (utils/__init__.py sw_info); a 26 build says which one. */
+export function systemVersion(ctx: SimContext): string {
+  return ctx.build ? `TrueNAS-${ctx.build}` : SYSTEM_VERSIONS[ctx.version];
+}
 
 function eventNames(ctx: SimContext): Set<string> {
   const names = ['*', 'core.get_jobs', 'pool.dataset.query'];
@@ -18,7 +23,7 @@ function eventNames(ctx: SimContext): Set<string> {
   if (ctx.version === '25.10') {
     names.push('virt.instance.query', 'virt.global.config', 'zfs.snapshot.query', 'pool.snapshot.query');
   }
-  if (ctx.version === '26') names.push('container.query', 'pool.snapshot.query');
+  if (ctx.version === '26') names.push('container.query', 'container.device.query', 'pool.snapshot.query');
   return new Set(names);
 }
 
@@ -133,10 +138,10 @@ export function registerCore(registry: Registry, ctx: SimContext): void {
     },
   });
 
-  registry.add({ name: 'system.version', handler: async () => SYSTEM_VERSIONS[ctx.version] });
+  registry.add({ name: 'system.version', handler: async () => systemVersion(ctx) });
   registry.add({
     name: 'system.version_short',
-    handler: async () => SYSTEM_VERSIONS[ctx.version].slice('TrueNAS-'.length),
+    handler: async () => systemVersion(ctx).slice('TrueNAS-'.length),
   });
   registry.add({ name: 'system.ready', handler: async () => true });
   registry.add({ name: 'system.state', handler: async () => 'READY' });
@@ -178,7 +183,7 @@ export function registerCore(registry: Registry, ctx: SimContext): void {
   registry.add({
     name: 'system.info',
     handler: async () => ({
-      version: SYSTEM_VERSIONS[ctx.version],
+      version: systemVersion(ctx),
       buildtime: new Date(ctx.startedAt.getTime() - 30 * 86_400_000),
       hostname: 'truenas-sim',
       physmem: 68_719_476_736,
@@ -196,6 +201,7 @@ export function registerCore(registry: Registry, ctx: SimContext): void {
       datetime: new Date(),
       timezone: 'UTC',
       ecc_memory: false,
+      system_product_version: null,
     }),
   });
 }

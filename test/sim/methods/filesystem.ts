@@ -4,11 +4,12 @@
 // the last component. Paths under a mounted dataset's mountpoint are the engine's files; everything else,
 // including the mountpoint of an instance that is not running (its dataset is not mounted), is the simulator's
 // NAS-root directory: a write there lands on the "host" and is invisible inside the container, as on a real box.
+// TrueNAS 26 (plugins/filesystem.py + truenas_pyos safe_open) refuses any symlink in the file's path (ELOOP).
 import { checkArgCount, parseModel } from '../args.js';
 import type { Registry } from '../context.js';
 import { EngineError, type FileStat } from '../engine.js';
 import type { SimObject } from '../ejson.js';
-import { CallError, ERRNO, ValidationErrors } from '../errors.js';
+import { CallError, ERRNO, PyOSError, ValidationErrors } from '../errors.js';
 import { HostPaths, makeHostDirs, writeHostFile } from './host-paths.js';
 
 function statEntry(path: string, st: FileStat, isMountpoint: boolean): SimObject {
@@ -81,7 +82,12 @@ export function registerFilesystem(registry: Registry): void {
           // Directories inside a mounted dataset are made by the engine's write below.
           if (loc.where === 'host') makeHostDirs(env.ctx.nasRoot, loc.real);
         }
-        // open(path, 'wb+'): follows a link in the last component too (a dangling one is created at its target).
+        // 26: safe_open(path, 'wb+') opens with openat2(RESOLVE_NO_SYMLINKS): a link anywhere in the path fails
+        // with SymlinkInPathError (an OSError, so -32001 with errno EINVAL and Python's "[Errno 40] ..." text).
+        // The directories os.makedirs made by following links above stay (pc filesystem.py says so itself).
+        if (env.ctx.version === '26' && (await nas.firstSymlink(path)) !== undefined)
+          throw new PyOSError('SymlinkInPathError', ERRNO.ELOOP, 'Symlink detected in path', path);
+        // 25.x open(path, 'wb+'): follows a link in the last component too (a dangling one is created at its target).
         const target = await nas.resolve(path, true);
         if (!target.stat && target.missing !== target.path) {
           // Something on the way to the file is missing: fine inside a mounted dataset (the directory makedirs

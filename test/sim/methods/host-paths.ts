@@ -23,7 +23,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import type { SimContext } from '../context.js';
-import { containerMountpoint, type FileStat } from '../engine.js';
+import type { FileStat } from '../engine.js';
 import { CallError, ERRNO } from '../errors.js';
 
 /** Linux follows at most 40 links in one lookup (MAXSYMLINKS), then fails with ELOOP. */
@@ -58,16 +58,32 @@ function parentOf(path: string): string {
 export class HostPaths {
   constructor(private readonly ctx: SimContext) {}
 
-  /** Mountpoints of every dataset with whether it is mounted now (an instance's only while it runs). */
+  /** Mountpoints of every dataset with whether it is mounted now (25.x: an instance's only while it runs). */
   private async mounts(): Promise<{ dataset: string; mountpoint: string; mounted: boolean }[]> {
-    const prefix = `${this.ctx.engine.pool}/.ix-virt/containers/`;
     return (await this.ctx.engine.listDatasets()).map((ds) => ({
       dataset: ds.name,
-      mountpoint: ds.name.startsWith(prefix)
-        ? containerMountpoint(this.ctx.engine.pool, ds.name.slice(prefix.length))
-        : ds.mountpoint,
+      mountpoint: ds.mountpoint,
       mounted: ds.mounted,
     }));
+  }
+
+  /**
+   * The first symlink among the components of `path`, taken literally (openat2 RESOLVE_NO_SYMLINKS, as 26's
+   * safe_open does), or undefined when there is none.
+   */
+  async firstSymlink(path: string): Promise<string | undefined> {
+    let current = '/';
+    for (const name of parts(path)) {
+      if (name === '..') {
+        current = parentOf(current);
+        continue;
+      }
+      current = joinNas(current, name);
+      const st = await this.lstat(current);
+      if (!st) return undefined;
+      if (st.type === 'SYMLINK') return current;
+    }
+    return undefined;
   }
 
   /** Where a NAS path (taken literally, no links followed) lives. */
