@@ -486,3 +486,171 @@ describe('simulator TrueNAS 26: file_receive into the rootfs', () => {
     );
   });
 });
+
+describe('simulator TrueNAS 26: checkpoints (zfs.resource.snapshot.*, pool.snapshot.*) B3 vs RC1', () => {
+  it('B3 allows create/query (size, creation)/rollback/clone/destroy on a container dataset', async () => {
+    const sim = await startSimulator({ version: '26.0.0-BETA.3', apiKey: KEY, jobDurationMs: 20 });
+    const c = await client(sim);
+    try {
+      const box = await create(c, 'px-cp');
+      const ds = String(box.dataset);
+      const root = '/mnt/.truenas_containers/tank/containers/px-cp';
+      const put = (text: string) =>
+        c.call('filesystem.file_receive', [`${root}/work/state`, Buffer.from(text).toString('base64')]);
+      await put('one\n');
+      const made = await c.call<Frame>('zfs.resource.snapshot.create', [{ dataset: ds, name: 'cp1' }]);
+      assert.deepEqual(Object.keys(made).sort(), [
+        'createtxg',
+        'dataset',
+        'guid',
+        'holds',
+        'name',
+        'pool',
+        'properties',
+        'snapshot_name',
+        'type',
+        'user_properties',
+      ]);
+      assert.equal(made.name, `${ds}@cp1`);
+      assert.deepEqual(Object.keys(made.properties as Frame).sort(), ['createtxg', 'creation']);
+      await put('two, longer\n');
+      await c.call('zfs.resource.snapshot.create', [{ dataset: ds, name: 'cp2' }]);
+      await put('three\n');
+      const listed = await c.call<Frame[]>('zfs.resource.snapshot.query', [
+        { paths: [ds], properties: ['used', 'creation', 'referenced'] },
+      ]);
+      assert.deepEqual(
+        listed.map((s) => s.snapshot_name),
+        ['cp1', 'cp2'],
+      );
+      const props = listed[0].properties as Record<string, Frame>;
+      assert.equal(typeof props.used.value, 'number');
+      assert.ok(Math.abs(Number(props.creation.value) - Date.now() / 1000) < 60);
+      assert.equal(listed[0].holds, null);
+      assert.deepEqual(
+        (await c.call<Frame[]>('zfs.resource.snapshot.query', [{ paths: [ds] }]))[0].properties,
+        null,
+        'snapshots have no default properties',
+      );
+      assert.deepEqual(await c.call('zfs.resource.snapshot.count', [{ paths: [ds] }]), { [ds]: 2 });
+
+      // Rollback to the older one needs recursive (it destroys cp2), and the container stopped (the client's job).
+      const blocked = await c.request('zfs.resource.snapshot.rollback', [{ path: `${ds}@cp1` }]);
+      assert.equal(blocked.error?.code, -32602);
+      assert.deepEqual((blocked.error?.data as Frame).extra, [
+        [
+          'zfs.resource.snapshot.rollback',
+          `Cannot rollback: more recent snapshots or bookmarks exist. Please pass \`recursive: true\` to delete the following snapshots and bookmarks recursively:\n  ${ds}@cp2`,
+          22,
+        ],
+      ]);
+      assert.equal(
+        await c.call('zfs.resource.snapshot.rollback', [{ path: `${ds}@cp1`, recursive: true }]),
+        null,
+      );
+      assert.equal((await sim.engine.readFile(ds, 'work/state'))?.toString(), 'one\n');
+      assert.deepEqual(await c.call('zfs.resource.snapshot.count', [{ paths: [ds] }]), { [ds]: 1 });
+
+      // Clone route (§4.4): a new container, its dataset replaced by a clone of the checkpoint.
+      const copy = await create(c, 'px-cp-copy');
+      await c.call('zfs.resource.destroy', [{ path: copy.dataset }]);
+      assert.equal(
+        await c.call('pool.snapshot.clone', [{ snapshot: `${ds}@cp1`, dataset_dst: copy.dataset }]),
+        true,
+      );
+      assert.equal((await sim.engine.readFile(String(copy.dataset), 'work/state'))?.toString(), 'one\n');
+      const busy = await c.request('zfs.resource.snapshot.destroy', [{ path: `${ds}@cp1` }]);
+      assert.deepEqual((busy.error?.data as Frame).extra, [
+        [
+          'zfs.resource.snapshot.destroy',
+          `'${ds}@cp1' has the following clones: ${String(copy.dataset)}`,
+          16,
+        ],
+      ]);
+      await c.call('container.delete', [copy.id]);
+      assert.equal(await c.call('zfs.resource.snapshot.destroy', [{ path: `${ds}@cp1` }]), null);
+      assert.deepEqual(await c.call('zfs.resource.snapshot.query', [{ paths: [ds] }]), []);
+      const extra = await c.request('zfs.resource.snapshot.create', [
+        { dataset: ds, name: 'x', bypass: true },
+      ]);
+      assert.deepEqual((extra.error?.data as Frame).extra, [
+        ['data.bypass', 'Extra inputs are not permitted', 22],
+      ]);
+    } finally {
+      c.close();
+      await sim.close();
+    }
+  });
+
+  it('RC1 refuses every snapshot call on a container dataset as a protected path', async () => {
+    const sim = await startSimulator({ version: '26.0.0-RC.1', apiKey: KEY, jobDurationMs: 20 });
+    const c = await client(sim);
+    try {
+      const box = await create(c, 'px-guard');
+      const ds = String(box.dataset);
+      // A migrated checkpoint under the protected tree (it can exist; it cannot be touched).
+      await sim.engine.createSnapshot(ds, 'old');
+      const refused = async (method: string, params: unknown[], schema: string, path: string) => {
+        const reply = await c.request(method, params);
+        assert.equal(reply.error?.code, -32602, method);
+        assert.deepEqual(
+          (reply.error?.data as Frame).extra,
+          [[schema, `'${path}' is a protected path.`, 13]],
+          method,
+        );
+      };
+      await refused(
+        'zfs.resource.snapshot.create',
+        [{ dataset: ds, name: 'cp1' }],
+        'zfs.resource.snapshot.create',
+        ds,
+      );
+      await refused(
+        'zfs.resource.snapshot.rollback',
+        [{ path: `${ds}@old` }],
+        'zfs.resource.snapshot.rollback',
+        `${ds}@old`,
+      );
+      await refused(
+        'zfs.resource.snapshot.destroy',
+        [{ path: `${ds}@old` }],
+        'zfs.resource.snapshot.destroy',
+        `${ds}@old`,
+      );
+      await refused(
+        'zfs.resource.snapshot.clone',
+        [{ snapshot: `${ds}@old`, dataset: 'tank/elsewhere' }],
+        'zfs.resource.snapshot.clone',
+        `${ds}@old`,
+      );
+      await refused(
+        'pool.snapshot.create',
+        [{ dataset: ds, name: 'cp1' }],
+        'zfs.resource.snapshot.create',
+        ds,
+      );
+      await refused(
+        'pool.snapshot.rollback',
+        [`${ds}@old`, {}],
+        'zfs.resource.snapshot.rollback',
+        `${ds}@old`,
+      );
+      await refused('pool.snapshot.delete', [`${ds}@old`, {}], 'zfs.resource.snapshot.destroy', `${ds}@old`);
+      await refused('zfs.resource.destroy', [{ path: ds }], 'zfs.resource.destroy', ds);
+      // Queries that name the path still answer; unnamed ones leave the tree out.
+      const named = await c.call<Frame[]>('zfs.resource.snapshot.query', [{ paths: [ds] }]);
+      assert.deepEqual(
+        named.map((s) => s.name),
+        [`${ds}@old`],
+      );
+      const all = await c.call<Frame[]>('zfs.resource.snapshot.query', [{}]);
+      assert.ok(!all.some((s) => String(s.name).startsWith(ds)));
+      assert.deepEqual(await sim.engine.listSnapshots((d) => d === ds).then((l) => l.map((s) => s.name)), [
+        'old',
+      ]);
+    } finally {
+      c.close();
+      await sim.close();
+    }
+  });
+});

@@ -12,6 +12,7 @@ import { Faults, type FaultSwitches } from './faults.js';
 import { JobManager } from './jobs.js';
 import { domainEvent, registerContainer } from './methods/container.js';
 import { ContainerStore } from './methods/container-store.js';
+import { registerZfsResource } from './methods/zfs-resource.js';
 import { registerCore } from './methods/core.js';
 import { registerDatasets } from './methods/datasets.js';
 import { registerFilesystem } from './methods/filesystem.js';
@@ -83,8 +84,10 @@ export function buildRegistry(ctx: SimContext): Registry {
   registerSnapshots(registry, ctx);
   registerDatasets(registry, ctx);
   registerNetwork(registry, ctx, ctx.networkLayout);
-  if (ctx.version === '26') registerContainer(registry, ctx);
-  else registerVirt(registry, ctx);
+  if (ctx.version === '26') {
+    registerContainer(registry, ctx);
+    registerZfsResource(registry);
+  } else registerVirt(registry, ctx);
   return registry;
 }
 

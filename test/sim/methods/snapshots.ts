@@ -14,6 +14,7 @@ import {
   snapshotEvent,
   type SnapshotEntryOptions,
 } from './zfs.js';
+import { isProtectedPath, protectedPathError } from './zfs-resource.js';
 
 const SNAPSHOT_NAME = /^[A-Za-z0-9_.: -]+$/;
 
@@ -78,6 +79,17 @@ function datasetPrefilter(filters: SimValue): (dataset: string) => boolean {
   return (dataset) => tests.every((t) => t(dataset));
 }
 
+/** Whether a top-level id/name/dataset/pool filter names an internal path (it becomes a query path then). */
+function namesInternalPath(ctx: SimContext, filters: SimValue): boolean {
+  return (Array.isArray(filters) ? filters : []).some(
+    (f) =>
+      Array.isArray(f) &&
+      ['id', 'name', 'dataset'].includes(String(f[0])) &&
+      typeof f[2] === 'string' &&
+      isProtectedPath(ctx, f[2]),
+  );
+}
+
 export function registerSnapshots(registry: Registry, ctx: SimContext): void {
   const namespaces: { ns: string; entity: string; isPrivate: boolean }[] = [];
   if (ctx.version === '25.04')
@@ -86,18 +98,51 @@ export function registerSnapshots(registry: Registry, ctx: SimContext): void {
     namespaces.push({ ns: 'zfs.snapshot', entity: 'ZFSSnapshot', isPrivate: true });
   if (ctx.version !== '25.04')
     namespaces.push({ ns: 'pool.snapshot', entity: 'PoolSnapshot', isPrivate: false });
-  for (const { ns, entity, isPrivate } of namespaces) register(registry, ns, entity, isPrivate);
+  for (const { ns, entity, isPrivate } of namespaces) register(registry, ctx, ns, entity, isPrivate);
 }
 
-function register(registry: Registry, ns: string, entity: string, isPrivate: boolean): void {
-  const add = (name: string, handler: (env: CallEnv, args: SimValue[]) => Promise<SimValue>) =>
-    registry.add({ name: `${ns}.${name}`, private: isPrivate, handler });
+/**
+ * 26: pool.snapshot.* are thin wrappers over zfs.resource.snapshot.*_impl (plugins/pool_/snapshot.py), so they
+ * carry its protected-path guard and its schema: the path a call would change, and the verb of the impl it calls.
+ */
+const GUARDED: Record<string, { verb: string; paths: (args: SimValue[]) => unknown[] }> = {
+  create: { verb: 'create', paths: (a) => [isSimObject(a[0]) ? a[0].dataset : undefined] },
+  delete: { verb: 'destroy', paths: (a) => [a[0]] },
+  rollback: { verb: 'rollback', paths: (a) => [a[0]] },
+  clone: {
+    verb: 'clone',
+    paths: (a) => (isSimObject(a[0]) ? [a[0].snapshot, a[0].dataset_dst] : []),
+  },
+  hold: { verb: 'hold', paths: (a) => [a[0]] },
+  release: { verb: 'release', paths: (a) => [a[0]] },
+  rename: { verb: 'rename', paths: (a) => [a[0]] },
+};
+
+function register(registry: Registry, ctx: SimContext, ns: string, entity: string, isPrivate: boolean): void {
+  const add = (name: string, handler: (env: CallEnv, args: SimValue[]) => Promise<SimValue>) => {
+    const guard = ctx.version === '26' ? GUARDED[name] : undefined;
+    registry.add({
+      name: `${ns}.${name}`,
+      private: isPrivate,
+      handler: guard
+        ? async (env, args) => {
+            for (const path of guard.paths(args))
+              if (typeof path === 'string' && isProtectedPath(env.ctx, path))
+                throw protectedPathError(`zfs.resource.snapshot.${guard.verb}`, path);
+            return handler(env, args);
+          }
+        : handler,
+    });
+  };
 
   add('query', async (env, args) => {
     checkArgCount(args, 2);
     const opts = entryOptions(args[1]);
     const extra = isSimObject(args[1]) && isSimObject(args[1].extra) ? args[1].extra : {};
     let snaps = await env.ctx.engine.listSnapshots(datasetPrefilter(args[0]));
+    // 26: the snapshots of internal paths (RC.1: the container datasets) only when the filters name them.
+    if (env.ctx.version === '26' && !namesInternalPath(env.ctx, args[0]))
+      snaps = snaps.filter((s) => !isProtectedPath(env.ctx, s.dataset));
     if (typeof extra.min_txg === 'number')
       snaps = snaps.filter((s) => s.createtxg >= (extra.min_txg as number));
     if (typeof extra.max_txg === 'number')
