@@ -654,3 +654,117 @@ describe('simulator TrueNAS 26: checkpoints (zfs.resource.snapshot.*, pool.snaps
     }
   });
 });
+
+describe('simulator TrueNAS 26: listdir, start-time hostname, the host-job route (cronjob.*) on RC1', () => {
+  let sim: SimServer;
+  let c: RawClient;
+  before(async () => {
+    sim = await startSimulator({ version: '26.0.0-RC.1', apiKey: KEY, jobDurationMs: 20 });
+    c = await client(sim);
+  });
+  after(async () => {
+    c.close();
+    await sim.close();
+  });
+
+  it('start writes /etc/hostname and the 127.0.1.1 line; listdir reads a directory of the rootfs', async () => {
+    const box = await create(c, 'px-named');
+    const ds = String(box.dataset);
+    const root = '/mnt/.truenas_containers/tank/containers/px-named';
+    const b64 = (t: string) => Buffer.from(t).toString('base64');
+    await c.call('filesystem.file_receive', [
+      `${root}/etc/hosts`,
+      b64('127.0.0.1\tlocalhost\n127.0.1.1\told\n'),
+    ]);
+    await c.call('filesystem.file_receive', [`${root}/var/lib/pixels/address/10.1.2.3`, b64(' ')]);
+    await c.call('filesystem.file_receive', [`${root}/var/lib/pixels/address/fd00::3`, b64(' ')]);
+    await c.call('container.start', [box.id]);
+    assert.equal((await sim.engine.readFile(ds, 'etc/hostname'))?.toString(), 'px-named\n');
+    assert.equal(
+      (await sim.engine.readFile(ds, 'etc/hosts'))?.toString(),
+      '127.0.0.1\tlocalhost\n127.0.1.1\tpx-named\n',
+    );
+    const rows = await c.call<Frame[]>('filesystem.listdir', [`${root}/var/lib/pixels/address`]);
+    assert.deepEqual(
+      rows.map((r) => [r.name, r.path, r.type]),
+      [
+        ['10.1.2.3', `${root}/var/lib/pixels/address/10.1.2.3`, 'FILE'],
+        ['fd00::3', `${root}/var/lib/pixels/address/fd00::3`, 'FILE'],
+      ],
+    );
+    const missing = await c.request('filesystem.listdir', [`${root}/var/lib/nothing`]);
+    assert.equal(
+      (missing.error?.data as Frame).reason,
+      `[ENOENT] Directory ${root}/var/lib/nothing does not exist`,
+    );
+    const top = await c.call<Frame[]>('filesystem.listdir', [
+      '/mnt/.truenas_containers/tank/containers',
+      [['type', '=', 'DIRECTORY']],
+    ]);
+    assert.deepEqual(
+      top.map((r) => [r.name, r.is_mountpoint]),
+      [['px-named', true]],
+    );
+    await runJob(c, 'container.stop', [box.id, { force: true }]);
+  });
+
+  it('a disabled root cron job runs zfs on the protected tree, and fails like a shell for anything else', async () => {
+    const box = await create(c, 'px-cron');
+    const ds = String(box.dataset);
+    const hostJob = async (command: string) => {
+      const job = await c.call<Frame>('cronjob.create', [
+        {
+          user: 'root',
+          command,
+          enabled: false,
+          stdout: false,
+          stderr: false,
+          schedule: { minute: '0', hour: '0', dom: '1', month: '1', dow: '*' },
+        },
+      ]);
+      try {
+        return await runJob(c, 'cronjob.run', [job.id, false]);
+      } finally {
+        assert.equal(await c.call('cronjob.delete', [job.id]), true);
+      }
+    };
+    const refused = await c.request('zfs.resource.snapshot.create', [{ dataset: ds, name: 'cp1' }]);
+    assert.equal(refused.error?.code, -32602);
+    assert.equal((await hostJob(`zfs snapshot '${ds}@cp1'`)).state, 'SUCCESS');
+    const root = '/mnt/.truenas_containers/tank/containers/px-cron';
+    await c.call('filesystem.file_receive', [`${root}/work/x`, Buffer.from('after\n').toString('base64')]);
+    assert.equal((await hostJob(`zfs snapshot '${ds}@cp2'`)).state, 'SUCCESS');
+    const named = await c.call<Frame[]>('zfs.resource.snapshot.query', [{ paths: [ds] }]);
+    assert.deepEqual(
+      named.map((s) => s.snapshot_name),
+      ['cp1', 'cp2'],
+    );
+    assert.equal((await hostJob(`zfs rollback -r '${ds}@cp1'`)).state, 'SUCCESS');
+    assert.equal(await sim.engine.readFile(ds, 'work/x'), undefined);
+    // Clone route: a new container whose dataset is replaced by a clone of the checkpoint.
+    const copy = await create(c, 'px-cron-copy');
+    assert.equal(
+      (
+        await hostJob(
+          `zfs destroy '${String(copy.dataset)}' && zfs clone '${ds}@cp1' ${String(copy.dataset)}`,
+        )
+      ).state,
+      'SUCCESS',
+    );
+    const origin = (await sim.engine.listDatasets()).find((d) => d.name === copy.dataset)?.origin;
+    assert.equal(origin, `${ds}@cp1`);
+    const busy = await hostJob(`zfs destroy '${ds}@cp1'`);
+    assert.equal(busy.state, 'FAILED');
+    assert.equal(
+      busy.error,
+      `[EFAULT] CronTask "zfs destroy '${ds}@cp1'" exited with 1 (non-zero) exit status.`,
+    );
+    const other = await hostJob('rm -rf /');
+    assert.equal(other.error, '[EFAULT] CronTask "rm -rf /" exited with 127 (non-zero) exit status.');
+    assert.deepEqual(await c.call('cronjob.query'), []);
+    const badUser = await c.request('cronjob.create', [{ user: 'nobody-here', command: 'true' }]);
+    assert.deepEqual((badUser.error?.data as Frame).extra, [
+      ['cron_job_create.user', 'Specified user does not exist', 22],
+    ]);
+  });
+});

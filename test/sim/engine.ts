@@ -213,6 +213,8 @@ export interface SimEngine {
   // writeFile a path whose existing components it saw as plain directories.
   writeFile(dataset: string, path: string, data: Buffer, options: FileWriteOptions): Promise<void>;
   readFile(dataset: string, path: string): Promise<Buffer | undefined>;
+  /** The names in directory `path` (not following a link there), or undefined when it is no directory. */
+  listDir(dataset: string, path: string): Promise<string[] | undefined>;
   /** lstat: a symlink at `path` is reported as SYMLINK with its text, not followed. */
   statPath(dataset: string, path: string): Promise<FileStat | undefined>;
   /** Test hook: makes `path` a symlink to `target` (what root inside the sandbox could do). */

@@ -14,6 +14,7 @@ import { domainEvent, registerContainer } from './methods/container.js';
 import { ContainerStore } from './methods/container-store.js';
 import { registerZfsResource } from './methods/zfs-resource.js';
 import { registerCore } from './methods/core.js';
+import { registerCronjob } from './methods/cronjob.js';
 import { registerDatasets } from './methods/datasets.js';
 import { registerFilesystem } from './methods/filesystem.js';
 import { registerNetwork, SIM_NETWORK_LAYOUTS, type SimNetworkLayout } from './methods/network.js';
@@ -84,6 +85,7 @@ export function buildRegistry(ctx: SimContext): Registry {
   registerSnapshots(registry, ctx);
   registerDatasets(registry, ctx);
   registerNetwork(registry, ctx, ctx.networkLayout);
+  registerCronjob(registry);
   if (ctx.version === '26') {
     registerContainer(registry, ctx);
     registerZfsResource(registry);

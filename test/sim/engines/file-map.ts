@@ -99,3 +99,13 @@ export function linkEntry(files: FileMap, key: string, target: string): void {
   for (const path of [...files.keys()]) if (path.startsWith(`${key}/`)) files.delete(path);
   files.set(key, { data: Buffer.alloc(0), mode: 0o777, uid: 0, gid: 0, mtime: new Date(), link: target });
 }
+
+/** The names directly inside directory `key` ('' = the root), or undefined when it is not a directory. */
+export function listEntries(files: FileMap, key: string, createdAt: Date): string[] | undefined {
+  if (statEntry(files, key, createdAt)?.type !== 'DIRECTORY') return undefined;
+  const prefix = key === '' ? '' : `${key}/`;
+  const names = new Set<string>();
+  for (const path of files.keys())
+    if (path.startsWith(prefix)) names.add(path.slice(prefix.length).split('/')[0]);
+  return [...names].sort();
+}

@@ -11,7 +11,7 @@
 // - Datasets without a root filesystem (plain ones made by createDataset) keep their files in memory.
 // - promoteDataset is refused: Incus snapshots cannot move from one container to another.
 import { randomBytes } from 'node:crypto';
-import { lstatSync, readlinkSync } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { IncusEventStream } from '../../../src/backends/incus/events';
 import { IncusFiles } from '../../../src/backends/incus/files';
@@ -45,6 +45,7 @@ import {
   cloneFiles,
   directoryStat,
   filesBytes,
+  listEntries,
   normalize,
   ownership,
   statEntry,
@@ -485,6 +486,26 @@ export class IncusEngine implements SimEngine {
     if (inRoot || (ds.backing && key === rootKey)) return this.hostLstat(ds.backing!, inRoot ?? '/');
     if (ds.backing && (key === '' || key === 'rootfs')) return directoryStat(ds.createdAt);
     return statEntry(ds.files, key, ds.createdAt);
+  }
+
+  /** readdir of the real root filesystem on this host (read-only, like hostLstat). */
+  async listDir(dataset: string, path: string): Promise<string[] | undefined> {
+    const ds = this.zfs.datasets.get(dataset);
+    if (!ds) return undefined;
+    const key = normalize(path);
+    const inRoot =
+      this.rootPath(ds, key) ??
+      (ds.backing && key === rootfsPrefix(this.layout).replace(/\/$/, '') ? '/' : undefined);
+    if (inRoot && ds.backing) {
+      if (this.hostLstat(ds.backing, inRoot)?.type !== 'DIRECTORY') return undefined;
+      try {
+        return readdirSync(join(this.volumeDir(ds.backing), 'rootfs', inRoot)).sort();
+      } catch {
+        return undefined;
+      }
+    }
+    if (ds.backing && key === '') return ['rootfs'];
+    return listEntries(ds.files, key, ds.createdAt);
   }
 
   async close(): Promise<void> {

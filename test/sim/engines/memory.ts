@@ -23,6 +23,7 @@ import {
   cloneFiles,
   filesBytes,
   linkEntry,
+  listEntries,
   normalize,
   statEntry,
   writableKey,
@@ -378,6 +379,11 @@ export class MemoryEngine implements SimEngine {
   async readFile(dataset: string, path: string): Promise<Buffer | undefined> {
     const entry = this.zfs.datasets.get(dataset)?.files.get(normalize(path));
     return entry ? Buffer.from(entry.data) : undefined;
+  }
+
+  async listDir(dataset: string, path: string): Promise<string[] | undefined> {
+    const ds = this.zfs.datasets.get(dataset);
+    return ds ? listEntries(ds.files, normalize(path), ds.createdAt) : undefined;
   }
 
   async statPath(dataset: string, path: string): Promise<FileStat | undefined> {

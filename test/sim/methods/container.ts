@@ -11,6 +11,7 @@ import { CallError, ERRNO, instanceNotFound, ValidationErrors, type ValidationIt
 import { query } from '../filters.js';
 import { CONTAINER_BRIDGE, type ContainerRow, type ContainerStore } from './container-store.js';
 import { interfaces, SIM_LAN } from './network.js';
+import { destroyDatasetTree } from './zfs.js';
 
 /** RE_NAME (pc/container.py): RFC 1123 hostname, 1-100 characters, not an IPv4 address. */
 const RE_NAME =
@@ -388,6 +389,7 @@ async function startContainer(ctx: SimContext, row: ContainerRow): Promise<void>
     if (isRc1(ctx)) throw new CallError(message, ERRNO.EFAULT);
     throw new Error(message);
   }
+  await writeHostname(ctx, row);
   const network = engineNetwork(ctx, row);
   try {
     await ctx.engine.updateInstance(row.name, {
@@ -403,6 +405,31 @@ async function startContainer(ctx: SimContext, row: ContainerRow): Promise<void>
   }
   row.defined = true;
   ctx.notifyStatus(row.name, 'RUNNING');
+}
+
+/**
+ * Before init reads them, start writes `<rootfs>/etc/hostname` (the name) and the `127.0.1.1 <name>` line of
+ * `/etc/hosts` (pc/utils.py, atomic_write: no symlinks on the way). A failure is only a warning in the log.
+ */
+async function writeHostname(ctx: SimContext, row: ContainerRow): Promise<void> {
+  const options = { append: false, mode: 0o644, uid: 0, gid: 0 };
+  try {
+    for (const path of ['etc', 'etc/hostname', 'etc/hosts'])
+      if ((await ctx.engine.statPath(row.dataset, path))?.type === 'SYMLINK') return;
+    await ctx.engine.writeFile(row.dataset, 'etc/hostname', Buffer.from(`${row.name}\n`), options);
+    const old = (await ctx.engine.readFile(row.dataset, 'etc/hosts'))?.toString() ?? '';
+    const lines = old ? old.split(/(?<=\n)/) : [];
+    let found = false;
+    const out = lines.map((line) => {
+      if (line.split(/\s+/)[0] !== '127.0.1.1') return line;
+      found = true;
+      return `127.0.1.1\t${row.name}\n`;
+    });
+    if (!found) out.push(`127.0.1.1\t${row.name}\n`);
+    await ctx.engine.writeFile(row.dataset, 'etc/hosts', Buffer.from(out.join('')), options);
+  } catch {
+    // 'Failed to configure hostname for container %r' (a warning; the start goes on)
+  }
 }
 
 /** libvirt destroy (a kill), as stop {force} and delete of a running domain do it. */
@@ -771,7 +798,12 @@ function registerDelete(registry: Registry, ctx: SimContext): void {
         try {
           await env.ctx.exclusive(() => destroyTree(env.ctx, row.dataset));
         } catch (error) {
-          const reason = error instanceof Error ? error.message : String(error);
+          const reason =
+            error instanceof CallError
+              ? error.errmsg
+              : error instanceof Error
+                ? error.message
+                : String(error);
           throw new CallError(`Failed to delete container '${row.name}' dataset: ${reason}`);
         }
       }
@@ -805,20 +837,7 @@ async function destroyDatasetNonRecursive(ctx: SimContext, dataset: string): Pro
  * clone's mounted dataset is busy and stops it there.
  */
 export async function destroyTree(ctx: SimContext, dataset: string): Promise<void> {
-  const under = (d: string) => d === dataset || d.startsWith(`${dataset}/`);
-  const snaps = await ctx.engine.listSnapshots(under);
-  for (const snap of snaps)
-    for (const clone of snap.clones)
-      if ((await ctx.engine.listDatasets()).some((d) => d.name === clone)) await destroyTree(ctx, clone);
-  const all = (await ctx.engine.listDatasets()).map((d) => d.name).filter(under);
-  // Deepest first; a dataset's snapshots before the dataset.
-  for (const name of all.sort((a, b) => b.length - a.length)) {
-    for (const snap of await ctx.engine.listSnapshots((d) => d === name)) {
-      await ctx.engine.destroySnapshot(snap.id);
-      for (const key of [...ctx.holds.keys()]) if (key === snap.id) ctx.holds.delete(key);
-    }
-    await ctx.engine.destroyDataset(name);
-  }
+  await destroyDatasetTree(ctx, dataset, { recursive: true, recursiveClones: true });
 }
 
 // ------------------------------------------------------------------ devices

@@ -10,6 +10,7 @@ import type { Registry } from '../context.js';
 import { EngineError, type FileStat } from '../engine.js';
 import type { SimObject } from '../ejson.js';
 import { CallError, ERRNO, PyOSError, ValidationErrors } from '../errors.js';
+import { query } from '../filters.js';
 import { HostPaths, makeHostDirs, writeHostFile } from './host-paths.js';
 
 function statEntry(path: string, st: FileStat, isMountpoint: boolean): SimObject {
@@ -36,6 +37,35 @@ function statEntry(path: string, st: FileStat, isMountpoint: boolean): SimObject
     attributes: [],
     user: st.uid === 0 ? 'root' : null,
     group: st.gid === 0 ? 'root' : null,
+  };
+}
+
+/** FilesystemDirEntry (api/v26_0_0/filesystem.py; the same keys in 25.x): the entry itself, not followed. */
+function dirEntry(
+  name: string,
+  path: string,
+  realpath: string,
+  st: FileStat,
+  isMountpoint: boolean,
+): SimObject {
+  const typeBits = st.type === 'DIRECTORY' ? 0o40000 : st.type === 'SYMLINK' ? 0o120000 : 0o100000;
+  return {
+    name,
+    path,
+    realpath,
+    type: st.type,
+    size: st.size,
+    allocation_size: Math.ceil(st.size / 4096) * 4096,
+    mode: typeBits | st.mode,
+    mount_id: 512,
+    acl: false,
+    uid: st.uid,
+    gid: st.gid,
+    is_mountpoint: isMountpoint,
+    is_ctldir: false,
+    attributes: [],
+    xattrs: [],
+    zfs_attrs: [],
   };
 }
 
@@ -116,6 +146,36 @@ export function registerFilesystem(registry: Registry): void {
         }
         return true;
       });
+    },
+  });
+
+  registry.add({
+    name: 'filesystem.listdir',
+    handler: async (env, args) => {
+      checkArgCount(args, 3);
+      const path = args[0];
+      if (args.length === 0) throw new ValidationErrors([['path', 'Field required', ERRNO.EINVAL]]);
+      if (typeof path !== 'string')
+        throw new ValidationErrors([['path', 'Input should be a valid string', ERRNO.EINVAL]]);
+      const nas = new HostPaths(env.ctx);
+      // pathlib: exists() and is_dir() follow links; the iterator lists what the path resolves to.
+      const dir = await nas.resolve(path, true);
+      if (!dir.stat) throw new CallError(`Directory ${path} does not exist`, ERRNO.ENOENT);
+      if (dir.stat.type !== 'DIRECTORY')
+        throw new CallError(`Path ${path} is not a directory`, ERRNO.ENOTDIR);
+      const names = (await nas.readdir(dir.path)) ?? [];
+      const base = path.replace(/\/+$/, '') || '/';
+      const entries: SimObject[] = [];
+      for (const name of names) {
+        const child = dir.path === '/' ? `/${name}` : `${dir.path}/${name}`;
+        const st = await nas.lstat(child);
+        if (!st) continue; // gone meanwhile
+        const loc = await nas.locate(child);
+        const shown = `${base === '/' ? '' : base}/${name}`;
+        const realpath = st.type === 'SYMLINK' ? (await nas.resolve(child, true)).path : child;
+        entries.push(dirEntry(name, shown, realpath, st, loc.where === 'dataset' && loc.relative === ''));
+      }
+      return query(entries, args[1] ?? [], args[2] ?? {});
     },
   });
 

@@ -17,6 +17,7 @@ import {
   lstatSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readlinkSync,
   realpathSync,
   writeSync,
@@ -65,6 +66,30 @@ export class HostPaths {
       mountpoint: ds.mountpoint,
       mounted: ds.mounted,
     }));
+  }
+
+  /** The names in the NAS directory `path` (taken literally), or undefined when it is no directory. */
+  async readdir(path: string): Promise<string[] | undefined> {
+    const loc = await this.locate(path);
+    const names = new Set<string>();
+    let isDir: boolean;
+    if (loc.where === 'dataset') {
+      const inside = await this.ctx.engine.listDir(loc.dataset, loc.relative);
+      isDir = inside !== undefined;
+      for (const name of inside ?? []) names.add(name);
+    } else {
+      const st = hostLstat(loc.real);
+      if (st && st.type !== 'DIRECTORY') return undefined;
+      isDir = st !== undefined;
+      if (st) for (const name of readdirSync(loc.real)) names.add(name);
+    }
+    // Mounted datasets (and the directories that lead to them) show in their parent directory.
+    const prefix = path === '/' ? '/' : `${path}/`;
+    for (const m of await this.mounts())
+      if (m.mounted && m.mountpoint.startsWith(prefix))
+        names.add(m.mountpoint.slice(prefix.length).split('/')[0]);
+    if (!isDir && !names.size) return undefined;
+    return [...names].sort();
   }
 
   /**
