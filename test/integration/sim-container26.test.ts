@@ -559,6 +559,16 @@ describe('simulator TrueNAS 26: checkpoints (zfs.resource.snapshot.*, pool.snaps
         true,
       );
       assert.equal((await sim.engine.readFile(String(copy.dataset), 'work/state'))?.toString(), 'one\n');
+      const family = await c.call<Frame[]>('zfs.resource.query', [
+        { paths: ['tank/.truenas_containers/containers'], properties: ['origin'], get_children: true },
+      ]);
+      const copyRow = family.find((r) => r.name === copy.dataset);
+      assert.deepEqual(Object.keys((copyRow?.properties as Frame) ?? {}), ['origin']);
+      assert.equal(((copyRow?.properties as Frame).origin as Frame).value, `${ds}@cp1`);
+      const gone = await c.request('zfs.resource.query', [{ paths: ['tank/nope'] }]);
+      assert.deepEqual((gone.error?.data as Frame).extra, [
+        ['zfs.resource.query', "'tank/nope' not found", 2],
+      ]);
       const busy = await c.request('zfs.resource.snapshot.destroy', [{ path: `${ds}@cp1` }]);
       assert.deepEqual((busy.error?.data as Frame).extra, [
         [

@@ -984,12 +984,8 @@ function mustDevice(ctx: SimContext, id: number) {
   return device;
 }
 
+/** container.device.* (pc/devices.py): CRUD events on container.device.query only; container.query sends none. */
 function registerDevices(registry: Registry): void {
-  const changed = (ctx: SimContext, container: number) => {
-    const row = store(ctx).rows.get(container);
-    if (row) void sendChanged(ctx, row).catch(() => undefined);
-  };
-
   registry.add({
     name: 'container.device.query',
     handler: async (env, args) => {
@@ -1029,7 +1025,6 @@ function registerDevices(registry: Registry): void {
       );
       const device = store(env.ctx).insertDevice(container, attrs);
       env.ctx.events.send('container.device.query', 'ADDED', { id: device.id, fields: deviceEntry(device) });
-      changed(env.ctx, container);
       return deviceEntry(device);
     },
   });
@@ -1053,7 +1048,6 @@ function registerDevices(registry: Registry): void {
       device.container = container;
       device.attributes = attrs;
       env.ctx.events.send('container.device.query', 'CHANGED', { id, fields: deviceEntry(device) });
-      changed(env.ctx, container);
       return deviceEntry(device);
     },
   });
@@ -1080,7 +1074,6 @@ function registerDevices(registry: Registry): void {
         throw new CallError('Please stop associated container before deleting container device.');
       store(env.ctx).devices.delete(id);
       env.ctx.events.send('container.device.query', 'REMOVED', { id });
-      changed(env.ctx, row.id);
       return true;
     },
   });

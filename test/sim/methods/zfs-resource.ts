@@ -438,11 +438,17 @@ export function registerZfsResource(registry: Registry): void {
         properties: { type: 'list', nullable: true, default: [] },
         get_user_properties: bool,
         get_source: bool,
+        nest_results: bool,
         get_children: bool,
+        max_depth: { type: 'int', default: 0 },
+        get_tier: bool,
       });
       const ctx = env.ctx;
       const records = await ctx.engine.listDatasets();
       const paths = (data.paths as SimValue[]).map(String);
+      for (const p of paths)
+        if (!records.some((d) => d.name === p))
+          throw ValidationErrors.one('zfs.resource.query', `'${p}' not found`, ERRNO.ENOENT);
       const explicitInternal = paths.some((p) => isProtectedPath(ctx, p));
       let picked = paths.length
         ? records.filter((d) =>
@@ -450,24 +456,44 @@ export function registerZfsResource(registry: Registry): void {
           )
         : records;
       if (!explicitInternal) picked = picked.filter((d) => !isProtectedPath(ctx, d.name));
-      return picked.map((d) => ({
-        name: d.name,
-        pool: d.name.split('/')[0],
-        type: 'FILESYSTEM',
-        createtxg: 0,
-        guid: guid(d.name),
-        properties:
-          data.properties === null
-            ? null
-            : {
-                mountpoint: property(d.mountpoint, d.mountpoint, 'DEFAULT', data.get_source === true),
-                mounted: property(d.mounted ? 'yes' : 'no', d.mounted, 'NONE', data.get_source === true),
-                used: property(String(d.usedBytes), d.usedBytes, 'NONE', data.get_source === true),
-                origin: property(d.origin ?? '', d.origin, 'NONE', data.get_source === true),
-              },
-        user_properties: data.get_user_properties === true ? {} : null,
-        children: [],
-      }));
+      const wanted =
+        data.properties === null
+          ? null
+          : (data.properties as SimValue[]).length
+            ? (data.properties as SimValue[]).map(String)
+            : ['mountpoint', 'mounted', 'used', 'referenced', 'origin', 'creation'];
+      const withSource = data.get_source === true;
+      return picked.map((d) => {
+        let properties: SimObject | null = null;
+        if (wanted) {
+          properties = {};
+          const all: Record<string, SimObject> = {
+            mountpoint: property(d.mountpoint, d.mountpoint, 'DEFAULT', withSource),
+            mounted: property(d.mounted ? 'yes' : 'no', d.mounted, 'NONE', withSource),
+            used: property(String(d.usedBytes), d.usedBytes, 'NONE', withSource),
+            referenced: property(String(d.referencedBytes), d.referencedBytes, 'NONE', withSource),
+            origin: property(d.origin ?? '', d.origin, 'NONE', withSource),
+            creation: property(
+              String(Math.floor(d.createdAt.getTime() / 1000)),
+              Math.floor(d.createdAt.getTime() / 1000),
+              'NONE',
+              withSource,
+            ),
+          };
+          for (const name of wanted) if (all[name]) properties[name] = all[name];
+        }
+        return {
+          createtxg: 0,
+          guid: guid(d.name),
+          name: d.name,
+          pool: d.name.split('/')[0],
+          properties,
+          type: 'FILESYSTEM',
+          user_properties: data.get_user_properties === true ? {} : null,
+          children: data.nest_results === true ? [] : null,
+          tier: null,
+        };
+      });
     },
   });
 }
