@@ -5,6 +5,7 @@ import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { startSimulator, type SimServer } from '../sim/index.js';
 import { RawClient, type Frame } from '../sim/rawclient.js';
+import { useLanBridge } from '../sim/virt-bridge.js';
 
 const KEY = `1-${'b'.repeat(64)}`;
 const IMAGE = { name: 'debian:bookworm:amd64:default', version: '20260802_05:24' };
@@ -776,5 +777,37 @@ describe('simulator TrueNAS 26: listdir, start-time hostname, the host-job route
     assert.deepEqual((badUser.error?.data as Frame).extra, [
       ['cron_job_create.user', 'Specified user does not exist', 22],
     ]);
+  });
+});
+
+describe('simulator TrueNAS 26: the LAN bridge as the container bridge', () => {
+  it('useLanBridge sets lxc.config bridge on a lan-bridge NAS; new containers default to it', async () => {
+    const sim = await startSimulator({
+      version: '26',
+      apiKey: KEY,
+      network: 'lan-bridge',
+      jobDurationMs: 20,
+    });
+    const c = await client(sim);
+    try {
+      assert.deepEqual(await c.call('lxc.bridge_choices'), { '[AUTO]': 'Automatic', br0: 'br0' });
+      const bad = await c.request('lxc.update', [{ bridge: 'nosuchbr0' }]);
+      assert.deepEqual((bad.error?.data as Frame).extra, [
+        ['lxc_config_update.bridge', 'Invalid bridge', 22],
+      ]);
+      await useLanBridge(sim, KEY);
+      assert.equal((await c.call<Frame>('lxc.config')).bridge, 'br0');
+      const box = await create(c, 'px-lan');
+      assert.equal(box.default_network, 'br0');
+      assert.deepEqual(await c.call('container.device.nic_attach_choices'), {
+        BRIDGE: ['br0', 'br0'],
+        MACVLAN: ['enp1s0'],
+      });
+      await c.call('lxc.update', [{ bridge: '[AUTO]' }]);
+      assert.equal((await c.call<Frame>('container.get_instance', [box.id])).default_network, 'truenasbr0');
+    } finally {
+      c.close();
+      await sim.close();
+    }
   });
 });

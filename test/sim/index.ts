@@ -4,7 +4,14 @@ import { rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { registerAuth } from './auth.js';
-import { parseSimVersion, Registry, type SimContext, type SimVersionOption } from './context.js';
+import {
+  parseSimVersion,
+  Registry,
+  type Sim26Build,
+  type SimContext,
+  type SimVersion,
+  type SimVersionOption,
+} from './context.js';
 import type { SimEngine } from './engine.js';
 import { MemoryEngine } from './engines/memory.js';
 import { EventHub } from './events.js';
@@ -57,6 +64,9 @@ export interface SimOptions {
 export interface SimServer {
   url: string;
   port: number;
+  /** the API family it speaks, and for 26 the build */
+  version: SimVersion;
+  build: Sim26Build | null;
   faults: FaultSwitches;
   engine: SimEngine;
   connections(): number;
@@ -198,6 +208,8 @@ export async function startSimulator(options: SimOptions): Promise<SimServer> {
   return {
     url: `${options.tls ? 'wss' : 'ws'}://${shownHost}:${port}/api/current`,
     port,
+    version: release.version,
+    build: release.build,
     faults,
     engine,
     connections: () => rpc.connections(),

@@ -1,5 +1,6 @@
 // Puts the simulator's new instances on the NAS's LAN bridge the way a user of a real NAS does it (Virtualization
-// → Global Settings → Bridge): a `virt.global.update` job through the production client. The NAS must have one
+// → Global Settings → Bridge): a `virt.global.update` job through the production client (on 26, Containers →
+// Settings: `lxc.update`, a plain call). The NAS must have one
 // (the 'lan-bridge' network layout; a stock NAS's bridge_choices offer only the automatic bridge). Tests that reach a
 // sandbox directly need this; with the default (automatic) bridge the Incus engine puts sandboxes on the lab's
 // NAT'd stand-in, which the test client cannot reach.
@@ -7,7 +8,7 @@ import { TrueNASClient } from '../../src/backends/truenas/client';
 import { createTrueNASBackend } from '../../src/backends/truenas/index';
 import type { Backend } from '../../src/core/backend';
 import type { IncusEngine } from './engines/incus.js';
-import { startSimulator, type SimServer } from './index.js';
+import { startSimulator, type SimServer, type SimVersionOption } from './index.js';
 import { SIM_LAN } from './methods/network.js';
 
 export async function useLanBridge(
@@ -17,26 +18,28 @@ export async function useLanBridge(
 ): Promise<void> {
   const client = new TrueNASClient({ host: '127.0.0.1', port: sim.port, secure: false, username }, apiKey);
   try {
-    await client.callJob('virt.global.update', [{ bridge: SIM_LAN.bridge }], {
-      context: 'Choosing the LAN bridge for new instances',
-    });
+    const context = 'Choosing the LAN bridge for new instances';
+    if (sim.version === '26') await client.call('lxc.update', [{ bridge: SIM_LAN.bridge }], { context });
+    else await client.callJob('virt.global.update', [{ bridge: SIM_LAN.bridge }], { context });
   } finally {
     client.dispose();
   }
 }
 
 /**
- * A 25.10 simulator on real containers whose new instances go on the NAS's LAN bridge, and the production backend
- * logged in to it: what suites that reach their sandboxes directly (SSH, the lab's "internet") start from.
+ * A simulator (25.10 unless told) on real containers whose new instances go on the NAS's LAN bridge, and the
+ * production backend logged in to it: what suites that reach their sandboxes directly (SSH, the lab's "internet")
+ * start from.
  */
 export async function startLanBridgeNas(
   engine: IncusEngine,
   apiKey: string,
   serverId: string,
   callTimeoutMs?: number,
+  version: SimVersionOption = '25.10',
 ): Promise<{ sim: SimServer; backend: Backend }> {
   const sim = await startSimulator({
-    version: '25.10',
+    version,
     apiKey,
     engine,
     jobDurationMs: 10,
