@@ -13,17 +13,8 @@ import {
   nameClashProblem,
   parseMemory,
   sandboxNameProblem,
-  type ServerLimits,
 } from '../core/names';
-
-export interface CreateAnswers {
-  name: string;
-  image: string;
-  cpu: string;
-  memoryMiB: number;
-  egress: EgressMode;
-  provision: boolean;
-}
+import { combinationProblem, type CreateAnswers, type ServerAbilities } from '../workflows/create';
 
 const BACK = Symbol('back');
 type Step<T> = Promise<T | typeof BACK>;
@@ -133,33 +124,12 @@ export function networkLine(plan: NetworkPlan): string {
   return `Network: ${plan.summary}${warning}`;
 }
 
-/** What the server allows, learnt before the first step so each step can say it. */
-export interface CreateContext {
-  serverLabel: string;
-  /** The existing sandbox whose name clashes with `name` (equal ignoring case), if any. */
-  clash: (name: string) => string | undefined;
-  limits: ServerLimits;
-  /** The server can write files into a sandbox (provisioning needs it). */
-  canProvision: boolean;
-  /** Egress rules go in over SSH (no exec API), which only provisioning sets up. */
-  restrictNeedsProvision: boolean;
+/** What the server allows (learnt before the first step so each step can say it), and where it lands. */
+export interface CreateContext extends ServerAbilities {
   /** The effective default egress mode (settings, PIXELS_*, the pixels TOML), listed first and marked. */
   defaultEgress: EgressMode;
   /** Where the sandbox will land, shown in every step's title (absent when the server cannot tell in time). */
   network?: NetworkPlan;
-}
-
-/** Why this egress / provisioning pair cannot be created on the server, if it cannot. */
-export function combinationProblem(
-  egress: EgressMode,
-  provision: boolean,
-  ctx: Pick<CreateContext, 'serverLabel' | 'canProvision' | 'restrictNeedsProvision'>,
-): string | undefined {
-  if (provision && !ctx.canProvision)
-    return `${ctx.serverLabel} cannot write files into a sandbox, so it cannot be provisioned; choose "No provisioning".`;
-  if (egress !== 'unrestricted' && ctx.restrictNeedsProvision && !provision)
-    return `The "${egress}" egress rules go in over SSH, which provisioning sets up on ${ctx.serverLabel}: choose "Provision", or go Back and choose "unrestricted" for a plain container.`;
-  return undefined;
 }
 
 /**

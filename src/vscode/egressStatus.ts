@@ -7,7 +7,7 @@ import { PixelsError } from '../core/errors';
 import type { EgressMode, Sandbox } from '../core/sandbox';
 import { CommandIds } from './commandIds';
 import type { EgressStatus, Executor } from '../guest/index';
-import { loadGuest } from './lazy';
+import { loadGuest } from '../core/lazy';
 import type { Log } from './log';
 import type { ServerRegistry } from './servers';
 import type { SshAccess } from './sshAccess';

@@ -4,7 +4,7 @@ import { UntrustedCertificateError } from '../core/certificate';
 import { CancelledError, PixelsError, userMessage } from '../core/errors';
 import { CommandIds } from './commandIds';
 import type { Log } from './log';
-import { ProvisioningFailed } from './provisioning';
+import { ProvisioningFailed } from '../workflows/provision';
 
 export const TRUST_BUTTON = 'Trust New Certificate…';
 

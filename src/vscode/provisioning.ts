@@ -5,43 +5,16 @@
 import { readFile } from 'node:fs/promises';
 import * as vscode from 'vscode';
 import type { Backend } from '../core/backend';
-import { CancelledError, PixelsError, TimeoutError, ValidationError } from '../core/errors';
+import { CancelledError, ValidationError } from '../core/errors';
 import type { EgressMode } from '../core/sandbox';
-import type {
-  DownloadSources,
-  Executor,
-  ProvisionOptions,
-  StepOutcome,
-  StepView,
-  ToolSpec,
-} from '../guest/index';
-import { loadGuest } from './lazy';
+import type { DownloadSources, ProvisionOptions, StepOutcome, StepView, ToolSpec } from '../guest/index';
+import { loadGuest } from '../core/lazy';
+import { waitBooted } from '../workflows/boot';
+import { ProvisioningFailed } from '../workflows/provision';
 import type { EgressStatusCache } from './egressStatus';
 import type { Log } from './log';
 import type { ServerRegistry } from './servers';
 import type { SshAccess } from './sshAccess';
-
-/** Provisioning failed at a step: the message names it and ends with the last lines of its log. */
-export class ProvisioningFailed extends PixelsError {
-  constructor(
-    readonly serverId: string,
-    readonly sandboxName: string,
-    readonly step: string,
-    readonly title: string,
-    readonly logTail: string[],
-    cause: PixelsError,
-  ) {
-    const tail = logTail
-      .filter((l) => l.trim())
-      .slice(-3)
-      .join(' / ');
-    super(
-      cause.kind,
-      `Provisioning "${sandboxName}" stopped at step "${title}": ${cause.message}${tail ? ` — log: ${tail}` : ''}`,
-      { cause },
-    );
-  }
-}
 
 /** `node@lts`, `npm:@openai/codex@latest`, `npm:opencode-ai` (version `latest`). */
 export function parseToolSetting(entry: string): ToolSpec {
@@ -302,24 +275,4 @@ export class ProvisioningService implements vscode.Disposable {
   dispose(): void {
     this.emitter.dispose();
   }
-}
-
-/** Provisioning installs systemd units, so systemd must be up: wait for "running" (or "degraded"), bounded. */
-export async function waitBooted(exec: Executor, signal?: AbortSignal): Promise<void> {
-  const deadline = Date.now() + 90_000;
-  let last = 'nothing yet';
-  while (Date.now() < deadline) {
-    if (signal?.aborted) throw new CancelledError();
-    try {
-      const r = await exec('timeout 20 systemctl is-system-running --wait 2>&1 || true', {
-        timeoutMs: 30_000,
-      });
-      last = r.output.trim().split('\n').pop() ?? '';
-      if (/^(running|degraded)$/.test(last)) return;
-    } catch (err) {
-      last = err instanceof Error ? err.message : String(err);
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new TimeoutError(`The sandbox did not finish booting within 90 s (systemd said: ${last}).`);
 }

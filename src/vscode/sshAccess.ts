@@ -20,7 +20,7 @@ import { sandboxAlias } from '../core/sandbox-alias';
 import type { OperationOptions } from '../core/sandbox';
 import type { Sandbox } from '../core/sandbox';
 import type { JumpHost, SshPool, SshTarget, UserIdentity } from '../ssh/index';
-import { loadSsh } from './lazy';
+import { loadSsh } from '../core/lazy';
 import type { Log } from './log';
 import type { ServerRegistry } from './servers';
 

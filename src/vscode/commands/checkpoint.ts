@@ -1,13 +1,19 @@
 // Checkpoints: create (label input, generated default), restore (modal: which newer checkpoints go), delete.
 import * as vscode from 'vscode';
-import { AlreadyExistsError, CancelledError, DependentClonesError } from '../../core/errors';
-import { checkpointLabelProblem, defaultCheckpointLabel, validateCheckpointLabel } from '../../core/names';
+import { CancelledError, DependentClonesError } from '../../core/errors';
+import { checkpointLabelProblem, defaultCheckpointLabel } from '../../core/names';
 import type { Checkpoint } from '../../core/sandbox';
+import {
+  checkpointClash,
+  createCheckpoint as createWorkflow,
+  deleteCheckpoint as deleteWorkflow,
+} from '../../workflows/checkpoints';
+import { restoreCheckpoint as restoreWorkflow } from '../../workflows/restore';
 import { CommandIds } from '../commandIds';
 import { askDependentClones, confirmDeleteCheckpoint, confirmRestore } from '../confirm';
 import { answersOf, resolveCheckpoint, resolveSandbox } from '../pick';
-import { withProgress } from '../progress';
 import type { Services } from '../services';
+import { workflowContext } from '../workflowContext';
 import { cloneSandbox } from './clone';
 import { registerCommand } from './register';
 import { destroySandbox } from './sandbox';
@@ -15,14 +21,12 @@ import { destroySandbox } from './sandbox';
 export async function createCheckpoint(services: Services, arg: unknown): Promise<Checkpoint | undefined> {
   const a = answersOf(arg);
   const target = await resolveSandbox(services, a, { placeHolder: 'Checkpoint which sandbox?' });
-  const backend = await services.registry.backend(target.serverId);
+  const ctx = await workflowContext(services, target.serverId);
   // Known before the first keystroke, so a label in use is refused while typing, not after a round trip.
   const existing = new Set(
-    (target.sandbox?.checkpoints ?? (await backend.listCheckpoints(target.name))).map((c) => c.label),
+    (target.sandbox?.checkpoints ?? (await ctx.backend.listCheckpoints(target.name))).map((c) => c.label),
   );
-  const problem = (v: string) =>
-    checkpointLabelProblem(v) ??
-    (existing.has(v) ? `"${target.name}" has a checkpoint "${v}" already; choose another label.` : undefined);
+  const problem = (v: string) => checkpointLabelProblem(v) ?? checkpointClash(target.name, v, existing);
   let label = typeof a.label === 'string' ? a.label : undefined;
   if (label === undefined) {
     label = await vscode.window.showInputBox({
@@ -34,17 +38,7 @@ export async function createCheckpoint(services: Services, arg: unknown): Promis
     });
     if (label === undefined) throw new CancelledError();
   }
-  validateCheckpointLabel(label);
-  if (existing.has(label)) throw new AlreadyExistsError(problem(label)!);
-  const checkpoint = await withProgress(
-    `Checkpointing "${target.name}"`,
-    false,
-    () => backend.createCheckpoint(target.name, label),
-    vscode.ProgressLocation.Window,
-  );
-  services.log.info(`created checkpoint ${label} of ${target.name}`);
-  await services.refresh.refreshNow(target.serverId);
-  return checkpoint;
+  return createWorkflow(ctx, target.name, label, existing);
 }
 
 export async function restoreCheckpoint(services: Services, arg: unknown): Promise<boolean> {
@@ -53,12 +47,8 @@ export async function restoreCheckpoint(services: Services, arg: unknown): Promi
   const index = target.checkpoints.findIndex((c) => c.label === target.label);
   const newer = target.checkpoints.slice(0, index).map((c) => c.label);
   if (!(await confirmRestore(target.name, target.label, newer, a.confirm))) return false;
-  const backend = await services.registry.backend(target.serverId);
-  const caps = await backend.capabilities();
-  const restore = () =>
-    withProgress(`Restoring "${target.name}" to "${target.label}"`, caps.cancel, (op) =>
-      backend.restoreCheckpoint(target.name, target.label, op),
-    );
+  const ctx = await workflowContext(services, target.serverId);
+  const restore = () => restoreWorkflow(ctx, { name: target.name, label: target.label, newer });
   try {
     await restore();
   } catch (err) {
@@ -86,20 +76,6 @@ export async function restoreCheckpoint(services: Services, arg: unknown): Promi
       await destroySandbox(services, { server: target.serverId, name: dependent, confirm: true });
     await restore();
   }
-  services.log.info(
-    `restored ${target.name} to ${target.label}${newer.length ? ` (removed ${newer.join(', ')})` : ''}`,
-  );
-  services.provisioning.forget(target.serverId, target.name);
-  await services.refresh.refreshNow(target.serverId);
-  // The restored state has its own policy (and maybe an older one): check that it holds.
-  const status = await services.egressStatus.recheck(
-    backend,
-    target.serverId,
-    target.name,
-    `restoring "${target.label}"`,
-    services.egress.get(target.serverId, target.name),
-  );
-  if (status) await services.egress.set(target.serverId, target.name, status.policy.mode);
   return true;
 }
 
@@ -107,15 +83,7 @@ export async function deleteCheckpoint(services: Services, arg: unknown): Promis
   const a = answersOf(arg);
   const target = await resolveCheckpoint(services, a, 'Delete which checkpoint?');
   if (!(await confirmDeleteCheckpoint(target.name, target.label, a.confirm))) return false;
-  const backend = await services.registry.backend(target.serverId);
-  await withProgress(
-    `Deleting checkpoint "${target.label}"`,
-    false,
-    () => backend.deleteCheckpoint(target.name, target.label),
-    vscode.ProgressLocation.Window,
-  );
-  services.log.info(`deleted checkpoint ${target.label} of ${target.name}`);
-  await services.refresh.refreshNow(target.serverId);
+  await deleteWorkflow(await workflowContext(services, target.serverId), target.name, target.label);
   return true;
 }
 

@@ -7,7 +7,7 @@ import type { Sandbox } from '../../core/sandbox';
 import { CommandIds } from '../commandIds';
 import { reportErrorAndAsk } from '../errors';
 import { answersOf } from '../pick';
-import { ProvisioningFailed } from '../provisioning';
+import { ProvisioningFailed } from '../../workflows/provision';
 import type { Services } from '../services';
 import { provisionSandbox } from './provision';
 import { registerCommand } from './register';

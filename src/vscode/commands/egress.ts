@@ -7,7 +7,7 @@ import type { EgressMode } from '../../core/sandbox';
 import type { EgressStatus } from '../../guest/index';
 import { CommandIds } from '../commandIds';
 import { changeExecutor } from '../egressStatus';
-import { loadGuest } from '../lazy';
+import { loadGuest } from '../../core/lazy';
 import { answersOf, resolveSandbox } from '../pick';
 import { readProvisionSettings } from '../provisioning';
 import type { Services } from '../services';

@@ -1,13 +1,14 @@
 // "Provision Sandbox…" (also the "Retry Provisioning" of a failed run): runs src/guest provisioning in a running
 // sandbox whose host key is pinned here. Steps already done are skipped, so a retry resumes where it stopped.
 import * as vscode from 'vscode';
-import type { EgressMode } from '../../core/sandbox';
 import type { StepOutcome } from '../../guest/index';
 import { CommandIds } from '../commandIds';
 import { changeExecutor } from '../egressStatus';
-import { loadGuest } from '../lazy';
+import { loadGuest } from '../../core/lazy';
 import { answersOf, resolveSandbox } from '../pick';
 import type { Services } from '../services';
+import { workflowContext } from '../workflowContext';
+import { provisionSandbox as provisionWorkflow } from '../../workflows/provision';
 import { registerCommand } from './register';
 
 export async function provisionSandbox(services: Services, arg: unknown): Promise<StepOutcome[]> {
@@ -16,18 +17,7 @@ export async function provisionSandbox(services: Services, arg: unknown): Promis
     placeHolder: 'Provision which sandbox?',
     states: ['running'],
   });
-  const backend = await services.registry.backend(target.serverId);
-  // The initial policy only counts for a sandbox without one: the egress step keeps an existing policy file.
-  const egress: EgressMode =
-    services.egress.get(target.serverId, target.name) ?? services.registry.settings.defaults.egress;
-  const outcomes = await services.provisioning.provision(backend, target.serverId, target.name, egress);
-  services.egressStatus.invalidate(target.serverId, target.name);
-  const ran = outcomes.filter((o) => !o.alreadyDone).map((o) => o.id);
-  services.log.info(
-    `sandbox ${target.name}: provisioned (${ran.length ? `ran ${ran.join(', ')}` : 'every step was done already'})`,
-  );
-  await services.refresh.refreshNow(target.serverId);
-  return outcomes;
+  return provisionWorkflow(await workflowContext(services, target.serverId), target.name);
 }
 
 /**

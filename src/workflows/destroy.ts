@@ -1,0 +1,27 @@
+// Destroy: the sandbox and its checkpoints go → its pinned host key and SSH config entry → its remembered egress
+// mode, egress status and provisioning run.
+import type { WorkflowContext } from './context';
+
+export interface DestroyRequest {
+  name: string;
+  /** Its last known IPv4 address (pinned next to its alias in known_hosts). */
+  ip?: string;
+  /** How many checkpoints go with it (for the log); read from the server when absent. */
+  checkpoints?: number;
+}
+
+export async function destroySandbox(ctx: WorkflowContext, request: DestroyRequest): Promise<void> {
+  const { backend, serverId } = ctx;
+  const { name, ip } = request;
+  const checkpoints = request.checkpoints ?? (await backend.listCheckpoints(name)).length;
+  const caps = await backend.capabilities();
+  await ctx.run(`Destroying "${name}"`, caps.cancel, (op) => backend.destroy(name, op));
+  await ctx.ssh
+    .forget(serverId, name, ip, ctx.sshConfigPath)
+    .catch((err: unknown) => ctx.log.warn(`could not remove SSH entries of ${name}: ${String(err)}`));
+  await ctx.egress.set(serverId, name, undefined);
+  ctx.egressStatus.invalidate(serverId, name);
+  await ctx.provisioning.destroyed(serverId, name);
+  ctx.log.info(`destroyed sandbox ${name} on ${ctx.serverLabel} (${checkpoints} checkpoints)`);
+  await ctx.changed();
+}

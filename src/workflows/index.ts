@@ -1,0 +1,27 @@
+// The sandbox workflows that the commands, the language model tools and the MCP server share (docs/workflows.md).
+export type {
+  EgressTracking,
+  Provisioner,
+  RememberedEgress,
+  RunPhase,
+  SandboxSsh,
+  WorkflowContext,
+} from './context';
+export { plainRunPhase, type ProgressEvent } from './progress';
+export {
+  combinationProblem,
+  createSandbox,
+  serverAbilities,
+  validateCreate,
+  type CreateAnswers,
+  type CreateOptions,
+  type ServerAbilities,
+} from './create';
+export { cloneSandbox, validateCloneName, type CloneRequest } from './clone';
+export { restoreCheckpoint, type RestoreRequest } from './restore';
+export { destroySandbox, type DestroyRequest } from './destroy';
+export { changeState, type LifecycleVerb } from './lifecycle';
+export { checkpointClash, createCheckpoint, deleteCheckpoint } from './checkpoints';
+export { applyEgressPolicy } from './egress';
+export { provisionSandbox, ProvisioningFailed } from './provision';
+export { waitBooted } from './boot';

@@ -1,0 +1,42 @@
+// Restore: the sandbox goes back to a checkpoint (newer checkpoints go with it) → the provisioning run of the old
+// state is forgotten → the egress policy of the restored state is re-checked (it may be an older one).
+import type { EgressStatus } from '../guest/index';
+import type { WorkflowContext } from './context';
+
+export interface RestoreRequest {
+  name: string;
+  label: string;
+  /** The checkpoints newer than `label` that go with the restore (for the log). */
+  newer?: readonly string[];
+}
+
+/**
+ * Restores and re-checks. Returns the egress status found after the restore (undefined when it could not be read:
+ * the sandbox is stopped, or there is no way in). Throws DependentClonesError before anything was stopped when
+ * clones depend on newer checkpoints: the caller decides (destroy them, or clone instead) and calls again.
+ */
+export async function restoreCheckpoint(
+  ctx: WorkflowContext,
+  request: RestoreRequest,
+): Promise<(EgressStatus & { reapplied: boolean }) | undefined> {
+  const { backend, serverId } = ctx;
+  const { name, label } = request;
+  const newer = request.newer ?? [];
+  const caps = await backend.capabilities();
+  await ctx.run(`Restoring "${name}" to "${label}"`, caps.cancel, (op) =>
+    backend.restoreCheckpoint(name, label, op),
+  );
+  ctx.log.info(`restored ${name} to ${label}${newer.length ? ` (removed ${newer.join(', ')})` : ''}`);
+  ctx.provisioning.forget(serverId, name);
+  await ctx.changed();
+  // The restored state has its own policy (and maybe an older one): check that it holds.
+  const status = await ctx.egressStatus.recheck(
+    backend,
+    serverId,
+    name,
+    `restoring "${label}"`,
+    ctx.egress.get(serverId, name),
+  );
+  if (status) await ctx.egress.set(serverId, name, status.policy.mode);
+  return status;
+}
