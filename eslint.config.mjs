@@ -14,11 +14,15 @@ export default tseslint.config(
   },
   {
     // Only the VS Code layer may import `vscode`.
-    files: ['src/core/**', 'src/backends/**', 'src/ssh/**', 'src/guest/**'],
+    files: ['src/core/**', 'src/backends/**', 'src/ssh/**', 'src/guest/**', 'src/workflows/**'],
     rules: {
       'no-restricted-imports': [
         'error',
-        { paths: [{ name: 'vscode', message: 'Only src/vscode may import vscode.' }] },
+        {
+          paths: [{ name: 'vscode', message: 'Only src/vscode may import vscode.' }],
+          // The workflows are shared by the commands, the LM tools and the MCP server: they take no editor code.
+          patterns: [{ group: ['**/vscode/**'], message: 'Only src/vscode may depend on src/vscode.' }],
+        },
       ],
     },
   },

@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 import { CancelledError, ValidationError } from '../core/errors';
 import type { Sandbox } from '../core/sandbox';
 import { loadSsh } from '../core/lazy';
-import { pixelsSshDir } from './sshAccess';
+import { pixelsSshDir } from '../workflows/sshAccess';
 import type { Services } from './services';
 
 /** Remote-SSH implementations that understand the ssh-remote authority: VS Code, VSCodium (open-remote-ssh), Cursor. */

@@ -11,11 +11,14 @@ import { ServerRegistry } from './servers';
 import { SandboxStore } from './store';
 import { SandboxTreeProvider, type PixelsNode } from './tree';
 import { RefreshController } from './refresh';
-import { SshAccess } from './sshAccess';
+import { SshAccess } from '../workflows/sshAccess';
 import { followSandboxAddresses } from './followAddresses';
 import { EgressMemory } from './egressMemory';
-import { EgressStatusCache } from './egressStatus';
-import { ProvisioningService } from './provisioning';
+import { EgressTracker } from '../workflows/egressTracker';
+import { BACKEND_PRODUCT } from '../core/backend';
+import { showEgressNotice } from './egressNotice';
+import { Provisioning } from '../workflows/provisioning';
+import { provisionInputs } from './provisioning';
 import { SandboxWindowStatus } from './sandboxWindow';
 import { ResourceMonitor } from './resources';
 
@@ -30,8 +33,8 @@ export class Services implements vscode.Disposable {
   readonly refresh: RefreshController;
   readonly ssh: SshAccess;
   readonly egress: EgressMemory;
-  readonly egressStatus: EgressStatusCache;
-  readonly provisioning: ProvisioningService;
+  readonly egressStatus: EgressTracker;
+  readonly provisioning: Provisioning;
   /** The local sandbox cache (last known lists per server). */
   readonly cachePath: string;
   readonly sandboxWindow: SandboxWindowStatus;
@@ -48,9 +51,19 @@ export class Services implements vscode.Disposable {
     this.store = this.own(new SandboxStore(this.registry, this.log, cache));
     // Built before the tree (which reads them); they load nothing until a sandbox is listed or provisioned.
     this.ssh = this.own(new SshAccess(this.registry, this.log));
-    this.egressStatus = this.own(new EgressStatusCache(this.registry, this.ssh, this.log));
+    this.egressStatus = this.own(
+      new EgressTracker({
+        ssh: this.ssh,
+        log: this.log,
+        backendOf: (serverId) => this.registry.backend(serverId),
+        productOf: (serverId) => BACKEND_PRODUCT[this.registry.server(serverId).kind],
+        notify: showEgressNotice(this.log),
+      }),
+    );
     this.provisioning = this.own(
-      new ProvisioningService(this.registry, this.ssh, this.log, context.globalState, this.egressStatus),
+      new Provisioning(this.ssh, this.log, context.globalState, this.egressStatus, () =>
+        provisionInputs(this.registry),
+      ),
     );
     this.resources = new ResourceMonitor(this);
     this.tree = this.own(

@@ -9,8 +9,8 @@ import { checkpointsText, formatAge, formatBytes, formatDate, formatMemory } fro
 import type { ServerRegistry } from './servers';
 import { sortCheckpoints, type SandboxStore } from './store';
 import type { EgressMemory } from './egressMemory';
-import type { EgressStatusCache } from './egressStatus';
-import type { ProvisioningService } from './provisioning';
+import type { EgressTracker } from '../workflows/egressTracker';
+import type { Provisioning } from '../workflows/provisioning';
 import type { StepView } from '../guest/index';
 import type { ResourceMonitor } from './resources';
 
@@ -89,8 +89,8 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     private readonly registry: ServerRegistry,
     private readonly store: SandboxStore,
     private readonly egress: EgressMemory,
-    private readonly egressStatus: EgressStatusCache,
-    private readonly provisioning: ProvisioningService,
+    private readonly egressStatus: EgressTracker,
+    private readonly provisioning: Provisioning,
     private readonly resources: ResourceMonitor,
   ) {
     this.subscriptions.push(store.onDidChange((serverId) => this.onStoreChange(serverId)));

@@ -84,6 +84,7 @@ export async function cloneSandbox(ctx: WorkflowContext, request: CloneRequest):
         serverId,
         name,
         ctx.egress.get(serverId, name) ?? 'unrestricted',
+        ctx.run,
       );
     }
     const status = await ctx.egressStatus.recheck(

@@ -5,7 +5,7 @@ import type { Backend, HostGuardPolicy, HostGuardState } from '../core/backend';
 import type { Logger } from '../core/log';
 import type { EgressMode, OperationOptions, Sandbox } from '../core/sandbox';
 import type { EgressStatus, StepOutcome } from '../guest/index';
-import type { SshPool, SshTarget } from '../ssh/index';
+import type { SshPool, SshTarget, UserIdentity } from '../ssh/index';
 
 /**
  * Runs one long phase of a workflow under a title ("Creating sandbox "x""). `op` carries the cancellation signal
@@ -20,8 +20,9 @@ export type RunPhase = <T>(
   quiet?: boolean,
 ) => Promise<T>;
 
-/** SSH access to sandboxes: our key, pinned host keys, readiness, the connection pool (src/vscode/sshAccess). */
+/** SSH access to sandboxes: our key, pinned host keys, readiness, the connection pool (SshAccess, sshAccess.ts). */
 export interface SandboxSsh {
+  identity(): Promise<UserIdentity>;
   installAndBoot(
     backend: Backend,
     serverId: string,
@@ -77,11 +78,18 @@ export interface EgressTracking {
   couldNotRecheck(serverId: string, name: string, after: string, err: unknown): void;
 }
 
-/** Provisioning runs (src/guest) and what is remembered about them. */
+/** Provisioning runs (src/guest) and what is remembered about them (src/workflows/provisioning.ts). */
 export interface Provisioner {
   /** Refuses bad provisioning settings before anything is created. */
   checkSettings(egress: EgressMode): Promise<void>;
-  provision(backend: Backend, serverId: string, name: string, egress: EgressMode): Promise<StepOutcome[]>;
+  /** Runs the steps in a cancellable phase `Provisioning <name>`; throws ProvisioningFailed at a failed step. */
+  provision(
+    backend: Backend,
+    serverId: string,
+    name: string,
+    egress: EgressMode,
+    run: RunPhase,
+  ): Promise<StepOutcome[]>;
   isProvisioned(backend: Backend, serverId: string, name: string): Promise<boolean>;
   provisionedWith(serverId: string, name: string): EgressMode | undefined;
   rememberMode(serverId: string, name: string, mode: EgressMode | undefined): Promise<void>;

@@ -196,7 +196,7 @@ export async function createSandbox(
   // Provisioning needs the address anyway; the view shows it while the steps run.
   await ctx.ssh.waitForAddress(backend, name);
   await ctx.changed();
-  await ctx.provisioning.provision(backend, serverId, name, answers.egress);
+  await ctx.provisioning.provision(backend, serverId, name, answers.egress, ctx.run);
   ctx.egressStatus.invalidate(serverId, name);
   await ctx.changed();
   return await backend.get(name);

@@ -33,7 +33,7 @@ export class ProvisioningFailed extends PixelsError {
 export async function provisionSandbox(ctx: WorkflowContext, name: string): Promise<StepOutcome[]> {
   const { backend, serverId } = ctx;
   const egress = ctx.egress.get(serverId, name) ?? ctx.egressInputs().defaultMode;
-  const outcomes = await ctx.provisioning.provision(backend, serverId, name, egress);
+  const outcomes = await ctx.provisioning.provision(backend, serverId, name, egress, ctx.run);
   ctx.egressStatus.invalidate(serverId, name);
   const ran = outcomes.filter((o) => !o.alreadyDone).map((o) => o.id);
   ctx.log.info(

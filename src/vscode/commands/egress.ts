@@ -6,7 +6,7 @@ import { CancelledError, ValidationError } from '../../core/errors';
 import type { EgressMode } from '../../core/sandbox';
 import type { EgressStatus } from '../../guest/index';
 import { CommandIds } from '../commandIds';
-import { changeExecutor } from '../egressStatus';
+import { changeExecutor } from '../../workflows/egressTracker';
 import { loadGuest } from '../../core/lazy';
 import { answersOf, resolveSandbox } from '../pick';
 import { readProvisionSettings } from '../provisioning';

@@ -3,7 +3,7 @@
 import * as vscode from 'vscode';
 import type { StepOutcome } from '../../guest/index';
 import { CommandIds } from '../commandIds';
-import { changeExecutor } from '../egressStatus';
+import { changeExecutor } from '../../workflows/egressTracker';
 import { loadGuest } from '../../core/lazy';
 import { answersOf, resolveSandbox } from '../pick';
 import type { Services } from '../services';

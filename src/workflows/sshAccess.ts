@@ -1,11 +1,12 @@
-// The editor's side of SSH: which key we log in with, where sandbox host keys are pinned (a known_hosts file we
-// own), and one SshPool for terminals and Run Command. The SSH layer (and with it ssh2) loads on first use.
+// Our side of SSH: which key we log in with, where sandbox host keys are pinned (a known_hosts file we own), and
+// one SshPool for terminals, Run Command and the workflows. The SSH layer (and with it ssh2) loads on first use.
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type * as vscode from 'vscode';
 import type { Backend } from '../core/backend';
-import { resolveJumpHost, type JumpHostConfig } from '../core/config';
+import { resolveJumpHost, type JumpHostConfig, type PixelsConfig, type ServerConfig } from '../core/config';
+import type { Disposable } from '../core/disposable';
+import type { Logger } from '../core/log';
 import {
   CancelledError,
   ConnectionError,
@@ -21,8 +22,6 @@ import type { OperationOptions } from '../core/sandbox';
 import type { Sandbox } from '../core/sandbox';
 import type { JumpHost, SshPool, SshTarget, UserIdentity } from '../ssh/index';
 import { loadSsh } from '../core/lazy';
-import type { Log } from './log';
-import type { ServerRegistry } from './servers';
 
 /** Where Pixels keeps its own SSH files (known_hosts, hosts config, dedicated key); PIXELS_SSH_DIR overrides it. */
 export function pixelsSshDir(): string {
@@ -45,7 +44,13 @@ async function ensureRootKeysFile(backend: Backend, name: string): Promise<void>
   if (missing) await backend.writeFile(name, path, Buffer.alloc(0), { mode: 0o600, uid: 0, gid: 0 });
 }
 
-export class SshAccess implements vscode.Disposable {
+/** Where the SSH settings and the servers' jump hosts come from (the editor's ServerRegistry). */
+export interface SshSettingsSource {
+  readonly settings: Pick<PixelsConfig, 'ssh'>;
+  server(id: string): ServerConfig;
+}
+
+export class SshAccess implements Disposable {
   get knownHostsPath(): string {
     return join(pixelsSshDir(), 'known_hosts');
   }
@@ -53,8 +58,8 @@ export class SshAccess implements vscode.Disposable {
   private following: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly registry: ServerRegistry,
-    private readonly log: Log,
+    private readonly registry: SshSettingsSource,
+    private readonly log: Logger,
   ) {}
 
   /** The SSH host alias of a sandbox (unique across servers). */

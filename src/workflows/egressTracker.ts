@@ -1,20 +1,34 @@
 // The real egress policy of each sandbox, read from inside it (src/guest showEgress) the first time a running
-// sandbox is listed in a session, a few at a time, then cached: a tree refresh never runs a command in every
-// sandbox. Commands that change the policy (set mode, allow, deny) and restore/clone update or re-read it.
-import * as vscode from 'vscode';
-import { BACKEND_PRODUCT, type Backend, type HostGuardPolicy, type HostGuardState } from '../core/backend';
+// sandbox is listed in a session, a few at a time, then cached: a view refresh never runs a command in every
+// sandbox. Workflows that change the policy (set mode, allow, deny) and restore/clone update or re-read it.
+// Warnings go to `notify`: the editor shows them (with "Set Up SSH Access…" when that is the way out).
+import type { Backend, HostGuardPolicy, HostGuardState } from '../core/backend';
+import { Emitter, type Disposable } from '../core/disposable';
 import { PixelsError } from '../core/errors';
-import type { EgressMode, Sandbox } from '../core/sandbox';
-import { CommandIds } from './commandIds';
-import type { EgressStatus, Executor } from '../guest/index';
 import { loadGuest } from '../core/lazy';
-import type { Log } from './log';
-import type { ServerRegistry } from './servers';
-import type { SshAccess } from './sshAccess';
+import type { Logger } from '../core/log';
+import type { EgressMode, Sandbox } from '../core/sandbox';
+import type { EgressStatus, Executor } from '../guest/index';
+import type { SandboxSsh } from './context';
+
+/** A warning for the user; `setupSsh`: setting up SSH access to that sandbox is what makes it checkable. */
+export interface EgressNotice {
+  message: string;
+  setupSsh?: { serverId: string; name: string };
+}
+
+export interface EgressTrackerDeps {
+  ssh: SandboxSsh;
+  log: Logger;
+  backendOf(serverId: string): Promise<Backend>;
+  /** "TrueNAS" / "Incus", for messages. */
+  productOf(serverId: string): string;
+  notify(notice: EgressNotice): void;
+}
 
 const CONCURRENCY = 3;
 
-export class EgressStatusCache implements vscode.Disposable {
+export class EgressTracker implements Disposable {
   private readonly known = new Map<string, EgressStatus>();
   /** The host-side layer as last put in line for each sandbox (servers with setting hostGuard). */
   private readonly guards = new Map<string, HostGuardState>();
@@ -22,16 +36,18 @@ export class EgressStatusCache implements vscode.Disposable {
   private readonly requested = new Set<string>();
   private readonly queue: Array<{ serverId: string; name: string }> = [];
   private running = 0;
-  private readonly emitter = new vscode.EventEmitter<void>();
+  private readonly emitter = new Emitter<void>();
   readonly onDidChange = this.emitter.event;
   /** Reads done so far (the tests prove there is no read per refresh). */
   reads = 0;
 
-  constructor(
-    private readonly registry: ServerRegistry,
-    private readonly ssh: SshAccess,
-    private readonly log: Log,
-  ) {}
+  private readonly ssh: SandboxSsh;
+  private readonly log: Logger;
+
+  constructor(private readonly deps: EgressTrackerDeps) {
+    this.ssh = deps.ssh;
+    this.log = deps.log;
+  }
 
   private key(serverId: string, name: string): string {
     return `${serverId}/${name}`;
@@ -108,7 +124,7 @@ export class EgressStatusCache implements vscode.Disposable {
 
   private async read(serverId: string, name: string): Promise<void> {
     try {
-      const backend = await this.registry.backend(serverId);
+      const backend = await this.deps.backendOf(serverId);
       const exec = await readExecutor(backend, serverId, name, this.ssh);
       if (!exec) return;
       const guest = await loadGuest();
@@ -184,26 +200,22 @@ export class EgressStatusCache implements vscode.Disposable {
 
   /** A restricted sandbox that cannot be checked: say why, and offer the command that makes it checkable. */
   private adviseSshAccess(serverId: string, name: string, after: string, mode: EgressMode): void {
-    const product = BACKEND_PRODUCT[this.registry.server(serverId).kind];
+    const product = this.deps.productOf(serverId);
     const message =
       `Pixels did not re-check the "${mode}" egress policy of "${name}" after ${after}: on ${product} that needs ` +
       `SSH as root, which is not set up for "${name}". Set up SSH access to have it checked from now on.`;
     this.warnings.push(message);
     this.log.info(message);
-    void vscode.window.showInformationMessage(message, 'Set Up SSH Access…').then((choice) => {
-      if (choice) void vscode.commands.executeCommand(CommandIds.setupSsh, { server: serverId, name });
-    });
+    this.deps.notify({ message, setupSsh: { serverId, name } });
   }
 
-  /** Warnings shown to the user (the tests read them through the API). */
+  /** Warnings given to the user (the tests read them through the API). */
   readonly warnings: string[] = [];
 
   private warn(message: string): void {
     this.warnings.push(message);
     this.log.warn(message);
-    void vscode.window.showWarningMessage(message, 'Show Logs').then((choice) => {
-      if (choice === 'Show Logs') this.log.show();
-    });
+    this.deps.notify({ message });
   }
 
   dispose(): void {
@@ -219,7 +231,7 @@ async function readExecutor(
   backend: Backend,
   serverId: string,
   name: string,
-  ssh: SshAccess,
+  ssh: SandboxSsh,
 ): Promise<Executor | undefined> {
   const guest = await loadGuest();
   if (backend.exec) return guest.backendExecutor(backend, name);
@@ -237,7 +249,7 @@ export async function changeExecutor(
   backend: Backend,
   serverId: string,
   name: string,
-  ssh: SshAccess,
+  ssh: SandboxSsh,
   signal?: AbortSignal,
 ): Promise<Executor> {
   const guest = await loadGuest();
