@@ -6,6 +6,7 @@ import type { Logger } from '../core/log';
 import type { EgressMode, OperationOptions, Sandbox } from '../core/sandbox';
 import type { EgressStatus, StepOutcome } from '../guest/index';
 import type { SshPool, SshTarget, UserIdentity } from '../ssh/index';
+import type { ProvisioningRun } from './provisioning';
 
 /**
  * Runs one long phase of a workflow under a title ("Creating sandbox "x""). `op` carries the cancellation signal
@@ -91,6 +92,8 @@ export interface Provisioner {
     run: RunPhase,
   ): Promise<StepOutcome[]>;
   isProvisioned(backend: Backend, serverId: string, name: string): Promise<boolean>;
+  /** This session's last or current run in the sandbox, if any. */
+  run(serverId: string, name: string): ProvisioningRun | undefined;
   provisionedWith(serverId: string, name: string): EgressMode | undefined;
   rememberMode(serverId: string, name: string, mode: EgressMode | undefined): Promise<void>;
   /** The sandbox was re-made (restored): its last run is forgotten. */

@@ -23,5 +23,17 @@ export { destroySandbox, type DestroyRequest } from './destroy';
 export { changeState, type LifecycleVerb } from './lifecycle';
 export { checkpointClash, createCheckpoint, deleteCheckpoint } from './checkpoints';
 export { applyEgressPolicy } from './egress';
-export { provisionSandbox, ProvisioningFailed } from './provision';
+export { provisioningStatus, provisionSandbox, ProvisioningFailed } from './provision';
+export {
+  allowEgress,
+  checkEgressEntry,
+  denyEgress,
+  readEgress,
+  setEgress,
+  type EgressReport,
+} from './egressPolicy';
+export { checkCanSetUpSsh, setUpSshAccess } from './sshSetup';
+export { changeExecutor, EgressTracker, type EgressNotice, type EgressTrackerDeps } from './egressTracker';
+export { Provisioning, type KeyValueStore, type ProvisioningRun, type ProvisionInputs } from './provisioning';
+export { SshAccess, pixelsSshDir, type SshSettingsSource } from './sshAccess';
 export { waitBooted } from './boot';

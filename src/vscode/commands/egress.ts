@@ -1,12 +1,20 @@
 // Egress policy commands: Show Egress Policy (a read-only document of what the sandbox itself says), Set Egress
 // Mode…, Allow Domain…, Deny Domain…. Each runs one src/guest call in the sandbox and updates the tree's cache.
 import * as vscode from 'vscode';
-import type { Backend, HostGuardState } from '../../core/backend';
+import type { HostGuardState } from '../../core/backend';
 import { CancelledError, ValidationError } from '../../core/errors';
 import type { EgressMode } from '../../core/sandbox';
 import type { EgressStatus } from '../../guest/index';
 import { CommandIds } from '../commandIds';
 import { changeExecutor } from '../../workflows/egressTracker';
+import {
+  allowEgress,
+  denyEgress,
+  readEgress,
+  setEgress,
+  type EgressReport,
+} from '../../workflows/egressPolicy';
+import { workflowContext } from '../workflowContext';
 import { loadGuest } from '../../core/lazy';
 import { answersOf, resolveSandbox } from '../pick';
 import { readProvisionSettings } from '../provisioning';
@@ -69,49 +77,21 @@ async function target(services: Services, arg: unknown, placeHolder: string) {
   return { a, ...t, backend };
 }
 
-async function changed(
-  t: { serverId: string; name: string; backend: Backend },
-  services: Services,
-  status: EgressStatus,
-) {
-  services.egressStatus.set(t.serverId, t.name, status);
-  await services.egress.set(t.serverId, t.name, status.policy.mode);
-  services.log.info(
-    `sandbox ${t.name}: egress ${status.policy.mode}, ${status.effective.length} allowed, enforced=${status.enforced}`,
-  );
-  await services.egressStatus.syncHostGuard(t.backend, t.serverId, t.name, status.policy);
-}
-
 export async function showEgressPolicy(
   services: Services,
   docs: EgressDocuments,
   arg: unknown,
-): Promise<EgressStatus & { hostGuard?: HostGuardState; hostGuardProblem?: string }> {
+): Promise<EgressReport> {
   const t = await target(services, arg, 'Show the egress policy of which sandbox?');
-  const guest = await loadGuest();
-  const status = await vscode.window.withProgress(
-    { location: vscode.ProgressLocation.Window, title: `Reading the egress policy of "${t.name}"` },
-    async () => guest.showEgress(await changeExecutor(t.backend, t.serverId, t.name, services.ssh)),
-  );
-  services.egressStatus.set(t.serverId, t.name, status);
-  // The host layer is put in line with what the sandbox says (it may have changed where we could not see it).
-  // A host guard that cannot follow does not hide the sandbox's own policy: the document says why.
-  let guard: HostGuardState | undefined;
-  let guardProblem: string | undefined;
-  try {
-    guard = await services.egressStatus.syncHostGuard(t.backend, t.serverId, t.name, status.policy);
-  } catch (err) {
-    guardProblem = err instanceof Error ? err.message : String(err);
-    services.log.warn(guardProblem);
-  }
+  const report = await readEgress(await workflowContext(services, t.serverId), t.name);
   if (t.a.open !== false) {
     const uri = vscode.Uri.from({ scheme: SCHEME, path: `/${t.serverId}/${t.name}-egress.md` });
-    docs.put(uri, describeStatus(t.name, status, guard, guardProblem));
+    docs.put(uri, describeStatus(t.name, report, report.hostGuard, report.hostGuardProblem));
     const doc = await vscode.workspace.openTextDocument(uri);
     await vscode.languages.setTextDocumentLanguage(doc, 'markdown');
     await vscode.window.showTextDocument(doc, { preview: true });
   }
-  return { ...status, hostGuard: guard, hostGuardProblem: guardProblem };
+  return report;
 }
 
 async function pickMode(current: EgressMode | undefined, extra: string[]): Promise<EgressMode> {
@@ -139,23 +119,11 @@ async function pickMode(current: EgressMode | undefined, extra: string[]): Promi
 
 export async function setEgressMode(services: Services, arg: unknown): Promise<EgressStatus> {
   const t = await target(services, arg, 'Set the egress mode of which sandbox?');
-  const guest = await loadGuest();
-  const extra = readProvisionSettings().agentExtra;
   const mode =
     typeof t.a.mode === 'string'
-      ? guest.validateEgressMode(t.a.mode)
-      : await pickMode(services.egress.get(t.serverId, t.name), extra);
-  const status = await vscode.window.withProgress(
-    { location: vscode.ProgressLocation.Notification, title: `Setting egress of "${t.name}" to ${mode}` },
-    async () =>
-      guest.setEgressMode(await changeExecutor(t.backend, t.serverId, t.name, services.ssh), mode, {
-        presetExtra: extra,
-      }),
-  );
-  await changed(t, services, status);
-  if (status.policy.mode !== 'unrestricted' && !status.enforced)
-    throw new ValidationError(`The "${mode}" egress policy could not be enforced inside "${t.name}".`);
-  return status;
+      ? t.a.mode
+      : await pickMode(services.egress.get(t.serverId, t.name), readProvisionSettings().agentExtra);
+  return setEgress(await workflowContext(services, t.serverId), t.name, mode);
 }
 
 export async function allowDomain(services: Services, arg: unknown): Promise<EgressStatus> {
@@ -172,25 +140,16 @@ export async function allowDomain(services: Services, arg: unknown): Promise<Egr
     });
     if (entry === undefined) throw new CancelledError();
   }
-  const problem = guest.egressEntryProblem(entry.trim());
-  if (problem) throw new ValidationError(problem);
-  const value = entry.trim();
-  const status = await vscode.window.withProgress(
-    { location: vscode.ProgressLocation.Notification, title: `Allowing ${value} in "${t.name}"` },
-    async () => guest.allowEgress(await changeExecutor(t.backend, t.serverId, t.name, services.ssh), value),
-  );
-  await changed(t, services, status);
-  return status;
+  return allowEgress(await workflowContext(services, t.serverId), t.name, entry);
 }
 
 export async function denyDomain(services: Services, arg: unknown): Promise<EgressStatus> {
   const t = await target(services, arg, 'Deny a domain for which sandbox?');
-  const guest = await loadGuest();
-  const exec = await changeExecutor(t.backend, t.serverId, t.name, services.ssh);
   let entry = typeof t.a.entry === 'string' ? t.a.entry : undefined;
   if (entry === undefined) {
     // Offer what the sandbox allows now (its own entries first); typing another entry is validated too.
-    const current = await guest.showEgress(exec);
+    const guest = await loadGuest();
+    const current = await guest.showEgress(await changeExecutor(t.backend, t.serverId, t.name, services.ssh));
     const items = [
       ...current.policy.allow.map((e) => ({ label: e, description: 'your entry' })),
       ...current.policy.preset.map((e) => ({ label: e, description: 'agent preset' })),
@@ -204,15 +163,7 @@ export async function denyDomain(services: Services, arg: unknown): Promise<Egre
     if (!chosen) throw new CancelledError();
     entry = chosen.label;
   }
-  const problem = guest.egressEntryProblem(entry.trim());
-  if (problem) throw new ValidationError(problem);
-  const value = entry.trim();
-  const status = await vscode.window.withProgress(
-    { location: vscode.ProgressLocation.Notification, title: `Denying ${value} in "${t.name}"` },
-    async () => guest.denyEgress(exec, value),
-  );
-  await changed(t, services, status);
-  return status;
+  return denyEgress(await workflowContext(services, t.serverId), t.name, entry);
 }
 
 export function registerEgressCommands(services: Services): void {

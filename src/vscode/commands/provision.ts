@@ -3,12 +3,10 @@
 import * as vscode from 'vscode';
 import type { StepOutcome } from '../../guest/index';
 import { CommandIds } from '../commandIds';
-import { changeExecutor } from '../../workflows/egressTracker';
-import { loadGuest } from '../../core/lazy';
 import { answersOf, resolveSandbox } from '../pick';
 import type { Services } from '../services';
 import { workflowContext } from '../workflowContext';
-import { provisionSandbox as provisionWorkflow } from '../../workflows/provision';
+import { provisioningStatus, provisionSandbox as provisionWorkflow } from '../../workflows/provision';
 import { registerCommand } from './register';
 
 export async function provisionSandbox(services: Services, arg: unknown): Promise<StepOutcome[]> {
@@ -30,19 +28,7 @@ export async function showProvisioningStatus(services: Services, arg: unknown): 
     placeHolder: 'Provisioning status of which sandbox?',
     states: ['running'],
   });
-  const run = services.provisioning.run(target.serverId, target.name);
-  let lines: string[];
-  if (run?.active || run?.failed) {
-    // This session's own run is the freshest word (and the tree shows its steps).
-    lines = run.steps.map((s) => `${s.title}: ${s.alreadyDone ? 'done earlier' : s.state}`);
-  } else {
-    const backend = await services.registry.backend(target.serverId);
-    const guest = await loadGuest();
-    const exec = await changeExecutor(backend, target.serverId, target.name, services.ssh);
-    const r = await exec(guest.provisioningStatusScript(), { timeoutMs: 30_000 });
-    lines = guest.describeProvisioningStatus(guest.parseProvisioningStatus(r.output));
-  }
-  for (const line of lines) services.log.info(`provisioning status of ${target.name}: ${line}`);
+  const lines = await provisioningStatus(await workflowContext(services, target.serverId), target.name);
   if (a.show !== false)
     void vscode.window
       .showInformationMessage(`Provisioning of "${target.name}": ${lines.join('; ')}`, 'Show Logs')

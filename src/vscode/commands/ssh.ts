@@ -1,7 +1,7 @@
 // Access: Open in Sandbox (current or new window), Open Folder in Sandbox…, Open Terminal, Run Command…,
 // Install Remote-SSH.
 import * as vscode from 'vscode';
-import { CancelledError, UnsupportedError } from '../../core/errors';
+import { CancelledError } from '../../core/errors';
 import { confirmSetupSsh } from '../confirm';
 import { withProgress } from '../progress';
 import type { Sandbox } from '../../core/sandbox';
@@ -12,6 +12,8 @@ import { installRemoteSsh, openInSandbox } from '../remoteSsh';
 import { loadGuest, loadSsh } from '../../core/lazy';
 import type { Services } from '../services';
 import { SandboxTerminal } from '../terminal';
+import { checkCanSetUpSsh, setUpSshAccess } from '../../workflows/sshSetup';
+import { workflowContext } from '../workflowContext';
 import { registerCommand } from './register';
 
 /** The `[env]` session variables (session_only values and forwarded ones set in the editor's environment). */
@@ -164,18 +166,11 @@ async function runCommand(services: Services, arg: unknown): Promise<number | un
 async function setupSsh(services: Services, arg: unknown): Promise<boolean> {
   const a = answersOf(arg);
   const target = await resolveSandbox(services, a, { placeHolder: 'Set up SSH access to which sandbox?' });
-  const backend = await services.registry.backend(target.serverId);
-  const caps = await backend.capabilities();
-  if (!caps.writeFiles)
-    throw new UnsupportedError(
-      'This server cannot write files into a sandbox, so SSH access cannot be set up from here.',
-    );
-  const running = (target.sandbox ?? (await backend.get(target.name))).status === 'running';
+  const ctx = await workflowContext(services, target.serverId);
+  await checkCanSetUpSsh(ctx);
+  const running = (target.sandbox ?? (await ctx.backend.get(target.name))).status === 'running';
   if (!(await confirmSetupSsh(target.name, running, a.confirm))) return false;
-  await withProgress(`Setting up SSH access to "${target.name}"`, false, async (op, step) => {
-    await services.ssh.installAndBoot(backend, target.serverId, target.name, running, op, step);
-  });
-  await services.refresh.refreshNow(target.serverId);
+  await setUpSshAccess(ctx, target.name, running);
   return true;
 }
 
