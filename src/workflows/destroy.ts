@@ -4,7 +4,7 @@ import type { WorkflowContext } from './context';
 
 export interface DestroyRequest {
   name: string;
-  /** Its last known IPv4 address (pinned next to its alias in known_hosts). */
+  /** Its last known IPv4 address (pinned next to its alias in known_hosts); read from the server when absent. */
   ip?: string;
   /** How many checkpoints go with it (for the log); read from the server when absent. */
   checkpoints?: number;
@@ -12,7 +12,8 @@ export interface DestroyRequest {
 
 export async function destroySandbox(ctx: WorkflowContext, request: DestroyRequest): Promise<void> {
   const { backend, serverId } = ctx;
-  const { name, ip } = request;
+  const { name } = request;
+  const ip = request.ip ?? (await backend.get(name)).ipv4;
   const checkpoints = request.checkpoints ?? (await backend.listCheckpoints(name)).length;
   const caps = await backend.capabilities();
   await ctx.run(`Destroying "${name}"`, caps.cancel, (op) => backend.destroy(name, op));

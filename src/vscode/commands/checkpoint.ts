@@ -8,6 +8,7 @@ import {
   createCheckpoint as createWorkflow,
   deleteCheckpoint as deleteWorkflow,
 } from '../../workflows/checkpoints';
+import { destroySandbox as destroyWorkflow } from '../../workflows/destroy';
 import { restoreCheckpoint as restoreWorkflow } from '../../workflows/restore';
 import { CommandIds } from '../commandIds';
 import { askDependentClones, confirmDeleteCheckpoint, confirmRestore } from '../confirm';
@@ -16,7 +17,6 @@ import type { Services } from '../services';
 import { workflowContext } from '../workflowContext';
 import { cloneSandbox } from './clone';
 import { registerCommand } from './register';
-import { destroySandbox } from './sandbox';
 
 export async function createCheckpoint(services: Services, arg: unknown): Promise<Checkpoint | undefined> {
   const a = answersOf(arg);
@@ -48,9 +48,9 @@ export async function restoreCheckpoint(services: Services, arg: unknown): Promi
   const newer = target.checkpoints.slice(0, index).map((c) => c.label);
   if (!(await confirmRestore(target.name, target.label, newer, a.confirm))) return false;
   const ctx = await workflowContext(services, target.serverId);
-  const restore = () => restoreWorkflow(ctx, { name: target.name, label: target.label, newer });
+  const request = { name: target.name, label: target.label, newer };
   try {
-    await restore();
+    await restoreWorkflow(ctx, request);
   } catch (err) {
     // Refused before anything was stopped: offer what can be done instead of only the error.
     if (!(err instanceof DependentClonesError)) throw err;
@@ -72,9 +72,8 @@ export async function restoreCheckpoint(services: Services, arg: unknown): Promi
       });
       return false;
     }
-    for (const dependent of err.dependents)
-      await destroySandbox(services, { server: target.serverId, name: dependent, confirm: true });
-    await restore();
+    for (const dependent of err.dependents) await destroyWorkflow(ctx, { name: dependent });
+    await restoreWorkflow(ctx, request);
   }
   return true;
 }
