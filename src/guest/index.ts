@@ -6,6 +6,7 @@ import { CLOSE_SOURCES_SCRIPT, provisionSteps } from './provision/steps';
 import {
   ProvisionStepError,
   runProvision,
+  STOP_STEPS_SCRIPT,
   type ProvisionEvent,
   type RunOptions,
   type StepOutcome,
@@ -91,7 +92,11 @@ export async function provision(
   try {
     return await runProvision(exec, steps, { ...run, onEvent });
   } catch (err) {
-    if (options.egress.mode === 'unrestricted') throw err;
+    if (options.egress.mode === 'unrestricted') {
+      // Nothing to close, but a step whose connection was lost still runs on the far side.
+      await exec(STOP_STEPS_SCRIPT, { timeoutMs: 30_000 }).catch(() => undefined);
+      throw err;
+    }
     // Fail closed: the provisioning sources go, the chosen policy stays, and the error says what is in force.
     const egress = await closeSourcesAfterFailure(exec);
     if (err instanceof ProvisionStepError) throw err.withEgress(egress);
@@ -100,12 +105,18 @@ export async function provision(
   }
 }
 
-/** Removes the provisioning sources and re-applies the policy; returns what is in force, checked in the sandbox. */
+/**
+ * Stops what still runs of the steps, removes the provisioning sources and re-applies the policy; returns what is in
+ * force, checked in the sandbox.
+ */
 async function closeSourcesAfterFailure(exec: Executor): Promise<string> {
   try {
-    const r = await exec(`${CLOSE_SOURCES_SCRIPT}\n${GUEST_PATHS.egressScript} status`, {
-      timeoutMs: 90_000,
-    });
+    const r = await exec(
+      `${STOP_STEPS_SCRIPT}\n${CLOSE_SOURCES_SCRIPT}\n${GUEST_PATHS.egressScript} status`,
+      {
+        timeoutMs: 90_000,
+      },
+    );
     const field = (key: string) => new RegExp(`^${key}=(.*)$`, 'm').exec(r.output)?.[1]?.trim();
     const mode = field('mode');
     if (r.exitCode === 0 && field('enforced') === 'yes' && field('provisioning') === '0')

@@ -22,7 +22,7 @@ import {
   type ProvisionEvent,
   type ProvisionOptions,
 } from '../../src/guest/index';
-import { wrapStep } from '../../src/guest/provision/runner';
+import { STOP_STEPS_SCRIPT, wrapStep } from '../../src/guest/provision/runner';
 import { heredocDelimiter, shq, writeFileScript } from '../../src/guest/shell';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHk3cE3x3cJ3Qb9yJ3dFqR3WJb0n8mC5eVbXc4f6Zz1a me@laptop';
@@ -144,7 +144,7 @@ test('runner: the provisioning sources open and close again only when something 
     const exec: Executor = async (script) => {
       if (script.includes('for f in /var/lib/pixels/provision/*.done'))
         return { exitCode: 0, output: doneIds.map((id) => `${id} ${hash(id)}\n`).join('') };
-      seen.push(/pixels-provision-([a-z-]+)/.exec(script)![1]);
+      seen.push(/unit=pixels-provision-([a-z-]+)_/.exec(script)![1]);
       return { exitCode: 0, output: '' };
     };
     await runProvision(exec, steps);
@@ -174,8 +174,8 @@ test('a failed provisioning closes the sources and says which policy is in force
     async (script, opts = {}) => {
       scripts.push(script);
       if (script.includes('for f in /var/lib/pixels/provision/*.done')) return { exitCode: 0, output: '' };
-      if (script.includes('pixels-provision-')) {
-        const id = /pixels-provision-([a-z-]+)/.exec(script)![1];
+      if (script.includes('unit=pixels-provision-')) {
+        const id = /unit=pixels-provision-([a-z-]+)_/.exec(script)![1];
         if (id === 'mise') opts.onOutput?.('curl: (22) 404\n');
         return { exitCode: id === 'mise' ? 22 : 0, output: '' };
       }
@@ -202,6 +202,7 @@ test('a failed provisioning closes the sources and says which policy is in force
     },
   );
   const close = scripts[scripts.length - 1];
+  assert.ok(close.startsWith(STOP_STEPS_SCRIPT), 'what still runs of the steps is stopped first');
   assert.match(close, /rm -f \/etc\/pixels\/egress-provisioning/);
   assert.match(close, /pixels-egress status/);
   // The state is read back, not assumed: rules missing or sources still open are reported as such.
@@ -384,7 +385,7 @@ function scriptedExecutor(
 ): Executor {
   return async (script, opts = {}) => {
     if (script.includes('for f in /var/lib/pixels/provision/*.done')) return { exitCode: 0, output: '' };
-    const id = /pixels-provision-([a-z-]+)/.exec(script)?.[1] ?? '?';
+    const id = /unit=pixels-provision-([a-z-]+)_/.exec(script)?.[1] ?? '?';
     const r = results[id] ?? {};
     if (r.error) throw r.error;
     if (r.output) opts.onOutput?.(r.output);
@@ -456,7 +457,7 @@ test('tracker: states, current step, percent, headline, bounded log', async () =
       return { exitCode: 0, output: `user ${steps[0].hash}\n` };
     seen.push(tracker.headline);
     opts.onOutput?.('a\nb\nc\nd\n');
-    return { exitCode: script.includes('pixels-provision-env') ? 9 : 0, output: '' };
+    return { exitCode: script.includes('unit=pixels-provision-env_') ? 9 : 0, output: '' };
   };
   await assert.rejects(runProvision(exec, steps, { onEvent: tracker.onEvent }), ProvisionStepError);
   assert.deepEqual(seen, [

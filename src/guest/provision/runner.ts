@@ -90,26 +90,37 @@ ${markerCheck}rm -f ${S}/${step.id}.done
 cat > ${S}/${step.id}.sh <<'${delimiter}'
 ${step.body}
 ${delimiter}
-unit=pixels-provision-${step.id}
+# The step marks itself done, in the same process tree: a step killed half-way (its connection lost, stopped,
+# timed out) leaves no marker and runs again next time.
+finish='bash ${S}/${step.id}.sh && echo ${step.hash} > ${S}/${step.id}.done'
 if [ -d /run/systemd/system ] && command -v systemd-run > /dev/null; then
   # A transient unit: on timeout (and when the step ends) systemd kills every process the step started,
   # even those in other sessions (runuser -c) or in the background, so nothing lingers or holds the log open.
-  systemctl stop "$unit" 2> /dev/null || true
-  systemctl reset-failed "$unit" 2> /dev/null || true
+  # A run whose connection was lost may have left its unit behind: stop it; this run's unit has a name of its
+  # own, so a unit still winding down cannot block it.
+  systemctl stop 'pixels-provision-${step.id}_*.service' 2> /dev/null || true
+  unit=pixels-provision-${step.id}_$$
   systemd-run --quiet --unit="$unit" --wait --pipe -p RuntimeMaxSec=${seconds} -p TimeoutStopSec=5 \\
     -E HOME=/root -E PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
-    bash ${S}/${step.id}.sh < /dev/null 2>&1 | tee ${L}/${step.id}.log
+    bash -c "$finish" < /dev/null 2>&1 | tee ${L}/${step.id}.log
   rc=\${PIPESTATUS[0]}
   if [ "$(systemctl show -P Result "$unit" 2> /dev/null)" = timeout ]; then rc=124; fi
   systemctl reset-failed "$unit" 2> /dev/null || true
 else
-  timeout -k 5 ${seconds} bash ${S}/${step.id}.sh < /dev/null 2>&1 | tee ${L}/${step.id}.log
+  timeout -k 5 ${seconds} bash -c "$finish" < /dev/null 2>&1 | tee ${L}/${step.id}.log
   rc=\${PIPESTATUS[0]}
 fi
-if [ "$rc" = 0 ]; then echo ${step.hash} > ${S}/${step.id}.done; fi
+# systemd counts a step stopped from outside (SIGTERM) as a clean exit: only the marker says it finished.
+if [ "$rc" = 0 ] && [ "$(cat ${S}/${step.id}.done 2>/dev/null)" != ${step.hash} ]; then rc=143; fi
 exit "$rc"
 `;
 }
+
+/**
+ * Stops every step still running in the sandbox: after a failure, in particular a lost connection, which leaves
+ * the step's unit running on the far side (systemd-run's client dies with the session, the unit does not).
+ */
+export const STOP_STEPS_SCRIPT = `systemctl stop 'pixels-provision-*.service' 2> /dev/null || true`;
 
 /** Which steps are already done in the sandbox (their marker holds the current hash). */
 export async function doneSteps(exec: Executor, steps: ProvisionStep[]): Promise<Set<StepId>> {
