@@ -2,6 +2,7 @@
 // lab through a fault-injecting proxy for Incus):
 //   "faults: N injected, 0 lost, 0 duplicated, 0 half-made" (N >= 50)
 //   "fuzzed replies: N, 0 crashes, 0 hangs"
+// Incus's faults include provisioning over SSH whose connection goes away mid-step (ssh-provision-faults.ts).
 // Both parts share one set of lab sandboxes: real containers are the slow part on a busy machine.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -10,6 +11,7 @@ import { removeTestInstances, testPrefix } from '../integration/incus/helpers';
 import type { FuzzCase } from './garbage';
 import { IncusFaultRig, INCUS_FAULTS } from './incus-faults';
 import { fuzzIncus } from './incus-fuzz';
+import { SSH_FAULTS, SshProvisionFaultRig, STRUCK_STEPS } from './ssh-provision-faults';
 import { FaultTally } from './tally';
 import { OPS, TRUENAS_FAULTS, TrueNASFaultRig } from './truenas-faults';
 import { fuzzTrueNAS } from './truenas-fuzz';
@@ -54,6 +56,16 @@ describe('faults at scale and garbage from servers', () => {
 
     test('every parsed reply, garbled', async () => {
       fuzzed.push(...(await fuzzIncus(lab, `${prefix}-base`)));
+    });
+
+    test(`provisioning over SSH: ${STRUCK_STEPS.length} steps × ${SSH_FAULTS.length} ways the connection goes away`, async () => {
+      const ssh = await SshProvisionFaultRig.start(prefix);
+      try {
+        for (const fault of SSH_FAULTS)
+          for (const step of STRUCK_STEPS) faults.add(await ssh.run(step, fault));
+      } finally {
+        await ssh.close();
+      }
     });
   });
 
