@@ -17,6 +17,8 @@ import { OPERATION_REPLY } from './replies';
 export interface IncusOperation {
   id: string;
   class?: string;
+  description?: string;
+  created_at?: string;
   status: string;
   status_code: number;
   err?: string;
@@ -90,8 +92,20 @@ export class Operations {
       if (op?.signal?.aborted) throw new CancelledError();
       // The starting request is not abortable: once sent, the server acts on it whatever we do, so we learn the
       // operation id and let wait() cancel it (or wait for its end) for a clean undo.
-      const started = await this.client.call<IncusOperation>(method, path, request);
-      opId = started.metadata?.id ?? idOf(started);
+      const sentAt = Date.now();
+      try {
+        const started = await this.client.call<IncusOperation>(method, path, request);
+        opId = started.metadata?.id ?? idOf(started);
+      } catch (err) {
+        // The request may have reached incusd and only its reply been lost: then the work goes on there, and
+        // reporting a failure would leave it behind (a sandbox or a checkpoint the user was told was not made).
+        // Incus lists an operation for a few seconds after it ends, with the instance it acts on.
+        const resource = resourceOf(path, request);
+        if (!(err instanceof ConnectionError) || !resource) throw err;
+        const found = await this.findStarted(method, resource, sentAt).catch(() => undefined);
+        if (!found) throw err;
+        opId = found;
+      }
       return await this.wait(opId, op?.signal);
     } finally {
       unsubscribe?.();
@@ -154,6 +168,30 @@ export class Operations {
     }
   }
 
+  /**
+   * The id of the operation a request whose reply was lost started: one that does what `method` does, on
+   * `resource` (or something of it), created after the request went out. Clocks may differ: an operation from up
+   * to a minute before counts when it is the only one.
+   */
+  private async findStarted(method: string, resource: string, sentAt: number): Promise<string | undefined> {
+    const env = await this.client.call<Record<string, IncusOperation[] | null>>('GET', '/1.0/operations', {
+      query: { recursion: '1' },
+    });
+    const all = Object.values(env.metadata ?? {}).flatMap((list) => (Array.isArray(list) ? list : []));
+    const created = (o: IncusOperation) => Date.parse(o.created_at ?? '');
+    const candidates = all.filter(
+      (o) =>
+        o.class === 'task' &&
+        created(o) >= sentAt - 60_000 &&
+        Object.values(o.resources ?? {}).some((list) => list.some((r) => actsOn(r, resource))) &&
+        OPERATION_VERBS[method]?.test(o.description ?? '') !== false,
+    );
+    const recent = candidates.filter((o) => created(o) >= sentAt - 2000);
+    // Only an unambiguous match: waiting on somebody else's operation would report their outcome as ours.
+    if (recent.length === 1) return recent[0].id;
+    return candidates.length === 1 ? candidates[0].id : undefined;
+  }
+
   /** The operation as it is now, or undefined when Incus no longer knows it. */
   private async state(id: string): Promise<IncusOperation | undefined> {
     const res = await this.client.raw('GET', `/1.0/operations/${id}`);
@@ -180,6 +218,35 @@ export class Operations {
       .catch(() => undefined);
   }
 }
+
+/**
+ * The resource a request that starts an operation acts on, as Incus names it in the operation's resources: the
+ * new snapshot for a snapshot, the instance otherwise (from the path, or the body of a create).
+ */
+function resourceOf(path: string, request: RequestOptions): string | undefined {
+  const body = request.body as { name?: unknown } | undefined;
+  const m = /^\/1\.0\/instances\/([^/?]+)(\/snapshots)?$/.exec(path);
+  if (m && m[2] && typeof body?.name === 'string')
+    return `/1.0/instances/${m[1]}/snapshots/${encodeURIComponent(body.name)}`;
+  const instance = /^\/1\.0\/instances\/([^/?]+)/.exec(path);
+  if (instance) return `/1.0/instances/${instance[1]}`;
+  if (path === '/1.0/instances' && typeof body?.name === 'string')
+    return `/1.0/instances/${encodeURIComponent(body.name)}`;
+  return undefined;
+}
+
+/** A resource URL of an operation names `url` or something of it (a snapshot of the instance, ...). */
+function actsOn(resource: string, url: string): boolean {
+  const path = resource.split('?')[0];
+  return path === url || path.startsWith(`${url}/`);
+}
+
+/** What Incus's operation descriptions say for each kind of request (Incus 6: "Creating instance", ...). */
+const OPERATION_VERBS: Record<string, RegExp> = {
+  POST: /^(Creating|Snapshotting|Migrating|Renaming|Copying)/i,
+  PUT: /^(Restoring|Updating|Starting|Stopping|Restarting|Freezing|Unfreezing)/i,
+  DELETE: /^Deleting/i,
+};
 
 function idOf(env: IncusEnvelope<unknown>): string {
   const m = /\/1\.0\/operations\/([^/?]+)/.exec(env.operation ?? '');
