@@ -8,9 +8,11 @@ import { judgeState, type FaultCase } from './tally';
 
 /**
  * 5xx: incusd refused (nothing happened); drop-wait: the connection of the operation wait breaks while incusd
- * goes on with the work. (A drop before forwarding behaves like the 5xx case for the product: nothing was sent.)
+ * goes on with the work; drop-start: incusd accepted the request and started the operation, but its reply (the
+ * operation's id) never arrives. (A drop before forwarding behaves like the 5xx case for the product: nothing was
+ * sent.)
  */
-export const INCUS_FAULTS = ['drop-wait', '5xx'] as const;
+export const INCUS_FAULTS = ['drop-wait', 'drop-start', '5xx'] as const;
 export type IncusFault = (typeof INCUS_FAULTS)[number];
 export type IncusOp = 'create' | 'clone' | 'restore' | 'destroy' | 'checkpoint';
 
