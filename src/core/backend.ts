@@ -55,6 +55,8 @@ export interface ServerInfo {
   /** Product and version, e.g. "TrueNAS 25.10.1" or "Incus 6.0.4". */
   version: string;
   clusterMembers?: string[];
+  /** Cluster member groups, for a placement of `@group`. */
+  clusterGroups?: string[];
 }
 
 /**

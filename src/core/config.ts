@@ -54,6 +54,11 @@ export interface ServerConfig {
   nic?: NicSetting;
   /** SSH to this server's sandboxes goes through this host (ProxyJump); fields left out take defaults. */
   jumpHost?: JumpHostSetting;
+  /**
+   * Incus cluster: where new sandboxes go. 'auto' (or absent): Incus chooses; 'ask': the user picks at each Create
+   * and Clone; else a member name or `@group`.
+   */
+  placement?: string;
 }
 
 /** `pixels.servers[].jumpHost` as written; resolveJumpHost fills in the defaults. */
@@ -700,6 +705,7 @@ const SERVER_FIELDS: Record<string, 'string' | 'integer' | 'boolean' | 'object'>
   serverCert: 'string',
   project: 'string',
   hostGuard: 'string',
+  placement: 'string',
   nic: 'object',
   jumpHost: 'object',
 };
@@ -790,6 +796,8 @@ export function serverProblem(s: ServerConfig): string | undefined {
     if (!s.host) return `Server "${s.id}" needs a host.`;
     if (s.hostGuard && s.hostGuard !== 'off')
       return `Server "${s.id}": hostGuard is an Incus setting; TrueNAS offers no host-side egress layer.`;
+    if (s.placement && s.placement !== 'auto')
+      return `Server "${s.id}": placement is an Incus cluster setting; a TrueNAS server has no members.`;
     if (s.port !== undefined && (s.port < 1 || s.port > 65535))
       return `Server "${s.id}" has an invalid port ${s.port}.`;
     if (s.tlsFingerprint && !/^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/.test(s.tlsFingerprint))
@@ -798,11 +806,19 @@ export function serverProblem(s: ServerConfig): string | undefined {
   }
   if (s.hostGuard !== undefined && s.hostGuard !== 'off' && s.hostGuard !== 'network')
     return `Server "${s.id}" has hostGuard "${s.hostGuard}"; use "off" or "network".`;
+  if (s.placement !== undefined && !PLACEMENT.test(s.placement))
+    return (
+      `Server "${s.id}" has placement "${s.placement}"; use "auto" (Incus chooses), "ask", a member name ` +
+      'or "@group".'
+    );
   if (s.url && !s.url.startsWith('https://')) return `Server "${s.id}" needs an https:// URL.`;
   if (s.url && (!s.clientCert || !s.clientKey))
     return `Server "${s.id}" needs clientCert and clientKey for a remote URL.`;
   return undefined;
 }
+
+/** `pixels.servers[].placement`: auto, ask, a cluster member name or `@group` (Incus names). */
+const PLACEMENT = /^(auto|ask|@?[A-Za-z0-9][A-Za-z0-9._-]*)$/;
 
 const NIC_TYPES: Record<string, NicSetting['nicType']> = { macvlan: 'MACVLAN', bridged: 'BRIDGED' };
 

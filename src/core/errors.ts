@@ -109,6 +109,20 @@ export class DependentClonesError extends ValidationError {
   }
 }
 
+/**
+ * The sandbox lives on a cluster member that cannot be reached (its daemon stopped, or evacuated): the rest of
+ * the cluster works. `member` is its name.
+ */
+export class MemberUnavailableError extends PixelsError {
+  constructor(
+    message: string,
+    readonly member: string,
+    options?: { cause?: unknown },
+  ) {
+    super('server', message, options);
+  }
+}
+
 /** The server failed for a reason of its own; `message` is its reason in one sentence. */
 export class ServerError extends PixelsError {
   constructor(message: string, options?: { cause?: unknown }) {

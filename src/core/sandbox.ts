@@ -31,6 +31,11 @@ export interface Sandbox {
   createdAt?: Date;
   /** Cluster member running it, on clustered servers. */
   location?: string;
+  /**
+   * Why the cluster member it lives on cannot be reached right now (offline, evacuated), in one sentence; its
+   * status is then what the cluster last knew, not an error of the sandbox's own.
+   */
+  memberAway?: string;
   /** Free-form key/values the backend keeps with the instance (e.g. Incus `user.*` config). */
   labels?: Record<string, string>;
   /** Newest first. Present when the backend listed checkpoints with the sandboxes. */
@@ -56,7 +61,7 @@ export interface CreateOptions {
   image: string;
   cpu?: string;
   memoryMiB?: number;
-  /** Cluster member to place it on. */
+  /** Cluster member (or `@group`) to place it on; absent lets the server choose. */
   target?: string;
   environment?: Record<string, string>;
   /** Start after create (default true). */
@@ -75,6 +80,8 @@ export interface CloneSource {
   sandbox: string;
   /** Clone from this checkpoint; absent means the sandbox's current state. */
   checkpoint?: string;
+  /** Cluster member (or `@group`) to place the clone on; absent lets the server choose. */
+  target?: string;
 }
 
 export interface ProgressReport {

@@ -49,9 +49,23 @@ export interface StepNode {
   total: number;
 }
 
-export type PixelsNode = ServerNode | SandboxNode | CheckpointNode | InfoNode | StepNode;
+/** A cluster member of a server, when the tree groups sandboxes by member (setting pixels.tree.groupByMember). */
+export interface MemberNode {
+  type: 'member';
+  serverId: string;
+  member: string;
+}
+
+export type PixelsNode = ServerNode | MemberNode | SandboxNode | CheckpointNode | InfoNode | StepNode;
 
 export type ViewState = 'noServers' | 'loading' | 'unreachable' | 'empty' | 'ok';
+
+/** Sandboxes of a cluster without a member (none on a healthy cluster), grouped under this label. */
+const UNPLACED = '(no member)';
+
+function groupByMember(): boolean {
+  return vscode.workspace.getConfiguration('pixels').get<boolean>('tree.groupByMember', false);
+}
 
 const STATUS_ICON: Record<SandboxStatus, [string, string | undefined]> = {
   running: ['vm-running', 'charts.green'],
@@ -98,6 +112,11 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     this.subscriptions.push(egressStatus.onDidChange(() => this.emitter.fire(undefined)));
     this.subscriptions.push(provisioning.onDidChange(() => this.emitter.fire(undefined)));
     this.subscriptions.push(registry.onDidChangeServers(() => this.emitter.fire(undefined)));
+    this.subscriptions.push(
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration('pixels.tree.groupByMember')) this.emitter.fire(undefined);
+      }),
+    );
   }
 
   private serverNode(serverId: string): ServerNode {
@@ -170,6 +189,7 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
   async getChildren(node?: PixelsNode): Promise<PixelsNode[]> {
     if (!node) return this.roots();
     if (node.type === 'server') return this.serverChildren(node.serverId);
+    if (node.type === 'member') return this.memberChildren(node);
     if (node.type === 'sandbox') return [...this.stepNodes(node), ...(await this.checkpointNodes(node))];
     return [];
   }
@@ -221,7 +241,48 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
         },
       ];
     const stale = this.store.isStale(serverId) || undefined;
+    if (groupByMember() && sandboxes.some((s) => s.location)) {
+      const members = [...new Set(sandboxes.map((s) => s.location ?? UNPLACED))].sort();
+      return members.map((member) => this.memberNode(serverId, member));
+    }
     return sandboxes.map((sandbox) => ({ type: 'sandbox', serverId, sandbox, stale }));
+  }
+
+  /** One node object per member (VS Code matches refreshed elements by identity). */
+  private readonly memberNodes = new Map<string, MemberNode>();
+  private memberNode(serverId: string, member: string): MemberNode {
+    const key = `${serverId}/${member}`;
+    let node = this.memberNodes.get(key);
+    if (!node) {
+      node = { type: 'member', serverId, member };
+      this.memberNodes.set(key, node);
+    }
+    return node;
+  }
+
+  private memberChildren(node: MemberNode): PixelsNode[] {
+    const stale = this.store.isStale(node.serverId) || undefined;
+    return this.visible(this.store.sandboxes(node.serverId))
+      .filter((s) => (s.location ?? UNPLACED) === node.member)
+      .map((sandbox) => ({ type: 'sandbox', serverId: node.serverId, sandbox, stale }));
+  }
+
+  private memberItem(node: MemberNode): vscode.TreeItem {
+    const item = new vscode.TreeItem(node.member, vscode.TreeItemCollapsibleState.Expanded);
+    item.id = `member:${node.serverId}/${node.member}`;
+    const sandboxes = this.store
+      .sandboxes(node.serverId)
+      .filter((s) => (s.location ?? UNPLACED) === node.member);
+    const away = sandboxes.find((s) => s.memberAway)?.memberAway;
+    item.iconPath = new vscode.ThemeIcon(
+      away ? 'debug-disconnect' : 'server',
+      away ? new vscode.ThemeColor('list.warningForeground') : undefined,
+    );
+    const counted = `${sandboxes.length} sandbox${sandboxes.length === 1 ? '' : 'es'}`;
+    item.description = away ? `${counted} · away` : counted;
+    item.tooltip = away ? `Cluster member ${node.member}: ${away}` : `Cluster member ${node.member}`;
+    item.contextValue = away ? 'member+away' : 'member';
+    return item;
   }
 
   private stepNodes(node: SandboxNode): StepNode[] {
@@ -283,6 +344,8 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
           this.registry.servers().find((s) => s.id === node.serverId),
           node.serverId,
         );
+      case 'member':
+        return this.memberItem(node);
       case 'sandbox':
         return sandboxItem(node, this.sandboxFacts(node));
       case 'step':
@@ -405,9 +468,15 @@ function sandboxItem(node: SandboxNode, facts: SandboxFacts): vscode.TreeItem {
   const [icon, color] = STATUS_ICON[s.status] ?? STATUS_ICON.unknown;
   // A cached row is grey whatever its last state: it may not be true any more.
   const shade = node.stale ? 'disabledForeground' : color;
-  item.iconPath = new vscode.ThemeIcon(icon, shade ? new vscode.ThemeColor(shade) : undefined);
-  const parts = [s.status === 'running' ? (s.ipv4 ?? 'no IP yet') : s.status];
+  item.iconPath = s.memberAway
+    ? // Its member is away: the sandbox is not broken, it cannot be reached (and its last state is unknown).
+      new vscode.ThemeIcon('debug-disconnect', new vscode.ThemeColor('list.warningForeground'))
+    : new vscode.ThemeIcon(icon, shade ? new vscode.ThemeColor(shade) : undefined);
+  const parts = [
+    s.memberAway ? 'unreachable (member away)' : s.status === 'running' ? (s.ipv4 ?? 'no IP yet') : s.status,
+  ];
   if (node.stale) parts.unshift('(cached)');
+  if (s.location && !groupByMember()) parts.push(s.location);
   if (facts.provisioning) parts.push(facts.provisioning);
   if (egress) parts.push(egress);
   item.description = parts.join(' · ');
@@ -426,7 +495,8 @@ function sandboxItem(node: SandboxNode, facts: SandboxFacts): vscode.TreeItem {
   if (facts.provisioning) rows.push(`| Provisioning | ${escapeMd(facts.provisioning)} |`);
   if (s.checkpoints) rows.push(`| Checkpoints | ${escapeMd(checkpointsText(s.checkpoints))} |`);
   if (s.createdAt) rows.push(`| Created | ${formatDate(s.createdAt)} (${formatAge(s.createdAt)}) |`);
-  if (s.location) rows.push(`| Member | ${escapeMd(s.location)} |`);
+  if (s.location)
+    rows.push(`| Member | ${escapeMd(s.memberAway ? `${s.location}: ${s.memberAway}` : s.location)} |`);
   // Inside a code span Markdown escapes are shown literally (`px\-agent`); instance names have no backticks.
   rows.push(`| Instance | \`${s.instanceName}\` |`);
   item.tooltip = new vscode.MarkdownString(rows.join('\n'));

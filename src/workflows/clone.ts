@@ -13,6 +13,8 @@ export interface CloneRequest {
   name: string;
   /** The server's sandbox names to check the new name against (ignoring case); read from the server when absent. */
   knownNames?: readonly string[];
+  /** Cluster member or `@group` for the clone; absent lets the server choose. */
+  target?: string;
 }
 
 /** Throws when `name` is not a valid new sandbox name on this server. */
@@ -37,7 +39,7 @@ export async function cloneSandbox(ctx: WorkflowContext, request: CloneRequest):
     );
   }
   const clone = await ctx.run(`Cloning "${source}" to "${name}"`, caps.cancel, async (op, step) => {
-    let made = await backend.clone({ sandbox: source, checkpoint }, name, op);
+    let made = await backend.clone({ sandbox: source, checkpoint, target: request.target }, name, op);
     if (sourceKeyPinned && caps.writeFiles) {
       try {
         // The clone gets its own host key (and keeps running if the source was running).

@@ -107,6 +107,8 @@ export interface CreateOptions {
   abilities?: ServerAbilities;
   /** The sandbox exists and is reachable (before provisioning starts). */
   onCreated?: (name: string) => void;
+  /** Cluster member or `@group` to place it on; absent lets the server choose. */
+  target?: string;
 }
 
 /**
@@ -147,6 +149,7 @@ export async function createSandbox(
           image: answers.image,
           cpu: answers.cpu,
           memoryMiB: answers.memoryMiB,
+          target: options.target,
           // Started by the steps below when keys or an egress policy go in first.
           start: !answers.provision && answers.egress === 'unrestricted',
         },

@@ -58,6 +58,22 @@ function ping(socket: string, path = '/1.0'): Promise<string> {
   });
 }
 
+/** Resolves once at least 3 members are listed and all are online; throws after timeoutMs, naming the others. */
+async function allOnline(socket: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const body = await ping(socket, '/1.0/cluster/members?recursion=1');
+    const listed = (JSON.parse(body) as { metadata: { server_name: string; status: string }[] }).metadata;
+    const offline = listed.filter((m) => m.status !== 'Online').map((m) => `${m.server_name} (${m.status})`);
+    if (listed.length >= 3 && offline.length === 0) return;
+    if (Date.now() > deadline)
+      throw new Error(
+        `INCUS CLUSTER LAB DEGRADED: ${listed.length} members, not online: ${offline.join(', ') || 'none'}. ${HOW_TO}`,
+      );
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 let cached: Promise<ClusterLab> | undefined;
 
 /** The cluster, checked once per process: cluster.env exists and every member is online. */
@@ -83,21 +99,16 @@ export function requireCluster(): Promise<ClusterLab> {
       throw new Error(`INCUS CLUSTER LAB BROKEN: ${path} lacks ${missing.join(', ')}. ${HOW_TO}`);
     const members = env.CLUSTER_MEMBERS.split(',');
     const dirs = env.CLUSTER_MEMBER_DIRS.split(',');
-    let body: string;
     try {
-      body = await ping(env.CLUSTER_SOCKET, '/1.0/cluster/members?recursion=1');
+      await ping(env.CLUSTER_SOCKET);
     } catch (err) {
       throw new Error(
         `INCUS CLUSTER LAB DOWN: member 1 does not answer on ${env.CLUSTER_SOCKET} (${(err as Error).message}). ${HOW_TO}`,
         { cause: err },
       );
     }
-    const listed = (JSON.parse(body) as { metadata: { server_name: string; status: string }[] }).metadata;
-    const offline = listed.filter((m) => m.status !== 'Online').map((m) => `${m.server_name} (${m.status})`);
-    if (listed.length < 3 || offline.length)
-      throw new Error(
-        `INCUS CLUSTER LAB DEGRADED: ${listed.length} members, not online: ${offline.join(', ') || 'none'}. ${HOW_TO}`,
-      );
+    // A member started a moment ago is online after its first heartbeat: wait a little for that, not longer.
+    await allOnline(env.CLUSTER_SOCKET, 20_000);
     return {
       socket: env.CLUSTER_SOCKET,
       httpsAddress: env.CLUSTER_HTTPS_ADDRESS ?? '',
@@ -145,9 +156,10 @@ export async function stopMember(cluster: ClusterLab, member: string): Promise<v
   }
 }
 
-/** Starts whatever member is not running (cluster-up.sh, idempotent; bounded by its own waits). */
-export async function startMembers(): Promise<void> {
+/** Starts whatever member is not running (cluster-up.sh, idempotent) and waits until all are online (bounded). */
+export async function startMembers(cluster: ClusterLab): Promise<void> {
   await run('bash', [SCRIPT], { timeout: 180_000 });
+  await allOnline(cluster.socket, 60_000);
 }
 
 /** Runs the incus CLI against the cluster (through member 1), without the code under test. */

@@ -15,6 +15,7 @@ import { generateHostKey } from '../../core/keys';
 import type { Disposable } from '../../core/disposable';
 import {
   AlreadyExistsError,
+  MemberUnavailableError,
   NotAuthorizedError,
   NotFoundError,
   PixelsError,
@@ -57,6 +58,7 @@ import {
   toSandbox,
   zfsRestoreRefusal,
 } from './mapping';
+import { memberAwayReason, placementChoices } from './members';
 import { Operations } from './operations';
 import {
   ALIAS_REPLY,
@@ -158,12 +160,60 @@ export class IncusBackend implements Backend {
     const server = await this.serverInfo();
     const info: ServerInfo = { version: `Incus ${server.environment?.server_version ?? 'unknown'}` };
     if (server.environment?.server_clustered) {
-      const members = await this.client.call<IncusClusterMember[]>('GET', '/1.0/cluster/members', {
-        query: { recursion: '1' },
-      });
-      info.clusterMembers = members.metadata.map((m) => m.server_name);
+      const choices = placementChoices(await this.members());
+      info.clusterMembers = choices.members;
+      info.clusterGroups = choices.groups;
     }
     return info;
+  }
+
+  /** Every cluster member with its status, in one call. */
+  private async members(): Promise<IncusClusterMember[]> {
+    const env = await this.client.call<IncusClusterMember[]>('GET', '/1.0/cluster/members', {
+      query: { recursion: '1' },
+    });
+    return env.metadata;
+  }
+
+  /**
+   * Runs work on one sandbox; when it fails because the cluster member the sandbox lives on is away, the error
+   * says so (Incus answers "Server isn't ready yet" or "Missing event connection" for such a member).
+   */
+  private async onMember<T>(name: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      throw await this.memberAwayError(name, err);
+    }
+  }
+
+  private async memberAwayError(name: string, err: unknown): Promise<unknown> {
+    if (
+      !(err instanceof PixelsError) ||
+      err instanceof MemberUnavailableError ||
+      ['not-found', 'validation', 'already-exists', 'cancelled', 'not-authorized'].includes(err.kind)
+    )
+      return err;
+    try {
+      if (!(await this.clustered())) return err;
+      // The cluster's database knows where the instance is without asking that member (recursion=1).
+      const rows = await this.client.call<IncusInstance[]>('GET', '/1.0/instances', {
+        query: { recursion: '1', filter: `name eq ${instanceName(name)}` },
+      });
+      const location = rows.metadata[0]?.location;
+      if (!location) return err;
+      const member = (await this.members()).find((m) => m.server_name === location);
+      const reason = memberAwayReason(member, location);
+      if (!reason) return err;
+      return new MemberUnavailableError(
+        `Sandbox "${name}" cannot be reached: ${reason}. Nothing was changed; the sandboxes on the other ` +
+          `members keep working. Try again when ${location} is back.`,
+        location,
+        { cause: err },
+      );
+    } catch {
+      return err;
+    }
   }
 
   /**
@@ -206,23 +256,40 @@ export class IncusBackend implements Backend {
   // ------------------------------------------------------------------------------------------ sandboxes
 
   async list(): Promise<Sandbox[]> {
-    // One call: recursion=2 brings state (status, addresses) and snapshots with every instance.
-    const [env, clustered] = await Promise.all([
+    // One call: recursion=2 brings state (status, addresses) and snapshots with every instance, from every
+    // cluster member (members that are away answer from the database, status "Error"). On a cluster a second
+    // call, at the same time, says which members are away: two round trips whatever the member count.
+    const clustered = await this.clustered();
+    const [env, members] = await Promise.all([
       this.client.call<IncusInstance[]>('GET', '/1.0/instances', {
         query: { recursion: '2' },
         expect: INSTANCE_ROWS,
       }),
-      this.clustered(),
+      clustered ? this.members() : Promise.resolve([]),
     ]);
+    const byName = new Map(members.map((m) => [m.server_name, m]));
     return env.metadata
       .filter((i) => isSandboxInstance(i.name))
-      .map((i) => toSandbox(i, clustered))
+      .map((i) => {
+        const sandbox = toSandbox(i, clustered);
+        if (sandbox.location) {
+          const away = memberAwayReason(byName.get(sandbox.location), sandbox.location);
+          if (away) {
+            sandbox.memberAway = away;
+            // What Incus reports for it is the member's silence, not the sandbox's state.
+            if (sandbox.status === 'error') sandbox.status = 'unknown';
+          }
+        }
+        return sandbox;
+      })
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
   async get(name: string): Promise<Sandbox> {
-    const [inst, clustered] = await Promise.all([this.instance(name), this.clustered()]);
-    return toSandbox(inst, clustered);
+    return this.onMember(name, async () => {
+      const [inst, clustered] = await Promise.all([this.instance(name), this.clustered()]);
+      return toSandbox(inst, clustered);
+    });
   }
 
   /** The full instance (state + snapshots) or a NotFoundError that names the sandbox. */
@@ -244,9 +311,8 @@ export class IncusBackend implements Backend {
   /** GET …/state: cpu.usage (ns), memory.usage, disk.root.usage (pools that track it), processes. */
   async usage(name: string): Promise<SandboxUsage> {
     validateSandboxName(name);
-    const env = await this.client.call<IncusInstanceState>(
-      'GET',
-      `/1.0/instances/${enc(instanceName(name))}/state`,
+    const env = await this.onMember(name, () =>
+      this.client.call<IncusInstanceState>('GET', `/1.0/instances/${enc(instanceName(name))}/state`),
     );
     const st = env.metadata;
     const positive = (n: number | undefined) => (typeof n === 'number' && n >= 0 ? n : undefined);
@@ -375,7 +441,7 @@ export class IncusBackend implements Backend {
     } catch (err) {
       if (err instanceof NotFoundError && /instance/i.test(err.message))
         throw new NotFoundError(`Sandbox "${name}" does not exist on ${this.serverId}.`, { cause: err });
-      throw err;
+      throw await this.memberAwayError(name, err);
     }
   }
 
@@ -422,17 +488,19 @@ export class IncusBackend implements Backend {
   }
 
   async restart(name: string, options: StopOptions = {}, op?: OperationOptions): Promise<void> {
-    const inst = await this.instance(name);
+    const inst = await this.onMember(name, () => this.instance(name));
     if (inst.status.toLowerCase() !== 'running') return this.start(name, op);
     await this.stop(name, options, op);
     await this.start(name, op);
   }
 
   async destroy(name: string, op?: OperationOptions): Promise<void> {
-    const inst = await this.instance(name);
+    const inst = await this.onMember(name, () => this.instance(name));
     if (inst.status.toLowerCase() !== 'stopped') await this.stop(name, { force: true }, op);
     // Deleting the instance deletes its snapshots too.
-    await this.operations.run('DELETE', `/1.0/instances/${enc(inst.name)}`, {}, op);
+    await this.onMember(name, () =>
+      this.operations.run('DELETE', `/1.0/instances/${enc(inst.name)}`, {}, op),
+    );
     try {
       await this.guard.forget(inst.name);
     } catch (err) {
@@ -466,19 +534,21 @@ export class IncusBackend implements Backend {
     } catch (err) {
       if (err instanceof NotFoundError)
         throw new NotFoundError(`Sandbox "${name}" does not exist on ${this.serverId}.`, { cause: err });
-      throw err;
+      throw await this.memberAwayError(name, err);
     }
   }
 
   async createCheckpoint(name: string, label?: string): Promise<Checkpoint> {
     const snap = label ?? defaultCheckpointLabel();
     validateCheckpointLabel(snap);
-    const inst = await this.instance(name);
+    const inst = await this.onMember(name, () => this.instance(name));
     if ((inst.snapshots ?? []).some((s) => toCheckpoint(name, s).label === snap))
       throw new AlreadyExistsError(`Sandbox "${name}" already has a checkpoint "${snap}".`);
-    await this.operations.run('POST', `/1.0/instances/${enc(inst.name)}/snapshots`, {
-      body: { name: snap, stateful: false },
-    });
+    await this.onMember(name, () =>
+      this.operations.run('POST', `/1.0/instances/${enc(inst.name)}/snapshots`, {
+        body: { name: snap, stateful: false },
+      }),
+    );
     const env = await this.client.call<IncusSnapshot>(
       'GET',
       `/1.0/instances/${enc(inst.name)}/snapshots/${enc(snap)}`,
@@ -492,7 +562,7 @@ export class IncusBackend implements Backend {
     label: string,
   ): Promise<{ inst: IncusInstance; checkpoint: Checkpoint }> {
     validateCheckpointLabel(label);
-    const inst = await this.instance(name);
+    const inst = await this.onMember(name, () => this.instance(name));
     const snap = (inst.snapshots ?? []).find((s) => toCheckpoint(name, s).label === label);
     if (!snap) throw new NotFoundError(`Sandbox "${name}" has no checkpoint "${label}".`);
     return { inst, checkpoint: toCheckpoint(name, snap) };
@@ -505,7 +575,7 @@ export class IncusBackend implements Backend {
     try {
       await this.operations.run('PUT', `/1.0/instances/${enc(inst.name)}`, { body: { restore: label } }, op);
     } catch (err) {
-      throw zfsRestoreRefusal(err, name, label) ?? err;
+      throw zfsRestoreRefusal(err, name, label) ?? (await this.memberAwayError(name, err));
     }
     // The contract (same as a ZFS rollback on TrueNAS): checkpoints newer than the restored one are gone.
     const newer = (inst.snapshots ?? [])
@@ -526,7 +596,7 @@ export class IncusBackend implements Backend {
     } catch (err) {
       if (err instanceof NotFoundError)
         throw new NotFoundError(`Sandbox "${name}" has no checkpoint "${label}".`, { cause: err });
-      throw err;
+      throw await this.memberAwayError(name, err);
     }
   }
 
@@ -537,9 +607,11 @@ export class IncusBackend implements Backend {
     const src = instanceName(source.sandbox);
     const [taken, from] = await Promise.all([
       this.exists(newName),
-      source.checkpoint
-        ? this.snapshotConfig(source.sandbox, source.checkpoint)
-        : this.instance(source.sandbox),
+      this.onMember<IncusInstance | IncusSnapshot>(source.sandbox, () =>
+        source.checkpoint
+          ? this.snapshotConfig(source.sandbox, source.checkpoint)
+          : this.instance(source.sandbox),
+      ),
     ]);
     if (taken) throw new AlreadyExistsError(`Sandbox "${newName}" already exists on ${this.serverId}.`);
     const inst = instanceName(newName);
@@ -555,6 +627,8 @@ export class IncusBackend implements Backend {
           body: {
             name: inst,
             type: 'container',
+            // A copy to another cluster member is a migration, which needs the architecture said.
+            architecture: from.architecture,
             source: {
               type: 'copy',
               source: source.checkpoint ? `${src}/${source.checkpoint}` : src,
@@ -565,6 +639,8 @@ export class IncusBackend implements Backend {
             devices: from.devices ?? {},
             profiles: from.profiles ?? ['default'],
           },
+          // On a cluster Incus copies it to that member (another member's copy goes over the cluster network).
+          query: { target: source.target },
         },
         op,
       );
@@ -578,7 +654,9 @@ export class IncusBackend implements Backend {
       );
     } catch (err) {
       if (!(err instanceof AlreadyExistsError)) await this.removeHalfMade(newName);
-      throw err;
+      throw source.target
+        ? this.explainCreateError(err, { name: newName, image: '', target: source.target })
+        : err;
     }
     return this.get(newName);
   }
@@ -641,19 +719,21 @@ export class IncusBackend implements Backend {
     } catch (err) {
       if (err instanceof NotFoundError && /^There is no instance /.test(err.message))
         throw new NotFoundError(`Sandbox "${name}" does not exist on ${this.serverId}.`, { cause: err });
-      throw err;
+      throw await this.memberAwayError(name, err);
     }
   }
 
   /** Reads a file from the sandbox (tests and diagnostics). */
   async readFile(name: string, path: string): Promise<Buffer> {
     validateSandboxName(name);
-    return this.files.read(instanceName(name), path);
+    return this.onMember(name, () => this.files.read(instanceName(name), path));
   }
 
   async exec(name: string, argv: string[], options: ExecOptions = {}): Promise<ExecResult> {
     validateSandboxName(name);
-    return execInInstance(this.client, this.operations, instanceName(name), argv, options);
+    return this.onMember(name, () =>
+      execInInstance(this.client, this.operations, instanceName(name), argv, options),
+    );
   }
 
   // ------------------------------------------------------------------------------------------ events
@@ -666,13 +746,18 @@ export class IncusBackend implements Backend {
 
   private onEvent(event: IncusEvent): void {
     if (event.type !== 'lifecycle') return;
+    const action = String(event.metadata.action ?? '');
+    // A member evacuated, restored, joined or left: its sandboxes' rows change (moved, away, back).
+    if (action.startsWith('cluster-member-')) {
+      this.changes.fire({ kind: 'sandbox' });
+      return;
+    }
     if (event.project && event.project !== this.client.project) return;
     const source = String(event.metadata.source ?? '');
     const m = /^\/1\.0\/instances\/([^/?]+)(\/snapshots\/)?/.exec(source);
     if (!m) return;
     const inst = decodeURIComponent(m[1]);
     if (!isSandboxInstance(inst)) return;
-    const action = String(event.metadata.action ?? '');
     this.changes.fire({
       kind: m[2] || action.startsWith('instance-snapshot') ? 'checkpoint' : 'sandbox',
       name: shortName(inst),

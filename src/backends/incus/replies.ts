@@ -6,6 +6,7 @@ export const SERVER_REPLY = objectWith({ auth: 'string?', environment: 'object?'
 
 export const SNAPSHOT_REPLY = objectWith({
   name: 'string',
+  architecture: 'string?',
   created_at: 'string',
   size: 'number?',
   config: 'object?',
@@ -16,6 +17,7 @@ export const SNAPSHOT_ROWS = rowsWith({ name: 'string', created_at: 'string', si
 
 const INSTANCE_FIELDS = objectWith({
   name: 'string',
+  architecture: 'string?',
   status: 'string',
   location: 'string?',
   config: 'object?',

@@ -20,6 +20,7 @@ export interface IncusInstanceState {
 
 export interface IncusSnapshot {
   name: string;
+  architecture?: string;
   created_at: string;
   size?: number;
   stateful?: boolean;
@@ -30,6 +31,7 @@ export interface IncusSnapshot {
 
 export interface IncusInstance {
   name: string;
+  architecture?: string;
   status: string;
   status_code?: number;
   type?: string;
@@ -58,6 +60,10 @@ export interface IncusServer {
 
 export interface IncusClusterMember {
   server_name: string;
+  /** "Online", "Offline", "Evacuated", ... */
   status?: string;
+  /** Why, e.g. "No heartbeat for 14.8s (…)". */
+  message?: string;
   url?: string;
+  groups?: string[];
 }

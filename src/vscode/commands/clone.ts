@@ -7,6 +7,7 @@ import type { Sandbox } from '../../core/sandbox';
 import { cloneSandbox as cloneWorkflow } from '../../workflows/clone';
 import { CommandIds } from '../commandIds';
 import { answersOf, resolveSandbox } from '../pick';
+import { choosePlacement } from '../placement';
 import type { Services } from '../services';
 import { workflowContext } from '../workflowContext';
 import { registerCommand } from './register';
@@ -45,11 +46,13 @@ async function cloneWithChecks(
     if (newName === undefined) throw new CancelledError();
   }
   const ctx = await workflowContext(services, source.serverId);
+  const target = await choosePlacement(services, source.serverId, ctx.backend, a.target, `"${newName}"`);
   const sandbox = await cloneWorkflow(ctx, {
     source: source.name,
     checkpoint,
     name: newName,
     knownNames: names,
+    target,
   });
   return { serverId: source.serverId, sandbox };
 }

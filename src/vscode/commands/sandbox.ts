@@ -14,6 +14,7 @@ import { confirmDestroy } from '../confirm';
 import { runCreateFlow, type CreateContext } from '../createFlow';
 import { reportErrorAndAsk } from '../errors';
 import { answersOf, resolveSandbox, resolveServer, type Answers } from '../pick';
+import { choosePlacement } from '../placement';
 import type { Services } from '../services';
 import { workflowContext } from '../workflowContext';
 import { registerCommand } from './register';
@@ -92,7 +93,8 @@ export async function createSandbox(
   const given = createAnswers(a, services);
   if (given) {
     const abilities = await createContext(services, ctx);
-    const sandbox = await createWorkflow(ctx, given, { abilities, onCreated });
+    const target = await choosePlacement(services, serverId, ctx.backend, a.target, `"${given.name}"`);
+    const sandbox = await createWorkflow(ctx, given, { abilities, onCreated, target });
     if (a.announce !== false) announceCreated(services, serverId, given.name, 'is ready');
     return sandbox;
   }
@@ -111,7 +113,8 @@ export async function createSandbox(
     const abilities = { ...(await createContext(services, ctx)), network };
     answers = await runCreateFlow(answers, abilities);
     try {
-      const sandbox = await createWorkflow(ctx, answers, { abilities, onCreated });
+      const target = await choosePlacement(services, serverId, ctx.backend, a.target, `"${answers.name}"`);
+      const sandbox = await createWorkflow(ctx, answers, { abilities, onCreated, target });
       if (a.announce !== false) announceCreated(services, serverId, answers.name, 'is ready');
       return sandbox;
     } catch (err) {

@@ -1,0 +1,246 @@
+// The backend on the lab's real 3-member Incus cluster (test/lab/cluster-up.sh): placement on a member, one list
+// call and one event stream for every member, a clone from a checkpoint landing on another member, SSH and exec on
+// every member, a member whose daemon stops (its sandboxes shown as away, commands saying why, the rest working,
+// events again once it is back) and an evacuation that moves a sandbox and a restore that brings it back.
+// Members are stopped only here, and started again before the suite ends.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createIncusBackend } from '../../../src/backends/incus/index';
+import type { IncusBackend } from '../../../src/backends/incus/index';
+import type { BackendChange } from '../../../src/core/backend';
+import { MemberUnavailableError } from '../../../src/core/errors';
+import type { Sandbox } from '../../../src/core/sandbox';
+import { clusterIncus, requireCluster, startMembers, stopMember } from '../../lab/cluster';
+import type { ClusterLab } from '../../lab/cluster';
+import { countingProxy } from '../../lab/count-proxy';
+import type { CountingProxy } from '../../lab/count-proxy';
+import { testPrefix } from './helpers';
+
+const run = promisify(execFile);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The DHCP block cluster-up.sh gives member pxmN: 10.79.0.(64·N)/26. */
+function memberOfAddress(ip: string | undefined): string | undefined {
+  const last = Number(ip?.split('.')[3]);
+  return ip?.startsWith('10.79.0.') && last >= 64 ? `pxm${Math.floor(last / 64)}` : undefined;
+}
+
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`${what}: not within ${timeoutMs / 1000} s${last ? ` (${String(last)})` : ''}`);
+    await sleep(250);
+  }
+}
+
+describe('incus backend on a 3-member cluster', { timeout: 240_000 }, () => {
+  const prefix = testPrefix();
+  const a = `${prefix}-a`; // on pxm2
+  const b = `${prefix}-b`; // placed by Incus
+  const c = `${prefix}-c`; // clone of a's checkpoint, on pxm3
+  let cluster: ClusterLab;
+  let proxy: CountingProxy;
+  let backend: IncusBackend;
+  let dir: string;
+  let stopped: string | undefined;
+  let evacuated: string | undefined;
+
+  const ssh = async (ip: string): Promise<string> => {
+    const { stdout } = await run(
+      'ssh',
+      [
+        ...['-i', join(dir, 'id'), '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=accept-new'],
+        ...[
+          '-o',
+          `UserKnownHostsFile=${join(dir, `known_${ip}`)}`,
+          '-o',
+          'ConnectTimeout=3',
+          '-o',
+          'LogLevel=ERROR',
+        ],
+        `root@${ip}`,
+        'hostname',
+      ],
+      { timeout: 15_000 },
+    );
+    return stdout.trim();
+  };
+  const sshReady = (ip: string) => until(`ssh to ${ip}`, 30_000, () => ssh(ip));
+  const withIp = (name: string) =>
+    until(`${name} has an IPv4`, 30_000, async () => {
+      const s = await backend.get(name);
+      return s.ipv4 ? s : undefined;
+    });
+  const listed = async (name: string): Promise<Sandbox> => {
+    const s = (await backend.list()).find((x) => x.name === name);
+    assert.ok(s, `${name} is listed`);
+    return s;
+  };
+
+  before(async () => {
+    cluster = await requireCluster();
+    dir = mkdtempSync(join(tmpdir(), 'px-cluster-'));
+    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'id')]);
+    proxy = await countingProxy(cluster.socket);
+    backend = createIncusBackend({
+      serverId: 'cluster',
+      socketPath: proxy.path,
+      network: cluster.network,
+      storagePool: cluster.pool,
+    });
+  });
+
+  after(async () => {
+    // Whatever a failed test left: the member back, evacuation undone, our sandboxes gone.
+    if (stopped) await startMembers(cluster).catch(() => undefined);
+    if (evacuated)
+      await clusterIncus(cluster, 'cluster', 'restore', evacuated, '--force').catch(() => undefined);
+    for (const name of [c, b, a]) await backend?.destroy(name).catch(() => undefined);
+    backend?.dispose();
+    await proxy?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('create: on the member asked for, or where Incus places it; SSH and exec on each', async () => {
+    const info = await backend.info();
+    assert.deepEqual(info.clusterMembers, cluster.members);
+    assert.equal((await backend.capabilities()).clusterMembers, true);
+
+    await backend.create({ name: a, image: cluster.image, target: 'pxm2', start: false });
+    await backend.writeFile(a, '/root/.ssh/authorized_keys', readFileSync(join(dir, 'id.pub')), {
+      mode: 0o600,
+    });
+    await backend.start(a);
+    await backend.create({ name: b, image: cluster.image });
+    const sa = await withIp(a);
+    const sb = await withIp(b);
+    assert.equal(sa.location, 'pxm2');
+    assert.equal(memberOfAddress(sa.ipv4), 'pxm2', `${sa.ipv4} is from pxm2's block`);
+    assert.ok(sb.location && cluster.members.includes(sb.location), `b placed on a member (${sb.location})`);
+    assert.equal(memberOfAddress(sb.ipv4), sb.location);
+    assert.equal(await sshReady(sa.ipv4!), `px-${a}`);
+    const out = await backend.exec(b, ['cat', '/etc/hostname']);
+    assert.equal(out.stdout.toString().trim(), `px-${b}`);
+
+    await assert.rejects(
+      backend.create({ name: `${prefix}-x`, image: cluster.image, target: 'pxm9' }),
+      /Cluster member "pxm9" does not exist/,
+    );
+  });
+
+  test('list: one call for the sandboxes of every member (two round trips at most)', async () => {
+    await backend.list(); // the server's description is read once per backend
+    const before = proxy.requests.length;
+    const all = await backend.list();
+    const calls = proxy.requests.slice(before);
+    assert.ok(calls.length <= 2, `list made ${calls.length} requests: ${calls.join(', ')}`);
+    const mine = all.filter((s) => s.name.startsWith(prefix));
+    assert.deepEqual(
+      mine.map((s) => s.name),
+      [a, b],
+    );
+    assert.ok(mine.every((s) => s.location && !s.memberAway));
+  });
+
+  test('a checkpoint cloned onto another member: there, running, with its own address; events from any member', async () => {
+    const changes: BackendChange[] = [];
+    const sub = backend.onDidChange((ch) => changes.push(ch));
+    try {
+      await backend.createCheckpoint(a, 'cp1');
+      const made = await backend.clone({ sandbox: a, checkpoint: 'cp1', target: 'pxm3' }, c);
+      assert.equal(made.location, 'pxm3');
+      const sc = await withIp(c);
+      assert.equal(memberOfAddress(sc.ipv4), 'pxm3');
+      assert.equal(await sshReady(sc.ipv4!), `px-${c}`, 'the clone answers SSH with its own hostname');
+      // A change made through another member (pxm3's own socket) reaches our one stream (on pxm1).
+      changes.length = 0;
+      await run('incus', ['stop', '-f', `px-${c}`], {
+        env: { ...process.env, INCUS_DIR: cluster.memberDirs.pxm3 },
+      });
+      await until('the stop event of the clone', 15_000, async () =>
+        changes.some((ch) => ch.name === c) ? true : undefined,
+      );
+      await backend.start(c);
+    } finally {
+      sub.dispose();
+    }
+  });
+
+  test('a member whose daemon stops: its sandbox shown away, commands say why, the rest work, events resume', async () => {
+    stopped = 'pxm3';
+    await stopMember(cluster, 'pxm3');
+    const away = await until('the clone on pxm3 listed as away', 40_000, async () => {
+      const s = await listed(c);
+      return s.memberAway ? s : undefined;
+    });
+    assert.equal(away.location, 'pxm3');
+    assert.match(away.memberAway!, /pxm3/);
+    assert.notEqual(away.status, 'error', 'an away member is not an error of the sandbox');
+    // The other members' sandboxes keep working.
+    assert.equal((await listed(a)).memberAway, undefined);
+    assert.equal((await backend.exec(a, ['true'])).exitCode, 0);
+    // Commands on the away sandbox say why (after Incus marks the member offline: within its 11 s threshold).
+    const err = await until('a command on the away sandbox refused with the reason', 30_000, async () => {
+      try {
+        await backend.exec(c, ['true']);
+        return undefined;
+      } catch (e) {
+        return e instanceof MemberUnavailableError ? e : undefined;
+      }
+    });
+    assert.equal(err.member, 'pxm3');
+    assert.match(err.message, /Sandbox ".*-c" cannot be reached: cluster member pxm3 is offline/);
+
+    const changes: BackendChange[] = [];
+    const sub = backend.onDidChange((ch) => changes.push(ch));
+    try {
+      await startMembers(cluster);
+      stopped = undefined;
+      const back = await until('the clone back', 40_000, async () => {
+        const s = await listed(c);
+        return !s.memberAway && s.status === 'running' ? s : undefined;
+      });
+      assert.equal(back.location, 'pxm3');
+      await backend.stop(c, { force: true });
+      await until('events from pxm3 again', 15_000, async () =>
+        changes.some((ch) => ch.name === c) ? true : undefined,
+      );
+    } finally {
+      sub.dispose();
+    }
+  });
+
+  test('evacuation moves a sandbox to another member and restore brings it back', async () => {
+    // Local storage: Incus stops instances on evacuation unless told to migrate them.
+    await clusterIncus(cluster, 'config', 'set', `px-${a}`, 'cluster.evacuate=migrate');
+    evacuated = 'pxm2';
+    await clusterIncus(cluster, 'cluster', 'evacuate', 'pxm2', '--force');
+    const moved = await until('a moved off pxm2', 60_000, async () => {
+      const s = await listed(a);
+      return s.location !== 'pxm2' && s.status === 'running' ? s : undefined;
+    });
+    assert.ok(moved.location && ['pxm1', 'pxm3'].includes(moved.location));
+    const ip = (await withIp(a)).ipv4!;
+    assert.equal(memberOfAddress(ip), moved.location, 'a new address from its new member');
+    assert.equal(await sshReady(ip), `px-${a}`);
+    await clusterIncus(cluster, 'cluster', 'restore', 'pxm2', '--force');
+    evacuated = undefined;
+    await until('a back on pxm2', 60_000, async () => {
+      const s = await listed(a);
+      return s.location === 'pxm2' && s.status === 'running' ? s : undefined;
+    });
+  });
+});
