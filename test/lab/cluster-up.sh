@@ -61,13 +61,14 @@ if ! ip link show "$LINK" > /dev/null 2>&1; then
   step "creating the private bridge $LINK ($LINK_PREFIX.1/24)"
   ip link add "$LINK" type bridge
 fi
-ip addr show dev "$LINK" | grep -q "inet $LINK_PREFIX.1/24" || ip addr add "$LINK_PREFIX.1/24" dev "$LINK"
+# (Output captured, not piped into grep -q: with pipefail, grep leaving early fails the pipe with SIGPIPE.)
+[[ $(ip -4 -o addr show dev "$LINK") == *"inet $LINK_PREFIX.1/24"* ]] || ip addr add "$LINK_PREFIX.1/24" dev "$LINK"
 ip link set "$LINK" up
 
 # Nothing leaves through the private bridge, and nothing from elsewhere enters it: this machine talks to the
 # members and their sandboxes (its own traffic is output/input, not forwarded), the members to each other (bridged).
 CONTAIN_RECIPE="pixels-cluster-contain r1 $LINK"
-if ! nft list table inet pixels_cluster_contain 2> /dev/null | grep -qF "comment \"$CONTAIN_RECIPE\""; then
+if [[ $(nft list table inet pixels_cluster_contain 2> /dev/null) != *"comment \"$CONTAIN_RECIPE\""* ]]; then
   step "installing host nft table pixels_cluster_contain"
   nft -f - << EOF
 table inet pixels_cluster_contain
@@ -217,7 +218,7 @@ fi
 
 # A member left evacuated by an interrupted test is brought back.
 for n in $(seq 1 "$MEMBERS"); do
-  if minc 1 cluster show "$(member "$n")" | grep -q '^status: Evacuated'; then
+  if [[ $(minc 1 cluster show "$(member "$n")") == *$'\nstatus: Evacuated'* ]]; then
     step "restoring $(member "$n") left evacuated by an interrupted run"
     minc 1 cluster restore "$(member "$n")" --force > /dev/null
   fi

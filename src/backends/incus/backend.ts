@@ -79,6 +79,11 @@ import type {
   IncusSnapshot,
 } from './types';
 
+/** What Incus answers for a request it would forward to a member it cannot reach (yet). */
+const MEMBER_NOT_READY = /Server isn't ready yet|Missing event connection with target cluster member/;
+/** How long a request to a member that is coming back is retried: a few heartbeats. */
+const MEMBER_SETTLE_MS = 10_000;
+
 export interface IncusBackendOptions {
   serverId: string;
   connection: RestClientOptions;
@@ -180,10 +185,19 @@ export class IncusBackend implements Backend {
    * says so (Incus answers "Server isn't ready yet" or "Missing event connection" for such a member).
    */
   private async onMember<T>(name: string, work: () => Promise<T>): Promise<T> {
-    try {
-      return await work();
-    } catch (err) {
-      throw await this.memberAwayError(name, err);
+    // A member that just came back is online before the others have their event connection to it; Incus refuses
+    // what it would forward there for a moment, before anything is done. That moment is waited out (bounded).
+    const deadline = Date.now() + MEMBER_SETTLE_MS;
+    for (;;) {
+      try {
+        return await work();
+      } catch (err) {
+        if (err instanceof PixelsError && MEMBER_NOT_READY.test(err.message) && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 500));
+          continue;
+        }
+        throw await this.memberAwayError(name, err);
+      }
     }
   }
 
@@ -437,11 +451,13 @@ export class IncusBackend implements Backend {
   ): Promise<void> {
     validateSandboxName(name);
     try {
-      await this.operations.run('PUT', `/1.0/instances/${enc(instanceName(name))}/state`, { body }, op);
+      await this.onMember(name, () =>
+        this.operations.run('PUT', `/1.0/instances/${enc(instanceName(name))}/state`, { body }, op),
+      );
     } catch (err) {
       if (err instanceof NotFoundError && /instance/i.test(err.message))
         throw new NotFoundError(`Sandbox "${name}" does not exist on ${this.serverId}.`, { cause: err });
-      throw await this.memberAwayError(name, err);
+      throw err;
     }
   }
 

@@ -6,6 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import net from 'node:net';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,6 +58,17 @@ describe('incus backend on a 3-member cluster', { timeout: 240_000 }, () => {
   let dir: string;
   let stopped: string | undefined;
   let evacuated: string | undefined;
+  let guardOn = false;
+  /** The guard taken off the cluster network and deleted (setting off), by the code under test. */
+  const guardOff = async () => {
+    const off = createIncusBackend({ serverId: 'cluster', socketPath: cluster.socket, hostGuard: 'off' });
+    try {
+      await off.syncHostGuard(a, { mode: 'unrestricted', allow: [] });
+      guardOn = false;
+    } finally {
+      off.dispose();
+    }
+  };
 
   const ssh = async (ip: string): Promise<string> => {
     const { stdout } = await run(
@@ -106,6 +118,7 @@ describe('incus backend on a 3-member cluster', { timeout: 240_000 }, () => {
   after(async () => {
     // Whatever a failed test left: the member back, evacuation undone, our sandboxes gone.
     if (stopped) await startMembers(cluster).catch(() => undefined);
+    if (guardOn) await guardOff().catch(() => undefined);
     if (evacuated)
       await clusterIncus(cluster, 'cluster', 'restore', evacuated, '--force').catch(() => undefined);
     for (const name of [c, b, a]) await backend?.destroy(name).catch(() => undefined);
@@ -176,6 +189,50 @@ describe('incus backend on a 3-member cluster', { timeout: 240_000 }, () => {
       await backend.start(c);
     } finally {
       sub.dispose();
+    }
+  });
+
+  test('host guard: its ACL on the cluster network refuses this machine from sandboxes on every member', async () => {
+    const host = cluster.linkIpv4.split('/')[0];
+    const server = net.createServer((sock) => sock.end('hello\n'));
+    await new Promise<void>((resolve) => server.listen(0, host, resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    const guarded = createIncusBackend({
+      serverId: 'cluster',
+      socketPath: proxy.path,
+      network: cluster.network,
+      storagePool: cluster.pool,
+      hostGuard: 'network',
+    });
+    guardOn = true;
+    const reaches = async (name: string) =>
+      (
+        await backend.exec(name, [
+          'timeout',
+          '5',
+          'bash',
+          '-c',
+          `exec 3<>/dev/tcp/${host}/${port} && head -1 <&3`,
+        ])
+      ).exitCode === 0;
+    try {
+      // c was just started again by the test before: its network comes up first.
+      await until('c reaches this machine before the guard', 30_000, async () =>
+        (await reaches(c)) ? true : undefined,
+      );
+      assert.equal(await reaches(a), true, 'before the guard a reaches this machine');
+      const state = await guarded.syncHostGuard(a, { mode: 'agent', allow: [] });
+      assert.equal(state.mode, 'network');
+      assert.equal(state.network, cluster.network);
+      // One ACL on the cluster's network: every member applies it to its own bridge.
+      assert.equal(await reaches(a), false, 'a (pxm2) is refused');
+      assert.equal(await reaches(c), false, 'c (pxm3) is refused');
+      await guardOff();
+      assert.equal(await reaches(a), true, 'with the guard off a reaches this machine again');
+    } finally {
+      if (guardOn) await guardOff();
+      guarded.dispose();
+      server.close();
     }
   });
 
