@@ -12,6 +12,7 @@ export const BENCHMARKS: Record<string, string> = {
   chromium: 'scripts/bench-chromium.ts',
   exec: 'scripts/bench-exec.ts',
   clone: 'scripts/bench-clone.ts',
+  cluster: 'scripts/bench-cluster.ts',
 };
 
 /** The figures the summary keeps (README.md, Benchmarks, lists each with its target). */
@@ -34,6 +35,9 @@ export const FIGURES = [
   'vsix',
   'exec speedup',
   'clone-to-ssh ratio',
+  'cluster members',
+  'cluster list round trips',
+  'cross-member clone-to-ssh ratio',
 ];
 
 function isFigure(line: string): boolean {
