@@ -29,7 +29,13 @@ export function clusterEnvPath(): string {
   return join(process.env.PIXELS_CACHE_DIR ?? '/var/cache/pixels-dev', 'cluster.env');
 }
 
-const SCRIPT = join(import.meta.dirname, 'cluster-up.sh');
+/** cluster-up.sh beside this file (from the repository root when bundled, where import.meta has no dirname). */
+function upScript(): string {
+  return join(
+    (import.meta as { dirname?: string }).dirname ?? join(process.cwd(), 'test', 'lab'),
+    'cluster-up.sh',
+  );
+}
 const HOW_TO = `Bring it up with: sudo bash test/lab/up.sh && sudo bash test/lab/cluster-up.sh`;
 
 function parseEnv(text: string): Record<string, string> {
@@ -158,7 +164,7 @@ export async function stopMember(cluster: ClusterLab, member: string): Promise<v
 
 /** Starts whatever member is not running (cluster-up.sh, idempotent) and waits until all are online (bounded). */
 export async function startMembers(cluster: ClusterLab): Promise<void> {
-  await run('bash', [SCRIPT], { timeout: 180_000 });
+  await run('bash', [upScript()], { timeout: 180_000 });
   await allOnline(cluster.socket, 60_000);
 }
 

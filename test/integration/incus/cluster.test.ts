@@ -187,6 +187,11 @@ describe('incus backend on a 3-member cluster', { timeout: 240_000 }, () => {
         changes.some((ch) => ch.name === c) ? true : undefined,
       );
       await backend.start(c);
+      // Restore on a member other than the one our requests reach: what was written after cp1 is gone.
+      await backend.writeFile(a, '/root/after-cp1', Buffer.from('x'));
+      await backend.restoreCheckpoint(a, 'cp1');
+      await assert.rejects(backend.readFile(a, '/root/after-cp1'), /not found|no such|does not exist/i);
+      assert.equal((await backend.get(a)).status, 'running');
     } finally {
       sub.dispose();
     }
@@ -216,11 +221,11 @@ describe('incus backend on a 3-member cluster', { timeout: 240_000 }, () => {
         ])
       ).exitCode === 0;
     try {
-      // c was just started again by the test before: its network comes up first.
-      await until('c reaches this machine before the guard', 30_000, async () =>
-        (await reaches(c)) ? true : undefined,
-      );
-      assert.equal(await reaches(a), true, 'before the guard a reaches this machine');
+      // a and c were just restarted by the test before (restore, start): their network comes up first.
+      for (const name of [a, c])
+        await until(`${name} reaches this machine before the guard`, 30_000, async () =>
+          (await reaches(name)) ? true : undefined,
+        );
       const state = await guarded.syncHostGuard(a, { mode: 'agent', allow: [] });
       assert.equal(state.mode, 'network');
       assert.equal(state.network, cluster.network);
