@@ -409,7 +409,7 @@ export class IncusBackend implements Backend {
     } catch (err) {
       // Someone else made that name meanwhile: theirs, not ours to remove.
       if (!(err instanceof AlreadyExistsError)) await this.removeHalfMade(options.name);
-      throw this.explainCreateError(err, options);
+      throw this.explainPlacementError(err, options.target);
     }
     if (options.start !== false) {
       try {
@@ -422,17 +422,17 @@ export class IncusBackend implements Backend {
     return this.get(options.name);
   }
 
-  private explainCreateError(err: unknown, options: CreateOptions): unknown {
-    if (!(err instanceof PixelsError)) return err;
-    if (
-      options.target &&
-      /member|node/i.test(err.message) &&
-      /not found|doesn't exist|not exist/i.test(err.message)
-    )
-      return new NotFoundError(`Cluster member "${options.target}" does not exist on ${this.serverId}.`, {
-        cause: err,
-      });
-    return err;
+  /** A create or clone aimed at a member (or group) that does not exist, said in our words. */
+  private explainPlacementError(err: unknown, target: string | undefined): unknown {
+    if (!(err instanceof PixelsError) || !target) return err;
+    if (!/member|node|group/i.test(err.message) || !/not found|doesn't exist|not exist/i.test(err.message))
+      return err;
+    return new NotFoundError(
+      target.startsWith('@')
+        ? `Cluster member group "${target.slice(1)}" does not exist on ${this.serverId}.`
+        : `Cluster member "${target}" does not exist on ${this.serverId}.`,
+      { cause: err },
+    );
   }
 
   /** Deletes what a failed create/clone left behind, so nothing stays half-made. */
@@ -670,9 +670,7 @@ export class IncusBackend implements Backend {
       );
     } catch (err) {
       if (!(err instanceof AlreadyExistsError)) await this.removeHalfMade(newName);
-      throw source.target
-        ? this.explainCreateError(err, { name: newName, image: '', target: source.target })
-        : err;
+      throw this.explainPlacementError(err, source.target);
     }
     return this.get(newName);
   }

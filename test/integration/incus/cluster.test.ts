@@ -152,6 +152,10 @@ describe('incus backend on a 3-member cluster', { timeout: 240_000 }, () => {
       backend.create({ name: `${prefix}-x`, image: cluster.image, target: 'pxm9' }),
       /Cluster member "pxm9" does not exist/,
     );
+    await assert.rejects(
+      backend.create({ name: `${prefix}-x`, image: cluster.image, target: '@nogroup' }),
+      /Cluster member group "nogroup" does not exist/,
+    );
   });
 
   test('list: one call for the sandboxes of every member (two round trips at most)', async () => {
@@ -173,6 +177,14 @@ describe('incus backend on a 3-member cluster', { timeout: 240_000 }, () => {
     const sub = backend.onDidChange((ch) => changes.push(ch));
     try {
       await backend.createCheckpoint(a, 'cp1');
+      await assert.rejects(
+        backend.clone({ sandbox: a, checkpoint: 'cp1', target: 'pxm9' }, `${prefix}-y`),
+        /Cluster member "pxm9" does not exist/,
+      );
+      assert.ok(
+        !(await backend.list()).some((s) => s.name === `${prefix}-y`),
+        'nothing of the refused clone is left',
+      );
       const made = await backend.clone({ sandbox: a, checkpoint: 'cp1', target: 'pxm3' }, c);
       assert.equal(made.location, 'pxm3');
       const sc = await withIp(c);
