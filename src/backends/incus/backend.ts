@@ -192,11 +192,18 @@ export class IncusBackend implements Backend {
       try {
         return await work();
       } catch (err) {
-        if (err instanceof PixelsError && MEMBER_NOT_READY.test(err.message) && Date.now() < deadline) {
+        const explained = await this.memberAwayError(name, err);
+        // A member the cluster knows is away is said at once; one it still counts as online is waited for.
+        if (
+          !(explained instanceof MemberUnavailableError) &&
+          err instanceof PixelsError &&
+          MEMBER_NOT_READY.test(err.message) &&
+          Date.now() < deadline
+        ) {
           await new Promise((r) => setTimeout(r, 500));
           continue;
         }
-        throw await this.memberAwayError(name, err);
+        throw explained;
       }
     }
   }

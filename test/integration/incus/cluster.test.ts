@@ -276,6 +276,10 @@ describe('incus backend on a 3-member cluster', { timeout: 240_000 }, () => {
       }
     });
     assert.equal(err.member, 'pxm3');
+    // Once the cluster knows the member is away, a command says so at once (no waiting for it first).
+    const t0 = Date.now();
+    await assert.rejects(backend.exec(c, ['true']), MemberUnavailableError);
+    assert.ok(Date.now() - t0 < 5_000, `refused after ${Date.now() - t0} ms`);
     assert.match(err.message, /Sandbox ".*-c" cannot be reached: cluster member pxm3 is offline/);
 
     const changes: BackendChange[] = [];
