@@ -20,7 +20,7 @@ import { clusterIncus, requireCluster, startMembers, stopMember } from '../../la
 import type { ClusterLab } from '../../lab/cluster';
 import { countingProxy } from '../../lab/count-proxy';
 import type { CountingProxy } from '../../lab/count-proxy';
-import { testPrefix } from './helpers';
+import { removeTestInstances, sweepStaleTestInstances, testPrefix } from './helpers';
 
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -104,6 +104,7 @@ describe('incus backend on a 3-member cluster', { timeout: 240_000 }, () => {
 
   before(async () => {
     cluster = await requireCluster();
+    await sweepStaleTestInstances(cluster);
     dir = mkdtempSync(join(tmpdir(), 'px-cluster-'));
     await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'id')]);
     proxy = await countingProxy(cluster.socket);
@@ -122,6 +123,7 @@ describe('incus backend on a 3-member cluster', { timeout: 240_000 }, () => {
     if (evacuated)
       await clusterIncus(cluster, 'cluster', 'restore', evacuated, '--force').catch(() => undefined);
     for (const name of [c, b, a]) await backend?.destroy(name).catch(() => undefined);
+    if (cluster) await removeTestInstances(cluster, prefix);
     backend?.dispose();
     await proxy?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });

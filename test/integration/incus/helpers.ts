@@ -113,7 +113,7 @@ export function removeUnmanagedBridge(name: string): void {
 }
 
 /** Deletes every instance of this test run, whatever state the test left it in. */
-export async function removeTestInstances(lab: Lab, prefix: string): Promise<void> {
+export async function removeTestInstances(lab: Pick<Lab, 'socket'>, prefix: string): Promise<void> {
   const client = new IncusRestClient({ socketPath: lab.socket });
   try {
     const env = await client.call<{ name: string; project: string }[]>('GET', '/1.0/instances', {
@@ -140,7 +140,7 @@ export async function removeTestInstances(lab: Lab, prefix: string): Promise<voi
  * Removes test instances (px-t<6 hex>-…) older than 30 minutes: left by a run that was killed before its `after`
  * hooks. Every suite here is bounded well below that, so a live run's instances are never touched.
  */
-export async function sweepStaleTestInstances(lab: Lab): Promise<void> {
+export async function sweepStaleTestInstances(lab: Pick<Lab, 'socket'>): Promise<void> {
   const client = new IncusRestClient({ socketPath: lab.socket });
   try {
     const env = await client.call<{ name: string; created_at: string }[]>('GET', '/1.0/instances', {
