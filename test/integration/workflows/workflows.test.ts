@@ -1,20 +1,24 @@
 // The sandbox workflows (src/workflows) driven without an editor against the real Incus lab, as the LM tools and
 // the MCP server run them: create → provisioning (fake installers on the stand-in internet) → egress enforced →
 // SSH with the pinned host key; clone → its own identity and host key, only provisioning's SSH step again, egress
-// re-checked; restore → the checkpoint's policy re-checked; a create cancelled halfway leaves nothing behind;
-// destroy removes the sandbox with its pinned key and remembered mode. Fails loudly when the lab is not up.
+// re-checked; restore → the checkpoint's policy re-checked; allow / deny enforced inside; a failed provisioning
+// step keeps the sandbox and a retry resumes there; a create cancelled halfway leaves nothing behind; destroy
+// removes the sandbox with its pinned key and remembered mode. Fails loudly when the lab is not up.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { IncusBackend } from '../../../src/backends/incus/index';
-import { CancelledError, NotFoundError } from '../../../src/core/errors';
+import { CancelledError, NotFoundError, ValidationError } from '../../../src/core/errors';
 import { backendExecutor, setEgressMode, showEgress } from '../../../src/guest/index';
 import { createCheckpoint } from '../../../src/workflows/checkpoints';
 import { cloneSandbox } from '../../../src/workflows/clone';
 import { createSandbox, type CreateAnswers } from '../../../src/workflows/create';
 import { destroySandbox } from '../../../src/workflows/destroy';
+import { allowEgress, denyEgress } from '../../../src/workflows/egressPolicy';
 import { plainRunPhase } from '../../../src/workflows/progress';
+import { ProvisioningFailed, provisionSandbox } from '../../../src/workflows/provision';
+import type { ProvisionInputs } from '../../../src/workflows/provisioning';
 import { changeExecutor } from '../../../src/workflows/egressTracker';
 import { restoreCheckpoint } from '../../../src/workflows/restore';
 import type { Lab } from '../../lab/lab';
@@ -32,6 +36,7 @@ describe('sandbox workflows without an editor (real Incus lab)', { timeout: 300_
   let backend: IncusBackend;
   let net: Internet;
   let h: Harness;
+  let inputs: ProvisionInputs;
   const base = () => `http://${NET.allowedV4}:${net.port}`;
 
   before(async () => {
@@ -39,7 +44,7 @@ describe('sandbox workflows without an editor (real Incus lab)', { timeout: 300_
     net = await startInternet(lab.bridge, lab.bridgeIpv4, lab.bridgeIpv6);
     net.route('/mise-install.sh', FAKE_MISE_INSTALLER);
     for (const path of ['/node/index.json', '/npm/@openai/codex']) net.route(path, '{}');
-    h = workflowHarness(backend, lab.socket, {
+    inputs = {
       // The lab has no internet: every download location is the stand-in listener on the bridge.
       tools: [
         { name: 'node', version: 'lts' },
@@ -55,7 +60,8 @@ describe('sandbox workflows without an editor (real Incus lab)', { timeout: 300_
       agentExtra: [],
       allow: [],
       imageEnv: {},
-    });
+    };
+    h = workflowHarness(backend, lab.socket, inputs);
   });
 
   after(async () => {
@@ -156,6 +162,49 @@ describe('sandbox workflows without an editor (real Incus lab)', { timeout: 300_
     assert.equal(status.enforced, true);
     assert.equal(h.ctx.egress.get('lab', name), 'agent', 'the remembered mode follows the restored state');
     assert.notEqual((await fetchFrom(backendExecutor(backend, name), `${base()}/`)).exitCode, 0);
+  });
+
+  test('egress: allow an address, deny it again — enforced inside, the mode stays', async () => {
+    const exec = backendExecutor(backend, name);
+    const allowed = await allowEgress(h.ctx, name, ` ${NET.allowedV4} `);
+    assert.deepEqual(allowed.policy.allow, [NET.allowedV4]);
+    assert.equal(allowed.enforced, true);
+    assert.equal((await fetchFrom(exec, `${base()}/`)).exitCode, 0, 'the allowed address answers');
+    const denied = await denyEgress(h.ctx, name, NET.allowedV4);
+    assert.deepEqual(denied.policy.allow, []);
+    assert.notEqual((await fetchFrom(exec, `${base()}/`)).exitCode, 0, 'refused again');
+    assert.equal(h.ctx.egress.get('lab', name), 'agent');
+    await assert.rejects(allowEgress(h.ctx, name, 'http://example.com/'), ValidationError);
+    const phases = h.events.map((e) => e.phase);
+    assert.ok(phases.includes(`Allowing ${NET.allowedV4} in "${name}"`));
+    assert.ok(phases.includes(`Denying ${NET.allowedV4} in "${name}"`));
+  });
+
+  test('a failing provisioning step keeps the sandbox; provisioning again resumes at that step', async () => {
+    const failing = `${prefix}-wfp`;
+    const installer = inputs.sources.miseInstallerUrl;
+    inputs.sources.miseInstallerUrl = `${base()}/missing-installer.sh`;
+    let failure: unknown;
+    try {
+      await createSandbox(h.ctx, answers({ name: failing, egress: 'unrestricted' }));
+    } catch (err) {
+      failure = err;
+    } finally {
+      inputs.sources.miseInstallerUrl = installer;
+    }
+    assert.ok(failure instanceof ProvisioningFailed, String(failure));
+    assert.equal(failure.step, 'mise');
+    assert.match(failure.message, /^Provisioning ".+" stopped at step "Install mise"/);
+    assert.equal((await backend.get(failing)).status, 'running', 'the sandbox stays for the retry');
+    assert.equal(h.provisioning.run('lab', failing)?.failed, 'Install mise');
+    const outcomes = await provisionSandbox(h.ctx, failing);
+    const ranAgain = outcomes.filter((o) => !o.alreadyDone).map((o) => o.id);
+    assert.equal(ranAgain[0], 'mise', `resumed at the failed step: ${ranAgain.join(', ')}`);
+    assert.ok(
+      outcomes.some((o) => o.alreadyDone),
+      'the steps before it were not run again',
+    );
+    await destroySandbox(h.ctx, { name: failing });
   });
 
   test('a create cancelled after the container exists leaves nothing behind', async () => {
