@@ -1,6 +1,6 @@
 // The sandbox workflows (src/workflows) driven without an editor against the real Incus lab, as the LM tools and
 // the MCP server run them: create → provisioning (fake installers on the stand-in internet) → egress enforced →
-// SSH with the pinned host key; clone → its own identity and host key, only provisioning's SSH step again, egress
+// SSH with the pinned host key; clone of a checkpoint → its own identity and host key, only provisioning's SSH step again, egress
 // re-checked; restore → the checkpoint's policy re-checked; allow / deny enforced inside; a failed provisioning
 // step keeps the sandbox and a retry resumes there; a create cancelled halfway leaves nothing behind; destroy
 // removes the sandbox with its pinned key and remembered mode. Fails loudly when the lab is not up.
@@ -115,9 +115,11 @@ describe('sandbox workflows without an editor (real Incus lab)', { timeout: 300_
     assert.deepEqual(h.notices, []);
   });
 
-  test('clone → its own identity and host key, only the SSH step again, egress re-checked', async () => {
+  test('clone of a checkpoint → its own identity and host key, only the SSH step again, egress re-checked', async () => {
+    // From a checkpoint, as create-from-base does.
+    await createCheckpoint(h.ctx, name, 'provisioned');
     const before = h.events.length;
-    const clone = await cloneSandbox(h.ctx, { source: name, name: cloneName });
+    const clone = await cloneSandbox(h.ctx, { source: name, checkpoint: 'provisioned', name: cloneName });
     assert.equal(clone.status, 'running');
     const sourceKey = await h.ssh.hostKey('lab', name);
     const cloneKey = await h.ssh.hostKey('lab', cloneName);
