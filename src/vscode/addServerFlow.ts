@@ -10,7 +10,7 @@ import { CancelledError, SecurityError, userMessage, ValidationError } from '../
 import { defaultPort, parseServerAddress, type ServerAddress } from '../core/server-address';
 import type { EndpointTarget } from '../backends/truenas/index';
 import { askTrust, trustAnswerOf } from './certificatePrompt';
-import { loadTrueNAS } from '../core/lazy';
+import { loadTrueNAS } from '../workflows/lazy';
 import type { Answers } from './pick';
 import type { Services } from './services';
 

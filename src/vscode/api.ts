@@ -1,7 +1,7 @@
 // What activate() returns: a small API for the extension-host tests (and other extensions) to inspect the tree
 // data and seed an API key without a password prompt. No secret ever comes back out of it.
 import { lastReportedError } from './errors';
-import { loadedLayers } from '../core/lazy';
+import { loadedLayers } from '../workflows/lazy';
 import { detailsPanels } from './resources';
 import type { Services } from './services';
 import type { PixelsNode, ViewState } from './tree';

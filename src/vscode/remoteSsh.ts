@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { CancelledError, ValidationError } from '../core/errors';
 import type { Sandbox } from '../core/sandbox';
-import { loadSsh } from '../core/lazy';
+import { loadSsh } from '../workflows/lazy';
 import { pixelsSshDir } from '../workflows/sshAccess';
 import type { Services } from './services';
 

@@ -20,7 +20,7 @@ import {
 } from '../core/config';
 import { KeyringUnavailableError, type ApiKeyStore } from './secrets';
 import type { Log } from './log';
-import { loadIncus, loadTrueNAS } from '../core/lazy';
+import { loadIncus, loadTrueNAS } from '../workflows/lazy';
 
 export function isLoopbackHost(host: string | undefined): boolean {
   if (!host) return false;

@@ -1,7 +1,7 @@
 // Putting an egress policy into a freshly booted sandbox (create without provisioning; with provisioning the
 // policy is provisioning's first step).
 import { ServerError } from '../core/errors';
-import { loadGuest } from '../core/lazy';
+import { loadGuest } from './lazy';
 import type { EgressMode, OperationOptions } from '../core/sandbox';
 import type { Executor } from '../guest/index';
 import { waitBooted } from './boot';

@@ -3,7 +3,7 @@
 // follow what the sandbox says.
 import type { HostGuardState } from '../core/backend';
 import { ValidationError } from '../core/errors';
-import { loadGuest } from '../core/lazy';
+import { loadGuest } from './lazy';
 import type { EgressStatus } from '../guest/index';
 import type { WorkflowContext } from './context';
 import { changeExecutor } from './egressTracker';

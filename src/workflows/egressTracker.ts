@@ -5,7 +5,7 @@
 import type { Backend, HostGuardPolicy, HostGuardState } from '../core/backend';
 import { Emitter, type Disposable } from '../core/disposable';
 import { PixelsError } from '../core/errors';
-import { loadGuest } from '../core/lazy';
+import { loadGuest } from './lazy';
 import type { Logger } from '../core/log';
 import type { EgressMode, Sandbox } from '../core/sandbox';
 import type { EgressStatus, Executor } from '../guest/index';

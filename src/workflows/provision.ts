@@ -1,7 +1,7 @@
 // Provisioning a running sandbox again ("Provision Sandbox…", "Retry Provisioning"): steps already done are
 // skipped, so a retry resumes where it stopped. ProvisioningFailed is the typed failure create and clone share.
 import { PixelsError } from '../core/errors';
-import { loadGuest } from '../core/lazy';
+import { loadGuest } from './lazy';
 import type { StepOutcome } from '../guest/index';
 import type { WorkflowContext } from './context';
 import { changeExecutor } from './egressTracker';

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import type { Backend } from '../core/backend';
 import { Emitter, type Disposable } from '../core/disposable';
 import { CancelledError, ValidationError } from '../core/errors';
-import { loadGuest } from '../core/lazy';
+import { loadGuest } from './lazy';
 import type { Logger } from '../core/log';
 import type { EgressMode } from '../core/sandbox';
 import type { DownloadSources, ProvisionOptions, StepOutcome, StepView, ToolSpec } from '../guest/index';

@@ -21,7 +21,7 @@ import { sandboxAlias } from '../core/sandbox-alias';
 import type { OperationOptions } from '../core/sandbox';
 import type { Sandbox } from '../core/sandbox';
 import type { JumpHost, SshPool, SshTarget, UserIdentity } from '../ssh/index';
-import { loadSsh } from '../core/lazy';
+import { loadSsh } from './lazy';
 
 /** Where Pixels keeps its own SSH files (known_hosts, hosts config, dedicated key); PIXELS_SSH_DIR overrides it. */
 export function pixelsSshDir(): string {

@@ -15,7 +15,7 @@ import {
   type EgressReport,
 } from '../../workflows/egressPolicy';
 import { workflowContext } from '../workflowContext';
-import { loadGuest } from '../../core/lazy';
+import { loadGuest } from '../../workflows/lazy';
 import { answersOf, resolveSandbox } from '../pick';
 import { readProvisionSettings } from '../provisioning';
 import type { Services } from '../services';

@@ -10,7 +10,7 @@ import {
 } from '../../core/config';
 import { CancelledError, SecurityError, ValidationError } from '../../core/errors';
 import { CommandIds } from '../commandIds';
-import { loadSsh } from '../../core/lazy';
+import { loadSsh } from '../../workflows/lazy';
 import { answersOf, resolveServer, type Answers } from '../pick';
 import { withProgress } from '../progress';
 import type { Services } from '../services';

@@ -14,7 +14,7 @@ import {
   type NewServer,
 } from '../addServerFlow';
 import { CommandIds } from '../commandIds';
-import { loadIncus } from '../../core/lazy';
+import { loadIncus } from '../../workflows/lazy';
 import { answersOf, resolveServer, type Answers } from '../pick';
 import type { Services } from '../services';
 import { setupJumpHost } from './jumpHost';

@@ -9,7 +9,7 @@ import type { SshTarget } from '../../ssh/index';
 import { CommandIds } from '../commandIds';
 import { answersOf, resolveSandbox, type Answers } from '../pick';
 import { installRemoteSsh, openInSandbox } from '../remoteSsh';
-import { loadGuest, loadSsh } from '../../core/lazy';
+import { loadGuest, loadSsh } from '../../workflows/lazy';
 import type { Services } from '../services';
 import { SandboxTerminal } from '../terminal';
 import { checkCanSetUpSsh, setUpSshAccess } from '../../workflows/sshSetup';
