@@ -646,7 +646,10 @@ export class IncusEngine implements SimEngine {
 
   private realConfig(state: InstanceState): Record<string, string> {
     const config: Record<string, string> = {};
-    if (state.cpu) config['limits.cpu'] = state.cpu;
+    // 25.x `cpu` is what Incus takes; 26's `cpuset` is a CPU set, and a lone "2" means CPU 2 there (Incus: "2-2").
+    if (state.cpu)
+      config['limits.cpu'] =
+        this.layout === 'container' && /^\d+$/.test(state.cpu) ? `${state.cpu}-${state.cpu}` : state.cpu;
     if (state.memory) config['limits.memory'] = String(state.memory);
     config['boot.autostart'] = String(state.autostart);
     for (const [k, v] of Object.entries(state.environment)) config[`environment.${k}`] = v;

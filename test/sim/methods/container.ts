@@ -548,7 +548,7 @@ export function registerContainer(registry: Registry, ctx: SimContext): void {
       lock: (args) => {
         const data = args[0];
         if (!isSimObject(data)) throw new Error("AttributeError: object has no attribute 'get'");
-        return `container_create:${String(data.name ?? null)}`;
+        return `container_create:${data.name === undefined || data.name === null ? 'None' : String(data.name)}`;
       },
     },
     handler: async (env, args) => {
