@@ -811,3 +811,34 @@ describe('simulator TrueNAS 26: the LAN bridge as the container bridge', () => {
     }
   });
 });
+
+describe('simulator TrueNAS 26: pool.snapshot.* shapes', () => {
+  it('query and create give 26 entries (requested properties only, string createtxg, holds)', async () => {
+    const sim = await startSimulator({ version: '26', apiKey: KEY, jobDurationMs: 20 });
+    const c = await client(sim);
+    try {
+      const box = await create(c, 'px-pool');
+      const ds = String(box.dataset);
+      const made = await c.call<Frame>('pool.snapshot.create', [{ dataset: ds, name: 'cp1' }]);
+      assert.deepEqual(Object.keys(made.properties as Frame).sort(), ['createtxg', 'creation']);
+      assert.equal(typeof made.createtxg, 'string');
+      assert.ok(!('holds' in made));
+      const dup = await c.request('pool.snapshot.create', [{ dataset: ds, name: 'cp1' }]);
+      assert.deepEqual((dup.error?.data as Frame).extra, [
+        ['pool.snapshot.create', 'cp1 already exists.', 17],
+      ]);
+      const [row] = await c.call<Frame[]>('pool.snapshot.query', [
+        [['dataset', '=', ds]],
+        { extra: { properties: ['used'] } },
+      ]);
+      assert.deepEqual(row.holds, {});
+      const used = (row.properties as Frame).used as Frame;
+      assert.deepEqual(Object.keys(row.properties as Frame), ['used']);
+      assert.equal(used.value, String(used.parsed));
+      assert.equal(used.source, 'NONE');
+    } finally {
+      c.close();
+      await sim.close();
+    }
+  });
+});

@@ -4,7 +4,7 @@
 import { checkArgCount, idArg, parseModel, type Model } from '../args.js';
 import type { CallEnv, Registry, SimContext } from '../context.js';
 import { EngineError, type SnapshotRecord } from '../engine.js';
-import { isSimObject, type SimValue } from '../ejson.js';
+import { isSimObject, type SimObject, type SimValue } from '../ejson.js';
 import { CallError, ERRNO, ValidationErrors, instanceNotFound, type ValidationItem } from '../errors.js';
 import { query } from '../filters.js';
 import {
@@ -14,7 +14,14 @@ import {
   snapshotEvent,
   type SnapshotEntryOptions,
 } from './zfs.js';
-import { isProtectedPath, protectedPathError } from './zfs-resource.js';
+import { isProtectedPath, poolSnapshotEntry26, protectedPathError } from './zfs-resource.js';
+
+/** What create returns and sends: 26 has the creation/createtxg the impl queried, without holds. */
+function createdEntry(ctx: SimContext, snap: SnapshotRecord): SimObject {
+  return ctx.version === '26'
+    ? poolSnapshotEntry26(ctx, snap, ['creation', 'createtxg'], false)
+    : snapshotEntry(ctx, snap, { properties: null, holds: false });
+}
 
 const SNAPSHOT_NAME = /^[A-Za-z0-9_.: -]+$/;
 
@@ -147,11 +154,11 @@ function register(registry: Registry, ctx: SimContext, ns: string, entity: strin
       snaps = snaps.filter((s) => s.createtxg >= (extra.min_txg as number));
     if (typeof extra.max_txg === 'number')
       snaps = snaps.filter((s) => s.createtxg <= (extra.max_txg as number));
-    return query(
-      snaps.map((s) => snapshotEntry(env.ctx, s, opts)),
-      args[0],
-      args[1],
-    );
+    const rows =
+      env.ctx.version === '26'
+        ? snaps.map((s) => poolSnapshotEntry26(env.ctx, s, opts.properties, true))
+        : snaps.map((s) => snapshotEntry(env.ctx, s, opts));
+    return query(rows, args[0], args[1]);
   });
 
   add('get_instance', async (env, args) => {
@@ -201,6 +208,9 @@ function register(registry: Registry, ctx: SimContext, ns: string, entity: strin
     }
     if (errors.length) throw new ValidationErrors(errors);
     const datasets = await env.ctx.engine.listDatasets();
+    // 26 (plugins/pool_/snapshot.py over create_impl): a missing dataset escapes as ZFSPathNotFoundException.
+    if (env.ctx.version === '26' && !datasets.some((d) => d.name === dataset))
+      throw new Error(`'${dataset}' not found`);
     if (!datasets.some((d) => d.name === dataset)) {
       // libzfs get_dataset() -> ZFSException('Dataset <ds> not found') -> CallError (EFAULT)
       throw new CallError(
@@ -217,6 +227,8 @@ function register(registry: Registry, ctx: SimContext, ns: string, entity: strin
     const existing = new Set((await env.ctx.engine.listSnapshots()).map((s) => s.id));
     for (const target of targets) {
       if (existing.has(`${target}@${name}`)) {
+        if (env.ctx.version === '26')
+          throw ValidationErrors.one('pool.snapshot.create', `${name} already exists.`, ERRNO.EEXIST);
         throw new CallError(`Failed to snapshot ${dataset}@${name}: dataset already exists`, ERRNO.EEXIST);
       }
     }
@@ -227,7 +239,7 @@ function register(registry: Registry, ctx: SimContext, ns: string, entity: strin
         first ??= snap;
         env.ctx.events.send(snapshotEvent(env.ctx), 'ADDED', {
           id: snap.id,
-          fields: snapshotEntry(env.ctx, snap, { properties: null, holds: false }),
+          fields: createdEntry(env.ctx, snap),
         });
       } catch (error) {
         if (error instanceof EngineError) {
@@ -239,7 +251,7 @@ function register(registry: Registry, ctx: SimContext, ns: string, entity: strin
         throw error;
       }
     }
-    return snapshotEntry(env.ctx, first!, { properties: null, holds: false });
+    return createdEntry(env.ctx, first!);
   });
 
   add('delete', async (env, args) => {

@@ -591,3 +591,46 @@ export async function destroyResource(ctx: SimContext, path: string, recursive: 
     throw error;
   }
 }
+
+/** Python's str() of a parsed property value (the old format's `value`). */
+function pyStr(value: SimValue): string {
+  if (value === null || value === undefined) return 'None';
+  if (typeof value === 'boolean') return value ? 'True' : 'False';
+  return String(value);
+}
+
+/**
+ * 26's pool.snapshot entry (plugins/pool_/snapshot.py _transform_snapshot_entry): only the requested properties,
+ * in the old {value, rawvalue, source, parsed} form; createtxg as a string; holds {} or {"truenas": 1}.
+ */
+export function poolSnapshotEntry26(
+  ctx: SimContext,
+  snap: SnapshotRecord,
+  requested: string[] | null,
+  includeHolds: boolean,
+): SimObject {
+  const properties: SimObject = {};
+  for (const name of requested ?? []) {
+    if (name === 'name')
+      properties.name = { value: snap.id, rawvalue: snap.id, source: 'NONE', parsed: snap.id };
+    else if (name === 'createtxg') {
+      const txg = String(snap.createtxg);
+      properties.createtxg = { value: txg, rawvalue: txg, source: 'NONE', parsed: snap.createtxg };
+    } else {
+      const p = snapshotProperty(ctx, snap, name, false);
+      if (p) properties[name] = { value: pyStr(p.value), rawvalue: p.raw, source: 'NONE', parsed: p.value };
+    }
+  }
+  const entry: SimObject = {
+    id: snap.id,
+    name: snap.id,
+    pool: snap.dataset.split('/')[0],
+    type: 'SNAPSHOT',
+    snapshot_name: snap.name,
+    dataset: snap.dataset,
+    createtxg: String(snap.createtxg),
+    properties,
+  };
+  if (includeHolds) entry.holds = ctx.holds.get(snap.id)?.has('truenas') ? { truenas: 1 } : {};
+  return entry;
+}
