@@ -14,7 +14,14 @@ export default tseslint.config(
   },
   {
     // Only the VS Code layer may import `vscode`.
-    files: ['src/core/**', 'src/backends/**', 'src/ssh/**', 'src/guest/**', 'src/workflows/**'],
+    files: [
+      'src/core/**',
+      'src/backends/**',
+      'src/ssh/**',
+      'src/guest/**',
+      'src/workflows/**',
+      'src/bases/**',
+    ],
     rules: {
       'no-restricted-imports': [
         'error',

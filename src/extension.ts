@@ -8,6 +8,7 @@ import { registerSandboxCommands } from './vscode/commands/sandbox';
 import { registerCreateAndOpenCommand } from './vscode/commands/createAndOpen';
 import { registerCheckpointCommands } from './vscode/commands/checkpoint';
 import { registerCloneCommands } from './vscode/commands/clone';
+import { registerBaseCommands } from './vscode/commands/bases';
 import { registerSshCommands } from './vscode/commands/ssh';
 import { registerJumpHostCommands } from './vscode/commands/jumpHost';
 import { registerProvisionCommands } from './vscode/commands/provision';
@@ -28,12 +29,15 @@ export function activate(context: vscode.ExtensionContext): PixelsApi {
   registerCreateAndOpenCommand(services);
   registerCheckpointCommands(services);
   registerCloneCommands(services);
+  registerBaseCommands(services);
   registerSshCommands(services);
   registerJumpHostCommands(services);
   registerProvisionCommands(services);
   registerEgressCommands(services);
   registerSandboxWindowCommands(services);
   registerDetailsCommand(services);
+  // The agent lifecycle policy, every minute; it contacts a server only when that server has agent sandboxes.
+  services.bases.start();
   const activationMs = performance.now() - started;
   services.log.info(`activated in ${activationMs.toFixed(1)} ms`);
   return createApi(services, activationMs);

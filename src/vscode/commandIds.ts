@@ -38,6 +38,10 @@ export const CommandIds = {
   showDetails: 'pixels.showDetails',
   showProvisioningStatus: 'pixels.showProvisioningStatus',
   sandboxWindowActions: 'pixels.sandboxWindowActions',
+  buildBase: 'pixels.buildBase',
+  rebuildBase: 'pixels.rebuildBase',
+  deleteBase: 'pixels.deleteBase',
+  createFromBase: 'pixels.createFromBase',
 } as const;
 
 export type CommandId = (typeof CommandIds)[keyof typeof CommandIds];

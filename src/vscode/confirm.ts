@@ -101,3 +101,23 @@ export async function askDependentClones(
   );
   return choice === destroy ? 'destroy' : choice === clone ? 'clone' : undefined;
 }
+
+export function confirmRebuildBase(base: string, sandbox: string, answer?: boolean): Promise<boolean> {
+  return ask(
+    `Rebuild base "${base}"?`,
+    `Its sandbox "${sandbox}" and its checkpoint are destroyed and built again. Sandboxes already created from it are not touched.`,
+    'Rebuild',
+    answer,
+    `Keep "${base}"`,
+  );
+}
+
+export function confirmDeleteBase(base: string, sandbox: string, answer?: boolean): Promise<boolean> {
+  return ask(
+    `Delete base "${base}"?`,
+    `Its sandbox "${sandbox}" and its checkpoint are destroyed; it can be built again. Sandboxes already created from it are not touched.`,
+    'Delete',
+    answer,
+    `Keep "${base}"`,
+  );
+}

@@ -21,6 +21,7 @@ import { Provisioning } from '../workflows/provisioning';
 import { provisionInputs } from './provisioning';
 import { SandboxWindowStatus } from './sandboxWindow';
 import { ResourceMonitor } from './resources';
+import { BasesFeature } from './bases';
 
 export class Services implements vscode.Disposable {
   private readonly owned: vscode.Disposable[] = [];
@@ -39,6 +40,8 @@ export class Services implements vscode.Disposable {
   readonly cachePath: string;
   readonly sandboxWindow: SandboxWindowStatus;
   readonly resources: ResourceMonitor;
+  /** Bases and the agent lifecycle policy (src/bases). */
+  readonly bases: BasesFeature;
 
   constructor(readonly context: vscode.ExtensionContext) {
     this.log = this.own(new Log());
@@ -82,6 +85,11 @@ export class Services implements vscode.Disposable {
         showCollapseAll: true,
       }),
     );
+    this.bases = this.own(new BasesFeature(this));
+    this.tree.basesView = {
+      infos: (serverId) => this.bases.infos(serverId),
+      lifecycleText: (serverId, sandbox) => this.bases.lifecycleText(serverId, sandbox),
+    };
     this.tree.onMessage = (message) => {
       this.view.message = message;
     };

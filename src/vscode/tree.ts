@@ -13,6 +13,8 @@ import type { EgressTracker } from '../workflows/egressTracker';
 import type { Provisioning } from '../workflows/provisioning';
 import type { StepView } from '../guest/index';
 import type { ResourceMonitor } from './resources';
+import type { BaseInfo } from '../bases/index';
+import { baseItem, basesGroupItem } from './baseItems';
 
 export interface ServerNode {
   type: 'server';
@@ -56,7 +58,26 @@ export interface MemberNode {
   member: string;
 }
 
-export type PixelsNode = ServerNode | MemberNode | SandboxNode | CheckpointNode | InfoNode | StepNode;
+/** The "Bases" group under a server. */
+export interface BasesNode {
+  type: 'bases';
+  serverId: string;
+}
+export interface BaseNode {
+  type: 'base';
+  serverId: string;
+  base: BaseInfo;
+}
+
+/** What the tree shows of bases and agent sandboxes (src/vscode/bases.ts). */
+export interface BasesView {
+  infos(serverId: string): BaseInfo[];
+  /** "agent · stops in 12 min · destroyed in 3 h" for an agent sandbox. */
+  lifecycleText(serverId: string, sandbox: Sandbox): string | undefined;
+}
+
+export type PixelsNode =
+  ServerNode | MemberNode | SandboxNode | CheckpointNode | InfoNode | StepNode | BasesNode | BaseNode;
 
 export type ViewState = 'noServers' | 'loading' | 'unreachable' | 'empty' | 'ok';
 
@@ -91,6 +112,8 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
   private viewState: ViewState | undefined;
   private reasonText: string | undefined;
   private readonly subscriptions: { dispose(): void }[] = [];
+  /** Bases and agent sandboxes; set once the bases feature is built. */
+  basesView: BasesView | undefined;
   /** Shown above the tree (the active filter); set by the view owner. */
   onMessage: (message: string | undefined) => void = () => undefined;
 
@@ -152,6 +175,11 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     return this.filterText;
   }
 
+  /** Redraws every row (a base build moved on, the lifecycle countdowns). */
+  refreshAll(): void {
+    this.emitter.fire(undefined);
+  }
+
   setFilter(text: string): void {
     this.filterText = text.trim();
     void vscode.commands.executeCommand('setContext', 'pixels.filtered', this.filterText !== '');
@@ -191,6 +219,12 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     if (node.type === 'server') return this.serverChildren(node.serverId);
     if (node.type === 'member') return this.memberChildren(node);
     if (node.type === 'sandbox') return [...this.stepNodes(node), ...(await this.checkpointNodes(node))];
+    if (node.type === 'bases')
+      return (this.basesView?.infos(node.serverId) ?? []).map((base) => ({
+        type: 'base',
+        serverId: node.serverId,
+        base,
+      }));
     return [];
   }
 
@@ -231,8 +265,10 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     const state = this.store.state(serverId);
     if (state.status === 'error') return [{ type: 'info', serverId, message: state.message, kind: 'error' }];
     const sandboxes = this.visible(this.store.sandboxes(serverId));
+    const bases: PixelsNode[] = this.basesView?.infos(serverId).length ? [{ type: 'bases', serverId }] : [];
     if (sandboxes.length === 0)
       return [
+        ...bases,
         {
           type: 'info',
           serverId,
@@ -243,9 +279,12 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     const stale = this.store.isStale(serverId) || undefined;
     if (groupByMember() && sandboxes.some((s) => s.location)) {
       const members = [...new Set(sandboxes.map((s) => s.location ?? UNPLACED))].sort();
-      return members.map((member) => this.memberNode(serverId, member));
+      return [...bases, ...members.map((member) => this.memberNode(serverId, member))];
     }
-    return sandboxes.map((sandbox) => ({ type: 'sandbox', serverId, sandbox, stale }));
+    return [
+      ...bases,
+      ...sandboxes.map((sandbox): PixelsNode => ({ type: 'sandbox', serverId, sandbox, stale })),
+    ];
   }
 
   /** One node object per member (VS Code matches refreshed elements by identity). */
@@ -311,6 +350,7 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
           ? `on (${guard.network}) · ${guard.exceptions.length ? `except ${guard.exceptions.join(', ')}` : 'no exceptions'}`
           : undefined,
       provisioning: run?.active ? 'provisioning' : run?.failed ? 'provisioning failed' : undefined,
+      lifecycle: node.stale ? undefined : this.basesView?.lifecycleText(serverId, sandbox),
       egress: status?.policy.mode ?? egressOf(sandbox) ?? this.egress.get(serverId, sandbox.name),
       egressDetail: status
         ? `${status.policy.mode === 'unrestricted' ? 'unrestricted' : `${status.policy.mode} · ${status.effective.length} allowed`}${status.enforced ? '' : ' · NOT enforced'}`
@@ -354,6 +394,10 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
         return checkpointItem(node);
       case 'info':
         return infoItem(node);
+      case 'bases':
+        return basesGroupItem(node.serverId, this.basesView?.infos(node.serverId) ?? []);
+      case 'base':
+        return baseItem(node.serverId, node.base);
     }
   }
 
@@ -426,6 +470,8 @@ interface SandboxFacts {
   egressDetail?: string;
   /** The host-side layer, when it is on for this sandbox's network. */
   hostGuard?: string;
+  /** An agent sandbox under the lifecycle policy: "agent · stops in 12 min · destroyed in 3 h". */
+  lifecycle?: string;
 }
 
 const STEP_ICON: Record<StepView['state'], [string, string | undefined]> = {
@@ -479,6 +525,7 @@ function sandboxItem(node: SandboxNode, facts: SandboxFacts): vscode.TreeItem {
   if (s.location && !groupByMember()) parts.push(s.location);
   if (facts.provisioning) parts.push(facts.provisioning);
   if (egress) parts.push(egress);
+  if (facts.lifecycle) parts.push(facts.lifecycle);
   item.description = parts.join(' · ');
   const rows = [
     `**${escapeMd(s.name)}** — ${s.status}`,
@@ -493,6 +540,7 @@ function sandboxItem(node: SandboxNode, facts: SandboxFacts): vscode.TreeItem {
   if (egress) rows.push(`| Egress | ${escapeMd(facts.egressDetail ?? egress)} |`);
   if (facts.hostGuard) rows.push(`| Host guard | ${escapeMd(facts.hostGuard)} |`);
   if (facts.provisioning) rows.push(`| Provisioning | ${escapeMd(facts.provisioning)} |`);
+  if (facts.lifecycle) rows.push(`| Lifecycle | ${escapeMd(facts.lifecycle)} |`);
   if (s.checkpoints) rows.push(`| Checkpoints | ${escapeMd(checkpointsText(s.checkpoints))} |`);
   if (s.createdAt) rows.push(`| Created | ${formatDate(s.createdAt)} (${formatAge(s.createdAt)}) |`);
   if (s.location)
@@ -553,6 +601,6 @@ function infoItem(node: InfoNode): vscode.TreeItem {
   return item;
 }
 
-function escapeMd(text: string): string {
+export function escapeMd(text: string): string {
   return text.replace(/([\\`*_{}[\]()#+\-.!|<>])/g, '\\$1');
 }

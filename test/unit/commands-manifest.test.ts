@@ -68,6 +68,10 @@ test('titles of commands that prompt end in an ellipsis, the others do not', () 
     'pixels.denyDomain',
     'pixels.trustNewCertificate',
     'pixels.sandboxWindowActions',
+    'pixels.buildBase',
+    'pixels.rebuildBase',
+    'pixels.deleteBase',
+    'pixels.createFromBase',
   ]);
   for (const c of commands) {
     if (prompting.has(c.command))
@@ -99,7 +103,7 @@ test('every menu entry points at a contributed command or submenu; context menus
     );
     assert.match(
       e.when ?? '',
-      /viewItem =~ \/\^(server|sandbox|checkpoint)/,
+      /viewItem =~ \/\^(server|sandbox|checkpoint|base)/,
       `${e.command ?? e.submenu} uses a contextValue regex`,
     );
   }
@@ -113,6 +117,7 @@ test('every menu entry points at a contributed command or submenu; context menus
     e.group?.startsWith('9_'),
   );
   assert.deepEqual([...new Set(destructive.map((e) => e.command))].sort(), [
+    'pixels.deleteBase',
     'pixels.deleteCheckpoint',
     'pixels.destroy',
     'pixels.removeServer',

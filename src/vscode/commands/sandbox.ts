@@ -18,6 +18,7 @@ import { choosePlacement } from '../placement';
 import type { Services } from '../services';
 import { workflowContext } from '../workflowContext';
 import { registerCommand } from './register';
+import { createFromBaseIfChosen } from './bases';
 
 function createAnswers(a: Answers, services: Services): CreateAnswers | undefined {
   if (a.name === undefined) return undefined;
@@ -87,6 +88,9 @@ export async function createSandbox(
   const a = answersOf(arg);
   const serverId = await resolveServer(services, a, 'Create the sandbox on which server?');
   chosen?.(serverId);
+  // A base ready on this server is offered first: a clone of it is ready in seconds.
+  const fromBase = await createFromBaseIfChosen(services, serverId, arg);
+  if (fromBase) return fromBase;
   const ctx = await workflowContext(services, serverId);
   // The walkthrough's "Create a sandbox" step completes on this, not on the command merely being run.
   const onCreated = () => void vscode.commands.executeCommand('setContext', 'pixels.createdSandbox', true);
