@@ -13,6 +13,7 @@ export const BENCHMARKS: Record<string, string> = {
   exec: 'scripts/bench-exec.ts',
   clone: 'scripts/bench-clone.ts',
   cluster: 'scripts/bench-cluster.ts',
+  base: 'scripts/bench-base.ts',
 };
 
 /** The figures the summary keeps (README.md, Benchmarks, lists each with its target). */
@@ -38,6 +39,7 @@ export const FIGURES = [
   'cluster members',
   'cluster list round trips',
   'cross-member clone-to-ssh ratio',
+  'base-vs-create ratio',
 ];
 
 function isFigure(line: string): boolean {
