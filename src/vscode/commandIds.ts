@@ -42,6 +42,8 @@ export const CommandIds = {
   rebuildBase: 'pixels.rebuildBase',
   deleteBase: 'pixels.deleteBase',
   createFromBase: 'pixels.createFromBase',
+  applyLifecyclePolicy: 'pixels.applyLifecyclePolicy',
+  removeLifecyclePolicy: 'pixels.removeLifecyclePolicy',
 } as const;
 
 export type CommandId = (typeof CommandIds)[keyof typeof CommandIds];

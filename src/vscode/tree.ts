@@ -548,7 +548,7 @@ function sandboxItem(node: SandboxNode, facts: SandboxFacts): vscode.TreeItem {
   // Inside a code span Markdown escapes are shown literally (`px\-agent`); instance names have no backticks.
   rows.push(`| Instance | \`${s.instanceName}\` |`);
   item.tooltip = new vscode.MarkdownString(rows.join('\n'));
-  item.contextValue = `sandbox+${s.status}${s.ipv4 ? '+ip' : ''}${facts.provisioning === 'provisioning' ? '+provisioning' : ''}`;
+  item.contextValue = `sandbox+${s.status}${s.ipv4 ? '+ip' : ''}${facts.provisioning === 'provisioning' ? '+provisioning' : ''}${facts.lifecycle ? '+agent' : ''}`;
   item.accessibilityInformation = {
     label: `Sandbox ${s.name}, ${[s.status, s.ipv4, egress].filter(Boolean).join(', ')}`,
   };

@@ -7,7 +7,7 @@ import { nameClash, nameClashProblem, sandboxNameProblem, validateSandboxName } 
 import type { Sandbox } from '../../core/sandbox';
 import { CommandIds } from '../commandIds';
 import { confirmDeleteBase, confirmRebuildBase } from '../confirm';
-import { answersOf, resolveServer, type Answers } from '../pick';
+import { answersOf, resolveSandbox, resolveServer, type Answers } from '../pick';
 import { withProgress } from '../progress';
 import type { Services } from '../services';
 import type { PixelsNode } from '../tree';
@@ -200,7 +200,38 @@ export async function createFromBaseIfChosen(
   return picked.base ? createFromBaseOn(services, serverId, picked.base, a) : undefined;
 }
 
+/** A person puts one of their sandboxes under the agent lifecycle policy (idle stop, maximum age from now). */
+export async function applyLifecyclePolicy(services: Services, arg: unknown): Promise<boolean> {
+  const t = await resolveSandbox(services, answersOf(arg), {
+    placeHolder: 'Put which sandbox under the policy?',
+  });
+  const agents = await services.bases.agents();
+  if (agents.get(t.serverId, t.name)) return true;
+  if (services.bases.service.isBaseSandbox(t.name))
+    throw new ValidationError(
+      `"${t.name}" holds a base; a base is never stopped or destroyed by the policy.`,
+    );
+  await agents.mark(t.serverId, t.name, { by: 'person' });
+  services.tree.refreshAll();
+  return true;
+}
+
+export async function removeLifecyclePolicy(services: Services, arg: unknown): Promise<boolean> {
+  const t = await resolveSandbox(services, answersOf(arg), {
+    placeHolder: 'Take which sandbox off the policy?',
+  });
+  await (await services.bases.agents()).forget(t.serverId, t.name);
+  services.tree.refreshAll();
+  return true;
+}
+
 export function registerBaseCommands(services: Services): void {
+  registerCommand(services, CommandIds.applyLifecyclePolicy, 'Apply lifecycle policy', (arg) =>
+    applyLifecyclePolicy(services, arg),
+  );
+  registerCommand(services, CommandIds.removeLifecyclePolicy, 'Remove lifecycle policy', (arg) =>
+    removeLifecyclePolicy(services, arg),
+  );
   registerCommand(services, CommandIds.buildBase, 'Build base', (arg) => buildBase(services, arg));
   registerCommand(services, CommandIds.rebuildBase, 'Rebuild base', (arg) => rebuildBase(services, arg));
   registerCommand(services, CommandIds.deleteBase, 'Delete base', (arg) => deleteBase(services, arg));
