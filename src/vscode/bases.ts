@@ -124,7 +124,7 @@ export class BasesFeature implements vscode.Disposable {
     return this.service.describe(serverId, this.services.store.sandboxes(serverId));
   }
 
-  /** "agent · stops in 12 min · destroyed in 3 h" for an agent sandbox's row, else undefined. */
+  /** "by agent · stops in 12 min · destroyed in 3 h" for an agent sandbox's row, else undefined. */
   lifecycleText(serverId: string, sandbox: Sandbox): string | undefined {
     const record = this.store?.get(serverId, sandbox.name);
     if (!record) return undefined;
@@ -132,7 +132,9 @@ export class BasesFeature implements vscode.Disposable {
       lifecycleDeadlines(record, sandbox.status, agentLifecycle(this.services)),
       this.clock.now(),
     );
-    return when ? `agent · ${when}` : 'agent';
+    // Not just "agent": that is also an egress mode, shown on the same row.
+    const who = record.by === 'agent' ? 'by agent' : 'lifecycle policy';
+    return when ? `${who} · ${when}` : who;
   }
 
   dispose(): void {

@@ -72,7 +72,7 @@ export interface BaseNode {
 /** What the tree shows of bases and agent sandboxes (src/vscode/bases.ts). */
 export interface BasesView {
   infos(serverId: string): BaseInfo[];
-  /** "agent · stops in 12 min · destroyed in 3 h" for an agent sandbox. */
+  /** "by agent · stops in 12 min · destroyed in 3 h" for an agent sandbox. */
   lifecycleText(serverId: string, sandbox: Sandbox): string | undefined;
 }
 
@@ -470,7 +470,7 @@ interface SandboxFacts {
   egressDetail?: string;
   /** The host-side layer, when it is on for this sandbox's network. */
   hostGuard?: string;
-  /** An agent sandbox under the lifecycle policy: "agent · stops in 12 min · destroyed in 3 h". */
+  /** An agent sandbox under the lifecycle policy: "by agent · stops in 12 min · destroyed in 3 h". */
   lifecycle?: string;
 }
 

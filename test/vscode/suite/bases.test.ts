@@ -131,14 +131,14 @@ suite('bases in the editor', function () {
     const row = () => sandboxRows(api, 'lab').then((rows) => rows.get(name));
     assert.match(
       api.treeItem((await row()) as PixelsNode).description ?? '',
-      / · agent · stops in 1 h · destroyed in 24 h$/,
+      / · by agent · stops in 1 h · destroyed in 24 h$/,
     );
     // The setting wins over [mcp] idle_stop_after.
     await vscode.workspace
       .getConfiguration('pixels')
       .update('agents.idleStopMinutes', 5, vscode.ConfigurationTarget.Global);
     await waitFor('the new idle limit on the row', async () =>
-      / · agent · stops in 5 min · destroyed in 24 h$/.test(
+      / · by agent · stops in 5 min · destroyed in 24 h$/.test(
         api.treeItem((await row()) as PixelsNode).description ?? '',
       ),
     );
@@ -156,16 +156,19 @@ suite('bases in the editor', function () {
     assert.ok(made, `create failed: ${api.lastError()?.message}`);
     const row = (await sandboxRows(api, 'lab')).get(name);
     assert.ok(row);
-    assert.doesNotMatch(api.treeItem(row).description ?? '', /agent|stops in|destroyed in/);
+    assert.doesNotMatch(api.treeItem(row).description ?? '', /by agent|lifecycle|stops in|destroyed in/);
     // Only when the person asks: then it counts down like an agent's, and comes off again.
     const target = { server: 'lab', name };
     assert.equal(await vscode.commands.executeCommand('pixels.applyLifecyclePolicy', target), true);
     const after = (await sandboxRows(api, 'lab')).get(name) as PixelsNode;
-    assert.match(api.treeItem(after).description ?? '', / · agent · stops in 5 min · destroyed in 24 h$/);
+    assert.match(
+      api.treeItem(after).description ?? '',
+      / · lifecycle policy · stops in 5 min · destroyed in 24 h$/,
+    );
     assert.match(api.treeItem(after).contextValue ?? '', /\+agent$/);
     assert.equal(await vscode.commands.executeCommand('pixels.removeLifecyclePolicy', target), true);
     const off = (await sandboxRows(api, 'lab')).get(name) as PixelsNode;
-    assert.doesNotMatch(api.treeItem(off).description ?? '', /agent/);
+    assert.doesNotMatch(api.treeItem(off).description ?? '', /lifecycle|stops in/);
   });
 
   test('Rebuild Base refused at the confirmation changes nothing; Delete Base removes its sandbox', async () => {
