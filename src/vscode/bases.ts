@@ -115,7 +115,10 @@ export class BasesFeature implements vscode.Disposable {
     const actions = await (await this.enforcer()).enforce();
     for (const id of new Set(actions.filter((a) => !a.error).map((a) => a.serverId)))
       await this.services.refresh.refreshNow(id);
-    this.services.tree.refreshAll();
+    // The countdowns move on; with no agent sandbox there is nothing to redraw.
+    const store = await this.storeReady;
+    if (this.services.registry.servers().some((s) => store.list(s.id).length > 0))
+      this.services.tree.refreshAll();
     return actions;
   }
 
