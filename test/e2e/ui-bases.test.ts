@@ -104,7 +104,7 @@ test('Build Base… from the palette; the Bases group shows each base; the agent
       const x = sidebar.x + sidebar.width + 2;
       await page.mouse.move(x, 400);
       await page.mouse.down();
-      await page.mouse.move(x + 260, 400, { steps: 5 });
+      await page.mouse.move(x + 420, 400, { steps: 5 });
       await page.mouse.up();
     }
     await row(agentName).waitFor({ timeout: 30_000 });
