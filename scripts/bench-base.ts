@@ -1,10 +1,8 @@
-// Benchmark: a sandbox from a base vs a plain create, on the Incus lab, through the production workflows (the
-// same create, clone and BaseService the commands and tools run, with a headless WorkflowContext). The base's
-// setup script sleeps about a minute (standing in for the downloads the lab cannot make); both sides get the same
-// provisioning and the same script. The base is built once (create + provisioning + script + stop + checkpoint);
-// then a plain create runs the whole thing (create + SSH access + provisioning + script, then a command over SSH)
-// and each create-from-base clones the base's checkpoint (own identity and host key, provisioning's SSH step,
-// egress re-checked, then a command over SSH).
+// Benchmark: a sandbox from a base vs a plain create, on the Incus lab. The base's setup script sleeps about a
+// minute (standing in for the downloads the lab cannot make); both sides get the same provisioning and the same
+// script. The base is built once (create + provisioning + script + stop + checkpoint); then a plain create runs
+// the whole thing (create + provisioning + script, until SSH answers) and each create-from-base clones the base's
+// checkpoint (own identity, egress re-checked, until SSH answers).
 // Last line: `base-vs-create ratio: <median from-base / plain create>` (target ≤ 0.2).
 //   npm run bench:base     (needs the lab: sudo bash test/lab/up.sh)
 //   BENCH_SETUP_SECONDS=60 BENCH_RUNS=3 (create-from-base runs; the plain create runs once, BENCH_PLAIN_RUNS)
@@ -24,7 +22,7 @@ async function main(): Promise<void> {
   const { lab, backend } = await labBackend();
   const prefix = testPrefix();
   const dir = mkdtempSync(join(tmpdir(), 'px-bench-base-'));
-  const workflows = labWorkflows(backend, lab.socket);
+  const workflows = labWorkflows(backend);
   const script = [
     '#!/bin/bash',
     'set -eu',
@@ -63,9 +61,8 @@ async function main(): Promise<void> {
       t = performance.now();
       await workflows.create('lab', { name, image: lab.image }, {});
       const created = performance.now();
-      const exec = await workflows.executor('lab', name);
-      await runSetupScript(exec, 'bench', script, () => undefined);
-      await exec('true'); // a command over SSH, as on the other side
+      await runSetupScript(await workflows.executor('lab', name), 'bench', script, () => undefined);
+      await workflows.sshReady(name);
       const ms = performance.now() - t;
       plain.push(ms);
       console.log(
@@ -79,16 +76,12 @@ async function main(): Promise<void> {
       const name = `${prefix}-f${i}`;
       t = performance.now();
       await bases.createFromBase('lab', 'bench', { name });
-      const exec = await workflows.executor('lab', name);
-      await exec('true'); // a command over SSH, as on the other side
       const ms = performance.now() - t;
-      const check = await exec('cat /opt/toolchain/READY');
+      const check = await (await workflows.executor('lab', name))('cat /opt/toolchain/READY');
       if (check.output.trim() !== 'ready')
         throw new Error(`${name} lacks the base's toolchain: ${check.output}`);
       fromBase.push(ms);
-      console.log(
-        `create from base ${i + 1}: ${s(ms)} (a command over SSH answered; the toolchain is there)`,
-      );
+      console.log(`create from base ${i + 1}: ${s(ms)} (SSH answers, toolchain there)`);
       await backend.destroy(name);
     }
     console.log(
