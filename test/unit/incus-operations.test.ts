@@ -93,6 +93,23 @@ describe('incus operation waits', () => {
     assert.ok(seconds >= 2.9, `4 waits took only ${seconds} s`);
   });
 
+  test('garbage instead of a wait reply is asked again (the operation goes on); garbage that persists is an error', async () => {
+    const noEnvelope: Answer = { status: 200, body: 'garbage' };
+    const noStatus: Answer = { status: 200, body: { type: 'sync', metadata: { id: 'op1' } } };
+    seen.length = 0;
+    script = [noEnvelope, noStatus, op('Success', 200, { metadata: { return: 3 } })];
+    const done = await operations.wait('op1');
+    assert.deepEqual(done.metadata, { return: 3 });
+    assert.equal(seen.filter((s) => s.includes('/wait')).length, 3, seen.join(', '));
+    script = [noStatus, noStatus, noStatus, noStatus];
+    await assert.rejects(
+      operations.wait('op1'),
+      (e: unknown) =>
+        e instanceof ServerError &&
+        /GET \/1\.0\/operations\/op1\/wait with a reply Pixels cannot use/.test(e.message),
+    );
+  });
+
   test('real failures stay errors: a failed operation, an unknown operation, another wait error', async () => {
     script = [op('Failure', 400, { err: 'Command not found' })];
     await assert.rejects(

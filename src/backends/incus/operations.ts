@@ -119,6 +119,7 @@ export class Operations {
    */
   async wait(id: string, signal?: AbortSignal): Promise<IncusOperation> {
     let lostWaits = 0;
+    let garbledReplies = 0;
     for (;;) {
       if (signal?.aborted) {
         await this.cancel(id);
@@ -143,7 +144,19 @@ export class Operations {
         }
         throw err;
       }
-      const env = parseEnvelope<IncusOperation>(res);
+      let env: IncusEnvelope<IncusOperation>;
+      try {
+        env = waitReply(res, id);
+      } catch (err) {
+        // Garbage instead of a reply: the operation is unaffected by it, so it is asked again (a few times) rather
+        // than reported as failed while incusd goes on making what it was asked for.
+        if (err instanceof ServerError && garbledReplies < LOST_WAITS) {
+          garbledReplies += 1;
+          await pause(500 * garbledReplies, signal);
+          continue;
+        }
+        throw err;
+      }
       let o: IncusOperation | undefined;
       if (env.type === 'error' || res.status >= 400) {
         const message = env.error ?? `HTTP ${res.status}`;
@@ -153,14 +166,7 @@ export class Operations {
         // operation's own state tells which. One look per slice.
         o = await this.state(id);
         if (!o) throw operationError(message); // already gone: it ended with that error
-      } else {
-        const problem = OPERATION_REPLY(env.metadata);
-        if (problem)
-          throw new ServerError(
-            `Incus answered GET /1.0/operations/${id}/wait with a reply Pixels cannot use: ${problem}.`,
-          );
-        o = env.metadata;
-      }
+      } else o = env.metadata;
       const ended = outcome(o);
       if (ended) return ended;
       // Still running: wait another slice; a server that ends slices early must not cause a busy loop.
@@ -276,6 +282,18 @@ function parseEnvelope<T>(res: RawResponse): IncusEnvelope<T> {
       `Incus answered an operation wait (GET /1.0/operations) with HTTP ${res.status} and no envelope.`,
     );
   return env as IncusEnvelope<T>;
+}
+
+/** The envelope of a /wait reply: an error envelope as it is, a success only with a usable operation in it. */
+function waitReply(res: RawResponse, id: string): IncusEnvelope<IncusOperation> {
+  const env = parseEnvelope<IncusOperation>(res);
+  if (env.type === 'error' || res.status >= 400) return env;
+  const problem = OPERATION_REPLY(env.metadata);
+  if (problem)
+    throw new ServerError(
+      `Incus answered GET /1.0/operations/${id}/wait with a reply Pixels cannot use: ${problem}.`,
+    );
+  return env;
 }
 
 /** Sleeps `ms`, or less when `signal` aborts (the caller's loop then sees the abort). */
