@@ -43,6 +43,8 @@ export interface BackendCapabilities {
   clusterMembers: boolean;
   /** The backend pushes change events (no polling needed beyond a slow backup). */
   events: boolean;
+  /** Set when the server refuses checkpoints altogether: the reason, for the user. */
+  checkpointsUnavailable?: string;
 }
 
 /** A change the server told us about; `name` is the short sandbox name when the change concerns one. */

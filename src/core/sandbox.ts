@@ -40,6 +40,8 @@ export interface Sandbox {
   labels?: Record<string, string>;
   /** Newest first. Present when the backend listed checkpoints with the sandboxes. */
   checkpoints?: Checkpoint[];
+  /** Why this sandbox can have no checkpoints on its server (TrueNAS 26 RC.1 protects container datasets). */
+  checkpointsUnavailable?: string;
 }
 
 /** What a running sandbox uses right now, as far as the server says. */

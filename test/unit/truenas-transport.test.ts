@@ -67,16 +67,13 @@ test('system.version strings → API family', () => {
   assert.equal(apiFamily(parseVersion('25.10.1')), 'virt-25.10');
   assert.equal(apiFamily(parseVersion('TrueNAS-SCALE-25.10.0')), 'virt-25.10');
   assert.equal(apiFamily(parseVersion('25.04.0')), 'virt-25.04');
-  assert.throws(
-    () => apiFamily(parseVersion('26.0.0-BETA.3')),
-    (e: Error) => {
-      assert.ok(e instanceof UnsupportedError);
-      return /TrueNAS 26\.0\.0-BETA\.3 uses containers \(container\.\*\), which are not supported yet/.test(
-        e.message,
-      );
-    },
-  );
-  assert.throws(() => apiFamily(parseVersion('TrueNAS-SCALE-24.10.2.4')), /needs TrueNAS 25\.04 or 25\.10/);
+  // 26 speaks container.* (three components; early nightlies were 26.04), so does every later major.
+  assert.equal(apiFamily(parseVersion('TrueNAS-26.0.0-BETA.3')), 'container-26');
+  assert.equal(apiFamily(parseVersion('TrueNAS-26.0.0-RC.1')), 'container-26');
+  assert.equal(apiFamily(parseVersion('TrueNAS-26.04.0-MASTER-20250601')), 'container-26');
+  assert.equal(apiFamily(parseVersion('27.0.0-BETA.1')), 'container-26');
+  assert.equal(parseVersion('TrueNAS-26.0.0-BETA.3').display, '26.0.0-BETA.3');
+  assert.throws(() => apiFamily(parseVersion('TrueNAS-SCALE-24.10.2.4')), /needs TrueNAS 25\.04 or later/);
   assert.throws(() => parseVersion('garbage'), UnsupportedError);
 });
 

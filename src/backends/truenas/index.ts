@@ -7,6 +7,8 @@ import { LoginRefusedError } from './auth';
 import { TrueNASClient } from './client';
 import { explainRefusedKey } from './first-contact';
 import { apiFamily } from './version';
+import { TrueNASBackendByVersion } from './by-version';
+import { TrueNASContainerBackend } from './container-backend';
 import { TrueNASVirtBackend } from './virt-backend';
 
 export interface TrueNASServerConfig {
@@ -25,6 +27,11 @@ export interface TrueNASServerConfig {
   callTimeoutMs?: number;
   /** The NIC for new sandboxes; absent: chosen from the NAS's network (see nic-choice.ts). */
   nic?: NicSetting;
+  /**
+   * TrueNAS 26 RC.1 and later refuse snapshots of container datasets: take checkpoints with one-off root cron
+   * jobs on the NAS instead (off unless the user turns it on).
+   */
+  hostJobCheckpoints?: boolean;
 }
 
 export function createClient(
@@ -55,7 +62,21 @@ export function createTrueNASBackend(
   apiKey: string,
   log: Logger = silentLogger,
 ): Backend {
-  return new TrueNASVirtBackend(config.serverId, createClient(config, apiKey, log), config.nic, log);
+  const client = createClient(config, apiKey, log);
+  return new TrueNASBackendByVersion(
+    config.serverId,
+    client,
+    (family) =>
+      family === 'container-26'
+        ? new TrueNASContainerBackend(
+            config.serverId,
+            client,
+            { nic: config.nic, hostJobCheckpoints: config.hostJobCheckpoints },
+            log,
+          )
+        : new TrueNASVirtBackend(config.serverId, client, config.nic, log),
+    log,
+  );
 }
 
 /**

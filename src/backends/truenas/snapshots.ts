@@ -3,7 +3,7 @@
 import { rowsWith } from '../../core/reply-shape';
 import type { Checkpoint } from '../../core/sandbox';
 import type { TrueNASClient } from './client';
-import type { ApiFamily } from './version';
+import type { VirtFamily } from './version';
 
 /** The native properties we read; `clones`/`defer_destroy` tell which snapshots a clone depends on. */
 export const SNAPSHOT_PROPERTIES = ['used', 'referenced', 'creation', 'clones', 'defer_destroy'];
@@ -110,7 +110,7 @@ export class SnapshotApi {
 
   constructor(
     private readonly client: TrueNASClient,
-    readonly family: ApiFamily,
+    readonly family: VirtFamily,
   ) {
     this.ns = family === 'virt-25.04' ? 'zfs.snapshot' : 'pool.snapshot';
   }

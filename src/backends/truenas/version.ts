@@ -1,7 +1,7 @@
 // Which API family a TrueNAS server speaks, from `system.version`.
 import { UnsupportedError } from '../../core/errors';
 
-export type ApiFamily = 'virt-25.04' | 'virt-25.10';
+export type ApiFamily = 'virt-25.04' | 'virt-25.10' | 'container-26';
 
 export interface TrueNASVersion {
   /** The string as the server sent it, e.g. "TrueNAS-25.04.2.6" or "25.10.1". */
@@ -25,19 +25,24 @@ export function parseVersion(raw: string): TrueNASVersion {
   };
 }
 
-/** 25.04.x: virt.* + zfs.snapshot.*; 25.10+ (before 26): virt.* + pool.snapshot.*; 26+: not supported yet. */
+/**
+ * 25.04.x: virt.* + zfs.snapshot.*; 25.10+ (before 26): virt.* + pool.snapshot.*; 26 and later (early nightlies
+ * said 26.04, releases say 26.0.0): libvirt LXC containers under container.* + zfs.resource.snapshot.*.
+ */
 export function apiFamily(version: TrueNASVersion): ApiFamily {
   const { major, minor } = version;
-  if (major >= 26) {
-    throw new UnsupportedError(
-      `TrueNAS ${version.display} uses containers (container.*), which are not supported yet; ` +
-        'Pixels supports TrueNAS 25.04 and 25.10.',
-    );
-  }
+  if (major >= 26) return 'container-26';
   if (major < 25 || (major === 25 && minor < 4)) {
     throw new UnsupportedError(
-      `TrueNAS ${version.display} has no Incus containers (virt.*); Pixels needs TrueNAS 25.04 or 25.10.`,
+      `TrueNAS ${version.display} has no Incus containers (virt.*); Pixels needs TrueNAS 25.04 or later.`,
     );
   }
   return major === 25 && minor < 10 ? 'virt-25.04' : 'virt-25.10';
+}
+
+/** The 25.x Incus families (virt.*), as opposed to 26's containers. */
+export type VirtFamily = Exclude<ApiFamily, 'container-26'>;
+
+export function isVirtFamily(family: ApiFamily): family is VirtFamily {
+  return family !== 'container-26';
 }

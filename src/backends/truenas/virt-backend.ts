@@ -12,6 +12,7 @@ import {
   SecurityError,
   ServerError,
   TimeoutError,
+  UnsupportedError,
   ValidationError,
 } from '../../core/errors';
 import type { Logger } from '../../core/log';
@@ -58,7 +59,7 @@ import {
   sortNewestFirst,
   toCheckpoint,
 } from './snapshots';
-import { apiFamily, ApiFamily } from './version';
+import { apiFamily, isVirtFamily, type VirtFamily } from './version';
 import { objectWith, rowsWith } from '../../core/reply-shape';
 
 const MiB = 1024 * 1024;
@@ -171,7 +172,7 @@ export function chunks(content: Buffer, size = FILE_CHUNK_BYTES): Buffer[] {
 export class TrueNASVirtBackend implements Backend {
   readonly kind = 'truenas' as const;
   private readonly changes = new Emitter<BackendChange>();
-  private familyPromise?: Promise<ApiFamily>;
+  private familyPromise?: Promise<VirtFamily>;
   private globalPromise?: Promise<{ pool: string; dataset: string; bridge: string | null }>;
   private planCache?: { at: number; plan: Promise<NetworkPlan> };
   private networkIgnoredLogged = false;
@@ -778,9 +779,16 @@ export class TrueNASVirtBackend implements Backend {
 
   // --- helpers -----------------------------------------------------------------------------------------
 
-  private family(): Promise<ApiFamily> {
+  private family(): Promise<VirtFamily> {
     if (!this.familyPromise) {
-      this.familyPromise = this.client.version().then(apiFamily);
+      this.familyPromise = this.client.version().then((v) => {
+        const family = apiFamily(v);
+        if (!isVirtFamily(family))
+          throw new UnsupportedError(
+            `TrueNAS ${v.display} has no virt.* API; it needs the container backend.`,
+          );
+        return family;
+      });
       this.familyPromise.catch(() => (this.familyPromise = undefined));
     }
     return this.familyPromise;
