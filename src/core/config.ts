@@ -59,6 +59,8 @@ export interface ServerConfig {
    * and Clone; else a member name or `@group`.
    */
   placement?: string;
+  /** TrueNAS 26 RC.1+: checkpoints through one-off root cron jobs where the API refuses them (opt-in). */
+  hostJobCheckpoints?: boolean;
 }
 
 /** `pixels.servers[].jumpHost` as written; resolveJumpHost fills in the defaults. */
@@ -708,6 +710,7 @@ const SERVER_FIELDS: Record<string, 'string' | 'integer' | 'boolean' | 'object'>
   placement: 'string',
   nic: 'object',
   jumpHost: 'object',
+  hostJobCheckpoints: 'boolean',
 };
 
 /** Validates `pixels.servers` entries and lays them over the TOML/env servers (same id: field by field). */

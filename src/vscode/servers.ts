@@ -174,6 +174,7 @@ export class ServerRegistry implements vscode.Disposable {
           secure: server.secure,
           tlsFingerprint: server.tlsFingerprint,
           nic: server.nic,
+          hostJobCheckpoints: server.hostJobCheckpoints,
         },
         apiKey,
         this.log,

@@ -359,6 +359,9 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
   }
 
   private async checkpointNodes(node: SandboxNode): Promise<PixelsNode[]> {
+    // One row with the reason, not an error per sandbox (TrueNAS 26 RC.1 refuses container snapshots).
+    const unavailable = node.sandbox.checkpointsUnavailable;
+    if (unavailable) return [{ type: 'info', serverId: node.serverId, message: unavailable, kind: 'empty' }];
     let checkpoints = node.sandbox.checkpoints;
     if (!checkpoints) {
       try {
@@ -505,7 +508,7 @@ function sandboxItem(node: SandboxNode, facts: SandboxFacts): vscode.TreeItem {
     s.name,
     facts.provisioning || (s.checkpoints?.length ?? 0) > 0
       ? vscode.TreeItemCollapsibleState.Expanded
-      : s.checkpoints === undefined
+      : s.checkpoints === undefined || s.checkpointsUnavailable
         ? vscode.TreeItemCollapsibleState.Collapsed
         : vscode.TreeItemCollapsibleState.None,
   );
@@ -541,7 +544,8 @@ function sandboxItem(node: SandboxNode, facts: SandboxFacts): vscode.TreeItem {
   if (facts.hostGuard) rows.push(`| Host guard | ${escapeMd(facts.hostGuard)} |`);
   if (facts.provisioning) rows.push(`| Provisioning | ${escapeMd(facts.provisioning)} |`);
   if (facts.lifecycle) rows.push(`| Lifecycle | ${escapeMd(facts.lifecycle)} |`);
-  if (s.checkpoints) rows.push(`| Checkpoints | ${escapeMd(checkpointsText(s.checkpoints))} |`);
+  if (s.checkpointsUnavailable) rows.push(`| Checkpoints | unavailable on this server |`);
+  else if (s.checkpoints) rows.push(`| Checkpoints | ${escapeMd(checkpointsText(s.checkpoints))} |`);
   if (s.createdAt) rows.push(`| Created | ${formatDate(s.createdAt)} (${formatAge(s.createdAt)}) |`);
   if (s.location)
     rows.push(`| Member | ${escapeMd(s.memberAway ? `${s.location}: ${s.memberAway}` : s.location)} |`);

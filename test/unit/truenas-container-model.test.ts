@@ -147,6 +147,7 @@ test('image names: exact product, version pin, os/release alias, clear refusals'
     name: 'debian:bookworm:amd64:default',
     version: '20260801_05:24',
   });
+  assert.equal(resolveImage('debian/12', registry).name, 'debian:bookworm:amd64:default');
   assert.deepEqual(resolveImage('debian:bookworm:amd64:default@20260730_05:24', registry), {
     name: 'debian:bookworm:amd64:default',
     version: '20260730_05:24',

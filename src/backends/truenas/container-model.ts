@@ -209,6 +209,15 @@ export function checkpointsRefusedReason(version: string): string {
   );
 }
 
+/** Release numbers the 25.x aliases use (`debian/12`), as the registry's codenames. */
+const CODENAMES: Record<string, string> = {
+  'debian/11': 'bullseye',
+  'debian/12': 'bookworm',
+  'debian/13': 'trixie',
+  'ubuntu/22.04': 'jammy',
+  'ubuntu/24.04': 'noble',
+};
+
 /**
  * The registry product and version for an image the user named: an exact product (`debian:bookworm:amd64:default`,
  * optionally `@<version>`), or an alias `os/release` (what 25.x used), which picks `<os>:<release>:<arch>:default`.
@@ -225,7 +234,9 @@ export function resolveImage(
   if (wanted.includes(':')) {
     product = registry.find((p) => p.name === wanted);
   } else {
-    const [os, release] = wanted.toLowerCase().split('/');
+    const alias = wanted.toLowerCase();
+    const os = alias.split('/')[0];
+    const release = CODENAMES[alias] ?? alias.split('/')[1];
     if (os && release) {
       const candidates = registry.filter((p) => p.name.startsWith(`${os}:${release}:`));
       product =
