@@ -481,8 +481,8 @@ export class TrueNASContainerBackend implements Backend {
   /**
    * file_receive into the container's root filesystem, running or not. 26 opens every component without
    * following links (RESOLVE_NO_SYMLINKS), so a link planted inside makes the write fail (reported as such)
-   * instead of leading it onto the NAS. A missing directory outside /root is not made (it could be a home the
-   * image has not got): NotFoundError, as on the other backends.
+   * instead of leading it onto the NAS. Missing directories are made (root-owned), except a user's home the
+   * image has not got: NotFoundError, as on the other backends.
    */
   async writeFile(
     name: string,
@@ -494,16 +494,17 @@ export class TrueNASContainerBackend implements Backend {
     const problem = guestPathProblem(path);
     if (problem) throw new ValidationError(problem, [{ field: 'path', message: problem }]);
     const entry = await this.require(name);
-    const parent = path.slice(0, path.lastIndexOf('/')) || '/';
-    if (!parent.startsWith('/root')) {
-      const host = rootfsPath(poolOfDataset(entry.dataset), entry.name) + parent;
+    // file_receive makes missing directories root-owned: never a home the image's user does not have yet.
+    const home = /^\/home\/[^/]+/.exec(path)?.[0];
+    if (home) {
+      const host = rootfsPath(poolOfDataset(entry.dataset), entry.name) + home;
       const st = await this.client
         .call<{ type: string }>('filesystem.stat', [host], {
-          context: `Checking ${parent} in "${name}"`,
+          context: `Checking ${home} in "${name}"`,
           idempotent: true,
         })
         .catch((err: unknown) => (err instanceof NotFoundError ? undefined : Promise.reject(err)));
-      if (!st) throw new NotFoundError(`Sandbox "${name}" has no directory ${parent}.`);
+      if (!st) throw new NotFoundError(`Sandbox "${name}" has no home directory ${home}.`);
     }
     await this.receive(entry, path, content, options);
   }
@@ -578,8 +579,15 @@ export class TrueNASContainerBackend implements Backend {
 
   private async toSandboxes(rows: ContainerEntry[]): Promise<Sandbox[]> {
     const paths = [...new Set(rows.map((r) => r.dataset))];
+    // A snapshot query that fails does not hide the sandboxes: their checkpoint rows then say why.
+    let snapshotsFailed = false;
     const [snaps, addresses] = await Promise.all([
-      this.snapshots.query(paths, false, 'Listing checkpoints'),
+      this.snapshots.query(paths, false, 'Listing checkpoints').catch((err: unknown) => {
+        if (err instanceof ConnectionError || err instanceof TimeoutError) throw err;
+        this.log.warn(`truenas: could not list checkpoints on ${this.client.host}: ${String(err)}`);
+        snapshotsFailed = true;
+        return [];
+      }),
       Promise.all(rows.map((r) => this.address(r))),
     ]);
     if (this.support.state === 'unknown' && rows.length) await this.supportFor(rows[0].dataset);
@@ -589,7 +597,11 @@ export class TrueNASContainerBackend implements Backend {
       .map((r, i) =>
         containerToSandbox(r, {
           address: addresses[i],
-          checkpoints: unavailable ? [] : checkpointsOf(shortName(r.name), grouped.get(r.dataset) ?? []),
+          checkpoints: unavailable
+            ? []
+            : snapshotsFailed
+              ? undefined
+              : checkpointsOf(shortName(r.name), grouped.get(r.dataset) ?? []),
           checkpointsUnavailable: unavailable,
         }),
       )

@@ -2,7 +2,7 @@
 // BETA.3 allows zfs.resource.snapshot.* there; from RC.1 the path is protected and every write is refused
 // (truenas-26.md §4.2). The opt-in host-job route runs the zfs command in a disabled cron job, run once and
 // deleted (pixels' 25.x trick, §4.5): it bypasses the guard, at the cost of a root cron job on the NAS per step.
-import { ConnectionError, ServerError, TimeoutError, UnsupportedError } from '../../core/errors';
+import { NotFoundError, ServerError, UnsupportedError, ValidationError } from '../../core/errors';
 import { rowsWith } from '../../core/reply-shape';
 import type { TrueNASClient } from './client';
 import { isProtectedPathRefusal, type ResourceSnapshot } from './container-model';
@@ -42,8 +42,9 @@ export class ContainerSnapshots {
 
   /**
    * The probe: destroying a snapshot that does not exist. The guard runs before anything else (RC.1
-   * `snapshot_crud.py destroy_impl`), so a protected path answers "protected path" and an open one "not found";
-   * nothing is changed either way. Returns undefined when the server could not be asked.
+   * `snapshot_crud.py destroy_impl`), so a protected path answers "protected path" and an open one succeeds (the
+   * channel program matches no snapshot) or says "not found"; nothing is changed either way. Undefined when the
+   * answer says neither (unreachable, an unknown method): asked again next time.
    */
   async probe(dataset: string, version: string): Promise<SnapshotSupport | undefined> {
     const path = `${dataset}@px-probe-${Date.now().toString(36)}`;
@@ -54,8 +55,10 @@ export class ContainerSnapshots {
       return { state: 'api' };
     } catch (err) {
       if (isProtectedPathRefusal(err)) return this.refused(version);
-      if (err instanceof ConnectionError || err instanceof TimeoutError) return undefined;
-      return { state: 'api' };
+      // Refused for another reason about the path itself: the API does look at container datasets.
+      if (err instanceof NotFoundError || err instanceof ValidationError) return { state: 'api' };
+      // Unreachable, or an answer that says nothing about the guard: ask again next time.
+      return undefined;
     }
   }
 
