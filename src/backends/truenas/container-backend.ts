@@ -211,6 +211,12 @@ export class TrueNASContainerBackend implements Backend {
         onProgress: op?.onProgress,
         signal: op?.signal,
       });
+    } catch (err) {
+      // Someone else's sandbox of that name is never removed; anything this job may have made is.
+      if (!(err instanceof AlreadyExistsError)) await this.removeHalfMade(name);
+      throw err;
+    }
+    try {
       const entry = await this.require(name);
       await this.addNic(entry, this.nicDevice());
       // Before the first start: the hook that reports the address and runs sshd (there is no exec API).

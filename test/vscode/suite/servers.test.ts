@@ -5,6 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
+import { createTrueNASBackend } from '../../../src/backends/truenas/index';
 import { startSimulator, type SimServer } from '../../sim/index';
 import { API_KEY, pixelsApi, setServers, showView } from './helpers';
 
@@ -107,6 +108,43 @@ suite('servers', () => {
     assert.deepEqual(servers(), []);
     assert.deepEqual(await api.treeChildren(), []);
     assert.equal(api.viewState(), 'noServers');
+  });
+
+  test('Add Server… connects to a TrueNAS 26 server (container.*) and the tree lists its sandboxes', async () => {
+    const api = await pixelsApi();
+    const nas26 = await startSimulator({ version: '26.0.0-BETA.3', apiKey: API_KEY, jobDurationMs: 10 });
+    const direct = createTrueNASBackend(
+      { serverId: 'direct26', host: '127.0.0.1', port: nas26.port, username: 'truenas_admin', secure: false },
+      API_KEY,
+    );
+    try {
+      await direct.create({ name: 'on26', image: 'debian/12', start: false });
+      const id = await vscode.commands.executeCommand('pixels.addServer', {
+        kind: 'truenas',
+        id: 'nas26',
+        label: 'NAS 26',
+        host: '127.0.0.1',
+        port: nas26.port,
+        secure: false,
+        username: 'truenas_admin',
+        apiKey: API_KEY,
+      });
+      assert.equal(id, 'nas26', api.lastError()?.message);
+      const roots = await api.treeChildren();
+      assert.equal(roots.length, 1);
+      const rows = await api.treeChildren(roots[0]);
+      assert.deepEqual(
+        rows.map((r) => api.treeItem(r).label),
+        ['on26'],
+      );
+      assert.match(String(api.treeItem(rows[0]).description), /stopped/);
+      assert.equal(nas26.callCount('virt.instance.query'), 0);
+      assert.equal(await vscode.commands.executeCommand('pixels.removeServer', { server: 'nas26' }), true);
+    } finally {
+      direct.dispose();
+      await setServers([]);
+      await nas26.close();
+    }
   });
 
   test('a server from PIXELS_* variables, overridden in settings, uses the env key; the key can be imported', async () => {
