@@ -20,6 +20,7 @@ import {
   type ContainerEntry,
   type ResourceSnapshot,
 } from '../../src/backends/truenas/container-model';
+import { shellSafe } from '../../src/backends/truenas/container-snapshots';
 
 /** A ContainerEntry as §1.2 of truenas-26.md gives it (BETA.3). */
 function entry(over: Partial<ContainerEntry> = {}): ContainerEntry {
@@ -181,4 +182,13 @@ test('boot hook: reports into the address directory, brings up sshd, returns at 
 test('machine-id: 32 hex digits and a newline', () => {
   assert.match(machineIdText(Buffer.alloc(16, 0xab)), /^[0-9a-f]{32}\n$/);
   assert.throws(() => machineIdText(Buffer.alloc(4)), RangeError);
+});
+
+test('host-job commands take only names ZFS and our validators allow', () => {
+  assert.equal(
+    shellSafe('tank/.truenas_containers/containers/px-a@px-20260801-120000'),
+    'tank/.truenas_containers/containers/px-a@px-20260801-120000',
+  );
+  for (const bad of ['tank/x; rm -rf /', 'tank/$(id)', 'tank/a b', '-rf', 'tank/`x`', "tank/'a'"])
+    assert.throws(() => shellSafe(bad), /Refusing to pass/);
 });

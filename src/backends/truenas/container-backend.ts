@@ -233,6 +233,7 @@ export class TrueNASContainerBackend implements Backend {
     validateSandboxName(name);
     const entry = await this.require(name);
     if (entry.status.state === 'RUNNING') return;
+    await this.ensureBootHook(entry);
     // What the hook reported last boot is stale until it reports again (it clears the directory first).
     await this.receive(entry, `${ADDRESS_DIR}/${STALE_MARKER}`, Buffer.from('\n'), {}).catch((e: unknown) =>
       this.log.warn(`truenas: could not mark the old address of "${name}": ${String(e)}`),
@@ -633,6 +634,35 @@ export class TrueNASContainerBackend implements Backend {
       if (err instanceof NotFoundError) return undefined;
       this.log.warn(`truenas: could not read the address of ${entry.name}: ${String(err)}`);
       return undefined;
+    }
+  }
+
+  /**
+   * A sandbox we did not create (migrated from 25.10, made elsewhere) gets the boot hook before it starts, so its
+   * address shows too. An /etc/rc.local of someone else's (another size than ours) is left alone: the address of
+   * that sandbox is then not known.
+   */
+  private async ensureBootHook(entry: ContainerEntry): Promise<void> {
+    const name = shortName(entry.name);
+    const hook = Buffer.from(bootHookScript());
+    const host = rootfsPath(poolOfDataset(entry.dataset), entry.name) + BOOT_HOOK_PATH;
+    try {
+      const st = await this.client
+        .call<{ type: string; size?: number }>('filesystem.stat', [host], {
+          context: `Checking the boot hook of "${name}"`,
+          idempotent: true,
+        })
+        .catch((err: unknown) => (err instanceof NotFoundError ? undefined : Promise.reject(err)));
+      if (st && st.size === hook.length) return;
+      if (st) {
+        this.log.warn(
+          `truenas: "${name}" has its own ${BOOT_HOOK_PATH}; Pixels leaves it, so the sandbox's address is not shown`,
+        );
+        return;
+      }
+      await this.receive(entry, BOOT_HOOK_PATH, hook, { mode: 0o755 });
+    } catch (err) {
+      this.log.warn(`truenas: could not put the boot hook into "${name}": ${String(err)}`);
     }
   }
 

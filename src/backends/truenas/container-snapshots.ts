@@ -18,7 +18,7 @@ export type SnapshotSupport =
   | { state: 'host-job'; reason: string };
 
 /** Dataset and snapshot names we pass to a shell: what ZFS and our validators allow, nothing a shell reads. */
-function shellSafe(name: string): string {
+export function shellSafe(name: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._:@/-]*$/.test(name))
     throw new ServerError(`Refusing to pass "${name}" to a host job.`);
   return name;
