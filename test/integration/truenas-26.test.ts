@@ -63,7 +63,10 @@ describe('TrueNAS 26.0.0-BETA.3 (container.*, snapshots allowed)', () => {
     const deadline = Date.now() + 2000;
     while (!changes.some((c) => c.kind === 'sandbox' && c.name === 'one') && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 20));
-    assert.ok(changes.some((c) => c.kind === 'sandbox' && c.name === 'one'), 'container.query events arrive');
+    assert.ok(
+      changes.some((c) => c.kind === 'sandbox' && c.name === 'one'),
+      'container.query events arrive',
+    );
     assert.deepEqual(
       (await backend.list()).map((s) => s.name),
       ['one'],
@@ -71,7 +74,10 @@ describe('TrueNAS 26.0.0-BETA.3 (container.*, snapshots allowed)', () => {
   });
 
   test('bad input: unknown image, existing name, missing sandbox', async () => {
-    await assert.rejects(backend.create({ name: 'two', image: 'plan9/4' }), /not in the server's image registry/);
+    await assert.rejects(
+      backend.create({ name: 'two', image: 'plan9/4' }),
+      /not in the server's image registry/,
+    );
     await assert.rejects(backend.create({ name: 'one', image: 'debian/12' }), /already exists/);
     await assert.rejects(backend.get('nope'), NotFoundError);
     assert.deepEqual(
