@@ -8,7 +8,6 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { Backend } from '../../../src/core/backend';
 import { UnsupportedError } from '../../../src/core/errors';
-import { TrueNASClient } from '../../../src/backends/truenas/client';
 import { createTrueNASBackend } from '../../../src/backends/truenas/index';
 import {
   generateHostKey,
@@ -23,7 +22,6 @@ import {
 import { requireLab, type Lab } from '../../lab/lab';
 import { createIncusEngine, type IncusEngine } from '../../sim/engines/incus';
 import { startSimulator, type SimServer } from '../../sim/index';
-import { SIM_LAN } from '../../sim/methods/network';
 import { useLanBridge } from '../../sim/virt-bridge';
 import { labBackend, testPrefix } from './helpers';
 
@@ -150,19 +148,6 @@ async function scenario(
   }
 }
 
-/** Puts the 26 simulator's new containers on the NAS's LAN bridge (lxc.update), as a user would. */
-async function useLanBridge26(sim: SimServer): Promise<void> {
-  const client = new TrueNASClient(
-    { host: '127.0.0.1', port: sim.port, secure: false, username: 'truenas_admin' },
-    API_KEY,
-  );
-  try {
-    await client.call('lxc.update', [{ bridge: SIM_LAN.bridge }], { context: 'Choosing the LAN bridge' });
-  } finally {
-    client.dispose();
-  }
-}
-
 describe('version matrix: the same sandbox scenario on every server type', { timeout: 600_000 }, () => {
   let lab: Lab;
   const sims: SimServer[] = [];
@@ -187,8 +172,7 @@ describe('version matrix: the same sandbox scenario on every server type', { tim
       network: 'lan-bridge',
     });
     sims.push(sim);
-    if (version.startsWith('26')) await useLanBridge26(sim);
-    else await useLanBridge(sim, API_KEY);
+    await useLanBridge(sim, API_KEY);
     const backend = createTrueNASBackend(
       {
         serverId: `matrix-${version}-${randomBytes(2).toString('hex')}`,
