@@ -17,6 +17,7 @@ APT_PACKAGES=(
   build-essential python3              # node-gyp
   openssh-server openssh-client        # real sshd/ssh for the SSH tests
   nftables openssl                     # egress rules, TLS test certificates
+  tmux                                 # the persistent-session scripts run against a real tmux (test/unit/guest-sessions)
 )
 
 t0=$SECONDS
