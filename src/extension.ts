@@ -10,6 +10,7 @@ import { registerCheckpointCommands } from './vscode/commands/checkpoint';
 import { registerCloneCommands } from './vscode/commands/clone';
 import { registerBaseCommands } from './vscode/commands/bases';
 import { registerSshCommands } from './vscode/commands/ssh';
+import { registerSessionCommands } from './vscode/commands/sessions';
 import { registerJumpHostCommands } from './vscode/commands/jumpHost';
 import { registerProvisionCommands } from './vscode/commands/provision';
 import { registerEgressCommands } from './vscode/commands/egress';
@@ -31,6 +32,7 @@ export function activate(context: vscode.ExtensionContext): PixelsApi {
   registerCloneCommands(services);
   registerBaseCommands(services);
   registerSshCommands(services);
+  registerSessionCommands(services);
   registerJumpHostCommands(services);
   registerProvisionCommands(services);
   registerEgressCommands(services);

@@ -24,6 +24,22 @@ export {
 export { GUEST_PATHS, PIXEL_USER } from './paths';
 export { resolveEnv, expandEnv, type ResolvedEnv } from './env';
 export {
+  EXIT_NO_TMUX,
+  EXIT_SESSION_EXISTS,
+  INSTALL_TMUX_SCRIPT,
+  LIST_SESSIONS_SCRIPT,
+  attachSessionCommand,
+  envFileContent,
+  parseSessionList,
+  sessionNameProblem,
+  startSessionScript,
+  stopSessionCommand,
+  suggestSessionName,
+  type SessionInfo,
+  type SessionKind,
+  type SessionList,
+} from './sessions';
+export {
   DEFAULT_PACKAGES,
   DEFAULT_SOURCES,
   DEFAULT_TOOLS,

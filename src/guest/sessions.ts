@@ -76,7 +76,8 @@ function tmux(...args: string[]): string {
 
 /** A path inside the sandbox for the shell: absolute as is, `~` / `~/x` relative to the home (the rest quoted). */
 function shellPath(path: string): string {
-  if (path.includes('\0') || /[\n\r]/.test(path)) throw new ValidationError('A folder path cannot hold line breaks.');
+  if (path.includes('\0') || /[\n\r]/.test(path))
+    throw new ValidationError('A folder path cannot hold line breaks.');
   if (path === '~') return '"$HOME"';
   if (path.startsWith('~/')) return `"$HOME"/${quoteArg(path.slice(2))}`;
   if (!path.startsWith('/')) throw new ValidationError(`"${path}" is not an absolute path (or ~/…).`);
@@ -85,7 +86,11 @@ function shellPath(path: string): string {
 
 /** Control characters would break the one-line-per-session listing: a label keeps printable text only. */
 function printable(text: string): string {
-  return text.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
+  return [...text]
+    .map((ch) => (ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f ? ' ' : ch))
+    .join('')
+    .replace(/ +/g, ' ')
+    .trim();
 }
 
 /** The env file's content (sent on stdin): one `export K=V` line per session variable, values shell-quoted. */
@@ -93,7 +98,8 @@ export function envFileContent(vars: Record<string, string>): string {
   return Object.keys(vars)
     .sort()
     .map((key) => {
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new ValidationError(`"${key}" is not a variable name.`);
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
+        throw new ValidationError(`"${key}" is not a variable name.`);
       return `export ${key}=${quoteArg(vars[key])}\n`;
     })
     .join('');
@@ -162,9 +168,7 @@ ${tmux(
   '@pixels_command',
   quoteArg(label),
   // A persistent terminal ends with its shell (`exit`), like any terminal; an agent's last output stays.
-  ...(options.kind === 'terminal'
-    ? ['\\;', 'set-option', '-w', 'remain-on-exit', 'off']
-    : []),
+  ...(options.kind === 'terminal' ? ['\\;', 'set-option', '-w', 'remain-on-exit', 'off'] : []),
 )} || { rm -f ${envFile}; exit 1; }
 `;
 }
@@ -199,7 +203,9 @@ export function parseSessionList(stdout: string): SessionList {
   const lines = stdout.split('\n').filter((l) => l !== '');
   if (lines[0] === LIST_NO_TMUX) return { tmux: false, sessions: [] };
   if (lines[0] !== LIST_OK)
-    throw new ValidationError(`Unexpected answer when listing sessions: ${JSON.stringify(stdout.slice(0, 200))}`);
+    throw new ValidationError(
+      `Unexpected answer when listing sessions: ${JSON.stringify(stdout.slice(0, 200))}`,
+    );
   const sessions = lines.slice(1).map((line): SessionInfo => {
     const parts = line.split(SEP);
     if (parts.length < FIELDS.length)

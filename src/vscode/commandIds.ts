@@ -44,6 +44,11 @@ export const CommandIds = {
   createFromBase: 'pixels.createFromBase',
   applyLifecyclePolicy: 'pixels.applyLifecyclePolicy',
   removeLifecyclePolicy: 'pixels.removeLifecyclePolicy',
+  startAgent: 'pixels.startAgent',
+  attachSession: 'pixels.attachSession',
+  stopSession: 'pixels.stopSession',
+  addGitRemote: 'pixels.addGitRemote',
+  compareWithSandbox: 'pixels.compareWithSandbox',
 } as const;
 
 export type CommandId = (typeof CommandIds)[keyof typeof CommandIds];

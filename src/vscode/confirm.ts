@@ -121,3 +121,20 @@ export function confirmDeleteBase(base: string, sandbox: string, answer?: boolea
     `Keep "${base}"`,
   );
 }
+
+export function confirmStopSession(
+  sandbox: string,
+  session: string,
+  running: boolean,
+  answer?: boolean,
+): Promise<boolean> {
+  return ask(
+    `Stop session "${session}" in "${sandbox}"?`,
+    running
+      ? 'What runs in it is ended (SIGHUP) and its output is gone. Closing its terminal only detaches it.'
+      : 'Its last output is gone with it.',
+    'Stop Session',
+    answer,
+    `Keep "${session}"`,
+  );
+}

@@ -37,6 +37,8 @@ export function answersOf(arg: unknown): Answers {
         return { server: arg.serverId, name: arg.sandbox.name };
       case 'checkpoint':
         return { server: arg.serverId, name: arg.sandbox, label: arg.checkpoint.label };
+      case 'session':
+        return { server: arg.serverId, name: arg.sandbox, session: arg.session.name };
       default:
         return { server: arg.serverId };
     }

@@ -22,6 +22,7 @@ import { provisionInputs } from './provisioning';
 import { SandboxWindowStatus } from './sandboxWindow';
 import { ResourceMonitor } from './resources';
 import { BasesFeature } from './bases';
+import { SessionService } from './sessions';
 
 export class Services implements vscode.Disposable {
   private readonly owned: vscode.Disposable[] = [];
@@ -42,6 +43,7 @@ export class Services implements vscode.Disposable {
   readonly resources: ResourceMonitor;
   /** Bases and the agent lifecycle policy (src/bases). */
   readonly bases: BasesFeature;
+  readonly sessions: SessionService;
 
   constructor(readonly context: vscode.ExtensionContext) {
     this.log = this.own(new Log());
@@ -69,6 +71,7 @@ export class Services implements vscode.Disposable {
       ),
     );
     this.resources = new ResourceMonitor(this);
+    this.sessions = this.own(new SessionService(this.ssh, this.log, context.globalState));
     this.tree = this.own(
       new SandboxTreeProvider(
         this.registry,
@@ -77,6 +80,7 @@ export class Services implements vscode.Disposable {
         this.egressStatus,
         this.provisioning,
         this.resources,
+        this.sessions,
       ),
     );
     this.view = this.own(

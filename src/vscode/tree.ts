@@ -15,6 +15,8 @@ import type { StepView } from '../guest/index';
 import type { ResourceMonitor } from './resources';
 import type { BaseInfo } from '../bases/index';
 import { baseItem, basesGroupItem } from './baseItems';
+import type { SessionInfo } from '../guest/sessions';
+import type { SessionService } from './sessions';
 
 export interface ServerNode {
   type: 'server';
@@ -76,8 +78,24 @@ export interface BasesView {
   lifecycleText(serverId: string, sandbox: Sandbox): string | undefined;
 }
 
+/** A persistent session (tmux) inside a running sandbox. */
+export interface SessionNode {
+  type: 'session';
+  serverId: string;
+  sandbox: string;
+  session: SessionInfo;
+}
+
 export type PixelsNode =
-  ServerNode | MemberNode | SandboxNode | CheckpointNode | InfoNode | StepNode | BasesNode | BaseNode;
+  | ServerNode
+  | MemberNode
+  | SandboxNode
+  | CheckpointNode
+  | InfoNode
+  | StepNode
+  | BasesNode
+  | BaseNode
+  | SessionNode;
 
 export type ViewState = 'noServers' | 'loading' | 'unreachable' | 'empty' | 'ok';
 
@@ -129,7 +147,9 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     private readonly egressStatus: EgressTracker,
     private readonly provisioning: Provisioning,
     private readonly resources: ResourceMonitor,
+    private readonly sessions: SessionService,
   ) {
+    this.subscriptions.push(sessions.onDidChange(() => this.emitter.fire(undefined)));
     this.subscriptions.push(store.onDidChange((serverId) => this.onStoreChange(serverId)));
     // Both fire rarely (a policy read, a step changing state), so a full refresh is cheap.
     this.subscriptions.push(egressStatus.onDidChange(() => this.emitter.fire(undefined)));
@@ -218,7 +238,8 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     if (!node) return this.roots();
     if (node.type === 'server') return this.serverChildren(node.serverId);
     if (node.type === 'member') return this.memberChildren(node);
-    if (node.type === 'sandbox') return [...this.stepNodes(node), ...(await this.checkpointNodes(node))];
+    if (node.type === 'sandbox')
+      return [...this.stepNodes(node), ...this.sessionNodes(node), ...(await this.checkpointNodes(node))];
     if (node.type === 'bases')
       return (this.basesView?.infos(node.serverId) ?? []).map((base) => ({
         type: 'base',
@@ -337,6 +358,16 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     }));
   }
 
+  private sessionNodes(node: SandboxNode): SessionNode[] {
+    if (node.stale) return [];
+    return (this.sessions.peek(node.serverId, node.sandbox) ?? []).map((session) => ({
+      type: 'session',
+      serverId: node.serverId,
+      sandbox: node.sandbox.name,
+      session,
+    }));
+  }
+
   /** What the row says about provisioning and egress: "provisioning", the real mode read from the sandbox. */
   private sandboxFacts(node: SandboxNode): SandboxFacts {
     const { serverId, sandbox } = node;
@@ -351,6 +382,7 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
           : undefined,
       provisioning: run?.active ? 'provisioning' : run?.failed ? 'provisioning failed' : undefined,
       lifecycle: node.stale ? undefined : this.basesView?.lifecycleText(serverId, sandbox),
+      sessions: node.stale ? undefined : this.sessions.peek(serverId, sandbox)?.length,
       egress: status?.policy.mode ?? egressOf(sandbox) ?? this.egress.get(serverId, sandbox.name),
       egressDetail: status
         ? `${status.policy.mode === 'unrestricted' ? 'unrestricted' : `${status.policy.mode} · ${status.effective.length} allowed`}${status.enforced ? '' : ' · NOT enforced'}`
@@ -395,6 +427,8 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
         return stepItem(node);
       case 'checkpoint':
         return checkpointItem(node);
+      case 'session':
+        return sessionItem(node);
       case 'info':
         return infoItem(node);
       case 'bases':
@@ -475,6 +509,8 @@ interface SandboxFacts {
   hostGuard?: string;
   /** An agent sandbox under the lifecycle policy: "by agent · stops in 12 min · destroyed in 3 h". */
   lifecycle?: string;
+  /** How many persistent sessions it has (as last listed). */
+  sessions?: number;
 }
 
 const STEP_ICON: Record<StepView['state'], [string, string | undefined]> = {
@@ -506,7 +542,7 @@ function sandboxItem(node: SandboxNode, facts: SandboxFacts): vscode.TreeItem {
   // needs a call per sandbox for them starts collapsed. VS Code remembers what the user collapses.
   const item = new vscode.TreeItem(
     s.name,
-    facts.provisioning || (s.checkpoints?.length ?? 0) > 0
+    facts.provisioning || (s.checkpoints?.length ?? 0) > 0 || (facts.sessions ?? 0) > 0
       ? vscode.TreeItemCollapsibleState.Expanded
       : s.checkpoints === undefined || s.checkpointsUnavailable
         ? vscode.TreeItemCollapsibleState.Collapsed
@@ -544,6 +580,7 @@ function sandboxItem(node: SandboxNode, facts: SandboxFacts): vscode.TreeItem {
   if (facts.hostGuard) rows.push(`| Host guard | ${escapeMd(facts.hostGuard)} |`);
   if (facts.provisioning) rows.push(`| Provisioning | ${escapeMd(facts.provisioning)} |`);
   if (facts.lifecycle) rows.push(`| Lifecycle | ${escapeMd(facts.lifecycle)} |`);
+  if (facts.sessions) rows.push(`| Sessions | ${facts.sessions} |`);
   if (s.checkpointsUnavailable) rows.push(`| Checkpoints | unavailable on this server |`);
   else if (s.checkpoints) rows.push(`| Checkpoints | ${escapeMd(checkpointsText(s.checkpoints))} |`);
   if (s.createdAt) rows.push(`| Created | ${formatDate(s.createdAt)} (${formatAge(s.createdAt)}) |`);
@@ -556,6 +593,38 @@ function sandboxItem(node: SandboxNode, facts: SandboxFacts): vscode.TreeItem {
   item.accessibilityInformation = {
     label: `Sandbox ${s.name}, ${[s.status, s.ipv4, egress].filter(Boolean).join(', ')}`,
   };
+  return item;
+}
+
+function sessionItem(node: SessionNode): vscode.TreeItem {
+  const s = node.session;
+  const item = new vscode.TreeItem(s.name, vscode.TreeItemCollapsibleState.None);
+  item.id = `session:${node.serverId}/${node.sandbox}/${s.name}`;
+  const icon = s.kind === 'terminal' ? 'terminal' : s.kind === 'agent' ? 'hubot' : 'terminal-tmux';
+  item.iconPath = s.running
+    ? new vscode.ThemeIcon(icon, new vscode.ThemeColor('charts.green'))
+    : new vscode.ThemeIcon('circle-slash', new vscode.ThemeColor('disabledForeground'));
+  const state = s.running ? 'running' : `exited${s.exitCode !== undefined ? ` (code ${s.exitCode})` : ''}`;
+  item.description = [
+    state,
+    s.command,
+    `started ${formatAge(s.createdAt)}`,
+    s.attached ? `${s.attached} attached` : '',
+  ]
+    .filter(Boolean)
+    .join(' · ');
+  item.tooltip = new vscode.MarkdownString(
+    [
+      `**${escapeMd(s.name)}** — session in ${escapeMd(node.sandbox)}, ${state}`,
+      '',
+      s.command ? `Runs \`${s.command.replace(/`/g, "'")}\`` : '',
+      '',
+      `Started ${formatDate(s.createdAt)}. Closing its terminal or the window only detaches it; click to attach.`,
+    ].join('\n'),
+  );
+  item.contextValue = `session+${s.running ? 'running' : 'exited'}`;
+  item.command = { command: CommandIds.attachSession, title: 'Attach', arguments: [node] };
+  item.accessibilityInformation = { label: `Session ${s.name}, ${state}` };
   return item;
 }
 

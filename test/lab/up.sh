@@ -36,7 +36,7 @@ HTTPS_ADDR=${LAB_HTTPS_ADDRESS:-127.0.0.1:8443}
 CLUSTER=${LAB_CLUSTER:-1}
 MIRROR=${LAB_MIRROR:-http://deb.debian.org/debian}
 # Bump when the image recipe below changes: the cached tarballs are keyed by it.
-IMAGE_RECIPE=3
+IMAGE_RECIPE=4
 SOCKET=/var/lib/incus/unix.socket
 export DEBIAN_FRONTEND=noninteractive
 export PATH=/usr/libexec/incus:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
@@ -238,7 +238,7 @@ build_image() {
   step "building the image with debootstrap (a few minutes; log: $IMG_DIR/debootstrap.log)"
   # udev is required: with /sys writable, systemd-networkd waits for udev and never configures eth0 without it.
   debootstrap --variant=minbase \
-    --include=systemd,systemd-sysv,udev,dbus,openssh-server,sudo,curl,ca-certificates,nftables,iproute2,iputils-ping,netcat-openbsd,less \
+    --include=systemd,systemd-sysv,udev,dbus,openssh-server,sudo,curl,ca-certificates,nftables,iproute2,iputils-ping,netcat-openbsd,less,tmux,git \
     bookworm "$r" "$MIRROR" > "$IMG_DIR/debootstrap.log" 2>&1 || { tail -20 "$IMG_DIR/debootstrap.log"; exit 1; }
   # DHCPv4 + router advertisements / DHCPv6 from the bridge's dnsmasq.
   printf '[Match]\nName=eth0\n\n[Network]\nDHCP=yes\nIPv6AcceptRA=yes\n' > "$r/etc/systemd/network/10-eth0.network"
@@ -274,6 +274,7 @@ properties:
   os: debian
   release: bookworm
   variant: pixels-lab
+  recipe: "$IMAGE_RECIPE"
   architecture: amd64
   description: Debian 12 (bookworm) Pixels lab image
 templates:
@@ -287,8 +288,14 @@ EOF
   rm -rf "$r" "$m"
   echo "    image built in $(since "$t")s"
 }
-if ! incus image info "$IMAGE" > /dev/null 2>&1; then
+# An image of an older recipe is replaced (instances made from it keep their own copy); the new one is built
+# first, so the alias is missing only for the moment of the swap.
+if ! incus image info "$IMAGE" 2> /dev/null | grep -qx "    recipe: $IMAGE_RECIPE"; then
   [ -s "$ROOTFS_TAR" ] && [ -s "$META_TAR" ] || build_image
+  if incus image info "$IMAGE" > /dev/null 2>&1; then
+    step "replacing image $IMAGE (older recipe)"
+    incus image delete "$IMAGE"
+  fi
   step "importing image $IMAGE"
   incus image import "$META_TAR" "$ROOTFS_TAR" --alias "$IMAGE" > /dev/null
 fi

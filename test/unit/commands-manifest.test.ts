@@ -72,6 +72,10 @@ test('titles of commands that prompt end in an ellipsis, the others do not', () 
     'pixels.rebuildBase',
     'pixels.deleteBase',
     'pixels.createFromBase',
+    'pixels.startAgent',
+    'pixels.stopSession',
+    'pixels.addGitRemote',
+    'pixels.compareWithSandbox',
   ]);
   for (const c of commands) {
     if (prompting.has(c.command))
@@ -103,7 +107,7 @@ test('every menu entry points at a contributed command or submenu; context menus
     );
     assert.match(
       e.when ?? '',
-      /viewItem =~ \/\^(server|sandbox|checkpoint|base)/,
+      /viewItem =~ \/\^(server|sandbox|checkpoint|base|session)/,
       `${e.command ?? e.submenu} uses a contextValue regex`,
     );
   }
@@ -121,6 +125,7 @@ test('every menu entry points at a contributed command or submenu; context menus
     'pixels.deleteCheckpoint',
     'pixels.destroy',
     'pixels.removeServer',
+    'pixels.stopSession',
   ]);
 });
 

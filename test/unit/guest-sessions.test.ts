@@ -23,7 +23,8 @@ import {
 
 describe('session names', () => {
   it('accepts tmux-safe names and refuses the rest', () => {
-    for (const ok of ['claude', 'codex-2', 'a_b', 'X'.repeat(64)]) assert.equal(sessionNameProblem(ok), undefined);
+    for (const ok of ['claude', 'codex-2', 'a_b', 'X'.repeat(64)])
+      assert.equal(sessionNameProblem(ok), undefined);
     for (const bad of ['', 'a.b', 'a:b', 'a b', "a'b", 'x'.repeat(65), 'é'])
       assert.match(sessionNameProblem(bad) ?? '', /1 to 64 letters/);
     assert.throws(() => stopSessionCommand('a;rm -rf /'), /1 to 64 letters/);
@@ -63,7 +64,10 @@ describe('session list parsing', () => {
     assert.deepEqual(parseSessionList('pixels-sessions: no tmux\n'), { tmux: false, sessions: [] });
     assert.deepEqual(parseSessionList('pixels-sessions: ok\n'), { tmux: true, sessions: [] });
     assert.throws(() => parseSessionList('bash: tmux: command not found\n'), /Unexpected answer/);
-    assert.throws(() => parseSessionList('pixels-sessions: ok\nonly|three|fields\n'), /Unexpected session line/);
+    assert.throws(
+      () => parseSessionList('pixels-sessions: ok\nonly|three|fields\n'),
+      /Unexpected session line/,
+    );
     assert.throws(() => parseSessionList('pixels-sessions: ok\nx|soon|0||0||\n'), /start time/);
   });
 
@@ -73,7 +77,10 @@ describe('session list parsing', () => {
   });
 
   it('refuses a relative working folder and an empty command', () => {
-    assert.throws(() => startSessionScript({ name: 'a', kind: 'agent', command: 'x', cwd: 'repo' }), /absolute/);
+    assert.throws(
+      () => startSessionScript({ name: 'a', kind: 'agent', command: 'x', cwd: 'repo' }),
+      /absolute/,
+    );
     assert.throws(() => startSessionScript({ name: 'a', kind: 'agent', command: '  ' }), /needs a command/);
   });
 });
@@ -81,7 +88,12 @@ describe('session list parsing', () => {
 describe('session scripts against a real tmux', () => {
   const home = mkdtempSync(join(tmpdir(), 'pixels-sessions-'));
   // A private tmux socket folder and HOME: nothing of this machine's own tmux is touched.
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, TMUX_TMPDIR: home, SHELL: '/bin/bash' };
+  const env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: home,
+    TMUX_TMPDIR: home,
+    SHELL: '/bin/bash',
+  };
   const run = (script: string, input = '') =>
     spawnSync('bash', ['-c', script], { env, input, encoding: 'utf8', timeout: 20_000 });
   const list = () => {
@@ -121,7 +133,10 @@ describe('session scripts against a real tmux', () => {
     await waitFor('the result file', () => existsSync(join(home, 'result')));
     const ps = spawnSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).stdout;
     assert.ok(!ps.includes('`secret`'), 'the value shows in ps');
-    assert.equal(spawnSync('cat', [join(home, 'result')], { encoding: 'utf8' }).stdout, `${secret}|${home}\n`);
+    assert.equal(
+      spawnSync('cat', [join(home, 'result')], { encoding: 'utf8' }).stdout,
+      `${secret}|${home}\n`,
+    );
     assert.deepEqual(readdirSync(join(home, '.pixels/sessions')), ['tmux.conf'], 'the env file is gone');
     const running = list().sessions;
     assert.deepEqual(
@@ -136,18 +151,27 @@ describe('session scripts against a real tmux', () => {
     const dup = run(startSessionScript({ name: 'agent-1', kind: 'agent', command: 'true' }), '');
     assert.equal(dup.status, EXIT_SESSION_EXISTS);
     assert.match(dup.stderr, /already there/);
-    const nofolder = run(startSessionScript({ name: 'x', kind: 'agent', command: 'true', cwd: '/nonexistent' }), '');
+    const nofolder = run(
+      startSessionScript({ name: 'x', kind: 'agent', command: 'true', cwd: '/nonexistent' }),
+      '',
+    );
     assert.notEqual(nofolder.status, 0);
     assert.match(nofolder.stderr, /no folder \/nonexistent/);
-    assert.deepEqual(list().sessions.map((s) => s.name), ['agent-1']);
+    assert.deepEqual(
+      list().sessions.map((s) => s.name),
+      ['agent-1'],
+    );
   });
 
   it('a terminal session ends with its shell; stop ends a session and says when there is none', async () => {
     assert.equal(run(startSessionScript({ name: 'term', kind: 'terminal' }), '').status, 0);
-    assert.deepEqual(list().sessions.map((s) => [s.name, s.running]), [
-      ['agent-1', false],
-      ['term', true],
-    ]);
+    assert.deepEqual(
+      list().sessions.map((s) => [s.name, s.running]),
+      [
+        ['agent-1', false],
+        ['term', true],
+      ],
+    );
     assert.equal(run(stopSessionCommand('agent-1')).status, 0);
     const again = run(stopSessionCommand('agent-1'));
     assert.notEqual(again.status, 0);

@@ -22,7 +22,7 @@ export const DEFAULT_TOOLS: readonly ToolSpec[] = [
   { name: 'fd', version: 'latest' },
 ];
 
-export const DEFAULT_PACKAGES: readonly string[] = ['git', 'curl', 'ca-certificates'];
+export const DEFAULT_PACKAGES: readonly string[] = ['git', 'curl', 'ca-certificates', 'tmux'];
 
 export interface DownloadSources {
   /** The mise installer script (default https://mise.run). */

@@ -9,23 +9,13 @@ import type { SshTarget } from '../../ssh/index';
 import { CommandIds } from '../commandIds';
 import { answersOf, resolveSandbox, type Answers } from '../pick';
 import { installRemoteSsh, openInSandbox } from '../remoteSsh';
-import { loadGuest, loadSsh } from '../../workflows/lazy';
+import { loadSsh } from '../../workflows/lazy';
 import type { Services } from '../services';
 import { SandboxTerminal } from '../terminal';
 import { checkCanSetUpSsh, setUpSshAccess } from '../../workflows/sshSetup';
 import { workflowContext } from '../workflowContext';
 import { registerCommand } from './register';
-
-/** The `[env]` session variables (session_only values and forwarded ones set in the editor's environment). */
-async function sessionVariables(
-  services: Services,
-  ssh: Awaited<ReturnType<typeof loadSsh>>,
-): Promise<Record<string, string>> {
-  const env = services.registry.settings.env;
-  if (Object.keys(env.session).length === 0 && env.forward.length === 0) return {};
-  const { expandEnv } = await loadGuest();
-  return ssh.sessionVariables(env, process.env, expandEnv);
-}
+import { openPersistentTerminal, persistentTerminals, sessionVariables } from './sessions';
 
 /** The walkthrough's "Open it in the editor" step completes on a real open, not on the command being run. */
 function markOpened(): void {
@@ -94,14 +84,17 @@ async function open(services: Services, arg: unknown, newWindow: boolean, askPat
 }
 
 async function openTerminal(services: Services, arg: unknown): Promise<vscode.Terminal> {
-  const { serverId, sandbox } = await runningSandbox(
-    services,
-    answersOf(arg),
-    'Open a terminal in which sandbox?',
-  );
+  const a = answersOf(arg);
+  const { serverId, sandbox } = await runningSandbox(services, a, 'Open a terminal in which sandbox?');
   const ssh = await loadSsh();
-  const vars = await sessionVariables(services, ssh);
   const target = await readyTarget(services, serverId, sandbox.name);
+  // Setting (or a test's answer): the terminal is a tmux session that outlives the editor.
+  if (typeof a.persistent === 'boolean' ? a.persistent : persistentTerminals()) {
+    const terminal = await openPersistentTerminal(services, serverId, sandbox, target, a);
+    markOpened();
+    return terminal;
+  }
+  const vars = await sessionVariables(services);
   const pool = await services.ssh.pool();
   if (Object.keys(vars).length)
     services.log.info(`terminal ${sandbox.name}: session variables ${names(vars)}`);
@@ -136,7 +129,7 @@ async function runCommand(services: Services, arg: unknown): Promise<number | un
     if (command === undefined) throw new CancelledError();
   }
   const ssh = await loadSsh();
-  const vars = await sessionVariables(services, ssh);
+  const vars = await sessionVariables(services);
   const target = await readyTarget(services, serverId, sandbox.name);
   const pool = await services.ssh.pool();
   // Values are never logged (they may be tokens), only their names.
