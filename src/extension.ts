@@ -11,6 +11,8 @@ import { registerCloneCommands } from './vscode/commands/clone';
 import { registerBaseCommands } from './vscode/commands/bases';
 import { registerSshCommands } from './vscode/commands/ssh';
 import { registerSessionCommands } from './vscode/commands/sessions';
+import { registerWorkCommands } from './vscode/commands/work';
+import { registerSandboxFiles } from './vscode/sandboxFiles';
 import { registerJumpHostCommands } from './vscode/commands/jumpHost';
 import { registerProvisionCommands } from './vscode/commands/provision';
 import { registerEgressCommands } from './vscode/commands/egress';
@@ -33,6 +35,8 @@ export function activate(context: vscode.ExtensionContext): PixelsApi {
   registerBaseCommands(services);
   registerSshCommands(services);
   registerSessionCommands(services);
+  registerWorkCommands(services);
+  registerSandboxFiles(services);
   registerJumpHostCommands(services);
   registerProvisionCommands(services);
   registerEgressCommands(services);

@@ -40,6 +40,13 @@ export {
   type SessionList,
 } from './sessions';
 export {
+  FIND_REPOS_SCRIPT,
+  MAX_COMPARED_FILES,
+  fileHashesScript,
+  parseFileHashes,
+  parseRepoList,
+} from './repos';
+export {
   DEFAULT_PACKAGES,
   DEFAULT_SOURCES,
   DEFAULT_TOOLS,

@@ -66,6 +66,34 @@ export async function openInSandbox(
   }
   const path = options.path ?? `/home/${services.ssh.user}`;
   if (!path.startsWith('/')) throw new ValidationError(`"${path}" is not an absolute path.`);
+  const alias = await writeSshEntry(services, serverId, sandbox);
+
+  const remote = vscode.workspace.getConfiguration('remote.SSH');
+  const platforms = { ...(remote.get<Record<string, string>>('remotePlatform') ?? {}) };
+  if (platforms[alias] !== 'linux') {
+    platforms[alias] = 'linux';
+    try {
+      await remote.update('remotePlatform', platforms, vscode.ConfigurationTarget.Global);
+    } catch (err) {
+      // Only possible without a Remote-SSH extension (the setting is not registered then).
+      services.log.warn(
+        `could not set remote.SSH.remotePlatform for ${alias}: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+  }
+  const uri = vscode.Uri.from({ scheme: 'vscode-remote', authority: `ssh-remote+${alias}`, path });
+  services.log.info(`opening ${uri.toString(true)}${options.newWindow ? ' in a new window' : ''}`);
+  await vscode.commands.executeCommand('vscode.openFolder', uri, {
+    forceNewWindow: options.newWindow ?? false,
+  });
+  return uri;
+}
+
+/**
+ * Writes (or refreshes) the sandbox's entry in our SSH config file, included from the user's: what Remote-SSH,
+ * `ssh` and `git` use to reach `px-<name>.<server>` with the pinned host key. Returns the alias.
+ */
+export async function writeSshEntry(services: Services, serverId: string, sandbox: Sandbox): Promise<string> {
   const target = await services.ssh.target(serverId, sandbox); // running, has an IP, host key known
   const alias = services.ssh.alias(serverId, sandbox.name);
   await services.ssh.pinAddress(serverId, sandbox, target.hostKey);
@@ -107,23 +135,5 @@ export async function openInSandbox(
       .showWarningMessage(`SSH config: ${warnings[0]}`, 'Show Logs')
       .then((c) => c && services.log.show());
 
-  const remote = vscode.workspace.getConfiguration('remote.SSH');
-  const platforms = { ...(remote.get<Record<string, string>>('remotePlatform') ?? {}) };
-  if (platforms[alias] !== 'linux') {
-    platforms[alias] = 'linux';
-    try {
-      await remote.update('remotePlatform', platforms, vscode.ConfigurationTarget.Global);
-    } catch (err) {
-      // Only possible without a Remote-SSH extension (the setting is not registered then).
-      services.log.warn(
-        `could not set remote.SSH.remotePlatform for ${alias}: ${err instanceof Error ? err.message : String(err)}`,
-      );
-    }
-  }
-  const uri = vscode.Uri.from({ scheme: 'vscode-remote', authority: `ssh-remote+${alias}`, path });
-  services.log.info(`opening ${uri.toString(true)}${options.newWindow ? ' in a new window' : ''}`);
-  await vscode.commands.executeCommand('vscode.openFolder', uri, {
-    forceNewWindow: options.newWindow ?? false,
-  });
-  return uri;
+  return alias;
 }

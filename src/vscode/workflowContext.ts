@@ -6,6 +6,7 @@ import { withProgress } from './progress';
 import { readProvisionSettings } from './provisioning';
 import { sshConfigPath } from './remoteSsh';
 import type { Services } from './services';
+import { removeGitRemotes } from './commands/work';
 
 export const notificationRunPhase: RunPhase = (title, cancellable, task, quiet) =>
   withProgress(
@@ -41,6 +42,12 @@ export async function workflowContext(
       agentExtra: readProvisionSettings().agentExtra,
       defaultMode: services.registry.settings.defaults.egress,
     }),
+    links: {
+      destroyed: async (id, name) => {
+        await services.sessions.forget(id, name);
+        await removeGitRemotes(services, id, name);
+      },
+    },
     changed: () => services.refresh.refreshNow(serverId),
   };
 }

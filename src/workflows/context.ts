@@ -102,6 +102,14 @@ export interface Provisioner {
   destroyed(serverId: string, name: string): Promise<void>;
 }
 
+/**
+ * What this machine keeps pointing at a sandbox besides its SSH entries (the editor: persistent-session listings,
+ * git remotes added for it), dropped when the sandbox is destroyed. Never throws.
+ */
+export interface SandboxLinks {
+  destroyed(serverId: string, name: string): Promise<void>;
+}
+
 export interface WorkflowContext {
   serverId: string;
   /** The server's name as the user knows it, for messages. */
@@ -120,6 +128,8 @@ export interface WorkflowContext {
    * default mode (for a sandbox whose mode nobody remembers).
    */
   egressInputs(): { allow: string[]; agentExtra: string[]; defaultMode: EgressMode };
+  /** Links to forget when a sandbox is destroyed (absent: nothing else points at sandboxes). */
+  links?: SandboxLinks;
   /** The server's sandboxes changed: the editor refreshes its view (and waits for it); tools need nothing. */
   changed(): Promise<void>;
 }

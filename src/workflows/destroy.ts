@@ -1,5 +1,5 @@
 // Destroy: the sandbox and its checkpoints go → its pinned host key and SSH config entry → its remembered egress
-// mode, egress status and provisioning run.
+// mode, egress status and provisioning run → what else points at it from here (session listings, git remotes).
 import type { WorkflowContext } from './context';
 
 export interface DestroyRequest {
@@ -23,6 +23,7 @@ export async function destroySandbox(ctx: WorkflowContext, request: DestroyReque
   await ctx.egress.set(serverId, name, undefined);
   ctx.egressStatus.invalidate(serverId, name);
   await ctx.provisioning.destroyed(serverId, name);
+  await ctx.links?.destroyed(serverId, name);
   ctx.log.info(`destroyed sandbox ${name} on ${ctx.serverLabel} (${checkpoints} checkpoints)`);
   await ctx.changed();
 }

@@ -157,7 +157,6 @@ export async function destroySandbox(services: Services, arg: unknown): Promise<
     ip: target.sandbox?.ipv4,
     checkpoints,
   });
-  await services.sessions.forget(target.serverId, target.name);
   return true;
 }
 
