@@ -66,6 +66,8 @@ export interface PixelsApi {
     rows: { label: string; value: string }[];
   }[];
   resourceReads(): number;
+  /** Session listing calls made to sandboxes so far (one per sandbox per look, never one per session). */
+  sessionListCalls(): number;
   sandboxWindow(): Promise<{ serverId: string; name: string; text: string; tooltip: string } | undefined>;
 }
 
@@ -109,6 +111,7 @@ export function createApi(services: Services, activationMs: number): PixelsApi {
     egressReads: () => services.egressStatus.reads,
     egressWarnings: () => [...services.egressStatus.warnings],
     sandboxWindow: () => services.sandboxWindow.update(),
+    sessionListCalls: () => services.sessions.listCalls,
     hoverTooltip: async (node) => {
       const item = await services.tree.resolveTreeItem(services.tree.getTreeItem(node), node);
       const tooltip = item.tooltip;

@@ -193,6 +193,12 @@ export class SessionService implements vscode.Disposable {
     return terminal;
   }
 
+  /** The next look lists again (all sandboxes, or a server's). */
+  invalidate(serverId?: string): void {
+    for (const [key, entry] of this.entries)
+      if (!serverId || key.startsWith(`${serverId}/`)) entry.at = 0;
+  }
+
   /** A destroyed sandbox: nothing to list any more. */
   async forget(serverId: string, name: string): Promise<void> {
     this.entries.delete(this.key(serverId, name));

@@ -245,6 +245,8 @@ export function registerServerCommands(services: Services): void {
   registerCommand(services, CommandIds.removeServer, 'Remove server', (arg) => removeServer(services, arg));
   registerCommand(services, CommandIds.refresh, 'Refresh', async (arg) => {
     const a = answersOf(arg);
+    // An explicit refresh also asks the sandboxes for their sessions again.
+    services.sessions.invalidate(a.server);
     await services.refresh.refreshNow(a.server);
     return true;
   });
