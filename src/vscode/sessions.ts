@@ -107,6 +107,10 @@ export class SessionService implements vscode.Disposable {
     })();
     try {
       return await entry.loading;
+    } catch (err) {
+      // A sandbox that cannot be asked now is asked again only once the listing would be stale anyway.
+      entry.at = Date.now();
+      throw err;
     } finally {
       entry.loading = undefined;
     }
@@ -195,8 +199,7 @@ export class SessionService implements vscode.Disposable {
 
   /** The next look lists again (all sandboxes, or a server's). */
   invalidate(serverId?: string): void {
-    for (const [key, entry] of this.entries)
-      if (!serverId || key.startsWith(`${serverId}/`)) entry.at = 0;
+    for (const [key, entry] of this.entries) if (!serverId || key.startsWith(`${serverId}/`)) entry.at = 0;
   }
 
   /** A destroyed sandbox: nothing to list any more. */

@@ -1,6 +1,7 @@
 // Agent sessions as a user sees them, in a real browser against the Incus lab: a sandbox made from the palette,
 // "Start Agent in Sandbox…" from its context menu (an agent from pixels.agents), the attached terminal with the
-// agent's output, then the terminal closed: the session stays, running, under its sandbox in the tree.
+// agent's output, then the terminal closed: the session stays, running, under its sandbox in the tree; a second
+// window (its own extension host) attaches to it from its tree and sees the agent's earlier output.
 // The lab has no internet, so the agent is a stand-in script (labelled so), run exactly as a real agent would be.
 // Screenshots: test-results/screenshots/{agent-session,sessions-tree}.png. Needs the lab.
 import { randomBytes } from 'node:crypto';
@@ -16,6 +17,8 @@ import {
   openWorkbench,
   startCodeServer,
   type CodeServer,
+  Workbench,
+  workbenchUrl,
   type WorkbenchSession,
 } from './harness';
 
@@ -43,12 +46,14 @@ before(async () => {
       'pixels.defaults.cpu': '1',
       'pixels.defaults.memoryMiB': 512,
       'pixels.defaults.egress': 'unrestricted',
-      'pixels.defaults.provision': false,
+      'pixels.defaults.provision': true,
+      // Hermetic: the lab has no internet (its image has tmux), so nothing to download.
+      'pixels.provision.tools': [],
+      'pixels.provision.packages': [],
       'pixels.agents': [{ label: 'Echo agent (stand-in)', command: STAND_IN }],
       'workbench.colorTheme': 'Default Dark Modern',
     },
-    // Without provisioning there is no pixel user: root, as in ui-everyday.
-    env: { PIXELS_SSH_DIR: path.join(workDir, 'ssh'), PIXELS_SSH_USER: 'root' },
+    env: { PIXELS_SSH_DIR: path.join(workDir, 'ssh') },
   });
   wb = await openWorkbench(server, { viewport: { width: 1280, height: 800 } });
   page = wb.page;
@@ -76,6 +81,15 @@ async function step<T>(shot: string, fn: () => Promise<T>): Promise<T> {
 test('Start Agent in Sandbox: attached terminal, then the session in the tree after the terminal closed', async () => {
   await step('agent-session', async () => {
     await wb.openView('Pixels');
+    const sidebar = await page.locator('.part.sidebar').boundingBox();
+    if (sidebar) {
+      // A wider sidebar, so the session rows are read whole.
+      const x = sidebar.x + sidebar.width + 2;
+      await page.mouse.move(x, 400);
+      await page.mouse.down();
+      await page.mouse.move(x + 180, 400, { steps: 5 });
+      await page.mouse.up();
+    }
     await page
       .locator('.part.sidebar')
       .getByText(/Incus lab|No sandboxes yet/)
@@ -91,12 +105,36 @@ test('Start Agent in Sandbox: attached terminal, then the session in the tree af
       await page.keyboard.press('Enter');
     }
     await page.locator('.quick-input-list .monaco-list-row', { hasText: 'unrestricted' }).click();
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'No provisioning' }).click();
-    await row(new RegExp(`${name}.*10\\.77\\.`)).waitFor({ timeout: 120_000 });
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'No provisioning' }).waitFor();
+    await page.keyboard.press('Enter'); // Provision (the default here)
+    const deadline = Date.now() + 240_000;
+    for (;;) {
+      const text = await row(name)
+        .innerText()
+        .catch(() => '');
+      if (/10\.77\./.test(text) && !/provisioning/.test(text)) break;
+      if (Date.now() > deadline) throw new Error(`the sandbox did not get ready: ${text}`);
+      await page.waitForTimeout(500);
+    }
+    // Other engineers' sandboxes share the lab: show this test's only.
+    await wb.runCommand('Pixels: Filter…');
+    await input.waitFor();
+    await input.fill(prefix);
+    await page.keyboard.press('Enter');
 
-    await wb.contextMenu(row(name), 'Agents and Work');
-    const sub = page.locator('.context-view .monaco-menu').last();
-    await sub.locator('.action-item', { hasText: 'Start Agent in Sandbox' }).click();
+    // The submenu "Agents and Work", with the keyboard (as Workbench.contextMenu does for plain entries).
+    await row(name).click({ button: 'right' });
+    const menu = page.locator('.context-view .monaco-menu').first();
+    await menu.waitFor();
+    const titles = await menu.locator('.action-item:not(.disabled)').allInnerTexts();
+    const index = titles.findIndex((t) => t.includes('Agents and Work'));
+    if (index === -1) throw new Error(`no "Agents and Work" in ${titles.join(', ')}`);
+    for (let i = 0; i <= index; i++) await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('ArrowRight');
+    const sub = page.locator('.context-view .monaco-menu', { hasText: 'Start Agent in Sandbox' }).last();
+    await sub.waitFor();
+    await page.waitForTimeout(200);
+    await page.keyboard.press('Enter');
     await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Echo agent (stand-in)' }).click();
     await page.locator('.quick-input-widget', { hasText: 'Session name' }).waitFor({ timeout: 60_000 });
     await page.keyboard.press('Enter'); // the suggested name: "echo"
@@ -110,6 +148,7 @@ test('Start Agent in Sandbox: attached terminal, then the session in the tree af
       .first()
       .waitFor({ timeout: 30_000 });
     await row(/^echo/).waitFor({ timeout: 30_000 });
+    await wb.runCommand('Notifications: Clear All Notifications');
     await page.mouse.move(1000, 300);
     await page.waitForTimeout(300);
     await wb.screenshot('agent-session');
@@ -126,5 +165,27 @@ test('Start Agent in Sandbox: attached terminal, then the session in the tree af
     await row(/^echo/).hover();
     await page.waitForTimeout(800);
     await wb.screenshot('sessions-tree');
+  });
+});
+
+test('another window attaches to the same session and finds the agent as it was', async () => {
+  await step('second-window', async () => {
+    // A second window of the same browser (its own extension host; the editor's global state is shared, as
+    // between two windows of one VS Code).
+    const p2 = await wb.browser.context.newPage();
+    const other = new Workbench(p2);
+    try {
+      await other.open(workbenchUrl(server.url, wb.folder));
+      await other.openView('Pixels');
+      const session = p2.locator('.part.sidebar .monaco-list-row', { hasText: /^echo/ }).first();
+      await session.waitFor({ timeout: 60_000 });
+      await session.click();
+      await p2
+        .locator('.xterm-rows', { hasText: 'you said: fix the failing test' })
+        .first()
+        .waitFor({ timeout: 60_000 });
+    } finally {
+      await p2.close();
+    }
   });
 });
