@@ -26,7 +26,7 @@ const prefix = `u${randomBytes(3).toString('hex')}`;
 const name = `${prefix}-work`;
 /** Looks like an agent's first screen; reads lines and answers them, as a REPL does. */
 const STAND_IN = [
-  'printf "\\033[1mEcho agent\\033[0m (lab stand-in for Claude Code) in %s\\n\\n" "$PWD"',
+  'printf "\\033[1mEcho agent\\033[0m\\n(lab stand-in for Claude Code)\\nin %s\\n\\n" "$PWD"',
   'while IFS= read -r -p "> " line; do printf "  you said: %s\\n" "$line"; done',
 ].join('; ');
 
@@ -87,7 +87,7 @@ test('Start Agent in Sandbox: attached terminal, then the session in the tree af
       const x = sidebar.x + sidebar.width + 2;
       await page.mouse.move(x, 400);
       await page.mouse.down();
-      await page.mouse.move(x + 180, 400, { steps: 5 });
+      await page.mouse.move(x + 100, 400, { steps: 5 });
       await page.mouse.up();
     }
     await page
