@@ -143,8 +143,13 @@ describe('session scripts against a real tmux', () => {
       running.map((s) => [s.name, s.running, s.kind, s.command]),
       [['agent-1', true, 'agent', 'my agent']],
     );
-    await waitFor('the agent to end', () => list().sessions[0]?.running === false);
-    assert.equal(list().sessions[0].exitCode, 7, 'the pane stays with its exit code');
+    // The pane is dead as soon as its output ends; tmux records the exit status a moment later.
+    await waitFor('the agent to end', () => list().sessions[0]?.exitCode !== undefined);
+    assert.deepEqual(
+      [list().sessions[0].running, list().sessions[0].exitCode],
+      [false, 7],
+      'the pane stays with its exit code',
+    );
   });
 
   it('refuses a taken name and a missing folder, leaving nothing behind', () => {
