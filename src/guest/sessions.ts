@@ -126,8 +126,14 @@ export function startSessionScript(options: StartSessionOptions): string {
     throw new ValidationError('The session needs a command to run.');
   const envFile = `"$HOME"/${SESSION_DIR}/${name}.env`;
   // The shell tmux starts: read the variables, forget the file, then become the login shell or the command.
-  const run = options.command === undefined ? 'exec bash -l' : `exec bash -lc ${quoteArg(options.command)}`;
-  const inner = quoteCommand(['bash', '-c', `. ${envFile} && rm -f ${envFile} && ${run}`]);
+  const run = options.command === undefined ? 'bash -l' : `bash -lc ${quoteArg(options.command)}`;
+  // The exit code is kept as a session option too: tmux records a dead pane's status only when it reaps the
+  // process, which it sometimes never reports (seen with tmux 3.3a).
+  const inner = quoteCommand([
+    'bash',
+    '-c',
+    `. ${envFile} && rm -f ${envFile} && { ${run}; s=$?; tmux set-option @pixels_exit "$s" 2> /dev/null; exit "$s"; }`,
+  ]);
   const label = printable(options.label ?? options.command ?? 'login shell');
   const conf = [
     // The pane of a program that ended stays, so the tree can say "exited (code N)" and Attach shows its output.
@@ -180,6 +186,7 @@ const FIELDS = [
   '#{pane_dead_status}',
   '#{session_attached}',
   '#{@pixels_kind}',
+  '#{@pixels_exit}',
   '#{@pixels_command}',
 ];
 
@@ -210,7 +217,8 @@ export function parseSessionList(stdout: string): SessionList {
     const parts = line.split(SEP);
     if (parts.length < FIELDS.length)
       throw new ValidationError(`Unexpected session line: ${JSON.stringify(line.slice(0, 200))}`);
-    const [name, created, dead, status, attached, kind] = parts;
+    const [name, created, dead, paneStatus, attached, kind, exit] = parts;
+    const status = exit !== '' ? exit : paneStatus;
     const command = parts.slice(FIELDS.length - 1).join(SEP);
     const seconds = Number(created);
     if (!Number.isFinite(seconds))

@@ -42,9 +42,9 @@ describe('session list parsing', () => {
   it('reads running and exited sessions, sorted by start', () => {
     const out = [
       'pixels-sessions: ok',
-      'b|1700000100|1|7|0|agent|codex --full-auto | tee log',
-      'a|1700000000|0||2|terminal|login shell',
-      'c|1700000200|0||0||',
+      'b|1700000100|1|7|0|agent||codex --full-auto | tee log',
+      'a|1700000000|0||2|terminal||login shell',
+      'c|1700000200|1||0||5|',
       '',
     ].join('\n');
     const list = parseSessionList(out);
@@ -54,7 +54,7 @@ describe('session list parsing', () => {
       [
         ['a', true, undefined, 2, 'terminal', 'login shell'],
         ['b', false, 7, 0, 'agent', 'codex --full-auto | tee log'],
-        ['c', true, undefined, 0, undefined, undefined],
+        ['c', false, 5, 0, undefined, undefined],
       ],
     );
     assert.equal(list.sessions[0].createdAt.toISOString(), new Date(1700000000_000).toISOString());
@@ -68,7 +68,7 @@ describe('session list parsing', () => {
       () => parseSessionList('pixels-sessions: ok\nonly|three|fields\n'),
       /Unexpected session line/,
     );
-    assert.throws(() => parseSessionList('pixels-sessions: ok\nx|soon|0||0||\n'), /start time/);
+    assert.throws(() => parseSessionList('pixels-sessions: ok\nx|soon|0||0|||\n'), /start time/);
   });
 
   it('quotes env file values for the shell and refuses bad names', () => {
