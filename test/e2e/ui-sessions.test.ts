@@ -123,9 +123,17 @@ test('Start Agent in Sandbox: attached terminal, then the session in the tree af
     await page.keyboard.press('Enter');
 
     // The submenu "Agents and Work", with the keyboard (as Workbench.contextMenu does for plain entries).
-    await row(name).click({ button: 'right' });
+    // A right-click that lands while the tree re-renders is sometimes ignored: try again.
     const menu = page.locator('.context-view .monaco-menu').first();
-    await menu.waitFor();
+    for (let attempt = 1; ; attempt++) {
+      await row(name).click({ button: 'right' });
+      const shown = await menu
+        .waitFor({ timeout: 5_000 })
+        .then(() => true)
+        .catch(() => false);
+      if (shown) break;
+      if (attempt === 3) throw new Error('the context menu did not open');
+    }
     const titles = await menu.locator('.action-item:not(.disabled)').allInnerTexts();
     const index = titles.findIndex((t) => t.includes('Agents and Work'));
     if (index === -1) throw new Error(`no "Agents and Work" in ${titles.join(', ')}`);
