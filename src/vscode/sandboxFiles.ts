@@ -2,7 +2,7 @@
 // SSH with one `cat`: the sandbox side of Compare with Sandbox.
 import * as vscode from 'vscode';
 import { NotFoundError, ValidationError } from '../core/errors';
-import { loadSsh } from '../core/lazy';
+import { loadSsh } from '../workflows/lazy';
 import type { Services } from './services';
 
 export const SANDBOX_SCHEME = 'pixels-sandbox';

@@ -8,7 +8,7 @@ import type { FolderChange } from '../../core/folder-compare';
 import type { Sandbox } from '../../core/sandbox';
 import type { SshTarget } from '../../ssh/index';
 import { CommandIds } from '../commandIds';
-import { loadGuest } from '../../core/lazy';
+import { loadGuest } from '../../workflows/lazy';
 import { answersOf, resolveSandbox, type Answers } from '../pick';
 import { withProgress } from '../progress';
 import { writeSshEntry } from '../remoteSsh';
