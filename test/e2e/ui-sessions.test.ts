@@ -1,5 +1,5 @@
 // Agent sessions as a user sees them, in a real browser against the Incus lab: a sandbox made from the palette,
-// "Start Agent in Sandbox…" from its context menu (an agent from pixels.agents), the attached terminal with the
+// "Start Agent in Sandbox…" from its context menu (an agent from pixels.agentCommands), the attached terminal with the
 // agent's output, then the terminal closed: the session stays, running, under its sandbox in the tree; a second
 // window (its own extension host) attaches to it from its tree and sees the agent's earlier output.
 // The lab has no internet, so the agent is a stand-in script (labelled so), run exactly as a real agent would be.
@@ -50,7 +50,7 @@ before(async () => {
       // Hermetic: the lab has no internet (its image has tmux), so nothing to download.
       'pixels.provision.tools': [],
       'pixels.provision.packages': [],
-      'pixels.agents': [{ label: 'Echo agent (stand-in)', command: STAND_IN }],
+      'pixels.agentCommands': [{ label: 'Echo agent (stand-in)', command: STAND_IN }],
       'workbench.colorTheme': 'Default Dark Modern',
     },
     env: { PIXELS_SSH_DIR: path.join(workDir, 'ssh') },
