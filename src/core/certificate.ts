@@ -109,6 +109,8 @@ export function certificateLines(cert: CertificateDescription): string[] {
 
 export interface FetchedCertificate {
   certificate: CertificateDescription;
+  /** The certificate itself (PEM), to pin by content where a client wants the whole certificate (Incus). */
+  pem: string;
   /** A system CA verified it for this host name: nothing needs pinning. */
   caTrusted: boolean;
   /** Why the system CAs did not verify it (e.g. "self-signed certificate"), when they did not. */
@@ -189,7 +191,7 @@ export function fetchServerCertificate(
         ? undefined
         : (identityProblem?.message ?? String(socket.authorizationError ?? 'not verified'));
       const certificate = describeCertificate(x509);
-      finish(() => resolve({ certificate, caTrusted, caProblem }), true);
+      finish(() => resolve({ certificate, pem: x509.toString(), caTrusted, caProblem }), true);
     });
     socket.once('error', (err) =>
       finish(() =>

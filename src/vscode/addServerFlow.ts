@@ -33,6 +33,8 @@ const RETRY: vscode.QuickInputButton = { iconPath: new vscode.ThemeIcon('refresh
 
 interface InputStep {
   step: number;
+  /** Default ADD_SERVER_STEPS (the TrueNAS path); the Incus path has fewer. */
+  totalSteps?: number;
   value: string;
   prompt: string;
   placeholder?: string;
@@ -49,7 +51,7 @@ export function inputStep(spec: InputStep): Promise<StepResult<string>> {
     const box = vscode.window.createInputBox();
     box.title = ADD_SERVER_TITLE;
     box.step = spec.step;
-    box.totalSteps = ADD_SERVER_STEPS;
+    box.totalSteps = spec.totalSteps ?? ADD_SERVER_STEPS;
     box.value = spec.value;
     box.prompt = spec.prompt;
     box.placeholder = spec.placeholder;

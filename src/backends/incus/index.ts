@@ -33,3 +33,12 @@ export async function probeIncus(config: IncusServerConfig, log?: Logger): Promi
     backend.dispose();
   }
 }
+export {
+  forgetTrust,
+  forgetTrustWith,
+  redeemTrustToken,
+  TrustTokenRefusedError,
+  TrustTokenUnreachableError,
+} from './trust-token';
+export type { RedeemedTrust } from './trust-token';
+export { identityDir, isInside, removeClientIdentity, saveClientIdentity } from './client-identity';

@@ -12,7 +12,9 @@ import {
   runTrueNASWizard,
   type AddedServer,
   type NewServer,
+  type StepResult,
 } from '../addServerFlow';
+import { forgetTokenIdentity, joinFromAnswers, runIncusTokenStep, type JoinedServer } from '../addIncusFlow';
 import { CommandIds } from '../commandIds';
 import { loadIncus } from '../../workflows/lazy';
 import { answersOf, resolveServer, type Answers } from '../pick';
@@ -53,7 +55,12 @@ function pickKind(): Promise<ServerKind> {
         description: '25.04 or newer, JSON-RPC over WebSocket',
         serverKind: 'truenas',
       },
-      { label: 'Incus', description: 'local socket or HTTPS with a client certificate', serverKind: 'incus' },
+      {
+        label: 'Incus',
+        description:
+          'a trust token (incus config trust add), the local socket, or HTTPS with certificate files',
+        serverKind: 'incus',
+      },
     ];
     let settled = false;
     pick.onDidAccept(() => {
@@ -71,17 +78,14 @@ function pickKind(): Promise<ServerKind> {
   });
 }
 
-/** The palette path for an Incus server: socket path, or URL and certificate files. */
-async function promptIncus(services: Services): Promise<AddedServer> {
-  const where = await ask({
-    title: 'Add Incus Server',
-    prompt: 'Unix socket path, or https:// URL of a remote Incus',
-    value: '/var/lib/incus/unix.socket',
-    validateInput: (v) =>
-      v.startsWith('/') || v.startsWith('https://')
-        ? undefined
-        : 'Enter an absolute socket path or an https:// URL.',
-  });
+/**
+ * The palette path for an Incus server: a trust token (joined in the step, see ../addIncusFlow.ts), or a socket
+ * path, or a URL and certificate files. BACK from the first Incus step returns to the kind.
+ */
+async function promptIncus(services: Services): Promise<StepResult<AddedServer>> {
+  const first = await runIncusTokenStep(services, (base) => uniqueId(services, base));
+  if (first === BACK || !('location' in first)) return first;
+  const where = first.location;
   if (where.startsWith('/'))
     return {
       server: {
@@ -120,8 +124,15 @@ async function promptIncus(services: Services): Promise<AddedServer> {
   };
 }
 
-function incusFromAnswers(services: Services, a: Answers): AddedServer {
+function incusFromAnswers(services: Services, a: Answers): Promise<AddedServer> | AddedServer {
   const str = (k: string) => (typeof a[k] === 'string' ? (a[k] as string) : undefined);
+  const trustToken = str('trustToken');
+  if (trustToken !== undefined)
+    return joinFromAnswers(
+      services,
+      { trustToken, address: str('address'), id: str('id'), label: str('label') },
+      (base) => uniqueId(services, base),
+    );
   const label = str('label') ?? str('url') ?? 'incus';
   return {
     server: {
@@ -164,8 +175,10 @@ async function probeIncusServer(services: Services, server: NewServer): Promise<
 async function promptServer(services: Services): Promise<AddedServer> {
   for (;;) {
     const kind = await pickKind();
-    if (kind === 'incus') return promptIncus(services);
-    const added = await runTrueNASWizard(services, (base) => uniqueId(services, base));
+    const added =
+      kind === 'incus'
+        ? await promptIncus(services)
+        : await runTrueNASWizard(services, (base) => uniqueId(services, base));
     if (added !== BACK) return added;
   }
 }
@@ -176,12 +189,19 @@ export async function addServer(services: Services, arg: unknown): Promise<strin
   if (typeof a.apiKey === 'string') registerSecret(a.apiKey); // redacted from the log from now on, even on failure
   let added: AddedServer;
   if (a.kind === 'truenas') added = await addTrueNASFromAnswers(services, a, id);
-  else if (a.kind === 'incus') added = incusFromAnswers(services, a);
-  else if (a.kind !== undefined) throw new ValidationError(`Unknown server kind "${String(a.kind)}".`);
+  else if (a.kind === 'incus') {
+    if (typeof a.trustToken === 'string') registerSecret(a.trustToken.replace(/\s+/g, ''));
+    added = await incusFromAnswers(services, a);
+  } else if (a.kind !== undefined) throw new ValidationError(`Unknown server kind "${String(a.kind)}".`);
   else added = await promptServer(services);
   const { server, apiKey } = added;
   const version = added.version ?? (await probeIncusServer(services, server));
-  await services.registry.addServer(server, apiKey);
+  try {
+    await services.registry.addServer(server, apiKey);
+  } catch (err) {
+    await (added as Partial<JoinedServer>).undo?.(); // a token-joined server: its files and trust entry go too
+    throw err;
+  }
   services.log.info(
     `added server "${server.label}" (${version})${server.tlsFingerprint ? `, certificate pinned (SHA-256 ${server.tlsFingerprint})` : ''}`,
   );
@@ -224,7 +244,11 @@ async function offerJumpHost(services: Services, server: NewServer, a: Answers):
 
 export async function removeServer(services: Services, arg: unknown): Promise<boolean> {
   const serverId = await resolveServer(services, answersOf(arg), 'Remove which server?');
+  const server = services.registry.server(serverId);
   await services.registry.removeServer(serverId);
+  await forgetTokenIdentity(services, server).catch((err: unknown) =>
+    services.log.warn(`server ${serverId}: could not remove its Incus client identity: ${String(err)}`),
+  );
   services.log.info(`removed server ${serverId}`);
   return true;
 }
