@@ -251,7 +251,10 @@ export class MemoryEngine implements SimEngine {
   // ---------------------------------------------------------------- datasets / snapshots
 
   async listDatasets(): Promise<DatasetRecord[]> {
-    return this.zfs.sortedDatasets().map((d) => this.datasetRecord(d));
+    // Snapshots grouped once: with 1,000 datasets × 20 snapshots a per-dataset scan made every
+    // pool.snapshot.create (which lists the datasets) take seconds, where ZFS answers at once.
+    const groups = this.zfs.snapshotsByDataset();
+    return this.zfs.sortedDatasets().map((d) => this.datasetRecord(d, groups.get(d.name) ?? []));
   }
 
   async createDataset(name: string): Promise<DatasetRecord> {
@@ -430,9 +433,13 @@ export class MemoryEngine implements SimEngine {
     return instanceRecord(state, state.status, this.addresses(state), state.pid);
   }
 
-  private datasetRecord(ds: DatasetState): DatasetRecord {
+  /** `snapshots`: the dataset's snapshots, oldest first. */
+  private datasetRecord(ds: DatasetState, snapshots = this.zfs.snapshotsOf(ds.name)): DatasetRecord {
     const referenced = ds.baseBytes + filesBytes(ds.files);
-    const snapUsed = this.zfs.snapshotsOf(ds.name).reduce((sum, s) => sum + this.snapshotUsed(s), 0);
+    const snapUsed = snapshots.reduce(
+      (sum, s, i) => sum + uniqueBytes(s, snapshots[i - 1]?.files, (snapshots[i + 1] ?? ds).files),
+      0,
+    );
     const children = this.zfs.subtree(ds.name).filter((n) => n !== ds.name);
     const childUsed = children.reduce((sum, n) => {
       const c = this.zfs.datasets.get(n)!;

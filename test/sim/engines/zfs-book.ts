@@ -98,6 +98,17 @@ export class ZfsBook<D extends DatasetBase, S extends SnapshotBase> {
     );
   }
 
+  /** Every dataset's snapshots, oldest first, in one pass (snapshotsOf per dataset is O(all snapshots) each). */
+  snapshotsByDataset(): Map<string, S[]> {
+    const groups = new Map<string, S[]>();
+    for (const s of this.sortedSnapshots()) {
+      const list = groups.get(s.dataset);
+      if (list) list.push(s);
+      else groups.set(s.dataset, [s]);
+    }
+    return groups;
+  }
+
   /** The dataset and all below it. */
   subtree(name: string): string[] {
     return [...this.datasets.keys()].filter((ds) => ds === name || ds.startsWith(`${name}/`));
