@@ -12,7 +12,7 @@ import { userMessage } from '../core/errors';
 import type { ServerConfig } from '../core/config';
 import { decodeTrustToken } from '../core/incus-trust-token';
 import { BACK, inputStep, type AddedServer, type StepResult } from './addServerFlow';
-import { loadIncus } from '../core/lazy';
+import { loadIncus } from '../workflows/lazy';
 import type { Services } from './services';
 
 /** Where token-made identities live: one folder per server id under the extension's global storage. */
