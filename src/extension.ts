@@ -19,6 +19,7 @@ import { registerEgressCommands } from './vscode/commands/egress';
 import { registerSandboxWindowCommands } from './vscode/sandboxWindow';
 import { registerDetailsCommand } from './vscode/resources';
 import { createApi, type PixelsApi } from './vscode/api';
+import { registerAgentFeatures } from './vscode/agent';
 
 let services: Services | undefined;
 
@@ -44,9 +45,10 @@ export function activate(context: vscode.ExtensionContext): PixelsApi {
   registerDetailsCommand(services);
   // The agent lifecycle policy, every minute; it contacts a server only when that server has agent sandboxes.
   services.bases.start();
+  const agent = registerAgentFeatures(services);
   const activationMs = performance.now() - started;
   services.log.info(`activated in ${activationMs.toFixed(1)} ms`);
-  return createApi(services, activationMs);
+  return createApi(services, activationMs, agent);
 }
 
 export function deactivate(): void {

@@ -1,5 +1,7 @@
 // What activate() returns: a small API for the extension-host tests (and other extensions) to inspect the tree
 // data and seed an API key without a password prompt. No secret ever comes back out of it.
+import * as vscode from 'vscode';
+import type { AgentFeatures } from './agent';
 import { lastReportedError } from './errors';
 import { loadedLayers } from '../workflows/lazy';
 import { detailsPanels } from './resources';
@@ -69,9 +71,16 @@ export interface PixelsApi {
   /** Session listing calls made to sandboxes so far (one per sandbox per look, never one per session). */
   sessionListCalls(): number;
   sandboxWindow(): Promise<{ serverId: string; name: string; text: string; tooltip: string } | undefined>;
+  /** What a registered language model tool's prepareInvocation returns for `input` (its confirmation, if any). */
+  prepareToolInvocation(
+    tool: string,
+    input: object,
+  ): Promise<{ invocationMessage?: string; title?: string; message?: string } | undefined>;
+  /** Where the MCP server listens, once started (the token never comes out of here). */
+  mcpUrl(): Promise<string>;
 }
 
-export function createApi(services: Services, activationMs: number): PixelsApi {
+export function createApi(services: Services, activationMs: number, agent: AgentFeatures): PixelsApi {
   return {
     activationMs,
     loadedLayers,
@@ -119,5 +128,19 @@ export function createApi(services: Services, activationMs: number): PixelsApi {
     },
     detailsPanels,
     resourceReads: () => services.resources.reads,
+    prepareToolInvocation: async (tool, input) => {
+      const impl = agent.lmTools.get(tool);
+      if (!impl?.prepareInvocation) throw new Error(`No language model tool ${tool} with prepareInvocation.`);
+      const token = new vscode.CancellationTokenSource().token;
+      const prepared = await impl.prepareInvocation({ input }, token);
+      if (!prepared) return undefined;
+      const text = (v: string | vscode.MarkdownString | undefined) => (typeof v === 'string' ? v : v?.value);
+      return {
+        invocationMessage: text(prepared.invocationMessage),
+        title: prepared.confirmationMessages?.title,
+        message: text(prepared.confirmationMessages?.message),
+      };
+    },
+    mcpUrl: () => agent.mcp.start(),
   };
 }

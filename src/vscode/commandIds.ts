@@ -49,6 +49,7 @@ export const CommandIds = {
   stopSession: 'pixels.stopSession',
   addGitRemote: 'pixels.addGitRemote',
   compareWithSandbox: 'pixels.compareWithSandbox',
+  connectExternalAgent: 'pixels.connectExternalAgent',
 } as const;
 
 export type CommandId = (typeof CommandIds)[keyof typeof CommandIds];

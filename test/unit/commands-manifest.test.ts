@@ -76,6 +76,7 @@ test('titles of commands that prompt end in an ellipsis, the others do not', () 
     'pixels.stopSession',
     'pixels.addGitRemote',
     'pixels.compareWithSandbox',
+    'pixels.connectExternalAgent',
   ]);
   for (const c of commands) {
     if (prompting.has(c.command))

@@ -1,0 +1,63 @@
+// What the agent tools need from the program they run in. The editor implements it with its services (settings,
+// SecretStorage API keys, pinned SSH host keys, the shared workflows); tests implement it on the lab. The tools
+// never see how a backend or an SSH connection is made.
+import type { Backend } from '../core/backend';
+import type { Sandbox } from '../core/sandbox';
+import type { SandboxRunner } from './runner';
+
+export interface AgentServer {
+  id: string;
+  label: string;
+}
+
+export interface SandboxRef {
+  serverId: string;
+  name: string;
+}
+
+/** A base (a ready-made sandbox to clone from), as `list_bases` shows it. */
+export interface AgentBase {
+  serverId: string;
+  name: string;
+  description?: string;
+  status: 'ready' | 'missing' | 'building' | 'failed';
+  error?: string;
+  /** Its newest checkpoint, the one a sandbox is cloned from. */
+  lastCheckpoint?: string;
+}
+
+/** Bases: listed, and a new sandbox made from one (a clone of its newest checkpoint plus the usual checks). */
+export interface AgentBases {
+  list(serverId: string): Promise<AgentBase[]>;
+  createFrom(serverId: string, base: string, name: string, signal?: AbortSignal): Promise<Sandbox>;
+}
+
+/**
+ * The sandbox workflows shared with the commands (create → provision → egress → SSH access; clone → identity →
+ * egress re-check; restore → re-check; destroy → forget SSH entries). They never ask the user anything: the
+ * caller confirmed already.
+ */
+export interface AgentWorkflows {
+  create(serverId: string, name: string, image: string | undefined, signal?: AbortSignal): Promise<Sandbox>;
+  clone(
+    source: SandboxRef,
+    checkpoint: string | undefined,
+    newName: string,
+    signal?: AbortSignal,
+  ): Promise<Sandbox>;
+  restore(ref: SandboxRef, checkpoint: string, signal?: AbortSignal): Promise<void>;
+  destroy(ref: SandboxRef, signal?: AbortSignal): Promise<void>;
+}
+
+export interface AgentHost {
+  /** The configured servers, in the order the user sees them. */
+  servers(): AgentServer[];
+  backend(serverId: string): Promise<Backend>;
+  /** Runs commands as root in a running sandbox; throws an error that says what is missing (e.g. SSH access). */
+  runner(ref: SandboxRef, signal?: AbortSignal): Promise<SandboxRunner>;
+  readonly workflows: AgentWorkflows;
+  /** Absent until bases exist on this host. */
+  readonly bases?: AgentBases;
+  /** A tool changed something on the server (the editor refreshes its view). */
+  changed?(serverId: string): void;
+}
