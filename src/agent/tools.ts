@@ -472,25 +472,40 @@ export class AgentToolCatalog {
             throw new ValidationError(
               `cwd "${cwd}" is not absolute. Give the full path, e.g. /root/project.`,
             );
+          // env would take a program name with "=" for a variable.
+          if (argv[0]!.includes('='))
+            throw new ValidationError(
+              `"${argv[0]}" is not a program name; give the program first in command.`,
+            );
           const timeoutSec = this.timeoutOf(input);
-          // Bounded inside the sandbox (so the command really ends), then env sets the directory and variables.
+          // Bounded inside the sandbox (so the command really ends), then env sets the directory and variables
+          // (after "--", which must come before the assignments: env stops reading options at the first one).
           const wrapped = [
             'timeout',
             '--kill-after=5',
             String(timeoutSec),
             'env',
             ...(cwd ? ['-C', cwd] : []),
-            ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
             '--',
+            ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
             ...argv,
           ];
           return this.withRunner(input, context, async (runner) => {
             const started = Date.now();
-            const r = await runner.run(wrapped, {
-              timeoutMs: (timeoutSec + 30) * 1000,
-              maxOutputBytes: EXEC_MAX_OUTPUT_BYTES,
-              signal: context.signal,
-            });
+            const r = await runner
+              .run(wrapped, {
+                timeoutMs: (timeoutSec + 30) * 1000,
+                maxOutputBytes: EXEC_MAX_OUTPUT_BYTES,
+                signal: context.signal,
+              })
+              .catch((err: unknown) => {
+                // The Incus exec API reports exit status 127 as a failed operation, not as an exit code.
+                if (err instanceof PixelsError && /command not found/i.test(err.message))
+                  throw new ValidationError(
+                    `"${argv[0]}" was not found in the sandbox (exit status 127). Install it, or give its full path.`,
+                  );
+                throw err;
+              });
             const elapsedMs = Date.now() - started;
             const timedOut =
               (r.exitCode === 124 || r.exitCode === 137) && elapsedMs >= timeoutSec * 1000 - 500;

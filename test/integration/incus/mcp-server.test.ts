@@ -151,6 +151,8 @@ describe('MCP server (SDK client over Streamable HTTP, real container)', { timeo
     assert.equal(r.stdout, '/tmp\nhello there\n');
     assert.equal(r.stderr, 'oops\n');
     assert.equal(r.truncated, undefined);
+    const envOnly = await ok('exec', { name, command: ['sh', '-c', 'echo "$A$B"'], env: { A: 'x', B: 'y=z' } });
+    assert.equal(envOnly.stdout, 'xy=z\n');
   });
 
   test('exec: a timeout kills the command and says so; long output is cut and said', async () => {
