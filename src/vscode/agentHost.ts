@@ -1,49 +1,54 @@
 // The editor as an agent host: the configured servers, their backends, commands as root over SSH (host key
-// pinned here) or the Incus exec API, and the sandbox workflows the commands run (never asking: the LM tool's
-// confirmation or the MCP client's approval came first).
+// pinned here) or the Incus exec API, and the shared sandbox workflows (src/workflows), run with the user's
+// defaults and never asking: the LM tool's confirmation or the MCP client's approval came first. Each phase shows
+// as a notification, so the user sees what an agent does; the tool call's cancellation reaches cancellable phases.
+import * as vscode from 'vscode';
 import { BACKEND_PRODUCT } from '../core/backend';
-import { UnsupportedError, ValidationError } from '../core/errors';
-import type { Sandbox } from '../core/sandbox';
+import { UnsupportedError } from '../core/errors';
 import type { AgentHost, AgentWorkflows, SandboxRef } from '../agent/host';
 import { backendRunner, sshRunner, type SandboxRunner } from '../agent/runner';
-import { cloneSandbox } from './commands/clone';
-import { restoreCheckpoint } from './commands/checkpoint';
-import { createSandbox, destroySandbox } from './commands/sandbox';
+import { cloneSandbox } from '../workflows/clone';
+import type { RunPhase } from '../workflows/context';
+import { createSandbox } from '../workflows/create';
+import { destroySandbox } from '../workflows/destroy';
+import { restoreCheckpoint } from '../workflows/restore';
+import { withProgress } from './progress';
 import type { Services } from './services';
+import { workflowContext } from './workflowContext';
 
-function made(sandbox: Sandbox | undefined, what: string): Sandbox {
-  if (!sandbox) throw new ValidationError(`The ${what} did not complete.`);
-  return sandbox;
+/** A notification per phase (not cancellable from it); the tool call's own signal stops cancellable ones. */
+function toolRunPhase(signal: AbortSignal | undefined): RunPhase {
+  return (title, cancellable, task, quiet) =>
+    withProgress(
+      `Agent: ${title}`,
+      false,
+      (op, step) => task({ ...op, signal: cancellable ? signal : undefined }, step),
+      quiet ? vscode.ProgressLocation.Window : vscode.ProgressLocation.Notification,
+    );
 }
 
 function workflows(services: Services): AgentWorkflows {
+  const ctx = (serverId: string, signal?: AbortSignal) =>
+    workflowContext(services, serverId, toolRunPhase(signal));
   return {
-    create: async (serverId, name, image) =>
-      made(await createSandbox(services, { server: serverId, name, image, announce: false }), 'create'),
-    clone: async (source, checkpoint, newName) =>
-      made(
-        await cloneSandbox(services, {
-          server: source.serverId,
-          name: source.name,
-          label: checkpoint,
-          newName,
-        }),
-        'clone',
-      ),
-    restore: async (ref, checkpoint) => {
-      // Sandboxes cloned from a later state are not destroyed for an agent: the refusal goes back to it.
-      const done = await restoreCheckpoint(services, {
-        server: ref.serverId,
-        name: ref.name,
-        label: checkpoint,
-        confirm: true,
-        dependents: 'refuse',
+    create: async (serverId, name, image, signal) => {
+      const d = services.registry.settings.defaults;
+      return createSandbox(await ctx(serverId, signal), {
+        name,
+        image: image ?? d.image,
+        cpu: d.cpu,
+        memoryMiB: d.memoryMiB,
+        egress: d.egress,
+        provision: d.provision,
       });
-      if (!done) throw new ValidationError(`Sandbox "${ref.name}" was not restored.`);
     },
-    destroy: async (ref) => {
-      await destroySandbox(services, { server: ref.serverId, name: ref.name, confirm: true });
+    clone: async (source, checkpoint, newName, signal) =>
+      cloneSandbox(await ctx(source.serverId, signal), { source: source.name, checkpoint, name: newName }),
+    restore: async (ref, checkpoint, signal) => {
+      // Sandboxes cloned from a later state are not destroyed for an agent: DependentClonesError goes back to it.
+      await restoreCheckpoint(await ctx(ref.serverId, signal), { name: ref.name, label: checkpoint });
     },
+    destroy: async (ref, signal) => destroySandbox(await ctx(ref.serverId, signal), { name: ref.name }),
   };
 }
 

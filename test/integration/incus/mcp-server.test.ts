@@ -7,26 +7,43 @@ import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { IncusBackend } from '../../../src/backends/incus/index';
+import { NotFoundError } from '../../../src/core/errors';
 import type { AgentHost } from '../../../src/agent/host';
 import { McpHttpServer } from '../../../src/agent/mcp/http';
 import { backendRunner } from '../../../src/agent/runner';
 import { AgentToolCatalog } from '../../../src/agent/tools';
 import type { Lab } from '../../lab/lab';
+import { cloneSandbox } from '../../../src/workflows/clone';
+import { createSandbox } from '../../../src/workflows/create';
+import { destroySandbox } from '../../../src/workflows/destroy';
+import { restoreCheckpoint } from '../../../src/workflows/restore';
+import { workflowHarness, type Harness } from '../workflows/context';
 import { labBackend, removeTestInstances, testPrefix, waitForIpv4 } from './helpers';
 
 const TOKEN = 'test-token-0123456789abcdef';
 
-/** The lab as an agent host: one Incus server, commands through the Incus exec API. */
-function labHost(backend: IncusBackend): AgentHost {
+/** The lab as an agent host: one Incus server, commands through the Incus exec API, the shared workflows. */
+function labHost(backend: IncusBackend, h: Harness, image: string): AgentHost {
   return {
-    servers: () => [{ id: 'lab', label: 'Lab' }],
+    servers: () => [{ id: 'lab', label: 'Incus lab' }],
     backend: () => Promise.resolve(backend),
     runner: (ref) => Promise.resolve(backendRunner(backend, ref.name, backend.exec)),
     workflows: {
-      create: (_server, name, image) => backend.create({ name, image: image ?? 'missing' }),
-      clone: (source, checkpoint, newName) => backend.clone({ sandbox: source.name, checkpoint }, newName),
-      restore: (ref, checkpoint) => backend.restoreCheckpoint(ref.name, checkpoint),
-      destroy: (ref) => backend.destroy(ref.name),
+      create: (_server, name, given) =>
+        createSandbox(h.ctx, {
+          name,
+          image: given ?? image,
+          cpu: '1',
+          memoryMiB: 512,
+          egress: 'unrestricted',
+          provision: false,
+        }),
+      clone: (source, checkpoint, newName) =>
+        cloneSandbox(h.ctx, { source: source.name, checkpoint, name: newName }),
+      restore: async (ref, checkpoint) => {
+        await restoreCheckpoint(h.ctx, { name: ref.name, label: checkpoint });
+      },
+      destroy: (ref) => destroySandbox(h.ctx, { name: ref.name }),
     },
   };
 }
@@ -44,6 +61,7 @@ describe('MCP server (SDK client over Streamable HTTP, real container)', { timeo
   let backend: IncusBackend;
   let server: McpHttpServer;
   let client: Client;
+  let harness: Harness;
 
   async function call(tool: string, args: Record<string, unknown>): Promise<TextResult> {
     return (await client.callTool({ name: tool, arguments: args })) as TextResult;
@@ -63,10 +81,17 @@ describe('MCP server (SDK client over Streamable HTTP, real container)', { timeo
 
   before(async () => {
     ({ lab, backend } = await labBackend());
-    await backend.create({ name, image: lab.image });
-    await waitForIpv4(backend, name);
+    harness = workflowHarness(backend, lab.socket, {
+      tools: [],
+      packages: [],
+      timeouts: {},
+      sources: {},
+      agentExtra: [],
+      allow: [],
+      imageEnv: {},
+    });
     server = new McpHttpServer({
-      catalog: new AgentToolCatalog(labHost(backend)),
+      catalog: new AgentToolCatalog(labHost(backend, harness, lab.image)),
       token: TOKEN,
       identity: { name: 'pixels-vscode', title: 'Pixels', version: '0.0.0-test', instructions: 'test' },
       port: 0,
@@ -83,6 +108,7 @@ describe('MCP server (SDK client over Streamable HTTP, real container)', { timeo
   after(async () => {
     await client?.close();
     await server?.close();
+    harness?.dispose();
     backend?.dispose();
     if (lab) await removeTestInstances(lab, prefix);
   });
@@ -134,7 +160,10 @@ describe('MCP server (SDK client over Streamable HTTP, real container)', { timeo
     ]);
   });
 
-  test('list_sandboxes shows the container', async () => {
+  test('create_sandbox (the shared create workflow), then list_sandboxes shows it', async () => {
+    const made = await ok('create_sandbox', { name });
+    assert.deepEqual([made.name, made.status], [name, 'running']);
+    await waitForIpv4(backend, name);
     const r = await ok('list_sandboxes', {});
     const mine = (r.sandboxes as Array<Record<string, unknown>>).find((s) => s.name === name);
     assert.equal(mine?.status, 'running');
@@ -151,7 +180,11 @@ describe('MCP server (SDK client over Streamable HTTP, real container)', { timeo
     assert.equal(r.stdout, '/tmp\nhello there\n');
     assert.equal(r.stderr, 'oops\n');
     assert.equal(r.truncated, undefined);
-    const envOnly = await ok('exec', { name, command: ['sh', '-c', 'echo "$A$B"'], env: { A: 'x', B: 'y=z' } });
+    const envOnly = await ok('exec', {
+      name,
+      command: ['sh', '-c', 'echo "$A$B"'],
+      env: { A: 'x', B: 'y=z' },
+    });
     assert.equal(envOnly.stdout, 'xy=z\n');
   });
 
@@ -223,6 +256,19 @@ describe('MCP server (SDK client over Streamable HTTP, real container)', { timeo
     });
     if ((await backend.get(name)).status !== 'running') await backend.start(name);
     assert.equal((await ok('read_file', { name, path: '/root/kept.txt' })).content, 'before');
+  });
+
+  test('clone_sandbox from a checkpoint, destroy_sandbox', async () => {
+    const clone = `${prefix}-k`;
+    const made = await ok('clone_sandbox', { name, new_name: clone, checkpoint: 'mcp-one' });
+    assert.equal(made.name, clone);
+    await fails(
+      'clone_sandbox',
+      { name, new_name: `${prefix}-x`, checkpoint: 'nope' },
+      /no checkpoint "nope".*list_checkpoints/,
+    );
+    assert.deepEqual(await ok('destroy_sandbox', { name: clone }), { ok: true });
+    await assert.rejects(backend.get(clone), NotFoundError);
   });
 
   test('bad input: an isError result that says what to fix; an unknown tool is a protocol error', async () => {
