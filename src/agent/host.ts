@@ -20,7 +20,8 @@ export interface AgentBase {
   serverId: string;
   name: string;
   description?: string;
-  status: 'ready' | 'missing' | 'building' | 'failed';
+  /** pixels' statuses, and `incomplete`: its sandbox exists without a checkpoint (a build was cut short). */
+  status: 'ready' | 'missing' | 'building' | 'failed' | 'incomplete';
   error?: string;
   /** Its newest checkpoint, the one a sandbox is cloned from. */
   lastCheckpoint?: string;
@@ -49,6 +50,15 @@ export interface AgentWorkflows {
   destroy(ref: SandboxRef, signal?: AbortSignal): Promise<void>;
 }
 
+/** The agent lifecycle policy's list: sandboxes agents made (stopped when idle, destroyed when too old). */
+export interface AgentLifecycle {
+  /** An agent created it from an image (a base's clone is marked by the bases themselves). */
+  created(serverId: string, name: string): Promise<void>;
+  /** An agent did something in it: its idle time starts anew. */
+  touched(serverId: string, name: string): Promise<void>;
+  destroyed(serverId: string, name: string): Promise<void>;
+}
+
 export interface AgentHost {
   /** The configured servers, in the order the user sees them. */
   servers(): AgentServer[];
@@ -58,6 +68,8 @@ export interface AgentHost {
   readonly workflows: AgentWorkflows;
   /** Absent until bases exist on this host. */
   readonly bases?: AgentBases;
+  /** Absent where the lifecycle policy is not kept. */
+  readonly lifecycle?: AgentLifecycle;
   /** A tool changed something on the server (the editor refreshes its view). */
   changed?(serverId: string): void;
 }

@@ -153,8 +153,13 @@ export class AgentToolCatalog {
     );
   }
 
+  /** Runs `work` after every other call about this sandbox; an agent's action restarts its idle time. */
   private serial<T>(ref: SandboxRef, work: () => Promise<T>): Promise<T> {
-    return this.queue.run(`${ref.serverId}\n${ref.name}`, work);
+    return this.queue.run(`${ref.serverId}\n${ref.name}`, async () => {
+      const result = await work();
+      await this.host.lifecycle?.touched(ref.serverId, ref.name).catch(() => undefined);
+      return result;
+    });
   }
 
   private async running(ref: SandboxRef): Promise<Sandbox> {
@@ -328,7 +333,9 @@ export class AgentToolCatalog {
                 );
               return host.bases.createFrom(serverId, base, n, context.signal);
             }
-            return host.workflows.create(serverId, n, str(input, 'image'), context.signal);
+            const made = await host.workflows.create(serverId, n, str(input, 'image'), context.signal);
+            await host.lifecycle?.created(serverId, n);
+            return made;
           });
           this.changed(serverId);
           return {
@@ -361,7 +368,10 @@ export class AgentToolCatalog {
         },
         run: async (input, context) => {
           const ref = await this.locate(mustStr(input, 'name'), str(input, 'server'));
-          await this.serial(ref, () => host.workflows.destroy(ref, context.signal));
+          await this.queue.run(`${ref.serverId}\n${ref.name}`, () =>
+            host.workflows.destroy(ref, context.signal),
+          );
+          await host.lifecycle?.destroyed(ref.serverId, ref.name);
           this.changed(ref.serverId);
           return { ok: true };
         },
@@ -801,7 +811,11 @@ export class AgentToolCatalog {
             );
           const clone = await this.queue.runAll(
             [`${ref.serverId}\n${ref.name}`, `${ref.serverId}\n${newName}`],
-            () => host.workflows.clone(ref, cp, newName, context.signal),
+            async () => {
+              const made = await host.workflows.clone(ref, cp, newName, context.signal);
+              await host.lifecycle?.created(ref.serverId, newName);
+              return made;
+            },
           );
           this.changed(ref.serverId);
           return { name: clone.name, ip: clone.ipv4 ?? clone.ipv6, status: clone.status };
