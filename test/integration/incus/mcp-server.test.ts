@@ -18,13 +18,50 @@ import { createSandbox } from '../../../src/workflows/create';
 import { destroySandbox } from '../../../src/workflows/destroy';
 import { restoreCheckpoint } from '../../../src/workflows/restore';
 import { workflowHarness, type Harness } from '../workflows/context';
+import { agentBases, agentLifecycle } from '../../../src/agent/bases';
+import {
+  AgentSandboxStore,
+  BaseService,
+  BUILTIN_BASES,
+  DEFAULT_LIFECYCLE,
+  systemClock,
+} from '../../../src/bases/index';
+import { backendExecutor } from '../../../src/guest/index';
 import { labBackend, removeTestInstances, testPrefix, waitForIpv4 } from './helpers';
 
 const TOKEN = 'test-token-0123456789abcdef';
 
 /** The lab as an agent host: one Incus server, commands through the Incus exec API, the shared workflows. */
-function labHost(backend: IncusBackend, h: Harness, image: string): AgentHost {
+function labHost(
+  backend: IncusBackend,
+  h: Harness,
+  image: string,
+  basePrefix: string,
+  agents: AgentSandboxStore,
+): AgentHost {
+  const service = new BaseService({
+    workflows: {
+      backend: () => Promise.resolve(backend),
+      create: async (_server, request) => {
+        await createSandbox(h.ctx, {
+          ...request,
+          cpu: '1',
+          memoryMiB: 512,
+          egress: 'unrestricted',
+          provision: false,
+        });
+      },
+      clone: (_server, source, newName) =>
+        cloneSandbox(h.ctx, { source: source.sandbox, checkpoint: source.checkpoint, name: newName }),
+      executor: (_server, name) => Promise.resolve(backendExecutor(backend, name)),
+      destroy: (_server, name) => destroySandbox(h.ctx, { name }),
+    },
+    config: () => ({ bases: [...BUILTIN_BASES], basePrefix, lifecycle: DEFAULT_LIFECYCLE }),
+    agents: () => Promise.resolve(agents),
+  });
   return {
+    bases: agentBases(service),
+    lifecycle: agentLifecycle(() => Promise.resolve(agents)),
     servers: () => [{ id: 'lab', label: 'Incus lab' }],
     backend: () => Promise.resolve(backend),
     runner: (ref) => Promise.resolve(backendRunner(backend, ref.name, backend.exec)),
@@ -62,6 +99,7 @@ describe('MCP server (SDK client over Streamable HTTP, real container)', { timeo
   let server: McpHttpServer;
   let client: Client;
   let harness: Harness;
+  let agents: AgentSandboxStore;
 
   async function call(tool: string, args: Record<string, unknown>): Promise<TextResult> {
     return (await client.callTool({ name: tool, arguments: args })) as TextResult;
@@ -90,8 +128,9 @@ describe('MCP server (SDK client over Streamable HTTP, real container)', { timeo
       allow: [],
       imageEnv: {},
     });
+    agents = await AgentSandboxStore.open(undefined, systemClock);
     server = new McpHttpServer({
-      catalog: new AgentToolCatalog(labHost(backend, harness, lab.image)),
+      catalog: new AgentToolCatalog(labHost(backend, harness, lab.image, `${prefix}-base-`, agents)),
       token: TOKEN,
       identity: { name: 'pixels-vscode', title: 'Pixels', version: '0.0.0-test', instructions: 'test' },
       port: 0,
@@ -164,12 +203,28 @@ describe('MCP server (SDK client over Streamable HTTP, real container)', { timeo
     const made = await ok('create_sandbox', { name });
     assert.deepEqual([made.name, made.status], [name, 'running']);
     await waitForIpv4(backend, name);
+    assert.equal(agents.get('lab', name)?.by, 'agent', 'an agent-made sandbox is under the lifecycle policy');
     const r = await ok('list_sandboxes', {});
     const mine = (r.sandboxes as Array<Record<string, unknown>>).find((s) => s.name === name);
     assert.equal(mine?.status, 'running');
   });
 
+  test('list_bases: the built-ins, not built here; create_sandbox from one says to build it', async () => {
+    const bases = (await ok('list_bases', {})).bases as Array<Record<string, unknown>>;
+    assert.deepEqual(
+      bases.map((b) => [b.name, b.status]),
+      [
+        ['dev', 'missing'],
+        ['python', 'missing'],
+        ['node', 'missing'],
+      ],
+    );
+    await fails('create_sandbox', { base: 'dev' }, /Base "dev" is not built on this server.*Build it first/);
+  });
+
   test('exec: exit code, stdout, stderr, cwd and env; a failing command is a result, not an error', async () => {
+    const before = agents.get('lab', name)!.lastActivityAt;
+    await new Promise((r) => setTimeout(r, 5));
     const r = await ok('exec', {
       name,
       command: ['sh', '-c', 'pwd; echo "$GREETING"; echo oops >&2; exit 3'],
@@ -180,6 +235,10 @@ describe('MCP server (SDK client over Streamable HTTP, real container)', { timeo
     assert.equal(r.stdout, '/tmp\nhello there\n');
     assert.equal(r.stderr, 'oops\n');
     assert.equal(r.truncated, undefined);
+    assert.ok(
+      agents.get('lab', name)!.lastActivityAt > before,
+      'a call in the sandbox restarts its idle time',
+    );
     const envOnly = await ok('exec', {
       name,
       command: ['sh', '-c', 'echo "$A$B"'],
@@ -262,6 +321,7 @@ describe('MCP server (SDK client over Streamable HTTP, real container)', { timeo
     const clone = `${prefix}-k`;
     const made = await ok('clone_sandbox', { name, new_name: clone, checkpoint: 'mcp-one' });
     assert.equal(made.name, clone);
+    assert.equal(agents.get('lab', clone)?.by, 'agent');
     await fails(
       'clone_sandbox',
       { name, new_name: `${prefix}-x`, checkpoint: 'nope' },
@@ -269,6 +329,7 @@ describe('MCP server (SDK client over Streamable HTTP, real container)', { timeo
     );
     assert.deepEqual(await ok('destroy_sandbox', { name: clone }), { ok: true });
     await assert.rejects(backend.get(clone), NotFoundError);
+    assert.equal(agents.get('lab', clone), undefined, 'a destroyed sandbox leaves the lifecycle list');
   });
 
   test('bad input: an isError result that says what to fix; an unknown tool is a protocol error', async () => {
