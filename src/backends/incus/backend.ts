@@ -96,6 +96,11 @@ export interface IncusBackendOptions {
 }
 
 const DEFAULT_STOP_TIMEOUT_SEC = 30;
+/**
+ * How often the members' status is read while the event stream is connected to a cluster: Incus sends no event when
+ * a member stops answering (only its heartbeat stops), so one GET /1.0/cluster/members for all of them does it.
+ */
+export const MEMBER_WATCH_MS = 10_000;
 /** A clean stop is re-requested this often until its timeout. */
 const STOP_RETRY_SEC = 3;
 
@@ -120,6 +125,9 @@ export class IncusBackend implements Backend {
   private readonly changes = new Emitter<BackendChange>();
   private unsubscribeEvents?: () => void;
   private server?: Promise<IncusServer>;
+  private memberWatch?: NodeJS.Timeout;
+  /** The members' statuses last read ("name=status,…"), to notice a member going away or coming back. */
+  private memberStatus?: string;
 
   constructor(
     private readonly options: IncusBackendOptions,
@@ -132,7 +140,10 @@ export class IncusBackend implements Backend {
     this.files = new IncusFiles(this.client);
     this.guard = new IncusHostGuard(this.client, options.hostGuard ?? 'off', log);
     this.events.onConnection((connected) => {
-      if (connected) this.changes.fire({ kind: 'connection' });
+      if (connected) {
+        this.changes.fire({ kind: 'connection' });
+        void this.watchMembers();
+      } else this.stopMemberWatch();
     });
   }
 
@@ -177,7 +188,33 @@ export class IncusBackend implements Backend {
     const env = await this.client.call<IncusClusterMember[]>('GET', '/1.0/cluster/members', {
       query: { recursion: '1' },
     });
+    this.noteMembers(env.metadata);
     return env.metadata;
+  }
+
+  /** While the event stream is connected to a cluster: the members' status, read every MEMBER_WATCH_MS. */
+  private async watchMembers(): Promise<void> {
+    if (this.memberWatch || !(await this.clustered().catch(() => false))) return;
+    if (this.memberWatch || !this.events.connected) return;
+    this.memberWatch = setInterval(() => void this.checkMembers(), MEMBER_WATCH_MS);
+    this.memberWatch.unref?.();
+  }
+
+  private stopMemberWatch(): void {
+    clearInterval(this.memberWatch);
+    this.memberWatch = undefined;
+  }
+
+  /** A member whose status changed (away, back) changes its sandboxes' rows: said like any other change. */
+  private async checkMembers(): Promise<void> {
+    const before = this.memberStatus;
+    await this.members().catch(() => undefined);
+    if (before !== undefined && this.memberStatus !== before) this.changes.fire({ kind: 'sandbox' });
+  }
+
+  /** Remembers the statuses (a list that already read them has shown the change; the watch need not say it). */
+  private noteMembers(members: IncusClusterMember[]): void {
+    this.memberStatus = members.map((m) => `${m.server_name}=${m.status ?? ''}`).join(',');
   }
 
   /**
@@ -786,6 +823,7 @@ export class IncusBackend implements Backend {
   }
 
   dispose(): void {
+    this.stopMemberWatch();
     this.unsubscribeEvents?.();
     this.events.dispose();
     this.changes.dispose();

@@ -45,6 +45,10 @@ export class IncusEventStream {
     return () => this.connectionListeners.delete(listener);
   }
 
+  get connected(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN;
+  }
+
   /** Resolves once the websocket is open (so a caller can subscribe before it starts an operation). */
   ensureOpen(): Promise<void> {
     if (this.closed) return Promise.reject(new Error('event stream closed'));

@@ -31,6 +31,19 @@ function memberOfAddress(ip: string | undefined): string | undefined {
   return ip?.startsWith('10.79.0.') && last >= 64 ? `pxm${Math.floor(last / 64)}` : undefined;
 }
 
+/** A member's status straight from the cluster (not through the code under test). */
+async function memberStatus(cluster: ClusterLab, member: string): Promise<string> {
+  const { stdout } = await run('curl', [
+    '-sf',
+    '--max-time',
+    '5',
+    '--unix-socket',
+    cluster.socket,
+    `http://incus/1.0/cluster/members/${member}`,
+  ]);
+  return (JSON.parse(stdout) as { metadata: { status: string } }).metadata.status;
+}
+
 async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -256,12 +269,35 @@ describe('incus backend on a 3-member cluster', { timeout: 240_000 }, () => {
   });
 
   test('a member whose daemon stops: its sandbox shown away, commands say why, the rest work, events resume', async () => {
+    // Incus sends no event when a member stops answering: the backend's member watch (one call every 10 s while
+    // its event stream is connected) says so, and the tree reloads on it, without a manual refresh.
+    const seen: { at: number; change: BackendChange }[] = [];
+    const watch = backend.onDidChange((change) => seen.push({ at: Date.now(), change }));
+    const readsBefore = proxy.requests.length;
     stopped = 'pxm3';
     await stopMember(cluster, 'pxm3');
-    const away = await until('the clone on pxm3 listed as away', 40_000, async () => {
-      const s = await listed(c);
-      return s.memberAway ? s : undefined;
-    });
+    const stoppedAt = Date.now();
+    const offlineAt = await until('Incus counts pxm3 offline', 40_000, async () =>
+      (await memberStatus(cluster, 'pxm3')) !== 'Online' ? Date.now() : undefined,
+    );
+    const said = await until('a change said for the away member', 15_000, async () =>
+      seen.find((s) => s.at >= stoppedAt && s.change.kind === 'sandbox' && !s.change.name),
+    );
+    watch.dispose();
+    const watchReads = proxy.requests
+      .slice(readsBefore)
+      .filter((r) => r.startsWith('GET /1.0/cluster/members')).length;
+    const secs = (Date.now() - stoppedAt) / 1000;
+    assert.ok(
+      watchReads <= Math.ceil(secs / 10) + 1,
+      `${watchReads} member reads in ${secs.toFixed(0)} s: one per 10 s, no storm`,
+    );
+    assert.ok(
+      said.at - offlineAt < 12_000,
+      `said ${((said.at - offlineAt) / 1000).toFixed(1)} s after Incus counted it offline`,
+    );
+    const away = await listed(c);
+    assert.ok(away.memberAway, 'the reload after the change shows the clone away');
     assert.equal(away.location, 'pxm3');
     assert.match(away.memberAway!, /pxm3/);
     assert.notEqual(away.status, 'error', 'an away member is not an error of the sandbox');
