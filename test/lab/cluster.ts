@@ -20,6 +20,7 @@ export interface ClusterLab {
   network: string;
   networkIpv4: string;
   /** The private bridge this machine reaches the members on (its address is this machine's, for the sandboxes). */
+  link: string;
   linkIpv4: string;
   pool: string;
   image: string;
@@ -122,6 +123,7 @@ export function requireCluster(): Promise<ClusterLab> {
       memberDirs: Object.fromEntries(members.map((m, i) => [m, dirs[i]])),
       network: env.CLUSTER_NETWORK,
       networkIpv4: env.CLUSTER_NETWORK_IPV4 ?? '',
+      link: env.CLUSTER_LINK ?? 'pxcllink0',
       linkIpv4: env.CLUSTER_LINK_IPV4 ?? '',
       pool: env.CLUSTER_POOL,
       image: env.CLUSTER_IMAGE ?? 'pixels-debian-12',

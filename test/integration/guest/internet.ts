@@ -6,6 +6,18 @@ import dgram from 'node:dgram';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+/** The stand-in public addresses: IPv4 always, IPv6 where the sandboxes' network has it. */
+export interface InternetAddresses {
+  allowedV4: string;
+  deniedV4: string;
+  dnsV4: string;
+  otherDnsV4: string;
+  allowedV6?: string;
+  deniedV6?: string;
+  /** Where cdn.test moves to (the re-resolution test). */
+  movedV4: string;
+}
+
 export const NET = {
   allowedV4: '203.0.113.10',
   deniedV4: '203.0.113.20',
@@ -17,10 +29,22 @@ export const NET = {
   movedV4: '203.0.113.30',
 } as const;
 
+/**
+ * For the cluster lab (IPv4 only), on its private bridge: another documentation range, so a cluster run beside a
+ * main-lab run never takes the other's addresses or its DNS port.
+ */
+export const CLUSTER_NET: InternetAddresses = {
+  allowedV4: '198.51.100.10',
+  deniedV4: '198.51.100.20',
+  dnsV4: '198.51.100.53',
+  otherDnsV4: '198.51.100.54',
+  movedV4: '198.51.100.30',
+};
+
 export interface Internet {
   /** Port every HTTP listener uses. */
   port: number;
-  /** Bridge addresses (the lab's private ones) also get a listener on `port`. */
+  /** Bridge addresses (the lab's private ones) also get a listener on `port` (privateV6 '' on IPv4 only). */
   privateV4: string;
   privateV6: string;
   /** name -> addresses the DNS responder answers with. */
@@ -132,28 +156,31 @@ function listen(server: http.Server, address: string, port: number): Promise<num
   });
 }
 
+/** `bridgeIpv6` undefined: an IPv4-only network (then `at` has no IPv6 addresses either). */
 export async function startInternet(
   bridge: string,
   bridgeIpv4: string,
-  bridgeIpv6: string,
+  bridgeIpv6: string | undefined,
+  at: InternetAddresses = NET,
 ): Promise<Internet> {
-  const addresses = [
-    NET.allowedV4,
-    NET.deniedV4,
-    NET.movedV4,
-    NET.dnsV4,
-    NET.otherDnsV4,
-    NET.allowedV6,
-    NET.deniedV6,
-  ];
+  const some = (...list: (string | undefined)[]): string[] => list.filter((a): a is string => !!a);
+  const addresses = some(
+    at.allowedV4,
+    at.deniedV4,
+    at.movedV4,
+    at.dnsV4,
+    at.otherDnsV4,
+    at.allowedV6,
+    at.deniedV6,
+  );
   for (const a of addresses) addAddress(bridge, a);
   const privateV4 = bridgeIpv4.split('/')[0];
-  const privateV6 = bridgeIpv6.split('/')[0];
+  const privateV6 = bridgeIpv6?.split('/')[0] ?? '';
   const names = new Map<string, string[]>([
-    ['allowed.test', [NET.allowedV4, NET.allowedV6]],
-    ['denied.test', [NET.deniedV4, NET.deniedV6]],
-    ['private.test', [privateV4, privateV6]],
-    ['cdn.test', [NET.deniedV4]],
+    ['allowed.test', some(at.allowedV4, at.allowedV6)],
+    ['denied.test', some(at.deniedV4, at.deniedV6)],
+    ['private.test', some(privateV4, privateV6)],
+    ['cdn.test', [at.deniedV4]],
   ]);
   const requests: string[] = [];
   const routes = new Map<string, string | Buffer | ((req: http.IncomingMessage) => string)>();
@@ -168,15 +195,15 @@ export async function startInternet(
   };
   try {
     let port = 0;
-    for (const address of [
-      NET.allowedV4,
-      NET.deniedV4,
-      NET.movedV4,
+    for (const address of some(
+      at.allowedV4,
+      at.deniedV4,
+      at.movedV4,
       privateV4,
-      NET.allowedV6,
-      NET.deniedV6,
+      at.allowedV6,
+      at.deniedV6,
       privateV6,
-    ]) {
+    )) {
       const server = http.createServer((req, res) => {
         const local = req.socket.localAddress ?? '';
         requests.push(`${local} ${req.url}`);
@@ -190,8 +217,8 @@ export async function startInternet(
       // The same port everywhere; the first listener picks a free one.
       port = await listen(server, address, port);
     }
-    sockets.push(await startDns(NET.dnsV4, names));
-    sockets.push(await startDns(NET.otherDnsV4, names));
+    sockets.push(await startDns(at.dnsV4, names));
+    sockets.push(await startDns(at.otherDnsV4, names));
     return {
       port,
       privateV4,

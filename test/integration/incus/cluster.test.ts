@@ -20,6 +20,19 @@ import { clusterIncus, requireCluster, startMembers, stopMember } from '../../la
 import type { ClusterLab } from '../../lab/cluster';
 import { countingProxy } from '../../lab/count-proxy';
 import type { CountingProxy } from '../../lab/count-proxy';
+import {
+  allowEgress,
+  backendExecutor,
+  buildPolicy,
+  denyEgress,
+  provision,
+  showEgress,
+} from '../../../src/guest/index';
+import { generateKeyPair } from '../../../src/ssh/index';
+import { FAKE_MISE_INSTALLER } from '../guest/fake-mise';
+import { fetchFrom, useTestResolver } from '../guest/helpers';
+import { CLUSTER_NET, startInternet } from '../guest/internet';
+import type { Internet } from '../guest/internet';
 import { removeTestInstances, sweepStaleTestInstances, testPrefix } from './helpers';
 
 const run = promisify(execFile);
@@ -72,6 +85,7 @@ describe('incus backend on a 3-member cluster', { timeout: 240_000 }, () => {
   let stopped: string | undefined;
   let evacuated: string | undefined;
   let guardOn = false;
+  let internet: Internet | undefined;
   /** The guard taken off the cluster network and deleted (setting off), by the code under test. */
   const guardOff = async () => {
     const off = createIncusBackend({ serverId: 'cluster', socketPath: cluster.socket, hostGuard: 'off' });
@@ -133,6 +147,7 @@ describe('incus backend on a 3-member cluster', { timeout: 240_000 }, () => {
     // Whatever a failed test left: the member back, evacuation undone, our sandboxes gone.
     if (stopped) await startMembers(cluster).catch(() => undefined);
     if (guardOn) await guardOff().catch(() => undefined);
+    await internet?.close();
     if (evacuated)
       await clusterIncus(cluster, 'cluster', 'restore', evacuated, '--force').catch(() => undefined);
     for (const name of [c, b, a]) await backend?.destroy(name).catch(() => undefined);
@@ -265,6 +280,58 @@ describe('incus backend on a 3-member cluster', { timeout: 240_000 }, () => {
       if (guardOn) await guardOff();
       guarded.dispose();
       server.close();
+    }
+  });
+
+  test('provisioning and the egress policy on another member (pxm3): the fake internet on the cluster link', async () => {
+    // "The internet" for the cluster's sandboxes: documentation addresses on this machine's side of the private
+    // link, which the members route to (no NAT; nothing leaves this machine).
+    const net = await startInternet(cluster.link, cluster.linkIpv4, undefined, CLUSTER_NET);
+    internet = net;
+    const at = (host: string, path = '/') => `http://${host}:${net.port}${path}`;
+    try {
+      net.names.set('mirror.test', [CLUSTER_NET.movedV4]);
+      for (const path of ['/node/index.json', '/npm/@openai/codex']) net.route(path, '{}');
+      net.route('/mise-install.sh', FAKE_MISE_INSTALLER);
+      await useTestResolver(backend, c, CLUSTER_NET.dnsV4);
+      const exec = backendExecutor(backend, c);
+      const outcomes = await provision(exec, {
+        userPublicKeys: [generateKeyPair('cluster-provision').publicOpenSsh],
+        devtools: true,
+        tools: [
+          { name: 'node', version: 'lts' },
+          { name: 'npm:@openai/codex', version: 'latest' },
+        ],
+        packages: [],
+        sources: {
+          miseInstallerUrl: at('mirror.test', '/mise-install.sh'),
+          npmRegistry: at('mirror.test', '/npm'),
+          nodeMirror: at('mirror.test', '/node'),
+        },
+        egress: buildPolicy('allowlist', ['allowed.test']),
+        timeouts: { mise: 30_000, tools: 30_000 },
+      });
+      const ran = outcomes.filter((o) => !o.alreadyDone).map((o) => o.id);
+      for (const id of ['egress', 'mise', 'tools', 'close-sources'] as const)
+        assert.ok(ran.includes(id), `${id} ran: ${ran.join(', ')}`);
+      assert.ok(
+        net.requests.some((r) => r.startsWith(`${CLUSTER_NET.movedV4} /npm/@openai/codex`)),
+        'the tools came from the mirror',
+      );
+      const status = await showEgress(exec);
+      assert.equal(status.policy.mode, 'allowlist');
+      assert.equal(status.enforced, true);
+      assert.equal(status.provisioningSources, 0);
+      assert.equal((await fetchFrom(exec, at('allowed.test'))).exitCode, 0, 'allowed.test answers');
+      for (const host of ['denied.test', 'mirror.test'])
+        assert.equal((await fetchFrom(exec, at(host))).exitCode, 7, `${host} is refused`);
+      await allowEgress(exec, 'denied.test');
+      assert.equal((await fetchFrom(exec, at('denied.test'))).exitCode, 0, 'allowed at once');
+      await denyEgress(exec, 'denied.test');
+      assert.equal((await fetchFrom(exec, at('denied.test'))).exitCode, 7, 'refused again at once');
+    } finally {
+      await net.close();
+      internet = undefined;
     }
   });
 
