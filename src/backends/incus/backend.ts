@@ -215,6 +215,7 @@ export class IncusBackend implements Backend {
   /** Remembers the statuses (a list that already read them has shown the change; the watch need not say it). */
   private noteMembers(members: IncusClusterMember[]): void {
     this.memberStatus = members.map((m) => `${m.server_name}=${m.status ?? ''}`).join(',');
+    this.client.setClusterMembers(members.flatMap((m) => (m.status === 'Online' && m.url ? [m.url] : [])));
   }
 
   /**

@@ -92,7 +92,12 @@ export class IncusEventStream {
     this.retryDelayMs = Math.min(this.retryDelayMs * 2, 30_000);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      if (!this.closed && this.listeners.size > 0) void this.ensureOpen().catch(() => this.scheduleRetry());
+      if (!this.closed && this.listeners.size > 0)
+        void this.ensureOpen().catch((err: unknown) => {
+          // The member we were connected to is gone: another member of the cluster carries the same events.
+          if (this.client.failover(err)) this.retryDelayMs = 500;
+          this.scheduleRetry();
+        });
     }, delay);
     this.retryTimer.unref?.();
   }

@@ -73,6 +73,8 @@ export class IncusRestClient {
   readonly project: string;
   private readonly agent: http.Agent;
   private readonly base: { socketPath?: string; host?: string; port?: number; https: boolean };
+  /** A cluster's online members (host, port), over HTTPS: where calls go when the current one refuses them. */
+  private members: { host: string; port: number }[] = [];
   private readonly tls?: { cert: string; key: string; ca: string; pinned: string };
 
   constructor(
@@ -116,6 +118,43 @@ export class IncusRestClient {
     return this.base.socketPath
       ? `unix socket ${this.base.socketPath}`
       : `https://${this.base.host}:${this.base.port}`;
+  }
+
+  /**
+   * The cluster's online members' addresses (their `url` in /1.0/cluster/members). Every member presents the
+   * cluster's certificate, so the pinned one holds for each. Over a unix socket there is no other member to use.
+   */
+  setClusterMembers(urls: string[]): void {
+    if (!this.base.https) return;
+    this.members = urls.flatMap((u) => {
+      try {
+        const url = new URL(u);
+        return url.protocol === 'https:'
+          ? [{ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 8443) }]
+          : [];
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  /**
+   * After `err`: when it is a connection the member refused or could not be reached at (nothing was sent, so any
+   * request may be repeated), moves to the next known member and says true.
+   */
+  failover(err: unknown): boolean {
+    const e = err as { code?: string; cause?: { code?: string } };
+    const code = e.code ?? e.cause?.code;
+    if (!code || !['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH'].includes(code)) return false;
+    const at = this.members.findIndex((m) => m.host === this.base.host && m.port === this.base.port);
+    const next = this.members[(at + 1) % this.members.length];
+    if (!next || (next.host === this.base.host && next.port === this.base.port)) return false;
+    this.log.info(
+      `incus: ${this.endpoint} refused the connection; using cluster member ${next.host}:${next.port}`,
+    );
+    this.base.host = next.host;
+    this.base.port = next.port;
+    return true;
   }
 
   /** TLS options shared by the HTTPS agent and the events websocket: our cert, and only the pinned server cert. */
@@ -168,7 +207,7 @@ export class IncusRestClient {
 
   /** A request whose reply is the standard envelope; error envelopes become typed errors. */
   async call<T>(method: string, path: string, options: RequestOptions = {}): Promise<IncusEnvelope<T>> {
-    const env = this.envelope<T>(await this.raw(method, path, options), method, path);
+    const env = this.envelope<T>(await this.rawOnAnyMember(method, path, options), method, path);
     const problem = options.expect?.(env.metadata);
     if (problem)
       throw new ServerError(`Incus answered ${method} ${path} with a reply Pixels cannot use: ${problem}.`);
@@ -195,6 +234,17 @@ export class IncusRestClient {
       throw mapIncusError(res.status || envelope.error_code || 500, reason);
     }
     return envelope;
+  }
+
+  /** raw(), moved to another cluster member (each at most once) while members refuse the connection. */
+  private async rawOnAnyMember(method: string, path: string, options: RequestOptions): Promise<RawResponse> {
+    for (let tries = 0; ; tries++) {
+      try {
+        return await this.raw(method, path, options);
+      } catch (err) {
+        if (tries >= this.members.length || !this.failover(err)) throw err;
+      }
+    }
   }
 
   /** A request returning status, headers and the raw body (file downloads, exec logs). */

@@ -7,7 +7,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import net from 'node:net';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -33,6 +34,8 @@ import { FAKE_MISE_INSTALLER } from '../guest/fake-mise';
 import { fetchFrom, useTestResolver } from '../guest/helpers';
 import { CLUSTER_NET, startInternet } from '../guest/internet';
 import type { Internet } from '../guest/internet';
+import { IncusRestClient } from '../../../src/backends/incus/rest-client';
+import { makeSelfSignedCert } from '../../lab/tls';
 import { removeTestInstances, sweepStaleTestInstances, testPrefix } from './helpers';
 
 const run = promisify(execFile);
@@ -86,6 +89,8 @@ describe('incus backend on a 3-member cluster', { timeout: 240_000 }, () => {
   let evacuated: string | undefined;
   let guardOn = false;
   let internet: Internet | undefined;
+  /** The client certificate the HTTPS test had the cluster trust (removed at the end). */
+  let trusted: string | undefined;
   /** The guard taken off the cluster network and deleted (setting off), by the code under test. */
   const guardOff = async () => {
     const off = createIncusBackend({ serverId: 'cluster', socketPath: cluster.socket, hostGuard: 'off' });
@@ -150,6 +155,11 @@ describe('incus backend on a 3-member cluster', { timeout: 240_000 }, () => {
     await internet?.close();
     if (evacuated)
       await clusterIncus(cluster, 'cluster', 'restore', evacuated, '--force').catch(() => undefined);
+    if (trusted) {
+      const admin = new IncusRestClient({ socketPath: cluster.socket });
+      await admin.call('DELETE', `/1.0/certificates/${trusted}`).catch(() => undefined);
+      admin.close();
+    }
     for (const name of [c, b, a]) await backend?.destroy(name).catch(() => undefined);
     if (cluster) await removeTestInstances(cluster, prefix);
     backend?.dispose();
@@ -425,5 +435,62 @@ describe('incus backend on a 3-member cluster', { timeout: 240_000 }, () => {
       const s = await listed(a);
       return s.location === 'pxm2' && s.status === 'running' ? s : undefined;
     });
+  });
+
+  test("over HTTPS, the event stream's member going down: it reconnects to another member, events still arrive", async () => {
+    // Trusted like `incus config trust add-certificate`; every member presents the cluster's certificate.
+    const admin = new IncusRestClient({ socketPath: cluster.socket });
+    const { certPath, keyPath } = makeSelfSignedCert(dir, `px-${prefix}-client`);
+    const x = new X509Certificate(readFileSync(certPath));
+    await admin.call('POST', '/1.0/certificates', {
+      body: {
+        type: 'client',
+        name: `px-${prefix}`,
+        certificate: x.raw.toString('base64'),
+        restricted: false,
+      },
+    });
+    trusted = x.fingerprint256.replace(/:/g, '').toLowerCase();
+    const server = await admin.call<{ environment: { certificate: string } }>('GET', '/1.0');
+    admin.close();
+    writeFileSync(join(dir, 'cluster.crt'), server.metadata.environment.certificate);
+    const remote = createIncusBackend({
+      serverId: 'cluster-https',
+      url: `https://${cluster.httpsAddress}`, // pxm1
+      clientCert: certPath,
+      clientKey: keyPath,
+      serverCert: join(dir, 'cluster.crt'),
+    });
+    const changes: BackendChange[] = [];
+    const sub = remote.onDidChange((ch) => changes.push(ch));
+    try {
+      assert.ok((await remote.list()).some((s) => s.name === a));
+      await until('the event stream connected', 15_000, async () =>
+        changes.some((ch) => ch.kind === 'connection') ? true : undefined,
+      );
+      changes.length = 0;
+      stopped = 'pxm1';
+      await stopMember(cluster, 'pxm1');
+      await until('the event stream connected to another member', 20_000, async () =>
+        changes.some((ch) => ch.kind === 'connection') ? true : undefined,
+      );
+      // A change made on pxm2 (a lives there) reaches the stream, and the tree's reload works without pxm1.
+      await until('a stopped through pxm2', 30_000, async () => {
+        await run('incus', ['stop', '-f', `px-${a}`], {
+          env: { ...process.env, INCUS_DIR: cluster.memberDirs.pxm2 },
+        });
+        return true;
+      });
+      await until('the stop event of a, from pxm2', 15_000, async () =>
+        changes.some((ch) => ch.name === a) ? true : undefined,
+      );
+      const row = (await remote.list()).find((s) => s.name === a);
+      assert.equal(row?.status, 'stopped');
+      await startMembers(cluster);
+      stopped = undefined;
+    } finally {
+      sub.dispose();
+      remote.dispose();
+    }
   });
 });
