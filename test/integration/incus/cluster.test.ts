@@ -1,7 +1,9 @@
 // The backend on the lab's real 3-member Incus cluster (test/lab/cluster-up.sh): placement on a member, one list
 // call and one event stream for every member, a clone from a checkpoint landing on another member, SSH and exec on
 // every member, a member whose daemon stops (its sandboxes shown as away, commands saying why, the rest working,
-// events again once it is back) and an evacuation that moves a sandbox and a restore that brings it back.
+// events again once it is back) and an evacuation that moves a sandbox and a restore that brings it back;
+// provisioning and the egress policy on a member other than the first; over HTTPS, the event stream moving to
+// another member when its own stops.
 // Members are stopped only here, and started again before the suite ends.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
