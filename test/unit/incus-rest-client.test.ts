@@ -133,6 +133,33 @@ describe('over HTTPS with a client certificate and a pinned server certificate',
     c.close();
   });
 
+  test('a cluster member that refuses connections: calls move to the next online member, a 403 does not', async () => {
+    // A port nobody listens on stands for the member whose daemon stopped.
+    const gone = http.createServer();
+    await new Promise<void>((r) => gone.listen(0, '127.0.0.1', r));
+    const deadPort = (gone.address() as { port: number }).port;
+    await new Promise<void>((r) => gone.close(() => r()));
+    const c = new IncusRestClient({
+      url: `https://127.0.0.1:${deadPort}`,
+      clientCert: clientPair.cert,
+      clientKey: clientPair.key,
+      serverCert: serverPair.cert,
+    });
+    await assert.rejects(c.call('GET', '/1.0'), /refused the connection/, 'no other member known yet');
+    c.setClusterMembers([`https://127.0.0.1:${deadPort}`, `https://127.0.0.1:${port}`]);
+    const r = await c.call<{ auth: string }>('GET', '/1.0');
+    assert.equal(r.metadata.auth, 'trusted');
+    assert.equal(c.endpoint, `https://127.0.0.1:${port}`, 'later calls go there directly');
+    // Only a refused connection moves it: an answer (here a 403) is the server's word.
+    assert.equal(c.failover(new NotAuthorizedError('no')), false);
+    c.close();
+    // Over a unix socket there is no other member to use.
+    const local = new IncusRestClient({ socketPath: '/nonexistent/unix.socket' });
+    local.setClusterMembers([`https://127.0.0.1:${port}`]);
+    await assert.rejects(local.call('GET', '/1.0'), /no Incus unix socket/);
+    local.close();
+  });
+
   test('an untrusted client certificate gets NotAuthorized; plain http:// and a missing pin are refused', async () => {
     const stranger = selfSigned(dir, 'stranger');
     const c = new IncusRestClient({
