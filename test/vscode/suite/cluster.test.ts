@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import type { Checkpoint, Sandbox } from '../../../src/core/sandbox';
 import { clusterIncus, requireCluster, type ClusterLab } from '../../lab/cluster';
-import { pixelsApi, sandboxRows, setServers, showView } from './helpers';
+import { pixelsApi, sandboxRows, setServers, showView, sleep } from './helpers';
 
 suite('on the 3-member Incus cluster lab', function () {
   this.timeout(240_000);
@@ -14,6 +14,10 @@ suite('on the 3-member Incus cluster lab', function () {
   const prefix = `v${randomBytes(3).toString('hex')}`;
   const a = `${prefix}-a`;
   const b = `${prefix}-b`;
+  const c = `${prefix}-c`; // placed on the member picked
+  const d = `${prefix}-d`; // placed on the group picked
+  const group = `px${prefix}`; // a member group of pxm1 alone, made by the test
+  let grouped = false;
 
   suiteSetup(async () => {
     cluster = await requireCluster();
@@ -35,8 +39,18 @@ suite('on the 3-member Incus cluster lab', function () {
       .update('tree.groupByMember', undefined, vscode.ConfigurationTarget.Global);
     await setServers([]);
     if (cluster)
-      for (const name of [b, a])
+      for (const name of [d, c, b, a])
         await clusterIncus(cluster, 'delete', '-f', `px-${name}`).catch(() => undefined);
+    if (grouped) {
+      // (The REST API through `incus query`: `incus cluster group create` waits for YAML on a stdin that is no tty.)
+      const body = JSON.stringify({ description: '', members: [] });
+      await clusterIncus(cluster, 'query', '-X', 'PUT', '-d', body, `/1.0/cluster/groups/${group}`).catch(
+        () => undefined,
+      );
+      await clusterIncus(cluster, 'query', '-X', 'DELETE', `/1.0/cluster/groups/${group}`).catch(
+        () => undefined,
+      );
+    }
   });
 
   test('Create on the configured member, Clone onto another, rows with their member, grouped by member', async () => {
@@ -91,5 +105,45 @@ suite('on the 3-member Incus cluster lab', function () {
     assert.deepEqual(mine.get('pxm1'), [b]);
     const pxm3 = members.find((m) => m.type === 'member' && m.member === 'pxm3')!;
     assert.match(api.treeItem(pxm3).description ?? '', /sandbox/);
+  });
+
+  test('placement "ask": the pick offers Incus, the members and the groups; the one chosen is where it lands', async () => {
+    const api = await pixelsApi();
+    grouped = true;
+    const made = JSON.stringify({ name: group, description: 'pixels test', members: ['pxm1'] });
+    await clusterIncus(cluster, 'query', '-X', 'POST', '-d', made, '/1.0/cluster/groups');
+    await setServers([
+      {
+        id: 'cluster',
+        kind: 'incus',
+        label: 'Cluster',
+        socketPath: cluster.socket,
+        placement: 'ask',
+      } as never,
+    ]);
+    // The pick: "Let Incus choose", then the members in the server's order, then the groups sorted.
+    const groups = ['default', group].sort();
+    const items = ['Let Incus choose', ...cluster.members, ...groups.map((g) => `@${g}`)];
+    const createPicking = async (name: string, label: string): Promise<Sandbox | undefined> => {
+      const pending = Promise.resolve(
+        vscode.commands.executeCommand<Sandbox | undefined>('pixels.createSandbox', {
+          server: 'cluster',
+          name,
+          image: cluster.image,
+          provision: false,
+          egress: 'unrestricted',
+          announce: false,
+        }),
+      );
+      await sleep(1500);
+      for (let i = 0; i < items.indexOf(label); i++)
+        await vscode.commands.executeCommand('workbench.action.quickOpenSelectNext');
+      await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
+      return pending;
+    };
+    const onMember = await createPicking(c, 'pxm2');
+    assert.equal(onMember?.location, 'pxm2', api.lastError()?.message);
+    const onGroup = await createPicking(d, `@${group}`);
+    assert.equal(onGroup?.location, 'pxm1', api.lastError()?.message);
   });
 });
