@@ -6,6 +6,10 @@
 // 2. runs them with @vscode/test-electron's runTests. Desktop VS Code cannot be downloaded offline, so unless
 //    VSCODE_EXECUTABLE names a real one, the executable is test/vscode/code-shim.mjs (code-server + headless Chromium).
 // PIXELS_* variables are handed to the extension host (extensionTestsEnv).
+// Options: --grep <pattern>; --suite workers runs test/vscode/workers/** instead (suites that other tests start,
+// such as one "window" of test/reliability/concurrency.test.ts; never part of the normal run); --no-build uses the
+// dist/extension.js already built (a caller that starts several runs at once builds it once, before them);
+// --profile <dir> puts the user-data dir, extensions and workspace there and leaves them for the caller to inspect.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,13 +20,17 @@ import { runTests } from '@vscode/test-electron';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
-const suiteDir = path.join(here, 'suite');
+const argv = process.argv.slice(2);
+const option = (name) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
+const grep = option('--grep');
+const suiteName = option('--suite') ?? 'suite';
+if (!['suite', 'workers'].includes(suiteName)) {
+  console.error(`--suite: "${suiteName}" is neither "suite" nor "workers"`);
+  process.exit(2);
+}
+const suiteDir = path.join(here, suiteName);
 const outRoot = path.join(root, 'out', 'vscode-tests');
 const outDir = path.join(outRoot, String(process.pid));
-
-const argv = process.argv.slice(2);
-const grepAt = argv.indexOf('--grep');
-const grep = grepAt === -1 ? undefined : argv[grepAt + 1];
 
 function alive(pid) {
   try {
@@ -43,8 +51,10 @@ function sources(dir) {
     });
 }
 
-const build = spawnSync(process.execPath, ['esbuild.mjs', '--production'], { cwd: root, stdio: 'inherit' });
-if (build.status !== 0) process.exit(build.status ?? 1);
+if (!argv.includes('--no-build')) {
+  const build = spawnSync(process.execPath, ['esbuild.mjs', '--production'], { cwd: root, stdio: 'inherit' });
+  if (build.status !== 0) process.exit(build.status ?? 1);
+}
 
 // Folders of runs that are gone (killed before they could clean up).
 for (const entry of existsSync(outRoot) ? readdirSync(outRoot) : []) {
@@ -73,9 +83,10 @@ const extensionTestsEnv = Object.fromEntries(
 );
 if (grep) extensionTestsEnv.PIXELS_VSCODE_TEST_GREP = grep;
 
-const profile = mkdtempSync(path.join(tmpdir(), 'pixels-vscode-profile-'));
+const keptProfile = option('--profile');
+const profile = keptProfile ?? mkdtempSync(path.join(tmpdir(), 'pixels-vscode-profile-'));
 const workspace = path.join(profile, 'workspace');
-mkdirSync(workspace);
+mkdirSync(workspace, { recursive: true });
 const started = Date.now();
 let code = 0;
 try {
@@ -95,7 +106,7 @@ try {
   console.error(error instanceof Error ? error.message : error);
   code = 1;
 }
-rmSync(profile, { recursive: true, force: true });
+if (!keptProfile) rmSync(profile, { recursive: true, force: true });
 rmSync(outDir, { recursive: true, force: true });
 console.log(
   `test:vscode ${code === 0 ? 'passed' : 'FAILED'} in ${((Date.now() - started) / 1000).toFixed(1)} s`,

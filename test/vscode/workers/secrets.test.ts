@@ -1,0 +1,158 @@
+// The extension-host side of the secret canaries (test/reliability/secrets.test.ts checks the vscode-free paths):
+// started with the concurrency windows by test/reliability/concurrency.test.ts (run.mjs --suite workers). A canary
+// API key goes in through Add Server (SecretStorage), a canary [env] value through the pixels TOML, a canary
+// private key as pixels.ssh.identityFile; then the commands that touch them run (connect, list, create, Set Up SSH
+// Access, Open in Sandbox = SSH config, checkpoint, and a wrong key). The canaries and every error message are
+// written next to PIXELS_CONC_RESULT; the test that started this window looks for them everywhere afterwards.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as vscode from 'vscode';
+import { generateKeyPair } from '../../../src/core/keys';
+import { makeSelfSignedCert } from '../../lab/tls';
+import { startSimulator, type SimServer } from '../../sim/index';
+import { pixelsApi, sandboxRows, setServers } from '../suite/helpers';
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (!value)
+    throw new Error(`${name} is not set: this suite is started by test/reliability/concurrency.test.ts`);
+  return value;
+}
+
+suite('secret canaries in the extension host', function () {
+  this.timeout(120_000);
+  const role = required('PIXELS_CONC_ROLE');
+  const resultFile = `${required('PIXELS_CONC_RESULT')}.canaries.json`;
+  const tag = `${role}${randomBytes(6).toString('hex')}`;
+  const apiKey = `1-CANARYAPIKEY${tag}${'k'.repeat(64 - 13 - tag.length)}`;
+  const wrongKey = `2-CANARYWRONGKEY${tag}${'w'.repeat(64 - 15 - tag.length)}`;
+  const envValue = `canaryenv${tag}`;
+  const userKey = generateKeyPair(`canary-${tag}`);
+  /** A line from the middle of the private key's base64 body: unique to it, never in its public half. */
+  const keyLine = userKey.privateOpenSsh.split('\n').filter((l) => l && !l.startsWith('-----'))[2];
+  /** The test's own inputs (certificate, TOML, key file): they hold canaries on purpose and are not scanned. */
+  const inputs = mkdtempSync(join(tmpdir(), 'pixels-canary-in-'));
+  /** What the product writes here (SSH config, hosts file, known_hosts): scanned, then removed by the caller. */
+  const outputs = mkdtempSync(join(tmpdir(), 'pixels-canary-out-'));
+  const saved = { xdg: process.env.XDG_CONFIG_HOME, sshDir: process.env.PIXELS_SSH_DIR };
+  let sim: SimServer;
+
+  suiteSetup(async () => {
+    const cert = makeSelfSignedCert(inputs, 'nas', { cn: 'truenas.local' });
+    sim = await startSimulator({
+      version: '25.10',
+      apiKey,
+      username: 'truenas_admin',
+      tls: { key: cert.key, cert: cert.cert },
+      jobDurationMs: 20,
+    });
+    mkdirSync(join(inputs, 'config', 'pixels'), { recursive: true });
+    writeFileSync(join(inputs, 'config', 'pixels', 'config.toml'), `[env]\nPX_CANARY = "${envValue}"\n`);
+    process.env.XDG_CONFIG_HOME = join(inputs, 'config');
+    process.env.PIXELS_SSH_DIR = join(outputs, 'ssh');
+    writeFileSync(join(inputs, 'id_canary'), userKey.privateOpenSsh, { mode: 0o600 });
+    writeFileSync(join(inputs, 'id_canary.pub'), `${userKey.publicOpenSsh}\n`);
+    writeFileSync(
+      resultFile,
+      JSON.stringify({
+        canaries: {
+          'API key': apiKey,
+          'wrong API key': wrongKey,
+          'private key': keyLine,
+          '[env] value': envValue,
+        },
+        inputs,
+        outputs,
+      }),
+    );
+    const c = vscode.workspace.getConfiguration('pixels');
+    await c.update('ssh.identityFile', join(inputs, 'id_canary'), vscode.ConfigurationTarget.Global);
+    await c.update('ssh.configFile', join(outputs, 'config'), vscode.ConfigurationTarget.Global);
+    (globalThis as { pixelsCanaryCert?: string }).pixelsCanaryCert = cert.fingerprint;
+  });
+
+  suiteTeardown(async () => {
+    await setServers([]);
+    const c = vscode.workspace.getConfiguration('pixels');
+    await c.update('ssh.identityFile', undefined, vscode.ConfigurationTarget.Global);
+    await c.update('ssh.configFile', undefined, vscode.ConfigurationTarget.Global);
+    if (saved.sshDir === undefined) delete process.env.PIXELS_SSH_DIR;
+    else process.env.PIXELS_SSH_DIR = saved.sshDir;
+    if (saved.xdg === undefined) delete process.env.XDG_CONFIG_HOME;
+    else process.env.XDG_CONFIG_HOME = saved.xdg;
+    await sim?.close();
+    rmSync(inputs, { recursive: true, force: true });
+  });
+
+  test(`window ${role}: Add Server, list, create, SSH access and config, checkpoint, a wrong key`, async () => {
+    const api = await pixelsApi();
+    const messages: string[] = [];
+    const run = async (what: string, command: string, args?: object): Promise<unknown> => {
+      const result = await vscode.commands.executeCommand(command, args);
+      const error = api.lastError();
+      if (error) messages.push(`${what}: ${error.action}: ${error.message}`);
+      return result;
+    };
+    const id = await run('add server', 'pixels.addServer', {
+      kind: 'truenas',
+      id: 'canary',
+      address: `https://127.0.0.1:${sim.port}`,
+      apiKey,
+      trust: (globalThis as { pixelsCanaryCert?: string }).pixelsCanaryCert,
+    });
+    assert.equal(id, 'canary', api.lastError()?.message);
+    assert.equal(await api.hasApiKey('canary'), true);
+    const rows = await sandboxRows(api, 'canary');
+    assert.ok(rows instanceof Map);
+    const made = await run('create', 'pixels.createSandbox', {
+      server: 'canary',
+      name: `canary-${role}`,
+      provision: false,
+      egress: 'unrestricted',
+    });
+    assert.ok(made, api.lastError()?.message);
+    assert.equal(
+      await run('set up SSH', 'pixels.setupSsh', { server: 'canary', name: `canary-${role}`, confirm: true }),
+      true,
+    );
+    await run('open in sandbox', 'pixels.openFolderInSandbox', {
+      server: 'canary',
+      name: `canary-${role}`,
+      path: '/root',
+      newWindow: true,
+      requireRemoteSsh: false,
+    });
+    assert.ok(
+      await run('checkpoint', 'pixels.createCheckpoint', {
+        server: 'canary',
+        name: `canary-${role}`,
+        label: 'c1',
+      }),
+    );
+    // The wrong key: every call is refused; the errors must not carry it.
+    await api.setApiKey('canary', wrongKey);
+    await vscode.commands.executeCommand('pixels.refresh', { server: 'canary' });
+    const refused = await run('create with a wrong key', 'pixels.createSandbox', {
+      server: 'canary',
+      name: `canary-${role}-2`,
+      provision: false,
+      egress: 'unrestricted',
+    });
+    assert.equal(refused, undefined, 'a wrong key is refused');
+    messages.push(`view: ${api.viewReason() ?? ''}`, ...api.configProblems());
+    await run('destroy with a wrong key', 'pixels.destroy', {
+      server: 'canary',
+      name: `canary-${role}`,
+      confirm: true,
+    });
+    await api.setApiKey('canary', apiKey);
+    assert.equal(
+      await run('destroy', 'pixels.destroy', { server: 'canary', name: `canary-${role}`, confirm: true }),
+      true,
+    );
+    writeFileSync(`${resultFile}.messages.json`, JSON.stringify(messages));
+  });
+});
