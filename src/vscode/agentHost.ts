@@ -5,6 +5,7 @@
 import * as vscode from 'vscode';
 import { BACKEND_PRODUCT } from '../core/backend';
 import { UnsupportedError } from '../core/errors';
+import { agentBases, agentLifecycle } from '../agent/bases';
 import type { AgentHost, AgentWorkflows, SandboxRef } from '../agent/host';
 import { backendRunner, sshRunner, type SandboxRunner } from '../agent/runner';
 import { cloneSandbox } from '../workflows/clone';
@@ -68,6 +69,8 @@ export function editorAgentHost(services: Services): AgentHost {
       );
     },
     workflows: workflows(services),
+    bases: agentBases(services.bases.service),
+    lifecycle: agentLifecycle(() => services.bases.agents()),
     changed: (serverId) => void services.refresh.refreshNow(serverId).catch(() => undefined),
   };
 }

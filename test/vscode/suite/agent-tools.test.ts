@@ -67,7 +67,14 @@ suite('agent tools (LM tools and MCP) against the Incus lab', function () {
     assert.equal(made.status, 'running');
     const listed = (await invoke('list_sandboxes', {})).sandboxes as Array<Record<string, unknown>>;
     assert.equal(listed.find((s) => s.name === name)?.status, 'running');
-    assert.deepEqual(await invoke('list_bases', {}), { bases: [] });
+    const bases = (await invoke('list_bases', {})).bases as Array<{ name: string; status: string }>;
+    for (const builtin of ['dev', 'python', 'node'])
+      assert.ok(
+        bases.some((b) => b.name === builtin),
+        `the built-in base ${builtin} is listed`,
+      );
+    for (const b of bases)
+      assert.ok(['ready', 'missing', 'building', 'failed', 'incomplete'].includes(b.status));
   });
 
   test('exec and the file tools', async () => {
