@@ -48,7 +48,9 @@ function isFigure(line: string): boolean {
 
 function runOne(name: string, script: string): Promise<{ figures: string[]; code: number; tail: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', script], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const figures: string[] = [];
     let tail = '';
     let pending = '';

@@ -1,8 +1,10 @@
 // CLI: npm run sim -- --port <p> --version <25.04|25.10|26|26.0.0-BETA.3|26.0.0-RC.1> --api-key <key> [--seed] [--engine memory|incus]
 //   [--username <u>] [--tls-cert <pem file> --tls-key <pem file>] [--job-ms <n>] [--treat-as-remote]
-//   [--network stock|static|lan-bridge]
+//   [--network stock|static|lan-bridge] [--seed-scale <sandboxes>,<checkpoints>,<others>]
 // Prints exactly one line "truenas-sim listening on ws://127.0.0.1:<p>/api/current" when ready; SIGTERM/SIGINT
-// stop it cleanly (exit 0). Bad flags exit 2 with a message on stderr.
+// stop it cleanly (exit 0). Bad flags exit 2 with a message on stderr. Started with an IPC channel (fork), it answers
+// the message {type:'call-count'} with {type:'call-count', count} (API calls served so far) and {type:'gc'} with
+// {type:'gc'} after a full collection when node runs with --expose-gc (benchmarks: rounds start from a quiet heap).
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -20,7 +22,7 @@ class UsageError extends Error {}
 const USAGE =
   'usage: npm run sim -- --port <p> --version <25.04|25.10|26|26.0.0-BETA.3|26.0.0-RC.1> --api-key <id-secret> [--seed] [--engine memory|incus]\n' +
   '       [--username <name>] [--tls-cert <file> --tls-key <file>] [--job-ms <ms>] [--treat-as-remote]\n' +
-  '       [--network stock|static|lan-bridge]';
+  '       [--network stock|static|lan-bridge] [--seed-scale <sandboxes>,<checkpoints>,<others>]';
 
 interface Cli {
   options: SimOptions;
@@ -40,6 +42,7 @@ function parse(argv: string[]): Cli {
     '--tls-key',
     '--job-ms',
     '--network',
+    '--seed-scale',
   ]);
   const switches = new Set(['--seed', '--treat-as-remote']);
   for (let i = 0; i < argv.length; i += 1) {
@@ -79,6 +82,10 @@ function parse(argv: string[]): Cli {
   const key = values.get('--tls-key');
   if ((cert === undefined) !== (key === undefined))
     throw new UsageError('--tls-cert and --tls-key go together');
+  const scaleText = values.get('--seed-scale');
+  if (scaleText !== undefined && !/^\d+,\d+,\d+$/.test(scaleText))
+    throw new UsageError(`--seed-scale must be <sandboxes>,<checkpoints>,<others>, not ${scaleText}`);
+  const [sandboxes, checkpoints, others] = (scaleText ?? '').split(',').map(Number);
   let tls: SimOptions['tls'];
   if (cert && key) {
     for (const file of [cert, key]) if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
@@ -92,6 +99,7 @@ function parse(argv: string[]): Cli {
       port: Number(portText),
       username: values.get('--username'),
       seed: flags.has('--seed'),
+      seedScale: scaleText === undefined ? undefined : { sandboxes, checkpoints, others },
       treatAsRemote: flags.has('--treat-as-remote'),
       jobDurationMs: jobText === undefined ? undefined : Number(jobText),
       network,
@@ -155,6 +163,17 @@ async function main(): Promise<void> {
   if (stopping) {
     await server.close();
     process.exit(0);
+  }
+  if (process.send) {
+    // A benchmark that forked this process and went away must not leave it running.
+    process.on('disconnect', stop);
+    process.on('message', (message: { type?: string }) => {
+      if (message?.type === 'call-count') process.send?.({ type: 'call-count', count: server.callCount() });
+      if (message?.type === 'gc') {
+        (globalThis as { gc?: () => void }).gc?.();
+        process.send?.({ type: 'gc' });
+      }
+    });
   }
   process.stdout.write(`truenas-sim listening on ${server.url}\n`);
 }
