@@ -151,6 +151,10 @@ describe('simulator CLI', () => {
         /--tls-cert and --tls-key go together/,
       ],
       [['--version'], /--version needs a value/],
+      [
+        ['--version', '25.10', '--api-key', KEY, '--seed-scale', '1000,20'],
+        /--seed-scale must be <sandboxes>,<checkpoints>,<others>, not 1000,20/,
+      ],
     ];
     for (const [args, message] of cases) {
       const child = spawn(process.execPath, ['--import', 'tsx', 'test/sim/main.ts', ...args], {
