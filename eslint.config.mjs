@@ -34,6 +34,19 @@ export default tseslint.config(
     },
   },
   {
+    // The core is the bottom layer: config, names, errors. It imports nothing of the project outside itself.
+    files: ['src/core/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: 'vscode', message: 'Only src/vscode may import vscode.' }],
+          patterns: [{ group: ['../**'], message: 'src/core imports nothing outside src/core.' }],
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.mjs', '**/*.js', '**/*.cjs'],
     languageOptions: {
       globals: {

@@ -11,8 +11,8 @@ import type { Checkpoint, Sandbox } from '../core/sandbox';
 import type { Executor } from '../guest/executor';
 import { shq, writeFileScript } from '../guest/shell';
 import type { AgentSandboxStore } from './agentStore';
-import { BUILTIN_SCRIPTS, EMBEDDED_SCRIPT_PREFIX } from './builtinScripts';
-import { baseChain, type BaseDefinition, type BasesConfig } from './config';
+import { BUILTIN_SCRIPTS } from './builtinScripts';
+import { baseChain, type BaseDefinition, type BasesConfig } from '../core/basesConfig';
 import { systemClock, type Clock } from './lifecycle';
 
 /** The label of a base's checkpoint (pixels' MCP base builds use the same). */
@@ -399,12 +399,7 @@ export class BaseService {
     const ref = def.setupScript;
     if (!ref) return undefined;
     if (ref.kind === 'embedded') {
-      const text = BUILTIN_SCRIPTS[ref.name];
-      if (text === undefined)
-        throw new ValidationError(
-          `Base "${def.name}": ${EMBEDDED_SCRIPT_PREFIX}${ref.name} is not an embedded script.`,
-        );
-      return text;
+      return BUILTIN_SCRIPTS[ref.name];
     }
     try {
       return await readFile(ref.path, 'utf8');

@@ -1,5 +1,6 @@
 // The setup scripts of the built-in bases (pixels' `mcp:bases/<x>.sh`): run as root in a provisioned sandbox.
 // apt waits for the image's own first-boot apt run (unattended-upgrades) instead of failing on its lock.
+import type { EmbeddedScriptName } from '../core/basesConfig';
 
 const APT = [
   'set -eu',
@@ -41,10 +42,8 @@ echo "node base: node $(node --version), npm $(npm --version)"
 `;
 
 /** `mcp:bases/<file>` → script text. */
-export const BUILTIN_SCRIPTS: Readonly<Record<string, string>> = {
+export const BUILTIN_SCRIPTS: Readonly<Record<EmbeddedScriptName, string>> = {
   'dev.sh': DEV,
   'python.sh': PYTHON,
   'node.sh': NODE,
 };
-
-export const EMBEDDED_SCRIPT_PREFIX = 'mcp:bases/';

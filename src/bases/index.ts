@@ -23,7 +23,7 @@ export {
   type BaseDefinition,
   type BasesConfig,
   type SetupScriptRef,
-} from './config';
+} from '../core/basesConfig';
 export { AgentSandboxStore, type AgentSandboxRecord } from './agentStore';
 export {
   LifecycleEnforcer,
@@ -36,4 +36,4 @@ export {
   type LifecycleDeadlines,
   type LifecycleEnforcerDeps,
 } from './lifecycle';
-export { formatRemaining, parseGoDuration } from './duration';
+export { formatRemaining, parseGoDuration } from '../core/duration';

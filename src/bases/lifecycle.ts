@@ -3,8 +3,8 @@
 // AgentSandboxStore (made through the agent tools, or handed over by a person on purpose), never to the rest.
 // Time comes from an injected clock, so the policy is tested without waiting.
 import type { Sandbox, SandboxStatus } from '../core/sandbox';
-import type { AgentLifecycleConfig } from './config';
-import { formatRemaining } from './duration';
+import type { AgentLifecycleConfig } from '../core/basesConfig';
+import { formatRemaining } from '../core/duration';
 import type { AgentSandboxRecord, AgentSandboxStore } from './agentStore';
 
 export interface Clock {

@@ -24,7 +24,7 @@ import { cpuProblem, memoryProblem } from './names';
 import { closestKey } from './closest';
 import { unknownSettings, unknownTomlKeys } from './configKeys';
 import { egressEntryProblem } from './egressEntry';
-import { parseBases, type BasesConfig } from '../bases/config';
+import { parseBases, type BasesConfig } from './basesConfig';
 
 export type ServerKind = 'truenas' | 'incus';
 

@@ -4,12 +4,11 @@
 // A bad base is reported with its file, line and key, and left out (with every base built from it); the rest load.
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { sandboxNameProblem } from '../core/names';
-import { BUILTIN_SCRIPTS, EMBEDDED_SCRIPT_PREFIX } from './builtinScripts';
 import { parseGoDuration } from './duration';
+import { sandboxNameProblem } from './names';
 
 /** Where a base's setup script comes from: one embedded in the extension, or a file on this machine. */
-export type SetupScriptRef = { kind: 'embedded'; name: string } | { kind: 'file'; path: string };
+export type SetupScriptRef = { kind: 'embedded'; name: EmbeddedScriptName } | { kind: 'file'; path: string };
 
 export interface BaseDefinition {
   name: string;
@@ -42,6 +41,15 @@ export interface BasesProblem {
   line?: number;
   key?: string;
   message: string;
+}
+
+/** `mcp:bases/<name>` names a setup script embedded in the extension (src/bases/builtinScripts.ts has the texts). */
+export const EMBEDDED_SCRIPT_PREFIX = 'mcp:bases/';
+export const EMBEDDED_SCRIPT_NAMES = ['dev.sh', 'python.sh', 'node.sh'] as const;
+export type EmbeddedScriptName = (typeof EMBEDDED_SCRIPT_NAMES)[number];
+
+function isEmbeddedScriptName(name: string): name is EmbeddedScriptName {
+  return (EMBEDDED_SCRIPT_NAMES as readonly string[]).includes(name);
 }
 
 export const DEFAULT_BASE_PREFIX = 'base-';
@@ -185,12 +193,12 @@ export function parseBases(input: ParseBasesInput): { config: BasesConfig; probl
       else {
         if (v.startsWith(EMBEDDED_SCRIPT_PREFIX)) {
           const file = v.slice(EMBEDDED_SCRIPT_PREFIX.length);
-          if (!BUILTIN_SCRIPTS[file])
+          if (!isEmbeddedScriptName(file))
             bad(
               key,
-              `"${v}" is not an embedded script; the embedded ones are ${Object.keys(BUILTIN_SCRIPTS)
-                .map((f) => `${EMBEDDED_SCRIPT_PREFIX}${f}`)
-                .join(', ')}`,
+              `"${v}" is not an embedded script; the embedded ones are ${EMBEDDED_SCRIPT_NAMES.map(
+                (f) => `${EMBEDDED_SCRIPT_PREFIX}${f}`,
+              ).join(', ')}`,
             );
           else def.setupScript = { kind: 'embedded', name: file };
         } else def.setupScript = { kind: 'file', path: expandHome(v, home) };
