@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BaseService, parseBases, runSetupScript } from '../src/bases/index';
 import { labBackend, removeTestInstances, testPrefix } from '../test/integration/incus/helpers';
-import { labWorkflows } from '../test/integration/bases/lab-workflows';
+import { headlessBaseWorkflows } from '../test/integration/bases/headless';
 
 const SETUP_SECONDS = Number(process.env.BENCH_SETUP_SECONDS ?? 60);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -22,7 +22,8 @@ async function main(): Promise<void> {
   const { lab, backend } = await labBackend();
   const prefix = testPrefix();
   const dir = mkdtempSync(join(tmpdir(), 'px-bench-base-'));
-  const workflows = labWorkflows(backend);
+  const headless = headlessBaseWorkflows(backend, lab.socket);
+  const { workflows } = headless;
   const script = [
     '#!/bin/bash',
     'set -eu',
@@ -62,13 +63,16 @@ async function main(): Promise<void> {
       await workflows.create('lab', { name, image: lab.image }, {});
       const created = performance.now();
       await runSetupScript(await workflows.executor('lab', name), 'bench', script, () => undefined);
-      await workflows.sshReady(name);
+      // Ready means SSH answers: the plain create's provisioning ends with its login, as the clone's does.
+      await (
+        await workflows.executor('lab', name)
+      )('true');
       const ms = performance.now() - t;
       plain.push(ms);
       console.log(
         `plain create ${i + 1}: ${s(ms)} (create + provisioning ${s(created - t)}, setup script ${s(performance.now() - created)})`,
       );
-      await backend.destroy(name);
+      await workflows.destroy('lab', name);
     }
 
     const fromBase: number[] = [];
@@ -82,14 +86,14 @@ async function main(): Promise<void> {
         throw new Error(`${name} lacks the base's toolchain: ${check.output}`);
       fromBase.push(ms);
       console.log(`create from base ${i + 1}: ${s(ms)} (SSH answers, toolchain there)`);
-      await backend.destroy(name);
+      await workflows.destroy('lab', name);
     }
     console.log(
       `plain create: median ${s(median(plain))}; create from base: median ${s(median(fromBase))}, min ${s(Math.min(...fromBase))}`,
     );
     console.log(`base-vs-create ratio: ${(median(fromBase) / median(plain)).toFixed(3)}`);
   } finally {
-    workflows.dispose();
+    headless.dispose();
     backend.dispose();
     await removeTestInstances(lab, prefix);
     rmSync(dir, { recursive: true, force: true });

@@ -73,7 +73,7 @@ class JumpConnection {
   }
 
   close(): void {
-    if (!this.closed) this.client.end();
+    if (!this.closed) endConnection(this.client);
   }
 }
 
@@ -119,7 +119,7 @@ class PooledConnection {
   }
 
   close(): void {
-    if (!this.closed) this.client.end();
+    if (!this.closed) endConnection(this.client);
   }
 
   private armIdleTimer(): void {
@@ -204,6 +204,13 @@ export class SshPool implements Disposable {
     if (!pending) return;
     this.connections.delete(poolKey(target));
     (await pending.catch(() => undefined))?.close();
+  }
+
+  /** Closes every connection to this address, whatever the user or key (its sandbox was stopped or destroyed). */
+  async closeHost(host: string): Promise<void> {
+    const gone = [...this.connections].filter(([key]) => hostOfKey(key) === host);
+    for (const [key] of gone) this.connections.delete(key);
+    for (const [, pending] of gone) (await pending.catch(() => undefined))?.close();
   }
 
   dispose(): void {
@@ -354,6 +361,22 @@ export class SshPool implements Disposable {
 function isChannelRefusal(err: unknown): boolean {
   const cause = err instanceof Error ? (err.cause as { reason?: unknown } | undefined) : undefined;
   return typeof cause?.reason === 'number';
+}
+
+function hostOfKey(key: string): unknown {
+  return (JSON.parse(key) as unknown[])[1];
+}
+
+/**
+ * Ends a connection politely, then tears it down: a peer that is gone (its sandbox was stopped or destroyed)
+ * never answers the disconnect, and the half-closed socket would otherwise stay open (and keep the process
+ * alive) until TCP gives up, many minutes later.
+ */
+function endConnection(client: Client): void {
+  client.end();
+  // ssh2's destroy() does nothing once end() made the socket unwritable: destroy the socket itself.
+  const sock = (client as unknown as { _sock?: { destroy(): void } })._sock;
+  setTimeout(() => sock?.destroy(), 2_000).unref();
 }
 
 /** ssh2 keeps its socket private; a destroyed socket means the connection is gone even before 'close'. */

@@ -50,6 +50,8 @@ export interface SandboxSsh {
     ip: string | undefined,
     configPath: string | undefined,
   ): Promise<void>;
+  /** Drops the pooled SSH connections to a sandbox's address (it is being stopped or destroyed). */
+  disconnect(ip: string | undefined): Promise<void>;
 }
 
 /** The egress mode Pixels put into each sandbox, remembered across sessions. */

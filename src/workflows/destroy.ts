@@ -16,6 +16,7 @@ export async function destroySandbox(ctx: WorkflowContext, request: DestroyReque
   const ip = request.ip ?? (await backend.get(name)).ipv4;
   const checkpoints = request.checkpoints ?? (await backend.listCheckpoints(name)).length;
   const caps = await backend.capabilities();
+  await ctx.ssh.disconnect(ip);
   await ctx.run(`Destroying "${name}"`, caps.cancel, (op) => backend.destroy(name, op));
   await ctx.ssh
     .forget(serverId, name, ip, ctx.sshConfigPath)

@@ -5,6 +5,8 @@ export type LifecycleVerb = 'start' | 'stop' | 'restart';
 
 export async function changeState(ctx: WorkflowContext, name: string, verb: LifecycleVerb): Promise<void> {
   const { backend } = ctx;
+  // A stopped (or restarted) sandbox's SSH connections are dead: drop them now rather than on the next failed call.
+  if (verb !== 'start') await ctx.ssh.disconnect((await backend.get(name)).ipv4);
   const title = `${verb === 'start' ? 'Starting' : verb === 'stop' ? 'Stopping' : 'Restarting'} "${name}"`;
   await ctx.run(
     title,

@@ -482,6 +482,11 @@ export class SshAccess implements Disposable {
     );
   }
 
+  /** Drops the pooled connections to a sandbox's address: it is being stopped or destroyed, they cannot outlive it. */
+  async disconnect(ip: string | undefined): Promise<void> {
+    if (ip) await this.poolInstance?.closeHost(ip);
+  }
+
   dispose(): void {
     this.poolInstance?.dispose();
   }

@@ -19,7 +19,7 @@ import { NotFoundError, ServerError } from '../../../src/core/errors';
 import { backendExecutor } from '../../../src/guest/index';
 import type { Lab } from '../../lab/lab';
 import { labBackend, removeTestInstances, testPrefix } from '../incus/helpers';
-import { labWorkflows, type LabWorkflows } from './lab-workflows';
+import { headlessBaseWorkflows, type HeadlessBases } from './headless';
 
 const SETUP = `#!/bin/bash
 set -eu
@@ -37,7 +37,7 @@ describe('bases on the lab', { timeout: 300_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'px-bases-test-'));
   let lab: Lab;
   let backend: IncusBackend;
-  let workflows: LabWorkflows;
+  let headless: HeadlessBases;
   let config: BasesConfig;
   let service: BaseService;
   let agents: AgentSandboxStore;
@@ -51,7 +51,7 @@ describe('bases on the lab', { timeout: 300_000 }, () => {
 
   before(async () => {
     ({ lab, backend } = await labBackend());
-    workflows = labWorkflows(backend);
+    headless = headlessBaseWorkflows(backend, lab.socket);
     writeFileSync(join(dir, 'small.sh'), SETUP);
     writeFileSync(
       join(dir, 'broken.sh'),
@@ -71,10 +71,15 @@ describe('bases on the lab', { timeout: 300_000 }, () => {
     assert.deepEqual(parsed.problems, []);
     config = parsed.config;
     agents = await AgentSandboxStore.open(join(dir, 'agents.json'), clock);
-    service = new BaseService({ workflows, config: () => config, agents: async () => agents, clock });
+    service = new BaseService({
+      workflows: headless.workflows,
+      config: () => config,
+      agents: async () => agents,
+      clock,
+    });
   });
   after(async () => {
-    workflows?.dispose();
+    headless?.dispose();
     backend?.dispose();
     if (lab) await removeTestInstances(lab, prefix);
     rmSync(dir, { recursive: true, force: true });
