@@ -286,7 +286,12 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     const state = this.store.state(serverId);
     if (state.status === 'error') return [{ type: 'info', serverId, message: state.message, kind: 'error' }];
     const sandboxes = this.visible(this.store.sandboxes(serverId));
-    const bases: PixelsNode[] = this.basesView?.infos(serverId).length ? [{ type: 'bases', serverId }] : [];
+    // The group appears once bases mean something on this server: one is configured, or one was built (or is being
+    // built); the built-ins alone stay in the palette's Build Base… rather than add a row to every server.
+    const infos = this.basesView?.infos(serverId) ?? [];
+    const bases: PixelsNode[] = infos.some((b) => !b.builtin || b.status !== 'missing')
+      ? [{ type: 'bases', serverId }]
+      : [];
     if (sandboxes.length === 0)
       return [
         ...bases,
