@@ -273,7 +273,8 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
       return [];
     }
     const total = servers.reduce((n, s) => n + this.visible(this.store.sandboxes(s.id)).length, 0);
-    if (total === 0 && errors.length === 0) {
+    // A server with no sandboxes still has rows to show when it has a Bases group: the welcome view would hide it.
+    if (total === 0 && errors.length === 0 && !servers.some((s) => this.showsBases(s.id))) {
       this.setState('empty');
       return [];
     }
@@ -282,16 +283,19 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     return servers.map((s) => this.serverNode(s.id));
   }
 
+  /**
+   * The Bases group shows once bases mean something on this server: one is configured, or one was built (or is
+   * being built); the built-ins alone stay in the palette's Build Base… rather than add a row to every server.
+   */
+  private showsBases(serverId: string): boolean {
+    return (this.basesView?.infos(serverId) ?? []).some((b) => !b.builtin || b.status !== 'missing');
+  }
+
   private serverChildren(serverId: string): PixelsNode[] {
     const state = this.store.state(serverId);
     if (state.status === 'error') return [{ type: 'info', serverId, message: state.message, kind: 'error' }];
     const sandboxes = this.visible(this.store.sandboxes(serverId));
-    // The group appears once bases mean something on this server: one is configured, or one was built (or is being
-    // built); the built-ins alone stay in the palette's Build Base… rather than add a row to every server.
-    const infos = this.basesView?.infos(serverId) ?? [];
-    const bases: PixelsNode[] = infos.some((b) => !b.builtin || b.status !== 'missing')
-      ? [{ type: 'bases', serverId }]
-      : [];
+    const bases: PixelsNode[] = this.showsBases(serverId) ? [{ type: 'bases', serverId }] : [];
     if (sandboxes.length === 0)
       return [
         ...bases,
