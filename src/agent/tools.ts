@@ -126,10 +126,15 @@ export class AgentToolCatalog {
     return servers[0]!.id;
   }
 
+  /** The server the caller named, or every configured one. */
+  private serversFor(given: string | undefined): string[] {
+    return given !== undefined ? [this.serverFor(given)] : this.host.servers().map((s) => s.id);
+  }
+
   /** The server holding sandbox `sandbox` (searching every server when none is given). */
   private async locate(sandbox: string, given: string | undefined): Promise<SandboxRef> {
     validateSandboxName(sandbox);
-    const candidates = given !== undefined ? [this.serverFor(given)] : this.host.servers().map((s) => s.id);
+    const candidates = this.serversFor(given);
     if (candidates.length === 0) this.serverFor(undefined);
     const found: string[] = [];
     for (const serverId of candidates) {
@@ -213,7 +218,7 @@ export class AgentToolCatalog {
         idempotent: true,
         run: async (input) => {
           const given = str(input, 'server');
-          const ids = given !== undefined ? [this.serverFor(given)] : host.servers().map((s) => s.id);
+          const ids = this.serversFor(given);
           if (ids.length === 0) this.serverFor(undefined);
           const sandboxes = [];
           for (const serverId of ids) {
@@ -243,7 +248,7 @@ export class AgentToolCatalog {
         idempotent: true,
         run: async (input) => {
           const given = str(input, 'server');
-          const ids = given !== undefined ? [this.serverFor(given)] : host.servers().map((s) => s.id);
+          const ids = this.serversFor(given);
           const bases = [];
           if (host.bases)
             for (const serverId of ids)
