@@ -30,11 +30,14 @@ suite('sandbox cache', () => {
       return server ? api.treeChildren(server) : [];
     };
     await waitFor('the three sandboxes', async () => ((await rows()).length === 3 ? true : undefined));
-    const saved = await waitFor('the cache file', () => {
+    // The file is written in the background after the rows show, and an earlier suite's file may already be
+    // there: wait for this server's entry, not for any file.
+    const saved = await waitFor('the cache file with this server', () => {
       try {
-        return JSON.parse(readFileSync(api.sandboxCacheFile(), 'utf8')) as {
+        const file = JSON.parse(readFileSync(api.sandboxCacheFile(), 'utf8')) as {
           servers: Record<string, { sandboxes: { name: string }[] }>;
         };
+        return file.servers.cached ? file : undefined;
       } catch {
         return undefined;
       }
