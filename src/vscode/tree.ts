@@ -377,6 +377,17 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     }));
   }
 
+  /**
+   * The member to name on a row: only when this server's sandboxes sit on more than one member (on a one-member
+   * cluster, or with everything on one member, it is the same word on every row) and the rows are not already
+   * grouped by member. The tooltip always names it.
+   */
+  private memberOnRow(serverId: string, sandbox: Sandbox): string | undefined {
+    if (!sandbox.location || groupByMember()) return undefined;
+    const members = new Set(this.store.sandboxes(serverId).map((s) => s.location));
+    return members.size > 1 ? sandbox.location : undefined;
+  }
+
   /** What the row says about provisioning and egress: "provisioning", the real mode read from the sandbox. */
   private sandboxFacts(node: SandboxNode): SandboxFacts {
     const { serverId, sandbox } = node;
@@ -392,6 +403,7 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
       provisioning: run?.active ? 'provisioning' : run?.failed ? 'provisioning failed' : undefined,
       lifecycle: node.stale ? undefined : this.basesView?.lifecycleText(serverId, sandbox),
       sessions: node.stale ? undefined : this.sessions.peek(serverId, sandbox)?.length,
+      member: this.memberOnRow(serverId, sandbox),
       egress: status?.policy.mode ?? egressOf(sandbox) ?? this.egress.get(serverId, sandbox.name),
       egressDetail: status
         ? `${status.policy.mode === 'unrestricted' ? 'unrestricted' : `${status.policy.mode} · ${status.effective.length} allowed`}${status.enforced ? '' : ' · NOT enforced'}`
@@ -520,6 +532,8 @@ interface SandboxFacts {
   lifecycle?: string;
   /** How many persistent sessions it has (as last listed). */
   sessions?: number;
+  /** The cluster member, when naming it on the row tells something (see memberOnRow). */
+  member?: string;
 }
 
 const STEP_ICON: Record<StepView['state'], [string, string | undefined]> = {
@@ -570,7 +584,7 @@ function sandboxItem(node: SandboxNode, facts: SandboxFacts): vscode.TreeItem {
     s.memberAway ? 'unreachable (member away)' : s.status === 'running' ? (s.ipv4 ?? 'no IP yet') : s.status,
   ];
   if (node.stale) parts.unshift('(cached)');
-  if (s.location && !groupByMember()) parts.push(s.location);
+  if (facts.member) parts.push(facts.member);
   if (facts.provisioning) parts.push(facts.provisioning);
   if (egress) parts.push(egress);
   if (facts.lifecycle) parts.push(facts.lifecycle);
