@@ -15,8 +15,13 @@ export function agentBases(service: BaseService): AgentBases {
         error: b.status === 'incomplete' ? 'its sandbox has no checkpoint: rebuild it' : b.error,
         lastCheckpoint: b.lastCheckpoint?.label,
       })),
-    createFrom: (serverId, base, name, signal) =>
-      service.createFromBase(serverId, base, { name, agent: true, signal }),
+    createFrom: (serverId, base, name, call) =>
+      service.createFromBase(serverId, base, {
+        name,
+        agent: true,
+        signal: call?.signal,
+        progress: call?.progress,
+      }),
   };
 }
 

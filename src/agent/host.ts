@@ -10,6 +10,13 @@ export interface AgentServer {
   label: string;
 }
 
+/** What a tool call hands the long work it starts: its cancellation, and what is happening, a line at a time. */
+export interface CallContext {
+  signal?: AbortSignal;
+  /** A step or a server job's progress ("Creating sandbox "x": provisioning"); MCP sends it as a notification. */
+  progress?: (message: string) => void;
+}
+
 export interface SandboxRef {
   serverId: string;
   name: string;
@@ -30,7 +37,7 @@ export interface AgentBase {
 /** Bases: listed, and a new sandbox made from one (a clone of its newest checkpoint plus the usual checks). */
 export interface AgentBases {
   list(serverId: string): Promise<AgentBase[]>;
-  createFrom(serverId: string, base: string, name: string, signal?: AbortSignal): Promise<Sandbox>;
+  createFrom(serverId: string, base: string, name: string, call?: CallContext): Promise<Sandbox>;
 }
 
 /**
@@ -39,15 +46,15 @@ export interface AgentBases {
  * caller confirmed already.
  */
 export interface AgentWorkflows {
-  create(serverId: string, name: string, image: string | undefined, signal?: AbortSignal): Promise<Sandbox>;
+  create(serverId: string, name: string, image: string | undefined, call?: CallContext): Promise<Sandbox>;
   clone(
     source: SandboxRef,
     checkpoint: string | undefined,
     newName: string,
-    signal?: AbortSignal,
+    call?: CallContext,
   ): Promise<Sandbox>;
-  restore(ref: SandboxRef, checkpoint: string, signal?: AbortSignal): Promise<void>;
-  destroy(ref: SandboxRef, signal?: AbortSignal): Promise<void>;
+  restore(ref: SandboxRef, checkpoint: string, call?: CallContext): Promise<void>;
+  destroy(ref: SandboxRef, call?: CallContext): Promise<void>;
 }
 
 /** The agent lifecycle policy's list: sandboxes agents made (stopped when idle, destroyed when too old). */

@@ -4,9 +4,9 @@
 import { randomBytes } from 'node:crypto';
 import { NotFoundError, PixelsError, UnsupportedError, ValidationError } from '../core/errors';
 import { defaultCheckpointLabel, validateCheckpointLabel, validateSandboxName } from '../core/names';
-import { INSTANCE_PREFIX, type Checkpoint, type Sandbox } from '../core/sandbox';
+import { INSTANCE_PREFIX, type Checkpoint, type OperationOptions, type Sandbox } from '../core/sandbox';
 import { deleteFile, editFile, listFiles, MAX_FILE_BYTES, MiB, readFile, writeFile } from './files';
-import type { AgentHost, SandboxRef } from './host';
+import type { AgentHost, CallContext, SandboxRef } from './host';
 import { KeyedQueue } from './queue';
 import type { ObjectSchema, JsonSchema } from './schema';
 import { validateInput } from './schema';
@@ -22,9 +22,8 @@ export interface Confirmation {
   message: string;
 }
 
-export interface ToolContext {
-  signal?: AbortSignal;
-}
+/** A call's cancellation and progress sink (the MCP server's notifications/progress; none for LM tools). */
+export type ToolContext = CallContext;
 
 export interface AgentTool {
   name: string;
@@ -65,6 +64,22 @@ function str(input: Record<string, unknown>, key: string): string | undefined {
 
 function mustStr(input: Record<string, unknown>, key: string): string {
   return str(input, key) ?? '';
+}
+
+/** A backend operation's options from a call's: the server job's progress reported as a line. */
+function operation(context: ToolContext): OperationOptions {
+  const progress = context.progress;
+  return {
+    signal: context.signal,
+    onProgress: progress
+      ? (r) => {
+          const line = [r.description, r.percent === undefined ? '' : `${r.percent}%`]
+            .filter(Boolean)
+            .join(' ');
+          if (line) progress(line);
+        }
+      : undefined,
+  };
 }
 
 function iso(date: Date | undefined): string | undefined {
@@ -336,9 +351,9 @@ export class AgentToolCatalog {
                 throw new UnsupportedError(
                   'Bases are not available on this server yet. Create from an image instead (omit "base").',
                 );
-              return host.bases.createFrom(serverId, base, n, context.signal);
+              return host.bases.createFrom(serverId, base, n, context);
             }
-            const made = await host.workflows.create(serverId, n, str(input, 'image'), context.signal);
+            const made = await host.workflows.create(serverId, n, str(input, 'image'), context);
             await host.lifecycle?.created(serverId, n);
             return made;
           });
@@ -373,9 +388,7 @@ export class AgentToolCatalog {
         },
         run: async (input, context) => {
           const ref = await this.locate(mustStr(input, 'name'), str(input, 'server'));
-          await this.queue.run(`${ref.serverId}\n${ref.name}`, () =>
-            host.workflows.destroy(ref, context.signal),
-          );
+          await this.queue.run(`${ref.serverId}\n${ref.name}`, () => host.workflows.destroy(ref, context));
           await host.lifecycle?.destroyed(ref.serverId, ref.name);
           this.changed(ref.serverId);
           return { ok: true };
@@ -401,7 +414,7 @@ export class AgentToolCatalog {
           const sandbox = await this.serial(ref, async () => {
             const backend = await host.backend(ref.serverId);
             if ((await backend.get(ref.name)).status !== 'running')
-              await backend.start(ref.name, { signal: context.signal });
+              await backend.start(ref.name, operation(context));
             return backend.get(ref.name);
           });
           this.changed(ref.serverId);
@@ -429,7 +442,7 @@ export class AgentToolCatalog {
           await this.serial(ref, async () => {
             const backend = await host.backend(ref.serverId);
             if ((await backend.get(ref.name)).status !== 'stopped')
-              await backend.stop(ref.name, {}, { signal: context.signal });
+              await backend.stop(ref.name, {}, operation(context));
           });
           this.changed(ref.serverId);
           return { ok: true };
@@ -770,7 +783,7 @@ export class AgentToolCatalog {
           const label = mustStr(input, 'checkpoint');
           const deleted = await this.serial(ref, async () => {
             const newer = this.newerThan(await this.checkpoints(ref), ref, label);
-            await host.workflows.restore(ref, label, context.signal);
+            await host.workflows.restore(ref, label, context);
             return newer;
           });
           this.changed(ref.serverId);
@@ -817,7 +830,7 @@ export class AgentToolCatalog {
           const clone = await this.queue.runAll(
             [`${ref.serverId}\n${ref.name}`, `${ref.serverId}\n${newName}`],
             async () => {
-              const made = await host.workflows.clone(ref, cp, newName, context.signal);
+              const made = await host.workflows.clone(ref, cp, newName, context);
               await host.lifecycle?.created(ref.serverId, newName);
               return made;
             },

@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import { BACKEND_PRODUCT } from '../core/backend';
 import { UnsupportedError } from '../core/errors';
 import { agentBases, agentLifecycle } from '../agent/bases';
-import type { AgentHost, AgentWorkflows, SandboxRef } from '../agent/host';
+import type { AgentHost, AgentWorkflows, CallContext, SandboxRef } from '../agent/host';
 import { backendRunner, sshRunner, type SandboxRunner } from '../agent/runner';
 import { cloneSandbox } from '../workflows/clone';
 import type { RunPhase } from '../workflows/context';
@@ -17,24 +17,43 @@ import { withProgress } from './progress';
 import type { Services } from './services';
 import { workflowContext } from './workflowContext';
 
-/** A notification per phase (not cancellable from it); the tool call's own signal stops cancellable ones. */
-function toolRunPhase(signal: AbortSignal | undefined): RunPhase {
-  return (title, cancellable, task, quiet) =>
-    withProgress(
+/**
+ * A notification per phase (not cancellable from it); the tool call's own signal stops cancellable ones, and each
+ * phase, step and job report also goes to the call's progress sink (an MCP client's notifications/progress).
+ */
+function toolRunPhase(call: CallContext | undefined): RunPhase {
+  const tell = call?.progress;
+  return (title, cancellable, task, quiet) => {
+    tell?.(title);
+    return withProgress(
       `Agent: ${title}`,
       false,
-      (op, step) => task({ ...op, signal: cancellable ? signal : undefined }, step),
+      (op, step) =>
+        task(
+          {
+            signal: cancellable ? call?.signal : undefined,
+            onProgress: (r) => {
+              op.onProgress?.(r);
+              if (r.description) tell?.(`${title}: ${r.description}`);
+            },
+          },
+          (message) => {
+            step(message);
+            tell?.(`${title}: ${message}`);
+          },
+        ),
       quiet ? vscode.ProgressLocation.Window : vscode.ProgressLocation.Notification,
     );
+  };
 }
 
 function workflows(services: Services): AgentWorkflows {
-  const ctx = (serverId: string, signal?: AbortSignal) =>
-    workflowContext(services, serverId, toolRunPhase(signal));
+  const ctx = (serverId: string, call?: CallContext) =>
+    workflowContext(services, serverId, toolRunPhase(call));
   return {
-    create: async (serverId, name, image, signal) => {
+    create: async (serverId, name, image, call) => {
       const d = services.registry.settings.defaults;
-      return createSandbox(await ctx(serverId, signal), {
+      return createSandbox(await ctx(serverId, call), {
         name,
         image: image ?? d.image,
         cpu: d.cpu,
@@ -43,13 +62,13 @@ function workflows(services: Services): AgentWorkflows {
         provision: d.provision,
       });
     },
-    clone: async (source, checkpoint, newName, signal) =>
-      cloneSandbox(await ctx(source.serverId, signal), { source: source.name, checkpoint, name: newName }),
-    restore: async (ref, checkpoint, signal) => {
+    clone: async (source, checkpoint, newName, call) =>
+      cloneSandbox(await ctx(source.serverId, call), { source: source.name, checkpoint, name: newName }),
+    restore: async (ref, checkpoint, call) => {
       // Sandboxes cloned from a later state are not destroyed for an agent: DependentClonesError goes back to it.
-      await restoreCheckpoint(await ctx(ref.serverId, signal), { name: ref.name, label: checkpoint });
+      await restoreCheckpoint(await ctx(ref.serverId, call), { name: ref.name, label: checkpoint });
     },
-    destroy: async (ref, signal) => destroySandbox(await ctx(ref.serverId, signal), { name: ref.name }),
+    destroy: async (ref, call) => destroySandbox(await ctx(ref.serverId, call), { name: ref.name }),
   };
 }
 

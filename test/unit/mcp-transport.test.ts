@@ -152,3 +152,131 @@ describe('MCP transport and lifecycle', () => {
     assert.equal((await post('{"jsonrpc":"2.0","id":8,"method":"ping"}', headers)).status, 404);
   });
 });
+
+describe('MCP progress for long tool calls', () => {
+  let server: McpHttpServer;
+  let created = 0;
+  // A host whose create workflow reports two steps, then says nothing for a while (as an exec of a long command).
+  const slowCreate: AgentHost = {
+    ...noServers,
+    servers: () => [{ id: 'one', label: 'One' }],
+    workflows: {
+      ...noServers.workflows,
+      create: async (_serverId, name, _image, call) => {
+        call?.progress?.(`Creating sandbox "${name}"`);
+        call?.progress?.(`Creating sandbox "${name}": provisioning`);
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        created++;
+        return { name, instanceName: `px-${name}`, status: 'running', ipv4: '10.0.0.9' };
+      },
+    },
+  };
+
+  before(async () => {
+    server = new McpHttpServer({
+      catalog: new AgentToolCatalog(slowCreate),
+      token: TOKEN,
+      identity: { name: 'pixels-vscode', title: 'Pixels', version: '0.0.0', instructions: 'test' },
+      port: 0,
+      progressHeartbeatMs: 120,
+    });
+    await server.listen();
+  });
+
+  after(() => server.close());
+
+  test('the SDK client with onprogress gets each step, then "still running", increasing, then the result', async () => {
+    const client = new Client({ name: 'unit', version: '1' });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(server.url()), {
+        requestInit: { headers: { Authorization: `Bearer ${TOKEN}` } },
+      }),
+    );
+    try {
+      const seen: Array<{ progress: number; message?: string }> = [];
+      const r = (await client.callTool({ name: 'create_sandbox', arguments: { name: 'slow' } }, undefined, {
+        onprogress: (p) => seen.push({ progress: p.progress, message: p.message }),
+        // The point of it: a client's timeout shorter than the call, reset by each notification.
+        timeout: 300,
+        resetTimeoutOnProgress: true,
+      })) as unknown as { isError: boolean; structuredContent: { name: string; ip: string } };
+      assert.equal(r.isError, false);
+      assert.deepEqual([r.structuredContent.name, r.structuredContent.ip], ['slow', '10.0.0.9']);
+      assert.deepEqual(
+        seen.slice(0, 2).map((p) => p.message),
+        ['Creating sandbox "slow"', 'Creating sandbox "slow": provisioning'],
+      );
+      assert.ok(
+        seen.slice(2).some((p) => /^create_sandbox: still running \(\d+ s\)$/.test(p.message ?? '')),
+        `a heartbeat while the call said nothing: ${JSON.stringify(seen)}`,
+      );
+      for (let i = 1; i < seen.length; i++) assert.ok(seen[i]!.progress > seen[i - 1]!.progress);
+      assert.equal(created, 1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('on the wire: a text/event-stream answer, notifications before the response; without a progress token, JSON', async () => {
+    const headers = {
+      Accept: 'application/json, text/event-stream',
+      'Content-Type': 'application/json',
+      Authorization: `Bearer ${TOKEN}`,
+    };
+    const init = await fetch(server.url(), {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: {
+          protocolVersion: '2025-11-25',
+          capabilities: {},
+          clientInfo: { name: 'raw', version: '1' },
+        },
+      }),
+    });
+    const session = { ...headers, 'Mcp-Session-Id': init.headers.get('mcp-session-id')! };
+    const call = (id: number, meta: object | undefined) =>
+      fetch(server.url(), {
+        method: 'POST',
+        headers: session,
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id,
+          method: 'tools/call',
+          params: {
+            name: 'create_sandbox',
+            arguments: { name: `wire${id}` },
+            ...(meta ? { _meta: meta } : {}),
+          },
+        }),
+      });
+    const streamed = await call(2, { progressToken: 'tok-1' });
+    assert.equal(streamed.status, 200);
+    assert.match(streamed.headers.get('content-type') ?? '', /^text\/event-stream/);
+    const events = (await streamed.text())
+      .split('\n\n')
+      .filter((e) => e.trim())
+      .map((e) => {
+        assert.match(e, /^event: message\ndata: /);
+        return JSON.parse(e.slice(e.indexOf('data: ') + 6)) as {
+          id?: number;
+          method?: string;
+          params?: { progressToken: string; progress: number };
+        };
+      });
+    const last = events.at(-1)!;
+    assert.equal(last.id, 2, 'the response comes last');
+    const notes = events.slice(0, -1);
+    assert.ok(notes.length >= 2);
+    for (const n of notes) {
+      assert.equal(n.method, 'notifications/progress');
+      assert.equal(n.params?.progressToken, 'tok-1');
+    }
+    const plain = await call(3, undefined);
+    assert.match(plain.headers.get('content-type') ?? '', /^application\/json/);
+    assert.equal(((await plain.json()) as { id: number }).id, 3);
+  });
+});

@@ -1,6 +1,7 @@
 // The MCP Streamable HTTP transport on loopback: one endpoint (/mcp) taking POSTed JSON-RPC messages and answering
-// each request batch with one application/json body; DELETE ends a session; GET (a server-to-client stream) is
-// not offered (405), as the transport allows. Every request must carry the per-install bearer token (401
+// each request batch with one application/json body, or with an SSE stream when a tool call asks for progress
+// (notifications/progress, then the answer); DELETE ends a session; GET (a server-to-client stream) is not
+// offered (405), as the transport allows. Every request must carry the per-install bearer token (401
 // otherwise) and, when a browser sends an Origin or Host, they must be loopback (403): a web page can neither
 // read nor drive the sandboxes.
 import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
@@ -15,7 +16,9 @@ import {
   McpSession,
   PARSE_ERROR,
   SUPPORTED_PROTOCOL_VERSIONS,
+  wantsProgress,
   type Incoming,
+  type JsonRpcNotification,
   type JsonRpcResponse,
   type ServerIdentity,
 } from './protocol';
@@ -34,6 +37,8 @@ export interface McpHttpOptions {
   /** Loopback only: 127.0.0.1 (default) or ::1. */
   host?: '127.0.0.1' | '::1';
   onLog?: (line: string) => void;
+  /** How long a call with a progress token may say nothing before a "still running" notification (tests). */
+  progressHeartbeatMs?: number;
 }
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
@@ -294,6 +299,8 @@ export class McpHttpServer {
       if (!session) return;
     }
 
+    if (messages.some(wantsProgress)) return this.stream(res, session, messages, headers);
+
     const responses: JsonRpcResponse[] = [];
     const pending: Promise<void>[] = [];
     for (const message of messages) {
@@ -315,6 +322,40 @@ export class McpHttpServer {
     this.json(res, 200, batch ? responses : responses[0], headers);
   }
 
+  /**
+   * Answers as an SSE stream: progress notifications as the calls run, each response when it is ready, then the
+   * stream ends (the transport's text/event-stream answer to a POST). A client that goes away does not cancel
+   * anything (the specification: disconnection is not cancellation); what is left to say is dropped.
+   */
+  private async stream(
+    res: http.ServerResponse,
+    session: McpSession,
+    messages: Incoming[],
+    headers: Record<string, string>,
+  ): Promise<void> {
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream',
+      'Cache-Control': 'no-store',
+      Connection: 'keep-alive',
+      ...headers,
+    });
+    res.flushHeaders();
+    const send = (message: JsonRpcResponse | JsonRpcNotification) => {
+      if (!res.writableEnded && !res.destroyed)
+        res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+    };
+    const pending: Promise<void>[] = [];
+    for (const message of messages) {
+      if (message.kind === 'invalid')
+        send(errorResponse(message.id, INVALID_REQUEST, `Invalid Request: ${message.message}`));
+      else if (message.kind === 'notification') session.notify(message.method, message.params);
+      else if (message.kind === 'request')
+        pending.push(session.request(message.id, message.method, message.params, send).then(send));
+    }
+    await Promise.all(pending);
+    res.end();
+  }
+
   private newSession(): McpSession {
     if (this.sessions.size >= MAX_SESSIONS) {
       // The least recently used goes; its client gets 404 and initializes again.
@@ -322,7 +363,12 @@ export class McpHttpServer {
       oldest.close();
       this.sessions.delete(oldest.id);
     }
-    const session = new McpSession(randomUUID(), this.options.catalog, this.options.identity);
+    const session = new McpSession(
+      randomUUID(),
+      this.options.catalog,
+      this.options.identity,
+      this.options.progressHeartbeatMs,
+    );
     this.sessions.set(session.id, session);
     return session;
   }

@@ -31,6 +31,37 @@ export interface JsonRpcResult {
 
 export type JsonRpcResponse = JsonRpcError | JsonRpcResult;
 
+export interface JsonRpcNotification {
+  jsonrpc: '2.0';
+  method: string;
+  params: Record<string, unknown>;
+}
+
+/** Sends a notification to the client before the answer (the transport streams them). */
+export type Emit = (notification: JsonRpcNotification) => void;
+
+/** With no other news for this long, a long call says it is still running (clients reset their timeout on it). */
+export const PROGRESS_HEARTBEAT_MS = 15_000;
+
+/** The progress token of a request (params._meta.progressToken), when the client asked for progress. */
+export function progressToken(params: Record<string, unknown>): string | number | undefined {
+  const meta = params._meta;
+  if (typeof meta !== 'object' || meta === null) return undefined;
+  const token = (meta as Record<string, unknown>).progressToken;
+  return typeof token === 'string' || (typeof token === 'number' && Number.isFinite(token))
+    ? token
+    : undefined;
+}
+
+/** A request the transport should answer as a stream: a tool call whose client asked for progress. */
+export function wantsProgress(message: Incoming): boolean {
+  return (
+    message.kind === 'request' &&
+    message.method === 'tools/call' &&
+    progressToken(message.params) !== undefined
+  );
+}
+
 /** One message as it arrived, sorted by kind. */
 export type Incoming =
   | { kind: 'request'; id: JsonRpcId; method: string; params: Record<string, unknown> }
@@ -89,6 +120,7 @@ export class McpSession {
     readonly id: string,
     private readonly catalog: AgentToolCatalog,
     private readonly identity: ServerIdentity,
+    private readonly heartbeatMs = PROGRESS_HEARTBEAT_MS,
   ) {}
 
   /** Handles a notification (nothing is answered). */
@@ -99,7 +131,12 @@ export class McpSession {
   }
 
   /** Answers one request. Never throws: every failure becomes a JSON-RPC error or an isError tool result. */
-  async request(id: JsonRpcId, method: string, params: Record<string, unknown>): Promise<JsonRpcResponse> {
+  async request(
+    id: JsonRpcId,
+    method: string,
+    params: Record<string, unknown>,
+    emit?: Emit,
+  ): Promise<JsonRpcResponse> {
     this.lastUsed = Date.now();
     try {
       switch (method) {
@@ -110,7 +147,7 @@ export class McpSession {
         case 'tools/list':
           return this.ok(id, { tools: this.listTools() });
         case 'tools/call':
-          return await this.callTool(id, params);
+          return await this.callTool(id, params, emit);
         default:
           return errorResponse(id, METHOD_NOT_FOUND, `Method not found: ${method}`);
       }
@@ -161,7 +198,11 @@ export class McpSession {
     }));
   }
 
-  private async callTool(id: JsonRpcId, params: Record<string, unknown>): Promise<JsonRpcResponse> {
+  private async callTool(
+    id: JsonRpcId,
+    params: Record<string, unknown>,
+    emit?: Emit,
+  ): Promise<JsonRpcResponse> {
     const name = params.name;
     if (typeof name !== 'string')
       return errorResponse(id, INVALID_PARAMS, 'tools/call needs params.name (a string).');
@@ -172,8 +213,12 @@ export class McpSession {
       return errorResponse(id, INVALID_PARAMS, 'params.arguments must be an object.');
     const controller = new AbortController();
     this.inFlight.set(id, controller);
+    const progress = this.progressSink(params, emit, name);
     try {
-      const result = await this.catalog.call(name, args ?? {}, { signal: controller.signal });
+      const result = await this.catalog.call(name, args ?? {}, {
+        signal: controller.signal,
+        progress: progress?.report,
+      });
       const structured = (typeof result === 'object' && result !== null ? result : { result }) as Record<
         string,
         unknown
@@ -187,7 +232,47 @@ export class McpSession {
       // Errors of the call itself (bad arguments included) go back to the model as a result it can act on.
       return this.ok(id, { content: [{ type: 'text', text: toolErrorMessage(err) }], isError: true });
     } finally {
+      progress?.stop();
       this.inFlight.delete(id);
     }
+  }
+
+  /**
+   * notifications/progress for a call whose client sent a progress token: each step the tool reports, and a
+   * "still running" line when nothing was said for a while (an exec of a long command reports nothing else).
+   * The progress value only grows, as the specification requires; there is no total (steps are not known ahead).
+   */
+  private progressSink(
+    params: Record<string, unknown>,
+    emit: Emit | undefined,
+    tool: string,
+  ): { report: (message: string) => void; stop: () => void } | undefined {
+    const token = progressToken(params);
+    if (token === undefined || !emit) return undefined;
+    const started = Date.now();
+    let count = 0;
+    let last = started;
+    let stopped = false;
+    const report = (message: string) => {
+      if (stopped) return;
+      last = Date.now();
+      emit({
+        jsonrpc: '2.0',
+        method: 'notifications/progress',
+        params: { progressToken: token, progress: ++count, message },
+      });
+    };
+    const timer = setInterval(() => {
+      if (Date.now() - last >= this.heartbeatMs)
+        report(`${tool}: still running (${Math.round((Date.now() - started) / 1000)} s)`);
+    }, this.heartbeatMs / 3);
+    timer.unref();
+    return {
+      report,
+      stop: () => {
+        stopped = true;
+        clearInterval(timer);
+      },
+    };
   }
 }

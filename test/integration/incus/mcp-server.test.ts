@@ -17,6 +17,7 @@ import { cloneSandbox } from '../../../src/workflows/clone';
 import { createSandbox } from '../../../src/workflows/create';
 import { destroySandbox } from '../../../src/workflows/destroy';
 import { restoreCheckpoint } from '../../../src/workflows/restore';
+import { plainRunPhase } from '../../../src/workflows/progress';
 import { workflowHarness, type Harness } from '../workflows/context';
 import { agentBases, agentLifecycle } from '../../../src/agent/bases';
 import {
@@ -66,15 +67,24 @@ function labHost(
     backend: () => Promise.resolve(backend),
     runner: (ref) => Promise.resolve(backendRunner(backend, ref.name, backend.exec)),
     workflows: {
-      create: (_server, name, given) =>
-        createSandbox(h.ctx, {
-          name,
-          image: given ?? image,
-          cpu: '1',
-          memoryMiB: 512,
-          egress: 'unrestricted',
-          provision: false,
-        }),
+      // As the editor's host does: the call's phases and steps go to its progress sink.
+      create: (_server, name, given, call) =>
+        createSandbox(
+          {
+            ...h.ctx,
+            run: plainRunPhase(call?.signal, (e) =>
+              call?.progress?.(e.message ? `${e.phase}: ${e.message}` : e.phase),
+            ),
+          },
+          {
+            name,
+            image: given ?? image,
+            cpu: '1',
+            memoryMiB: 512,
+            egress: 'unrestricted',
+            provision: false,
+          },
+        ),
       clone: (source, checkpoint, newName) =>
         cloneSandbox(h.ctx, { source: source.name, checkpoint, name: newName }),
       restore: async (ref, checkpoint) => {
@@ -199,9 +209,18 @@ describe('MCP server (SDK client over Streamable HTTP, real container)', { timeo
     ]);
   });
 
-  test('create_sandbox (the shared create workflow), then list_sandboxes shows it', async () => {
-    const made = await ok('create_sandbox', { name });
+  test('create_sandbox (the shared create workflow) with progress, then list_sandboxes shows it', async () => {
+    const steps: string[] = [];
+    const r0 = (await client.callTool({ name: 'create_sandbox', arguments: { name } }, undefined, {
+      onprogress: (p) => steps.push(p.message ?? ''),
+    })) as TextResult;
+    assert.equal(r0.isError, false, `create_sandbox failed: ${r0.content[0]?.text}`);
+    const made = r0.structuredContent!;
     assert.deepEqual([made.name, made.status], [name, 'running']);
+    assert.ok(
+      steps.some((s) => s.startsWith(`Creating sandbox "${name}"`)),
+      `the create phase as progress: ${JSON.stringify(steps)}`,
+    );
     await waitForIpv4(backend, name);
     assert.equal(agents.get('lab', name)?.by, 'agent', 'an agent-made sandbox is under the lifecycle policy');
     const r = await ok('list_sandboxes', {});
