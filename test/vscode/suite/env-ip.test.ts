@@ -6,16 +6,15 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { createIncusBackend } from '../../../src/backends/incus/index';
 import type { Sandbox } from '../../../src/core/sandbox';
 import { backendExecutor } from '../../../src/guest/index';
-import { removeTestInstances } from '../../integration/incus/helpers';
-import { requireLab, type Lab } from '../../lab/lab';
-import { pixelsApi, sandboxRows, setServers, showView, terminalRoundTrip, waitFor } from './helpers';
+import type { Lab } from '../../lab/lab';
+import { pixelsApi, sandboxRows, terminalRoundTrip, waitFor } from './helpers';
+import { createOnLab, setUpLabSuite, type LabSuite } from './labSuite';
 
 /** Values chosen to break naive quoting: quotes, $, backticks, spaces (no " or \ in image values: pam_env). */
 const IMAGE_VALUE = "image 'value' with `x`, spaces & ;";
@@ -34,25 +33,23 @@ function sq(value: string): string {
 
 suite('[env] and IP changes against the real Incus lab', function () {
   this.timeout(400_000);
+  let env: LabSuite;
   let lab: Lab;
-  let dir: string;
   let sshDir: string;
   let userConfig: string;
   const prefix = `e${randomBytes(3).toString('hex')}`;
   const name = `${prefix}-env`;
   const alias = `px-${name}.lab`;
   let sandbox: Sandbox;
-  const saved = { XDG_CONFIG_HOME: process.env.XDG_CONFIG_HOME };
 
   suiteSetup(async () => {
-    lab = await requireLab();
-    dir = mkdtempSync(join(tmpdir(), 'pixels-env-'));
-    sshDir = join(dir, 'ssh');
-    mkdirSync(join(dir, 'xdg', 'pixels'), { recursive: true });
     // The pixels CLI config (found through XDG_CONFIG_HOME) with an [env] table in its three forms.
-    writeFileSync(
-      join(dir, 'xdg', 'pixels', 'config.toml'),
-      [
+    process.env.PX_FORWARD_VAR = FORWARD_VALUE;
+    delete process.env.PX_FORWARD_UNSET;
+    env = await setUpLabSuite(prefix, {
+      root: true,
+      userSshConfig: true,
+      pixelsToml: [
         '[env]',
         `PX_IMAGE_VAR = ${toml(IMAGE_VALUE)}`,
         `PX_SESSION_VAR = { value = ${toml(SESSION_VALUE)}, session_only = true }`,
@@ -60,49 +57,19 @@ suite('[env] and IP changes against the real Incus lab', function () {
         'PX_FORWARD_UNSET = { forward = true }',
         '',
       ].join('\n'),
-    );
-    process.env.XDG_CONFIG_HOME = join(dir, 'xdg');
-    process.env.PX_FORWARD_VAR = FORWARD_VALUE;
-    delete process.env.PX_FORWARD_UNSET;
-    process.env.PIXELS_SSH_DIR = sshDir;
-    process.env.PIXELS_SSH_USER = 'root';
-    userConfig = join(dir, 'user-config');
-    writeFileSync(userConfig, '# my own settings\n');
-    const c = vscode.workspace.getConfiguration('pixels');
-    await c.update('provision.packages', [], vscode.ConfigurationTarget.Global);
-    await c.update('provision.tools', [], vscode.ConfigurationTarget.Global);
-    await c.update('ssh.configFile', userConfig, vscode.ConfigurationTarget.Global);
-    await setServers([{ id: 'lab', kind: 'incus', label: 'Incus lab', socketPath: lab.socket } as never]);
-    await showView();
+    });
+    ({ lab, sshDir, userConfig } = env);
     const api = await pixelsApi();
     assert.deepEqual(api.configProblems(), [], 'the [env] table was read without problems');
   });
 
   suiteTeardown(async () => {
-    await setServers([]);
-    const c = vscode.workspace.getConfiguration('pixels');
-    for (const key of ['provision.packages', 'provision.tools', 'ssh.configFile'])
-      await c.update(key, undefined, vscode.ConfigurationTarget.Global);
-    if (lab) await removeTestInstances(lab, prefix);
-    if (saved.XDG_CONFIG_HOME === undefined) delete process.env.XDG_CONFIG_HOME;
-    else process.env.XDG_CONFIG_HOME = saved.XDG_CONFIG_HOME;
-    for (const k of ['PX_FORWARD_VAR', 'PIXELS_SSH_DIR', 'PIXELS_SSH_USER']) delete process.env[k];
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    delete process.env.PX_FORWARD_VAR;
+    await env?.teardown();
   });
 
   test('provisioning writes the image variables to /etc/environment and profile.d', async () => {
-    const api = await pixelsApi();
-    const made = (await vscode.commands.executeCommand('pixels.createSandbox', {
-      server: 'lab',
-      name,
-      image: lab.image,
-      cpu: '1',
-      memoryMiB: 512,
-      provision: true,
-      egress: 'unrestricted',
-    })) as Sandbox | undefined;
-    assert.ok(made, `create failed: ${api.lastError()?.message}`);
-    sandbox = made;
+    sandbox = await createOnLab(lab, name, { provision: true, egress: 'unrestricted' });
     const check = createIncusBackend({ serverId: 'check', socketPath: lab.socket });
     try {
       const exec = backendExecutor(check, name);

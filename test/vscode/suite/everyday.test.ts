@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { Checkpoint, Sandbox } from '../../../src/core/sandbox';
-import { removeTestInstances } from '../../integration/incus/helpers';
-import { requireLab, type Lab } from '../../lab/lab';
+import type { Lab } from '../../lab/lab';
 import { startSimulator, type SimServer } from '../../sim/index';
 import { API_KEY, pixelsApi, sandboxRows, setServers, showView, simServer, waitFor } from './helpers';
+import { setUpLabSuite, type LabSuite } from './labSuite';
 
 suite('everyday use against the simulator', () => {
   let sim: SimServer;
@@ -182,33 +182,19 @@ suite('everyday use against the simulator', () => {
 
 suite('everyday use against the real Incus lab', function () {
   this.timeout(300_000);
+  let env: LabSuite;
   let lab: Lab;
-  let sshDir: string;
   const prefix = `e${randomBytes(3).toString('hex')}`;
   const name = `${prefix}-open`;
 
   suiteSetup(async () => {
-    lab = await requireLab();
-    sshDir = mkdtempSync(join(tmpdir(), 'pixels-ssh-'));
-    process.env.PIXELS_SSH_DIR = sshDir;
-    process.env.PIXELS_SSH_USER = 'root';
-    // Hermetic provisioning: the lab has no internet (see incus.test.ts).
-    const c = vscode.workspace.getConfiguration('pixels');
-    await c.update('provision.packages', [], vscode.ConfigurationTarget.Global);
-    await c.update('provision.tools', [], vscode.ConfigurationTarget.Global);
-    await setServers([{ id: 'lab', kind: 'incus', label: 'Incus lab', socketPath: lab.socket } as never]);
-    await showView();
+    // The commands below log in as root; provisioning authorises it too.
+    env = await setUpLabSuite(prefix, { root: true });
+    ({ lab } = env);
   });
 
   suiteTeardown(async () => {
-    await setServers([]);
-    const c = vscode.workspace.getConfiguration('pixels');
-    for (const key of ['provision.packages', 'provision.tools'])
-      await c.update(key, undefined, vscode.ConfigurationTarget.Global);
-    if (lab) await removeTestInstances(lab, prefix);
-    delete process.env.PIXELS_SSH_DIR;
-    delete process.env.PIXELS_SSH_USER;
-    if (sshDir) rmSync(sshDir, { recursive: true, force: true });
+    await env?.teardown();
   });
 
   test('Create Sandbox and Open: create, provision, then Open in Sandbox in one command', async () => {

@@ -5,8 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { createIncusBackend } from '../../../src/backends/incus/index';
@@ -18,14 +17,15 @@ import {
   clearHostGuard,
   labBridgeConfig,
   labGuardAcl,
-  removeTestInstances,
   removeUnmanagedBridge,
 } from '../../integration/incus/helpers';
-import { requireLab, type Lab } from '../../lab/lab';
-import { pixelsApi, sandboxRows, setServers, showView, sleep, terminalRoundTrip } from './helpers';
+import type { Lab } from '../../lab/lab';
+import { pixelsApi, sandboxRows, setServers, sleep, terminalRoundTrip } from './helpers';
+import { setUpLabSuite, type LabSuite } from './labSuite';
 
 suite('against the real Incus lab', function () {
   this.timeout(300_000);
+  let env: LabSuite;
   let lab: Lab;
   let sshDir: string;
   const prefix = `v${randomBytes(3).toString('hex')}`;
@@ -34,28 +34,13 @@ suite('against the real Incus lab', function () {
   let sandbox: Sandbox;
 
   suiteSetup(async () => {
-    lab = await requireLab();
-    sshDir = mkdtempSync(join(tmpdir(), 'pixels-ssh-'));
-    process.env.PIXELS_SSH_DIR = sshDir;
-    process.env.PIXELS_SSH_USER = 'root'; // the commands below log in as root; provisioning authorises it too
-    // Provisioning, hermetic: the lab has no internet, so no apt packages beyond what the lab image has
-    // (openssh-server, sudo: "nothing missing" touches no network) and no mise or tools to download.
-    const c = vscode.workspace.getConfiguration('pixels');
-    await c.update('provision.packages', [], vscode.ConfigurationTarget.Global);
-    await c.update('provision.tools', [], vscode.ConfigurationTarget.Global);
-    await setServers([{ id: 'lab', kind: 'incus', label: 'Incus lab', socketPath: lab.socket } as never]);
-    await showView();
+    // The commands below log in as root; provisioning authorises it too.
+    env = await setUpLabSuite(prefix, { root: true });
+    ({ lab, sshDir } = env);
   });
 
   suiteTeardown(async () => {
-    await setServers([]);
-    const c = vscode.workspace.getConfiguration('pixels');
-    for (const key of ['provision.packages', 'provision.tools'])
-      await c.update(key, undefined, vscode.ConfigurationTarget.Global);
-    if (lab) await removeTestInstances(lab, prefix);
-    delete process.env.PIXELS_SSH_DIR;
-    delete process.env.PIXELS_SSH_USER;
-    if (sshDir) rmSync(sshDir, { recursive: true, force: true });
+    await env?.teardown();
   });
 
   test('Add Server… for Incus probes the socket; a wrong path saves nothing', async () => {
@@ -272,7 +257,7 @@ suite('against the real Incus lab', function () {
 
   test('Open in Sandbox: the SSH entry it writes works with OpenSSH itself (strict host key checking)', async () => {
     const api = await pixelsApi();
-    const userConfig = join(sshDir, 'user-config');
+    const userConfig = join(env.dir, 'user-config');
     writeFileSync(userConfig, '# my own settings\nHost *\n  ServerAliveInterval 30\n');
     await vscode.workspace
       .getConfiguration('pixels')

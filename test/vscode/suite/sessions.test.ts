@@ -8,31 +8,29 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { createIncusBackend, type IncusBackend } from '../../../src/backends/incus/index';
 import type { Sandbox } from '../../../src/core/sandbox';
 import { backendExecutor, type Executor } from '../../../src/guest/index';
 import type { SessionNode } from '../../../src/vscode/tree';
-import { removeTestInstances } from '../../integration/incus/helpers';
-import { requireLab, type Lab } from '../../lab/lab';
-import { pixelsApi, sandboxRows, setServers, showView, sleep, waitFor } from './helpers';
+import type { Lab } from '../../lab/lab';
+import { pixelsApi, sandboxRows, sleep, waitFor } from './helpers';
+import { createOnLab, setUpLabSuite, type LabSuite } from './labSuite';
 
 const SECRET = `s3cr3t-${randomBytes(4).toString('hex')} it's "quoted" $(id)`;
 
 suite('agent sessions and getting the work back (Incus lab)', function () {
   this.timeout(400_000);
+  let env: LabSuite;
   let lab: Lab;
-  let dir: string;
   let userConfig: string;
   let check: IncusBackend;
   let root: Executor;
   const prefix = `s${randomBytes(3).toString('hex')}`;
   const name = `${prefix}-agent`;
   let sandbox: Sandbox;
-  const saved = { XDG_CONFIG_HOME: process.env.XDG_CONFIG_HOME };
 
   /** A command as the pixel user inside the sandbox (through Incus, not through the extension). */
   const asPixel = async (command: string) => {
@@ -49,52 +47,21 @@ suite('agent sessions and getting the work back (Incus lab)', function () {
   };
 
   suiteSetup(async () => {
-    lab = await requireLab();
-    dir = mkdtempSync(join(tmpdir(), 'pixels-sessions-'));
-    mkdirSync(join(dir, 'xdg', 'pixels'), { recursive: true });
-    writeFileSync(
-      join(dir, 'xdg', 'pixels', 'config.toml'),
-      `[env]\nPX_AGENT_TOKEN = { value = ${JSON.stringify(SECRET)}, session_only = true }\n`,
-    );
-    process.env.XDG_CONFIG_HOME = join(dir, 'xdg');
-    process.env.PIXELS_SSH_DIR = join(dir, 'ssh');
-    userConfig = join(dir, 'user-config');
-    writeFileSync(userConfig, '# my own settings\n');
-    const c = vscode.workspace.getConfiguration('pixels');
-    await c.update('provision.packages', [], vscode.ConfigurationTarget.Global);
-    await c.update('provision.tools', [], vscode.ConfigurationTarget.Global);
-    await c.update('ssh.configFile', userConfig, vscode.ConfigurationTarget.Global);
-    await setServers([{ id: 'lab', kind: 'incus', label: 'Incus lab', socketPath: lab.socket } as never]);
-    await showView();
-    const api = await pixelsApi();
-    assert.deepEqual(api.configProblems(), []);
-    const made = (await vscode.commands.executeCommand('pixels.createSandbox', {
-      server: 'lab',
-      name,
-      image: lab.image,
-      cpu: '1',
-      memoryMiB: 512,
-      provision: true,
-      egress: 'unrestricted',
-    })) as Sandbox | undefined;
-    assert.ok(made, `create failed: ${api.lastError()?.message}`);
-    sandbox = made;
+    env = await setUpLabSuite(prefix, {
+      userSshConfig: true,
+      pixelsToml: `[env]\nPX_AGENT_TOKEN = { value = ${JSON.stringify(SECRET)}, session_only = true }\n`,
+    });
+    ({ lab, userConfig } = env);
+    assert.deepEqual((await pixelsApi()).configProblems(), []);
+    sandbox = await createOnLab(lab, name, { provision: true, egress: 'unrestricted' });
     check = createIncusBackend({ serverId: 'check', socketPath: lab.socket });
     root = backendExecutor(check, name);
   });
 
   suiteTeardown(async () => {
     for (const t of vscode.window.terminals) t.dispose();
-    await setServers([]);
-    const c = vscode.workspace.getConfiguration('pixels');
-    for (const key of ['provision.packages', 'provision.tools', 'ssh.configFile'])
-      await c.update(key, undefined, vscode.ConfigurationTarget.Global);
     check?.dispose();
-    if (lab) await removeTestInstances(lab, prefix);
-    if (saved.XDG_CONFIG_HOME === undefined) delete process.env.XDG_CONFIG_HOME;
-    else process.env.XDG_CONFIG_HOME = saved.XDG_CONFIG_HOME;
-    delete process.env.PIXELS_SSH_DIR;
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await env?.teardown();
   });
 
   test('an agent session outlives its terminal and every connection, and is attached again', async () => {
@@ -300,7 +267,7 @@ suite('agent sessions and getting the work back (Incus lab)', function () {
     );
     assert.equal(made.exitCode, 0, made.output);
     const agentHead = made.output.trim().split('\n').pop();
-    const local = join(dir, 'proj');
+    const local = join(env.dir, 'proj');
     mkdirSync(local);
     execFileSync('git', ['init', '-q', '-b', 'main', local]);
     writeFileSync(join(local, 'a.txt'), 'one\n');
