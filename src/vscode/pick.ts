@@ -3,6 +3,8 @@
 import * as vscode from 'vscode';
 import { CancelledError, NotFoundError, ValidationError } from '../core/errors';
 import type { Checkpoint, Sandbox, SandboxStatus } from '../core/sandbox';
+import type { SshTarget } from '../ssh/index';
+import { withProgress } from './progress';
 import type { Services } from './services';
 import type { PixelsNode } from './tree';
 
@@ -138,4 +140,21 @@ export async function resolveCheckpoint(
   );
   if (!picked) throw new CancelledError();
   return { serverId: sandbox.serverId, name: sandbox.name, label: picked.label, checkpoints };
+}
+
+/** A running sandbox from the answers or a pick, once its SSH answers (waiting shows in the status bar). */
+export async function resolveSshReady(
+  services: Services,
+  answers: Answers,
+  placeHolder: string,
+): Promise<{ serverId: string; sandbox: Sandbox; target: SshTarget }> {
+  const picked = await resolveSandbox(services, answers, { placeHolder, states: ['running'] });
+  const backend = await services.registry.backend(picked.serverId);
+  const target = await withProgress(
+    `Waiting for SSH on "${picked.name}"`,
+    true,
+    (op) => services.ssh.readyTarget(backend, picked.serverId, picked.name, op.signal),
+    vscode.ProgressLocation.Window,
+  );
+  return { serverId: picked.serverId, sandbox: await backend.get(picked.name), target };
 }

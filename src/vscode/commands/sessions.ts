@@ -7,7 +7,7 @@ import type { SshTarget } from '../../ssh/index';
 import { CommandIds } from '../commandIds';
 import { confirmStopSession } from '../confirm';
 import { loadGuest, loadSsh } from '../../workflows/lazy';
-import { answersOf, resolveSandbox, type Answers } from '../pick';
+import { answersOf, resolveSshReady, type Answers } from '../pick';
 import { withProgress } from '../progress';
 import type { Services } from '../services';
 import { registerCommand } from './register';
@@ -35,23 +35,6 @@ export async function sessionVariables(services: Services): Promise<Record<strin
   if (Object.keys(env.session).length === 0 && env.forward.length === 0) return {};
   const { expandEnv } = await loadGuest();
   return (await loadSsh()).sessionVariables(env, process.env, expandEnv);
-}
-
-async function runningTarget(
-  services: Services,
-  a: Answers,
-  placeHolder: string,
-): Promise<{ serverId: string; sandbox: Sandbox; target: SshTarget }> {
-  const picked = await resolveSandbox(services, a, { placeHolder, states: ['running'] });
-  const backend = await services.registry.backend(picked.serverId);
-  const target = await withProgress(
-    `Waiting for SSH on "${picked.name}"`,
-    true,
-    (op) => services.ssh.readyTarget(backend, picked.serverId, picked.name, op.signal),
-    vscode.ProgressLocation.Window,
-  );
-  const sandbox = await backend.get(picked.name);
-  return { serverId: picked.serverId, sandbox, target };
 }
 
 /**
@@ -122,7 +105,11 @@ async function startAgent(
 ): Promise<{ session: string; terminal?: vscode.Terminal } | undefined> {
   const a = answersOf(arg);
   const agent = await pickAgent(a);
-  const { serverId, sandbox, target } = await runningTarget(services, a, 'Start the agent in which sandbox?');
+  const { serverId, sandbox, target } = await resolveSshReady(
+    services,
+    a,
+    'Start the agent in which sandbox?',
+  );
   const guest = await loadGuest();
   const sessions = await sessionsWithTmux(services, serverId, sandbox, target, a.installTmux);
   const taken = sessions.map((s) => s.name);
@@ -176,7 +163,7 @@ async function resolveSession(
   session: SessionInfo | undefined;
   name: string;
 }> {
-  const { serverId, sandbox, target } = await runningTarget(services, a, placeHolder);
+  const { serverId, sandbox, target } = await resolveSshReady(services, a, placeHolder);
   const sessions = (await services.sessions.list(serverId, sandbox, target)).sessions;
   if (typeof a.session === 'string')
     return {

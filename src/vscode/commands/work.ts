@@ -9,7 +9,7 @@ import type { Sandbox } from '../../core/sandbox';
 import type { SshTarget } from '../../ssh/index';
 import { CommandIds } from '../commandIds';
 import { loadGuest } from '../../workflows/lazy';
-import { answersOf, resolveSandbox, type Answers } from '../pick';
+import { answersOf, resolveSshReady, type Answers } from '../pick';
 import { withProgress } from '../progress';
 import { writeSshEntry } from '../remoteSsh';
 import { sandboxFileUri } from '../sandboxFiles';
@@ -28,22 +28,6 @@ interface AddedRemote {
 }
 
 const loadGit = () => import('../../core/git-remote');
-
-async function readySandbox(
-  services: Services,
-  a: Answers,
-  placeHolder: string,
-): Promise<{ serverId: string; sandbox: Sandbox; target: SshTarget }> {
-  const picked = await resolveSandbox(services, a, { placeHolder, states: ['running'] });
-  const backend = await services.registry.backend(picked.serverId);
-  const target = await withProgress(
-    `Waiting for SSH on "${picked.name}"`,
-    true,
-    (op) => services.ssh.readyTarget(backend, picked.serverId, picked.name, op.signal),
-    vscode.ProgressLocation.Window,
-  );
-  return { serverId: picked.serverId, sandbox: await backend.get(picked.name), target };
-}
 
 /** A local folder: the answer, the only workspace folder, or one picked. */
 async function localFolder(a: Answers): Promise<string> {
@@ -106,7 +90,11 @@ async function addGitRemote(services: Services, arg: unknown): Promise<AddedRemo
   const a = answersOf(arg);
   const git = await loadGit();
   const repo = await git.repositoryRoot(await localFolder(a));
-  const { serverId, sandbox, target } = await readySandbox(services, a, 'Add which sandbox as a git remote?');
+  const { serverId, sandbox, target } = await resolveSshReady(
+    services,
+    a,
+    'Add which sandbox as a git remote?',
+  );
   const path = await sandboxRepo(services, sandbox, target, repo, a);
   const check = await (
     await services.ssh.pool()
@@ -237,7 +225,7 @@ async function openDiff(
 async function compareWithSandbox(services: Services, arg: unknown): Promise<CompareResult> {
   const a = answersOf(arg instanceof vscode.Uri ? undefined : arg);
   const local = localResource(arg, a);
-  const { serverId, sandbox, target } = await readySandbox(services, a, 'Compare with which sandbox?');
+  const { serverId, sandbox, target } = await resolveSshReady(services, a, 'Compare with which sandbox?');
   const folder = vscode.workspace.getWorkspaceFolder(vscode.Uri.file(local));
   const git = await loadGit();
   const localRoot =
