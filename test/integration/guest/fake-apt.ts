@@ -4,19 +4,34 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Internet } from './internet';
 
-function buildDeb(dir: string, name: string, version: string): Buffer {
+/** A package: a name (a script /usr/bin/<name> that says it works), or files of our own with their modes. */
+export type FakePackage = string | { name: string; files: Record<string, { content: Buffer; mode: number }> };
+
+function buildDeb(dir: string, pkg: FakePackage, version: string): Buffer {
+  const name = typeof pkg === 'string' ? pkg : pkg.name;
+  const files =
+    typeof pkg === 'string'
+      ? {
+          [`/usr/bin/${name}`]: {
+            content: Buffer.from(`#!/bin/sh\necho "${name} ${version} works"\n`),
+            mode: 0o755,
+          },
+        }
+      : pkg.files;
   const root = join(dir, name);
   mkdirSync(join(root, 'DEBIAN'), { recursive: true });
-  mkdirSync(join(root, 'usr/bin'), { recursive: true });
   writeFileSync(
     join(root, 'DEBIAN/control'),
     `Package: ${name}\nVersion: ${version}\nArchitecture: all\nMaintainer: Pixels tests <tests@pixels.invalid>\nDescription: test package ${name}\n`,
   );
-  writeFileSync(join(root, `usr/bin/${name}`), `#!/bin/sh\necho "${name} ${version} works"\n`);
-  chmodSync(join(root, `usr/bin/${name}`), 0o755);
+  for (const [path, file] of Object.entries(files)) {
+    mkdirSync(dirname(join(root, path)), { recursive: true });
+    writeFileSync(join(root, path), file.content);
+    chmodSync(join(root, path), file.mode);
+  }
   const out = join(dir, `${name}.deb`);
   execFileSync('dpkg-deb', ['--root-owner-group', '-Zgzip', '--build', root, out], { stdio: 'ignore' });
   return readFileSync(out);
@@ -25,13 +40,19 @@ function buildDeb(dir: string, name: string, version: string): Buffer {
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const md5 = (b: Buffer | string) => createHash('md5').update(b).digest('hex');
 
-/** Serves the repository under `prefix` (e.g. "/debian") for `suite`; returns the package names. */
-export function serveFakeAptRepo(net: Internet, prefix: string, suite: string, packages: string[]): void {
+/** Serves the repository under `prefix` (e.g. "/debian") for `suite`. */
+export function serveFakeAptRepo(
+  net: Internet,
+  prefix: string,
+  suite: string,
+  packages: FakePackage[],
+): void {
   const dir = mkdtempSync(join(tmpdir(), 'pixels-apt-'));
   try {
     const stanzas: string[] = [];
-    for (const name of packages) {
-      const deb = buildDeb(dir, name, '1.0');
+    for (const pkg of packages) {
+      const name = typeof pkg === 'string' ? pkg : pkg.name;
+      const deb = buildDeb(dir, pkg, '1.0');
       const filename = `pool/main/${name}_1.0_all.deb`;
       net.route(`${prefix}/${filename}`, deb);
       stanzas.push(
