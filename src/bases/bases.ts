@@ -238,11 +238,15 @@ export class BaseService {
     this.changed();
   }
 
-  /** Destroys the base's sandbox (its checkpoint with it) and builds it again. */
+  /**
+   * Destroys the base's sandbox (its checkpoint with it) and builds it again. What would make the new build fail
+   * before it makes anything (an unreadable setup script) is checked first, so the old base is not lost for it.
+   */
   async rebuild(serverId: string, name: string, options: BaseRunOptions = {}): Promise<Checkpoint> {
-    this.definition(name);
+    const def = this.definition(name);
     if (this.builds.has(keyOf(serverId, name)))
       throw new ValidationError(`Base "${name}" is being built right now; wait for that build to end.`);
+    await this.setupScript(def);
     await this.delete(serverId, name, options);
     return this.build(serverId, name, options);
   }

@@ -2,7 +2,7 @@
 // as progress), a sandbox created from it that has the base's file and its own identity, a failing setup script
 // that leaves nothing behind, and the lifecycle policy stopping and destroying a real agent sandbox on a fake clock.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -15,7 +15,7 @@ import {
   type BasesConfig,
   type Clock,
 } from '../../../src/bases/index';
-import { NotFoundError, ServerError } from '../../../src/core/errors';
+import { NotFoundError, ServerError, ValidationError } from '../../../src/core/errors';
 import { backendExecutor } from '../../../src/guest/index';
 import type { Lab } from '../../lab/lab';
 import { labBackend, removeTestInstances, testPrefix } from '../incus/helpers';
@@ -184,5 +184,22 @@ describe('bases on the lab', { timeout: 300_000 }, () => {
         return true;
       },
     );
+  });
+
+  test('Rebuild with a setup script that cannot be read is refused before the old base is destroyed', async () => {
+    assert.equal((await service.status('lab', 'small')).status, 'ready');
+    renameSync(join(dir, 'small.sh'), join(dir, 'small.sh.away'));
+    try {
+      await assert.rejects(service.rebuild('lab', 'small'), (err: unknown) => {
+        assert.ok(err instanceof ValidationError);
+        assert.match(err.message, /Base "small": its setup script .*small\.sh cannot be read \(ENOENT\)/);
+        return true;
+      });
+    } finally {
+      renameSync(join(dir, 'small.sh.away'), join(dir, 'small.sh'));
+    }
+    const kept = await service.status('lab', 'small');
+    assert.equal(kept.status, 'ready', 'the old base is still there');
+    assert.equal(kept.lastCheckpoint?.label, 'initial');
   });
 });
