@@ -21,7 +21,7 @@ import {
 } from '../../integration/incus/helpers';
 import type { Lab } from '../../lab/lab';
 import { pixelsApi, sandboxRows, setServers, sleep, terminalRoundTrip } from './helpers';
-import { setUpLabSuite, type LabSuite } from './labSuite';
+import { createOnLab, setUpLabSuite, type LabSuite } from './labSuite';
 
 suite('against the real Incus lab', function () {
   this.timeout(300_000);
@@ -70,16 +70,7 @@ suite('against the real Incus lab', function () {
     const api = await pixelsApi();
     const plain = `${prefix}-b`;
     const started = Date.now();
-    const made = (await vscode.commands.executeCommand('pixels.createSandbox', {
-      server: 'lab',
-      name: plain,
-      image: lab.image,
-      cpu: '1',
-      memoryMiB: 512,
-      provision: false,
-      egress: 'agent',
-    })) as Sandbox | undefined;
-    assert.ok(made, `create failed: ${api.lastError()?.message}`);
+    await createOnLab(lab, plain, { provision: false, egress: 'agent' });
     const row = (await sandboxRows(api, 'lab')).get(plain);
     assert.ok(row, 'in the tree');
     // The lab is a one-member cluster: naming its member on every row would be noise.
@@ -120,16 +111,7 @@ suite('against the real Incus lab', function () {
     };
     try {
       await setServers([{ ...servers[0], hostGuard: 'network' } as never]);
-      const made = await vscode.commands.executeCommand('pixels.createSandbox', {
-        server: 'lab',
-        name: guardedName,
-        image: lab.image,
-        cpu: '1',
-        memoryMiB: 512,
-        provision: false,
-        egress: 'agent',
-      });
-      assert.ok(made, `create failed: ${api.lastError()?.message}`);
+      await createOnLab(lab, guardedName, { provision: false, egress: 'agent' });
       assert.ok((await network())['security.acls'].split(',').includes(GUARD_ACL), 'attached at create');
       const lan = lab.bridgeIpv4.split('/')[0];
       const allowed = await vscode.commands.executeCommand('pixels.allowDomain', {
@@ -200,16 +182,7 @@ suite('against the real Incus lab', function () {
   test('create with provisioning: host key and our key go in before the first boot, the key is pinned here', async () => {
     const api = await pixelsApi();
     const started = Date.now();
-    const made = (await vscode.commands.executeCommand('pixels.createSandbox', {
-      server: 'lab',
-      name,
-      image: lab.image,
-      cpu: '1',
-      memoryMiB: 512,
-      provision: true,
-      egress: 'unrestricted',
-    })) as Sandbox | undefined;
-    assert.ok(made, `create failed: ${api.lastError()?.message}`);
+    const made = await createOnLab(lab, name, { provision: true, egress: 'unrestricted' });
     console.log(`incus: create + provisioning in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     assert.equal(made.status, 'running');
     sandbox = made;
