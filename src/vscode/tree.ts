@@ -404,6 +404,7 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
       lifecycle: node.stale ? undefined : this.basesView?.lifecycleText(serverId, sandbox),
       sessions: node.stale ? undefined : this.sessions.peek(serverId, sandbox)?.length,
       member: this.memberOnRow(serverId, sandbox),
+      crowded: this.store.sandboxes(serverId).length > EXPANDED_UP_TO,
       egress: status?.policy.mode ?? egressOf(sandbox) ?? this.egress.get(serverId, sandbox.name),
       egressDetail: status
         ? `${status.policy.mode === 'unrestricted' ? 'unrestricted' : `${status.policy.mode} · ${status.effective.length} allowed`}${status.enforced ? '' : ' · NOT enforced'}`
@@ -534,7 +535,15 @@ interface SandboxFacts {
   sessions?: number;
   /** The cluster member, when naming it on the row tells something (see memberOnRow). */
   member?: string;
+  /** Its server has so many sandboxes that rows start collapsed (see EXPANDED_UP_TO). */
+  crowded?: boolean;
 }
+
+/**
+ * Up to this many sandboxes on a server, a sandbox's checkpoints (and sessions) show at once; beyond it rows start
+ * collapsed: 1,000 sandboxes × 20 checkpoints opened would be 21,000 rows to scroll past to find a sandbox.
+ */
+const EXPANDED_UP_TO = 50;
 
 const STEP_ICON: Record<StepView['state'], [string, string | undefined]> = {
   pending: ['circle-outline', 'disabledForeground'],
@@ -561,16 +570,17 @@ function stepItem(node: StepNode): vscode.TreeItem {
 function sandboxItem(node: SandboxNode, facts: SandboxFacts): vscode.TreeItem {
   const s = node.sandbox;
   const egress = facts.egress;
-  // Checkpoints listed with the sandboxes (both backends do) show at once, as in the README; only a backend that
-  // needs a call per sandbox for them starts collapsed. VS Code remembers what the user collapses.
-  const item = new vscode.TreeItem(
-    s.name,
-    facts.provisioning || (s.checkpoints?.length ?? 0) > 0 || (facts.sessions ?? 0) > 0
+  // Checkpoints listed with the sandboxes (both backends do) show at once, as in the README, unless the server is
+  // crowded; a backend that needs a call per sandbox for them starts collapsed. VS Code remembers what the user
+  // collapses. Provisioning always shows its steps.
+  const hasChildren = (s.checkpoints?.length ?? 0) > 0 || (facts.sessions ?? 0) > 0;
+  const state =
+    facts.provisioning || (hasChildren && !facts.crowded)
       ? vscode.TreeItemCollapsibleState.Expanded
-      : s.checkpoints === undefined || s.checkpointsUnavailable
+      : hasChildren || s.checkpoints === undefined || s.checkpointsUnavailable
         ? vscode.TreeItemCollapsibleState.Collapsed
-        : vscode.TreeItemCollapsibleState.None,
-  );
+        : vscode.TreeItemCollapsibleState.None;
+  const item = new vscode.TreeItem(s.name, state);
   // A different id while provisioning: VS Code keeps a known row's collapsed state, and the step rows must show.
   item.id = `sandbox:${node.serverId}/${s.name}${facts.provisioning ? '#provisioning' : ''}`;
   const [icon, color] = STATUS_ICON[s.status] ?? STATUS_ICON.unknown;

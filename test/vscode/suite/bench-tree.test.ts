@@ -113,6 +113,8 @@ suite('bench: tree at scale', function () {
     const rowsMs = await timeToRows(api, 'scale', SANDBOXES, shown);
     const rows = await sandboxRows(api, 'scale');
     assert.equal(rows.length, SANDBOXES, 'the 200 instances without px- are not shown');
+    // 1,000 sandboxes open would be 21,000 rows: they start collapsed.
+    assert.equal(api.treeItem(rows[0]!).collapsible, vscode.TreeItemCollapsibleState.Collapsed);
     const listCalls = sim.callCount() - calls0;
     console.log(`view shown -> ${SANDBOXES} sandbox rows with ${listCalls} API calls (connect included)`);
     figure('view shown to 1,000 sandbox rows', `${Math.round(rowsMs)} ms`);

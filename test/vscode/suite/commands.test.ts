@@ -54,6 +54,8 @@ suite('commands', () => {
     assert.match(item.contextValue ?? '', /^sandbox\+running/);
     assert.match(item.tooltip ?? '', /Image/);
     assert.match(item.tooltip ?? '', /ubuntu/i);
+    // A few sandboxes: their checkpoints show at once.
+    assert.equal(item.collapsible, vscode.TreeItemCollapsibleState.Expanded);
     const old = rows.get('old');
     assert.ok(old && old.type === 'sandbox');
     assert.equal(api.treeItem(old).contextValue, 'sandbox+stopped');
