@@ -1,9 +1,11 @@
 // The middleware's generic filter_list (utils/filter_list.py, api/base QueryFilters/QueryOptions) over plain
 // simulator objects: filters [[field, op, value]] or ["OR", [branch, ...]], dotted field names, a "C" prefix for
 // case-insensitive matches, and the options count/get/select/order_by/offset/limit.
-import { ERRNO, MatchNotFound, ValidationErrors } from './errors.js';
+import { ERRNO, MatchNotFound, pyRepr, ValidationErrors } from './errors.js';
 import { isSimObject, type SimObject, type SimValue } from './ejson.js';
 
+/** filter_list MAX_LIMIT: a larger `limit` is refused. */
+const MAX_LIMIT = 10_000;
 const OPS = new Set(['=', '!=', '>', '>=', '<', '<=', '~', 'in', 'nin', 'rin', 'rnin', '^', '!^', '$', '!$']);
 const OPTION_KEYS = new Set([
   'relationships',
@@ -23,7 +25,8 @@ const OPTION_KEYS = new Set([
 export interface QueryOptions {
   extra: SimObject;
   orderBy: string[];
-  select: (string | [string, string])[];
+  /** strings or [name, alias] pairs (validated: exactly two strings) */
+  select: (string | SimValue[])[];
   count: boolean;
   get: boolean;
   offset: number;
@@ -32,11 +35,14 @@ export interface QueryOptions {
 
 type Predicate = (item: SimObject) => boolean;
 
-/** Reads a dotted path ("image.os"); undefined when any part is missing. */
+/** Reads a dotted path ("image.os", "a\\.b" for a key with a dot); undefined when any part is missing. */
 export function getPath(item: SimValue, path: string): SimValue | undefined {
   let current: SimValue | undefined = item;
-  for (const part of path.split('.')) {
-    if (!isSimObject(current) || !(part in current)) return undefined;
+  let right = path;
+  while (right) {
+    const [part, rest] = partition(right);
+    right = rest;
+    if (!isSimObject(current) || !Object.hasOwn(current, part)) return undefined;
     current = current[part];
   }
   return current;
@@ -205,20 +211,16 @@ export function parseOptions(options: SimValue | undefined, attribute = 'options
         } else result.orderBy = value as string[];
         break;
       case 'select':
+        // pydantic list[str | list]: an entry that is neither fails both union members.
         if (!Array.isArray(value)) errors.push([at, 'Input should be a valid list', ERRNO.EINVAL]);
-        else {
-          for (const entry of value) {
-            if (typeof entry === 'string') result.select.push(entry);
-            else if (
-              Array.isArray(entry) &&
-              entry.length === 2 &&
-              typeof entry[0] === 'string' &&
-              typeof entry[1] === 'string'
-            ) {
-              result.select.push([entry[0], entry[1]]);
-            } else errors.push([at, `Invalid select entry: ${JSON.stringify(entry)}`, ERRNO.EINVAL]);
-          }
-        }
+        else
+          value.forEach((entry, i) => {
+            if (typeof entry === 'string' || Array.isArray(entry)) result.select.push(entry);
+            else {
+              errors.push([`${at}.${i}.str`, 'Input should be a valid string', ERRNO.EINVAL]);
+              errors.push([`${at}.${i}.list[any]`, 'Input should be a valid list', ERRNO.EINVAL]);
+            }
+          });
         break;
       case 'count':
       case 'get':
@@ -236,15 +238,43 @@ export function parseOptions(options: SimValue | undefined, attribute = 'options
         break; // relationships/extend/prefix/force_sql_filters: accepted, no effect on in-memory lists
     }
   }
-  if (result.get && (result.offset > 0 || result.limit > 1)) {
-    errors.push([
-      `${attribute}.get`,
-      'Cannot combine get with offset or with a limit greater than 1',
-      ERRNO.EINVAL,
-    ]);
-  }
   if (errors.length) throw new ValidationErrors(errors);
+  // The model validator (filter_list validate_options) runs once the fields are valid; its ValueError is one
+  // error on the whole options model.
+  const problem = optionsProblem(result);
+  if (problem) throw ValidationErrors.one(attribute, `Value error, ${problem}`);
   return result;
+}
+
+/** filter_list.validate_options / validate_select, first failure only, in their order. */
+function optionsProblem(o: QueryOptions): string | undefined {
+  if (o.get && o.limit > 1) return 'Invalid options combination. `get` implies a single result.';
+  if (o.get && o.offset) return 'Invalid options combination. `get` implies a single result.';
+  if (o.limit > MAX_LIMIT) return `Options limit must be between 1 and ${MAX_LIMIT}`;
+  for (const s of o.select) {
+    if (typeof s === 'string') continue;
+    if (s.length !== 2)
+      return (
+        `${pyLiteral(s)}: A select as list may only contain two parameters: the name of the parameter ` +
+        'being selected, and the name to which to assign it in resulting data.'
+      );
+    const bad = s.findIndex((x) => typeof x !== 'string');
+    if (bad >= 0) return `${pyLiteral(s)}: ${bad === 0 ? 'first' : 'second'} item must be a string.`;
+  }
+  return undefined;
+}
+
+/** Python's repr of a JSON value (what an f-string prints for a list from the request). */
+function pyLiteral(value: SimValue): string {
+  if (value === null) return 'None';
+  if (typeof value === 'boolean') return value ? 'True' : 'False';
+  if (typeof value === 'string') return pyRepr(value);
+  if (Array.isArray(value)) return `[${value.map(pyLiteral).join(', ')}]`;
+  if (isSimObject(value))
+    return `{${Object.entries(value)
+      .map(([k, v]) => `${pyRepr(k)}: ${pyLiteral(v)}`)
+      .join(', ')}}`;
+  return String(value);
 }
 
 function orderKey(spec: string): { path: string; desc: boolean; nulls: 'first' | 'last' } {
@@ -260,27 +290,89 @@ function orderKey(spec: string): { path: string; desc: boolean; nulls: 'first' |
   return { path: desc ? rest.slice(1) : rest, desc, nulls };
 }
 
-function setPath(target: SimObject, path: string, value: SimValue): void {
-  const parts = path.split('.');
-  let node = target;
-  for (const part of parts.slice(0, -1)) {
-    const next = node[part];
-    if (!isSimObject(next)) node[part] = {};
-    node = node[part] as SimObject;
+/**
+ * filter_list partition(): the first part of a dotted name and the rest; `\\.` is a literal dot. A name with an
+ * empty part (".a", "a..b") fails like Python's `left[-1]` on an empty string.
+ */
+export function partition(path: string): [string, string] {
+  let done = '';
+  let rest = path;
+  for (;;) {
+    const dot = rest.indexOf('.');
+    if (dot < 0) return [done + rest, ''];
+    const left = rest.slice(0, dot);
+    if (left === '') throw new Error('string index out of range');
+    if (!left.endsWith('\\')) return [done + left, rest.slice(dot + 1)];
+    done += left.slice(0, -1) + '.';
+    rest = rest.slice(dot + 1);
   }
-  node[parts[parts.length - 1]] = value;
 }
 
-/** Applies filters and options. Returns a list, an entry (get), or a number (count). */
-export function filterList(
-  items: SimObject[],
-  filters: SimValue | undefined,
-  options: QueryOptions,
-): SimValue {
-  const predicate = compileFilters(filters);
-  let rows = items.filter(predicate);
-  if (options.count) return rows.length;
-  for (const spec of [...options.orderBy].reverse()) {
+const NOT_FOUND = Symbol('MatchNotFound');
+
+/**
+ * filter_list select_path(): walks the dicts of a dotted name. A part missing from a dict is "not found"; a part
+ * after a value that is not a dict is ignored (the value reached so far is selected, under the keys walked so
+ * far); a list on the way is refused.
+ */
+function selectPath(row: SimObject, path: string): { keys: string[]; value: SimValue | typeof NOT_FOUND } {
+  const keys: string[] = [];
+  let current: SimValue | typeof NOT_FOUND = row;
+  let right = path;
+  while (right) {
+    const [left, rest] = partition(right);
+    right = rest;
+    if (isSimObject(current)) {
+      current = Object.hasOwn(current, left) ? current[left] : NOT_FOUND;
+      keys.push(left);
+    } else if (Array.isArray(current)) throw new Error('Selecting by list index is not supported');
+  }
+  return { keys, value: current };
+}
+
+/** Python's type name for the TypeError of an assignment into a value that is not a dict. */
+function pyTypeName(value: SimValue): string {
+  if (value === null) return 'NoneType';
+  if (typeof value === 'string') return 'str';
+  if (typeof value === 'boolean') return 'bool';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'int' : 'float';
+  if (value instanceof Date) return 'datetime.datetime';
+  if (value instanceof Set) return 'set';
+  return 'object';
+}
+
+/**
+ * filter_list do_select() on one row: each name in the order given; `[name, alias]` puts the value under the alias
+ * as one key (dots and all); a plain dotted name rebuilds the nesting; a name not found is left out, silently.
+ */
+export function selectFields(row: SimObject, select: (string | SimValue[])[]): SimObject {
+  const out: SimObject = {};
+  for (const entry of select) {
+    const [target, alias] = typeof entry === 'string' ? [entry, undefined] : (entry as [string, string]);
+    const { keys, value } = selectPath(row, target);
+    if (value === NOT_FOUND) continue;
+    if (alias !== undefined) {
+      out[alias] = value;
+      continue;
+    }
+    const last = keys.pop();
+    if (last === undefined) throw new Error('pop from empty list');
+    let node: SimValue = out;
+    for (const key of keys) {
+      if (!Object.hasOwn(node, key)) node[key] = {};
+      const next: SimValue = node[key];
+      if (Array.isArray(next)) throw new Error('list indices must be integers or slices, not str');
+      if (!isSimObject(next))
+        throw new Error(`'${pyTypeName(next)}' object does not support item assignment`);
+      node = next;
+    }
+    node[last] = value;
+  }
+  return out;
+}
+
+function orderRows(rows: SimObject[], orderBy: string[]): SimObject[] {
+  for (const spec of [...orderBy].reverse()) {
     const { path, desc, nulls } = orderKey(spec);
     rows = [...rows].sort((a, b) => {
       const va = getPath(a, path) ?? null;
@@ -293,17 +385,21 @@ export function filterList(
       return desc ? -c : c;
     });
   }
-  if (options.select.length) {
-    rows = rows.map((row) => {
-      const out: SimObject = {};
-      for (const entry of options.select) {
-        const [path, alias] = typeof entry === 'string' ? [entry, entry] : entry;
-        const value = getPath(row, path);
-        if (value !== undefined) setPath(out, alias, value);
-      }
-      return out;
-    });
-  }
+  return rows;
+}
+
+/** Applies filters and options. Returns a list, an entry (get), or a number (count). */
+export function filterList(
+  items: SimObject[],
+  filters: SimValue | undefined,
+  options: QueryOptions,
+): SimValue {
+  const predicate = compileFilters(filters);
+  let rows = items.filter(predicate);
+  if (options.count) return rows.length;
+  // filter_list selects first and orders the selected rows (an order_by name that is not selected sees None).
+  if (options.select.length) rows = rows.map((row) => selectFields(row, options.select));
+  rows = orderRows(rows, options.orderBy);
   if (options.get) {
     if (rows.length === 0) throw new MatchNotFound();
     return rows[0];
@@ -319,6 +415,25 @@ export function query(
   filters: SimValue | undefined,
   options: SimValue | undefined,
 ): SimValue {
+  return filterList(items, filters, parseOptions(options));
+}
+
+/**
+ * The snapshot queries (zfs.snapshot.query 25.04/25.10, pool.snapshot.query 25.10/26): `select` is taken out of
+ * the options before filter_list runs and applied afterwards by keeping the top-level keys named in it. A dotted
+ * name ("properties.used") or a `[name, alias]` pair matches no key and selects nothing; an unknown name, too.
+ */
+export function snapshotQuery(
+  items: SimObject[],
+  filters: SimValue | undefined,
+  options: SimValue | undefined,
+): SimValue {
   const parsed = parseOptions(options);
-  return filterList(items, filters, parsed);
+  const select = parsed.select;
+  const result = filterList(items, filters, { ...parsed, select: [] });
+  if (!select.length) return result;
+  const keep = (row: SimObject): SimObject =>
+    Object.fromEntries(Object.entries(row).filter(([key]) => select.includes(key)));
+  if (Array.isArray(result)) return result.map((row) => keep(row as SimObject));
+  return isSimObject(result) ? keep(result) : result;
 }

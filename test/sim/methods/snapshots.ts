@@ -6,7 +6,7 @@ import type { CallEnv, Registry, SimContext } from '../context.js';
 import { EngineError, type SnapshotRecord } from '../engine.js';
 import { isSimObject, type SimObject, type SimValue } from '../ejson.js';
 import { CallError, ERRNO, ValidationErrors, instanceNotFound, type ValidationItem } from '../errors.js';
-import { query } from '../filters.js';
+import { snapshotQuery } from '../filters.js';
 import {
   destroyDatasetTree,
   reapDeferred,
@@ -158,7 +158,7 @@ function register(registry: Registry, ctx: SimContext, ns: string, entity: strin
       env.ctx.version === '26'
         ? snaps.map((s) => poolSnapshotEntry26(env.ctx, s, opts.properties, true))
         : snaps.map((s) => snapshotEntry(env.ctx, s, opts));
-    return query(rows, args[0], args[1]);
+    return snapshotQuery(rows, args[0], args[1]);
   });
 
   add('get_instance', async (env, args) => {
