@@ -110,6 +110,65 @@ for (const version of VERSIONS) {
       for (const n of ['l1', 'l2', 'l3', 'l4', 'l5']) await rig.backend.destroy(n);
     });
 
+    test('list asks only for the fields it shows, and reads a server that ignores select the same way', async () => {
+      await rig.backend.create({ name: 'sel', image: 'debian/12', cpu: '1', memoryMiB: 512 });
+      await rig.backend.createCheckpoint('sel', 'one');
+      await rig.backend.createCheckpoint('sel', 'two');
+      const snapshotQuery = version === '25.04' ? 'zfs.snapshot.query' : 'pool.snapshot.query';
+      const seen = new Map<string, Record<string, unknown>[]>();
+      const keep = (method: string) => (frame: string) => {
+        seen.set(method, (JSON.parse(frame) as { result: Record<string, unknown>[] }).result);
+        return frame;
+      };
+      rig.sim.faults.rewriteReplies('virt.instance.query', keep('virt.instance.query'));
+      rig.sim.faults.rewriteReplies(snapshotQuery, keep(snapshotQuery));
+      const honoured = await rig.backend.list();
+      rig.sim.faults.reset();
+      const sel = honoured.find((s) => s.name === 'sel')!;
+      assert.equal(sel.status, 'running');
+      assert.ok(sel.ipv4 && sel.image, 'address and image come through the selected fields');
+      assert.equal(sel.cpu, '1');
+      assert.equal(sel.memoryMiB, 512);
+      assert.deepEqual(
+        sel.checkpoints?.map((c) => c.label),
+        ['two', 'one'],
+      );
+      assert.ok(sel.checkpoints?.every((c) => c.sizeBytes! > 0 && !Number.isNaN(c.createdAt.getTime())));
+      // What came over the wire: only the selected fields (the snapshot query keeps top-level keys).
+      const inst = seen.get('virt.instance.query')!.find((r) => r.name === 'px-sel')!;
+      assert.deepEqual(Object.keys(inst).sort(), ['aliases', 'cpu', 'image', 'memory', 'name', 'status']);
+      assert.deepEqual(Object.keys(inst.image as object).sort(), ['description', 'os', 'release']);
+      for (const row of seen.get(snapshotQuery)!)
+        assert.deepEqual(Object.keys(row).sort(), ['dataset', 'properties', 'snapshot_name']);
+
+      // A server that ignores select: whole rows (as asked without it) in place of the selected ones.
+      const raw = clientFor(rig.sim);
+      try {
+        const ds = containerDs(rig.sim, '');
+        const whole = {
+          'virt.instance.query': await raw.call('virt.instance.query', [[['name', '^', 'px-']]], {
+            context: 'test',
+          }),
+          [snapshotQuery]: await raw.call(
+            snapshotQuery,
+            [[['dataset', '^', ds]], { extra: { properties: ['referenced', 'creation', 'defer_destroy'] } }],
+            { context: 'test' },
+          ),
+        };
+        for (const [method, rows] of Object.entries(whole)) {
+          assert.ok(Object.keys((rows as object[])[0]!).length > 6, `${method} rows are whole`);
+          rig.sim.faults.rewriteReplies(method, (frame) =>
+            JSON.stringify({ ...(JSON.parse(frame) as object), result: rows }),
+          );
+        }
+        assert.deepEqual(await rig.backend.list(), honoured);
+      } finally {
+        rig.sim.faults.reset();
+        raw.dispose();
+      }
+      await rig.backend.destroy('sel');
+    });
+
     test('checkpoints: create (default label), list newest first with size and real time, restore an older one, delete', async () => {
       await rig.backend.create({ name: 'cp', image: 'debian/12' });
       const t0 = Date.now();

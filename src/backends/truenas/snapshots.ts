@@ -10,6 +10,12 @@ export const SNAPSHOT_PROPERTIES = ['used', 'referenced', 'creation', 'clones', 
 /** What a checkpoint row needs (size, time, hidden while a deferred destroy waits): a full list of a big server
  *  moves a third less than with every property above. */
 export const LIST_PROPERTIES = ['referenced', 'creation', 'defer_destroy'];
+/**
+ * The top-level fields a list reads. The snapshot queries of every version take `select` out of the options and
+ * keep only these top-level keys of each row afterwards (zfs_/snapshot.py 25.04/25.10, pool_/snapshot.py 26):
+ * dotted names select nothing there, so the properties stay whole. id, name, pool, type and createtxg stay home.
+ */
+export const LIST_FIELDS = ['dataset', 'snapshot_name', 'properties'];
 
 interface ZfsProperty {
   value?: string | null;
@@ -36,6 +42,14 @@ const SNAPSHOT_ROWS = rowsWith({
   properties: 'object?',
 });
 
+/** A row of the list query: only LIST_FIELDS (a server that ignores `select` sends more; it is not read). */
+export interface ListedSnapshot {
+  dataset: string;
+  snapshot_name: string;
+  properties?: SnapshotEntry['properties'];
+}
+const LISTED_ROWS = rowsWith({ dataset: 'string', snapshot_name: 'string', properties: 'object?' });
+
 /** createtxg as a number (top-level, else the property), or undefined when the server sent neither. */
 export function createTxg(entry: SnapshotEntry): number | undefined {
   const prop = entry.properties?.createtxg;
@@ -44,7 +58,7 @@ export function createTxg(entry: SnapshotEntry): number | undefined {
   return raw !== undefined && raw !== null && raw !== '' && Number.isFinite(n) ? n : undefined;
 }
 
-export function snapshotLabel(entry: SnapshotEntry): string {
+export function snapshotLabel(entry: Pick<SnapshotEntry, 'id' | 'snapshot_name'>): string {
   return entry.snapshot_name ?? entry.id.slice(entry.id.indexOf('@') + 1);
 }
 
@@ -57,7 +71,7 @@ function bytes(prop: ZfsProperty | undefined): number | undefined {
 }
 
 /** The real creation time: `parsed` is `{"$date": ms}`, `rawvalue` is seconds since the epoch. */
-export function creationDate(entry: SnapshotEntry): Date | undefined {
+export function creationDate(entry: SnapshotEntry | ListedSnapshot): Date | undefined {
   const prop = entry.properties?.creation;
   if (!prop) return undefined;
   const parsed = prop.parsed as { $date?: number } | number | string | null | undefined;
@@ -82,16 +96,16 @@ export function snapshotClones(entry: SnapshotEntry): string[] {
 }
 
 /** Marked for deferred destroy: an internal clone origin that ZFS removes with its last clone. */
-export function isDeferredDestroy(entry: SnapshotEntry): boolean {
+export function isDeferredDestroy(entry: SnapshotEntry | ListedSnapshot): boolean {
   const prop = entry.properties?.defer_destroy;
   const v = prop?.parsed ?? prop?.rawvalue ?? prop?.value;
   return v === true || v === 'on' || v === 'yes';
 }
 
-export function toCheckpoint(sandbox: string, entry: SnapshotEntry): Checkpoint {
+export function toCheckpoint(sandbox: string, entry: SnapshotEntry | ListedSnapshot): Checkpoint {
   return {
     sandbox,
-    label: snapshotLabel(entry),
+    label: 'id' in entry ? snapshotLabel(entry) : entry.snapshot_name,
     sizeBytes: bytes(entry.properties?.referenced),
     createdAt: creationDate(entry) ?? new Date(NaN),
   };
@@ -120,11 +134,21 @@ export class SnapshotApi {
     return `${this.ns}.query`;
   }
 
-  query(filters: unknown[], context: string, properties = SNAPSHOT_PROPERTIES): Promise<SnapshotEntry[]> {
-    return this.client.call<SnapshotEntry[]>(`${this.ns}.query`, [filters, { extra: { properties } }], {
-      context,
-      expect: SNAPSHOT_ROWS,
-    });
+  query(filters: unknown[], context: string): Promise<SnapshotEntry[]> {
+    return this.client.call<SnapshotEntry[]>(
+      `${this.ns}.query`,
+      [filters, { extra: { properties: SNAPSHOT_PROPERTIES } }],
+      { context, expect: SNAPSHOT_ROWS },
+    );
+  }
+
+  /** The rows a list needs and no more: LIST_PROPERTIES, LIST_FIELDS. */
+  list(filters: unknown[], context: string): Promise<ListedSnapshot[]> {
+    return this.client.call<ListedSnapshot[]>(
+      `${this.ns}.query`,
+      [filters, { extra: { properties: LIST_PROPERTIES }, select: LIST_FIELDS }],
+      { context, expect: LISTED_ROWS },
+    );
   }
 
   async create(dataset: string, label: string, context: string): Promise<void> {

@@ -52,10 +52,10 @@ import {
   createTxg,
   creationDate,
   isDeferredDestroy,
+  type ListedSnapshot,
   SnapshotApi,
   SnapshotEntry,
   snapshotClones,
-  LIST_PROPERTIES,
   sortNewestFirst,
   toCheckpoint,
 } from './snapshots';
@@ -76,6 +76,20 @@ const INSTANCE_ROWS = rowsWith({
   aliases: 'array?',
   image: 'object?',
 });
+/**
+ * What a list reads of an instance (toSandbox): virt.instance.query runs filter_list, which builds each row from
+ * these names only (dotted names nest). A server that ignores `select` sends whole rows, read the same way.
+ */
+const INSTANCE_LIST_FIELDS = [
+  'name',
+  'status',
+  'cpu',
+  'memory',
+  'aliases',
+  'image.description',
+  'image.os',
+  'image.release',
+];
 /** How long after its creation a sandbox counts as untouched (only the image's own start has run in it). */
 const FRESH_FOR_MS = 15 * 60_000;
 
@@ -238,23 +252,24 @@ export class TrueNASVirtBackend implements Backend {
 
   // --- sandboxes ---------------------------------------------------------------------------------------
 
-  /** Two calls whatever the number of sandboxes: one instance query, one snapshot query. */
+  /** Two calls whatever the number of sandboxes: one instance query, one snapshot query, each for what it shows. */
   async list(): Promise<Sandbox[]> {
     const [snapshots, g] = await Promise.all([this.snapshots(), this.global()]);
     const prefix = `${g.dataset}/containers/${INSTANCE_PREFIX}`;
     const [instances, snaps] = await Promise.all([
-      this.client.call<VirtInstance[]>('virt.instance.query', [[['name', '^', INSTANCE_PREFIX]]], {
-        context: 'Listing sandboxes',
-        expect: INSTANCE_ROWS,
-      }),
-      snapshots.query([['dataset', '^', prefix]], 'Listing checkpoints', LIST_PROPERTIES),
+      this.client.call<VirtInstance[]>(
+        'virt.instance.query',
+        [[['name', '^', INSTANCE_PREFIX]], { select: INSTANCE_LIST_FIELDS }],
+        { context: 'Listing sandboxes', expect: INSTANCE_ROWS },
+      ),
+      snapshots.list([['dataset', '^', prefix]], 'Listing checkpoints'),
     ]);
-    const byDataset = new Map<string, SnapshotEntry[]>();
+    const byDataset = new Map<string, ListedSnapshot[]>();
     for (const s of snaps) {
       if (isDeferredDestroy(s)) continue;
-      const list = byDataset.get(s.dataset) ?? [];
-      list.push(s);
-      byDataset.set(s.dataset, list);
+      const list = byDataset.get(s.dataset);
+      if (list) list.push(s);
+      else byDataset.set(s.dataset, [s]);
     }
     return instances
       .filter((i) => i.name.startsWith(INSTANCE_PREFIX))
