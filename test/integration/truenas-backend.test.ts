@@ -139,7 +139,7 @@ for (const version of VERSIONS) {
       assert.deepEqual(Object.keys(inst).sort(), ['aliases', 'cpu', 'image', 'memory', 'name', 'status']);
       assert.deepEqual(Object.keys(inst.image as object).sort(), ['description', 'os', 'release']);
       for (const row of seen.get(snapshotQuery)!)
-        assert.deepEqual(Object.keys(row).sort(), ['dataset', 'properties', 'snapshot_name']);
+        assert.deepEqual(Object.keys(row).sort(), ['id', 'properties']);
 
       // A server that ignores select: whole rows (as asked without it) in place of the selected ones.
       const raw = clientFor(rig.sim);

@@ -11,11 +11,12 @@ export const SNAPSHOT_PROPERTIES = ['used', 'referenced', 'creation', 'clones', 
  *  moves a third less than with every property above. */
 export const LIST_PROPERTIES = ['referenced', 'creation', 'defer_destroy'];
 /**
- * The top-level fields a list reads. The snapshot queries of every version take `select` out of the options and
- * keep only these top-level keys of each row afterwards (zfs_/snapshot.py 25.04/25.10, pool_/snapshot.py 26):
- * dotted names select nothing there, so the properties stay whole. id, name, pool, type and createtxg stay home.
+ * The top-level fields a list reads: `id` is `<dataset>@<label>`, so dataset and snapshot_name stay home with
+ * name, pool, type and createtxg. The snapshot queries of every version take `select` out of the options and keep
+ * only these top-level keys of each row afterwards (zfs_/snapshot.py 25.04/25.10, pool_/snapshot.py 26): dotted
+ * names select nothing there, so the properties come whole (extra.properties is what trims them).
  */
-export const LIST_FIELDS = ['dataset', 'snapshot_name', 'properties'];
+export const LIST_FIELDS = ['id', 'properties'];
 
 interface ZfsProperty {
   value?: string | null;
@@ -44,11 +45,15 @@ const SNAPSHOT_ROWS = rowsWith({
 
 /** A row of the list query: only LIST_FIELDS (a server that ignores `select` sends more; it is not read). */
 export interface ListedSnapshot {
-  dataset: string;
-  snapshot_name: string;
+  id: string;
   properties?: SnapshotEntry['properties'];
 }
-const LISTED_ROWS = rowsWith({ dataset: 'string', snapshot_name: 'string', properties: 'object?' });
+const LISTED_ROWS = rowsWith({ id: 'string', properties: 'object?' });
+
+/** The dataset of a snapshot id (`<dataset>@<label>`; neither part may contain "@"). */
+export function datasetOfId(id: string): string {
+  return id.slice(0, id.indexOf('@'));
+}
 
 /** createtxg as a number (top-level, else the property), or undefined when the server sent neither. */
 export function createTxg(entry: SnapshotEntry): number | undefined {
@@ -58,8 +63,10 @@ export function createTxg(entry: SnapshotEntry): number | undefined {
   return raw !== undefined && raw !== null && raw !== '' && Number.isFinite(n) ? n : undefined;
 }
 
-export function snapshotLabel(entry: Pick<SnapshotEntry, 'id' | 'snapshot_name'>): string {
-  return entry.snapshot_name ?? entry.id.slice(entry.id.indexOf('@') + 1);
+export function snapshotLabel(entry: SnapshotEntry | ListedSnapshot): string {
+  return (
+    ('snapshot_name' in entry ? entry.snapshot_name : undefined) ?? entry.id.slice(entry.id.indexOf('@') + 1)
+  );
 }
 
 /** Bytes from `{parsed, rawvalue}`. */
@@ -105,7 +112,7 @@ export function isDeferredDestroy(entry: SnapshotEntry | ListedSnapshot): boolea
 export function toCheckpoint(sandbox: string, entry: SnapshotEntry | ListedSnapshot): Checkpoint {
   return {
     sandbox,
-    label: 'id' in entry ? snapshotLabel(entry) : entry.snapshot_name,
+    label: snapshotLabel(entry),
     sizeBytes: bytes(entry.properties?.referenced),
     createdAt: creationDate(entry) ?? new Date(NaN),
   };

@@ -51,6 +51,7 @@ import {
 import {
   createTxg,
   creationDate,
+  datasetOfId,
   isDeferredDestroy,
   type ListedSnapshot,
   SnapshotApi,
@@ -267,9 +268,10 @@ export class TrueNASVirtBackend implements Backend {
     const byDataset = new Map<string, ListedSnapshot[]>();
     for (const s of snaps) {
       if (isDeferredDestroy(s)) continue;
-      const list = byDataset.get(s.dataset);
+      const dataset = datasetOfId(s.id);
+      const list = byDataset.get(dataset);
       if (list) list.push(s);
-      else byDataset.set(s.dataset, [s]);
+      else byDataset.set(dataset, [s]);
     }
     return instances
       .filter((i) => i.name.startsWith(INSTANCE_PREFIX))
