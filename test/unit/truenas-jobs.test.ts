@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { CancelledError, ServerError, ValidationError } from '../../src/core/errors';
 import { JobTracker } from '../../src/backends/truenas/jobs';
 import type { ProgressReport } from '../../src/core/sandbox';
-import { chunks, guestPathProblem, mapStatus, toSandbox } from '../../src/backends/truenas/virt-backend';
+import { chunks, guestPathProblem } from '../../src/backends/truenas/file-receive';
+import { mapStatus, toSandbox } from '../../src/backends/truenas/virt-backend';
 import {
   creationDate,
   isDeferredDestroy,

@@ -68,7 +68,7 @@ import {
   stopOptions,
 } from './container-model';
 import { ContainerSnapshots, type SnapshotSupport } from './container-snapshots';
-import { chunks, guestPathProblem } from './virt-backend';
+import { receiveFile, validateWriteTarget } from './file-receive';
 
 const CONTAINER_ROWS = rowsWith({ id: 'number', name: 'string', dataset: 'string', status: 'object' });
 /** How long after a start the boot hook's address report is looked for (it retries for 120 s inside). */
@@ -497,9 +497,7 @@ export class TrueNASContainerBackend implements Backend {
     content: Buffer,
     options: WriteFileOptions = {},
   ): Promise<void> {
-    validateSandboxName(name);
-    const problem = guestPathProblem(path);
-    if (problem) throw new ValidationError(problem, [{ field: 'path', message: problem }]);
+    validateWriteTarget(name, path);
     const entry = await this.require(name);
     // file_receive makes missing directories root-owned: never a home the image's user does not have yet.
     const home = /^\/home\/[^/]+/.exec(path)?.[0];
@@ -866,20 +864,8 @@ export class TrueNASContainerBackend implements Backend {
   ): Promise<void> {
     const name = shortName(entry.name);
     const target = rootfsPath(poolOfDataset(entry.dataset), entry.name) + path;
-    let append = o.append ?? false;
     try {
-      for (const piece of chunks(content)) {
-        await this.client.call(
-          'filesystem.file_receive',
-          [
-            target,
-            piece.toString('base64'),
-            { append, mode: o.mode ?? null, uid: o.uid ?? -1, gid: o.gid ?? -1 },
-          ],
-          { context: `Writing ${path} into "${name}"` },
-        );
-        append = true;
-      }
+      await receiveFile(this.client, target, content, o, `Writing ${path} into "${name}"`);
     } catch (err) {
       if (!isSymlinkRefusal(err)) throw err;
       throw new SecurityError(

@@ -60,12 +60,11 @@ import {
   sortNewestFirst,
   toCheckpoint,
 } from './snapshots';
+import { receiveFile, validateWriteTarget } from './file-receive';
 import { apiFamily, isVirtFamily, type VirtFamily } from './version';
 import { objectWith, rowsWith } from '../../core/reply-shape';
 
 const MiB = 1024 * 1024;
-/** filesystem.file_receive messages may be 2 MiB; 1 MiB of file is 1.4 MiB of base64 plus the envelope. */
-export const FILE_CHUNK_BYTES = 1024 * 1024;
 const DEFAULT_STOP_TIMEOUT_SEC = 30;
 /** The fields of virt.instance.query rows that toSandbox and the operations read. */
 const INSTANCE_ROWS = rowsWith({
@@ -165,23 +164,6 @@ export function toSandbox(inst: VirtInstance, checkpoints?: Checkpoint[]): Sandb
     memoryMiB: typeof inst.memory === 'number' ? Math.round(inst.memory / MiB) : undefined,
     checkpoints,
   };
-}
-
-/** A guest path: absolute, no `..`, no NUL. */
-export function guestPathProblem(path: string): string | undefined {
-  if (!path.startsWith('/')) return `The path "${path}" must be absolute.`;
-  if (path.includes('\0')) return 'The path contains a NUL character.';
-  if (path.split('/').some((seg) => seg === '..')) return `The path "${path}" may not contain "..".`;
-  if (path.endsWith('/')) return `The path "${path}" names a directory, not a file.`;
-  return undefined;
-}
-
-/** Splits content into pieces that keep every file_receive message under the server's 2 MiB limit. */
-export function chunks(content: Buffer, size = FILE_CHUNK_BYTES): Buffer[] {
-  if (content.length === 0) return [content];
-  const out: Buffer[] = [];
-  for (let i = 0; i < content.length; i += size) out.push(content.subarray(i, i + size));
-  return out;
 }
 
 export class TrueNASVirtBackend implements Backend {
@@ -680,9 +662,7 @@ export class TrueNASVirtBackend implements Backend {
     content: Buffer,
     options: WriteFileOptions = {},
   ): Promise<void> {
-    validateSandboxName(name);
-    const problem = guestPathProblem(path);
-    if (problem) throw new ValidationError(problem, [{ field: 'path', message: problem }]);
+    validateWriteTarget(name, path);
     const inst = await this.requireInstance(name);
     const created = this.fresh.get(name);
     if (created === undefined || Date.now() - created > FRESH_FOR_MS) {
@@ -985,27 +965,20 @@ export class TrueNASVirtBackend implements Backend {
     }
   }
 
-  private async receive(
+  private receive(
     pool: string,
     name: string,
     path: string,
     content: Buffer,
     o: WriteFileOptions,
   ): Promise<void> {
-    const target = this.rootfsPath(pool, name, path);
-    let append = o.append ?? false;
-    for (const piece of chunks(content)) {
-      await this.client.call(
-        'filesystem.file_receive',
-        [
-          target,
-          piece.toString('base64'),
-          { append, mode: o.mode ?? null, uid: o.uid ?? -1, gid: o.gid ?? -1 },
-        ],
-        { context: `Writing ${path} into "${name}"` },
-      );
-      append = true;
-    }
+    return receiveFile(
+      this.client,
+      this.rootfsPath(pool, name, path),
+      content,
+      o,
+      `Writing ${path} into "${name}"`,
+    );
   }
 
   private async undoClone(
