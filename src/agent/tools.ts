@@ -41,6 +41,20 @@ export interface AgentTool {
   run(input: Record<string, unknown>, context: ToolContext): Promise<unknown>;
 }
 
+/**
+ * What a tool does, as its three hints: reads only; adds something new; sets a state (again: no change);
+ * overwrites what is there (again: the same result); destroys or runs something (again: more of it).
+ */
+type Effect = 'reads' | 'adds' | 'sets' | 'overwrites' | 'destroys';
+type Hints = Pick<AgentTool, 'readOnly' | 'destructive' | 'idempotent'>;
+const EFFECT: Record<Effect, Hints> = {
+  reads: { readOnly: true, destructive: false, idempotent: true },
+  adds: { readOnly: false, destructive: false, idempotent: false },
+  sets: { readOnly: false, destructive: false, idempotent: true },
+  overwrites: { readOnly: false, destructive: true, idempotent: true },
+  destroys: { readOnly: false, destructive: true, idempotent: false },
+};
+
 const name: JsonSchema = {
   type: 'string',
   minLength: 1,
@@ -228,9 +242,7 @@ export class AgentToolCatalog {
         description:
           'List the Pixels sandboxes (disposable Linux containers) on every configured server, with status, IP address, image and their checkpoints (newest first).',
         inputSchema: schema({ server }, []),
-        readOnly: true,
-        destructive: false,
-        idempotent: true,
+        ...EFFECT.reads,
         run: async (input) => {
           const given = str(input, 'server');
           const ids = this.serversFor(given);
@@ -258,9 +270,7 @@ export class AgentToolCatalog {
         description:
           'List the bases: ready-made sandboxes that create_sandbox can clone from (pass "base"), which is much faster than creating from an image.',
         inputSchema: schema({ server }, []),
-        readOnly: true,
-        destructive: false,
-        idempotent: true,
+        ...EFFECT.reads,
         run: async (input) => {
           const given = str(input, 'server');
           const ids = this.serversFor(given);
@@ -285,9 +295,7 @@ export class AgentToolCatalog {
         description:
           'List the checkpoints of a sandbox, newest first, with when each was taken. restore_checkpoint and clone_sandbox take these labels.',
         inputSchema: schema({ name, server }, ['name']),
-        readOnly: true,
-        destructive: false,
-        idempotent: true,
+        ...EFFECT.reads,
         run: async (input) => {
           const ref = await this.locate(mustStr(input, 'name'), str(input, 'server'));
           const list = await this.checkpoints(ref);
@@ -322,9 +330,7 @@ export class AgentToolCatalog {
           },
           [],
         ),
-        readOnly: false,
-        destructive: false,
-        idempotent: false,
+        ...EFFECT.adds,
         confirm: async (input) => {
           const given = str(input, 'name') ?? str(input, 'label');
           const n = given !== undefined ? `"${given}"` : 'with a generated "agent-…" name';
@@ -372,9 +378,7 @@ export class AgentToolCatalog {
         description:
           'Destroy a sandbox and all its checkpoints. Everything in it is lost; this cannot be undone.',
         inputSchema: schema({ name, server }, ['name']),
-        readOnly: false,
-        destructive: true,
-        idempotent: false,
+        ...EFFECT.destroys,
         confirm: async (input) => {
           const ref = await this.locate(mustStr(input, 'name'), str(input, 'server'));
           const cps = await this.checkpoints(ref);
@@ -399,9 +403,7 @@ export class AgentToolCatalog {
         title: 'Start Sandbox',
         description: 'Start a stopped sandbox. Returns its IP address once running.',
         inputSchema: schema({ name, server }, ['name']),
-        readOnly: false,
-        destructive: false,
-        idempotent: true,
+        ...EFFECT.sets,
         confirm: async (input) => {
           const ref = await this.locate(mustStr(input, 'name'), str(input, 'server'));
           return {
@@ -427,9 +429,7 @@ export class AgentToolCatalog {
         description:
           'Stop a running sandbox (a clean shutdown). Its files and checkpoints are kept; running processes end.',
         inputSchema: schema({ name, server }, ['name']),
-        readOnly: false,
-        destructive: false,
-        idempotent: true,
+        ...EFFECT.sets,
         confirm: async (input) => {
           const ref = await this.locate(mustStr(input, 'name'), str(input, 'server'));
           return {
@@ -475,9 +475,7 @@ export class AgentToolCatalog {
           },
           ['name', 'command'],
         ),
-        readOnly: false,
-        destructive: true,
-        idempotent: false,
+        ...EFFECT.destroys,
         confirm: async (input) => {
           const ref = await this.locate(mustStr(input, 'name'), str(input, 'server'));
           const argv = input.command as string[];
@@ -574,9 +572,7 @@ export class AgentToolCatalog {
           },
           ['name', 'path', 'content'],
         ),
-        readOnly: false,
-        destructive: true,
-        idempotent: true,
+        ...EFFECT.overwrites,
         confirm: async (input) => {
           const ref = await this.locate(mustStr(input, 'name'), str(input, 'server'));
           return {
@@ -612,9 +608,7 @@ export class AgentToolCatalog {
           },
           ['name', 'path'],
         ),
-        readOnly: true,
-        destructive: false,
-        idempotent: true,
+        ...EFFECT.reads,
         run: async (input, context) => {
           const max = Math.min(
             typeof input.max_bytes === 'number' ? input.max_bytes : READ_DEFAULT_BYTES,
@@ -635,9 +629,7 @@ export class AgentToolCatalog {
           { name, path, recursive: { type: 'boolean', description: 'List subdirectories too.' }, server },
           ['name', 'path'],
         ),
-        readOnly: true,
-        destructive: false,
-        idempotent: true,
+        ...EFFECT.reads,
         run: async (input, context) =>
           this.withRunner(input, context, (runner) =>
             listFiles(runner, mustStr(input, 'path'), input.recursive === true),
@@ -659,9 +651,7 @@ export class AgentToolCatalog {
           },
           ['name', 'path', 'old_string', 'new_string'],
         ),
-        readOnly: false,
-        destructive: true,
-        idempotent: false,
+        ...EFFECT.destroys,
         confirm: async (input) => {
           const ref = await this.locate(mustStr(input, 'name'), str(input, 'server'));
           return {
@@ -695,9 +685,7 @@ export class AgentToolCatalog {
           },
           ['name', 'path'],
         ),
-        readOnly: false,
-        destructive: true,
-        idempotent: true,
+        ...EFFECT.overwrites,
         confirm: async (input) => {
           const ref = await this.locate(mustStr(input, 'name'), str(input, 'server'));
           return {
@@ -724,9 +712,7 @@ export class AgentToolCatalog {
           },
           ['name'],
         ),
-        readOnly: false,
-        destructive: false,
-        idempotent: false,
+        ...EFFECT.adds,
         confirm: async (input) => {
           const ref = await this.locate(mustStr(input, 'name'), str(input, 'server'));
           return {
@@ -762,9 +748,7 @@ export class AgentToolCatalog {
           },
           ['name', 'checkpoint'],
         ),
-        readOnly: false,
-        destructive: true,
-        idempotent: false,
+        ...EFFECT.destroys,
         confirm: async (input) => {
           const ref = await this.locate(mustStr(input, 'name'), str(input, 'server'));
           const label = mustStr(input, 'checkpoint');
@@ -807,9 +791,7 @@ export class AgentToolCatalog {
           },
           ['name', 'new_name'],
         ),
-        readOnly: false,
-        destructive: false,
-        idempotent: false,
+        ...EFFECT.adds,
         confirm: async (input) => {
           const ref = await this.locate(mustStr(input, 'name'), str(input, 'server'));
           const cp = str(input, 'checkpoint');
