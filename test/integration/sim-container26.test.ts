@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { startSimulator, type SimServer } from '../sim/index.js';
+import { startSimulator, type SimOptions, type SimServer } from '../sim/index.js';
 import { RawClient, type Frame } from '../sim/rawclient.js';
 import { useLanBridge } from '../sim/virt-bridge.js';
 
@@ -38,6 +38,35 @@ async function client(sim: SimServer, path = '/api/current'): Promise<RawClient>
   await c.call('core.subscribe', ['core.get_jobs']);
   await c.call('core.subscribe', ['container.query']);
   return c;
+}
+
+type Start = Omit<SimOptions, 'apiKey'>;
+
+/** A simulator on loopback (jobs of 20 ms) and a client of it, logged in and subscribed to jobs and containers. */
+async function open(options: Start): Promise<{ sim: SimServer; c: RawClient }> {
+  const sim = await startSimulator({ apiKey: KEY, jobDurationMs: 20, ...options });
+  try {
+    return { sim, c: await client(sim) };
+  } catch (err) {
+    await sim.close();
+    throw err;
+  }
+}
+
+/** Closes what open() made (either may be missing when a set-up failed half-way). */
+async function shut(rig: { sim?: SimServer; c?: RawClient }): Promise<void> {
+  rig.c?.close();
+  await rig.sim?.close();
+}
+
+/** A simulator and client for one test, closed whatever the test does. */
+async function withSim(options: Start, body: (sim: SimServer, c: RawClient) => Promise<void>): Promise<void> {
+  const rig = await open(options);
+  try {
+    await body(rig.sim, rig.c);
+  } finally {
+    await shut(rig);
+  }
 }
 
 async function runJob(c: RawClient, method: string, params: unknown[], timeoutMs = 5000): Promise<Frame> {
@@ -167,14 +196,8 @@ describe('simulator TrueNAS 26: versions and endpoints', () => {
 describe('simulator TrueNAS 26 (BETA.3): container lifecycle', () => {
   let sim: SimServer;
   let c: RawClient;
-  before(async () => {
-    sim = await startSimulator({ version: '26.0.0-BETA.3', apiKey: KEY, jobDurationMs: 20 });
-    c = await client(sim);
-  });
-  after(async () => {
-    c.close();
-    await sim.close();
-  });
+  before(async () => ({ sim, c } = await open({ version: '26.0.0-BETA.3' })));
+  after(() => shut({ sim, c }));
 
   it('lists the registry and the lxc config', async () => {
     const registry = await c.call<{ name: string; versions: { version: string }[] }[]>(
@@ -398,14 +421,8 @@ describe('simulator TrueNAS 26 (BETA.3): container lifecycle', () => {
 describe('simulator TrueNAS 26 (RC.1): delete is a job with force/recursive', () => {
   let sim: SimServer;
   let c: RawClient;
-  before(async () => {
-    sim = await startSimulator({ version: '26.0.0-RC.1', apiKey: KEY, jobDurationMs: 20 });
-    c = await client(sim);
-  });
-  after(async () => {
-    c.close();
-    await sim.close();
-  });
+  before(async () => ({ sim, c } = await open({ version: '26.0.0-RC.1' })));
+  after(() => shut({ sim, c }));
 
   it('refuses a running container without force and snapshots without recursive, then deletes it all', async () => {
     const entry = await create(c, 'px-rc');
@@ -441,14 +458,8 @@ describe('simulator TrueNAS 26 (RC.1): delete is a job with force/recursive', ()
 describe('simulator TrueNAS 26: file_receive into the rootfs', () => {
   let sim: SimServer;
   let c: RawClient;
-  before(async () => {
-    sim = await startSimulator({ version: '26', apiKey: KEY, jobDurationMs: 20 });
-    c = await client(sim);
-  });
-  after(async () => {
-    c.close();
-    await sim.close();
-  });
+  before(async () => ({ sim, c } = await open({ version: '26' })));
+  after(() => shut({ sim, c }));
 
   it('writes into a stopped container (0:0 by default) and refuses any symlink in the path (ELOOP)', async () => {
     const entry = await create(c, 'px-files');
@@ -490,9 +501,7 @@ describe('simulator TrueNAS 26: file_receive into the rootfs', () => {
 
 describe('simulator TrueNAS 26: checkpoints (zfs.resource.snapshot.*, pool.snapshot.*) B3 vs RC1', () => {
   it('B3 allows create/query (size, creation)/rollback/clone/destroy on a container dataset', async () => {
-    const sim = await startSimulator({ version: '26.0.0-BETA.3', apiKey: KEY, jobDurationMs: 20 });
-    const c = await client(sim);
-    try {
+    await withSim({ version: '26.0.0-BETA.3' }, async (sim, c) => {
       const box = await create(c, 'px-cp');
       const ds = String(box.dataset);
       const root = '/mnt/.truenas_containers/tank/containers/px-cp';
@@ -587,16 +596,11 @@ describe('simulator TrueNAS 26: checkpoints (zfs.resource.snapshot.*, pool.snaps
       assert.deepEqual((extra.error?.data as Frame).extra, [
         ['data.bypass', 'Extra inputs are not permitted', 22],
       ]);
-    } finally {
-      c.close();
-      await sim.close();
-    }
+    });
   });
 
   it('RC1 refuses every snapshot call on a container dataset as a protected path', async () => {
-    const sim = await startSimulator({ version: '26.0.0-RC.1', apiKey: KEY, jobDurationMs: 20 });
-    const c = await client(sim);
-    try {
+    await withSim({ version: '26.0.0-RC.1' }, async (sim, c) => {
       const box = await create(c, 'px-guard');
       const ds = String(box.dataset);
       // A migrated checkpoint under the protected tree (it can exist; it cannot be touched).
@@ -659,24 +663,15 @@ describe('simulator TrueNAS 26: checkpoints (zfs.resource.snapshot.*, pool.snaps
       assert.deepEqual(await sim.engine.listSnapshots((d) => d === ds).then((l) => l.map((s) => s.name)), [
         'old',
       ]);
-    } finally {
-      c.close();
-      await sim.close();
-    }
+    });
   });
 });
 
 describe('simulator TrueNAS 26: listdir, start-time hostname, the host-job route (cronjob.*) on RC1', () => {
   let sim: SimServer;
   let c: RawClient;
-  before(async () => {
-    sim = await startSimulator({ version: '26.0.0-RC.1', apiKey: KEY, jobDurationMs: 20 });
-    c = await client(sim);
-  });
-  after(async () => {
-    c.close();
-    await sim.close();
-  });
+  before(async () => ({ sim, c } = await open({ version: '26.0.0-RC.1' })));
+  after(() => shut({ sim, c }));
 
   it('start writes /etc/hostname and the 127.0.1.1 line; listdir reads a directory of the rootfs', async () => {
     const box = await create(c, 'px-named');
@@ -782,14 +777,7 @@ describe('simulator TrueNAS 26: listdir, start-time hostname, the host-job route
 
 describe('simulator TrueNAS 26: the LAN bridge as the container bridge', () => {
   it('useLanBridge sets lxc.config bridge on a lan-bridge NAS; new containers default to it', async () => {
-    const sim = await startSimulator({
-      version: '26',
-      apiKey: KEY,
-      network: 'lan-bridge',
-      jobDurationMs: 20,
-    });
-    const c = await client(sim);
-    try {
+    await withSim({ version: '26', network: 'lan-bridge' }, async (sim, c) => {
       assert.deepEqual(await c.call('lxc.bridge_choices'), { '[AUTO]': 'Automatic', br0: 'br0' });
       const bad = await c.request('lxc.update', [{ bridge: 'nosuchbr0' }]);
       assert.deepEqual((bad.error?.data as Frame).extra, [
@@ -805,18 +793,13 @@ describe('simulator TrueNAS 26: the LAN bridge as the container bridge', () => {
       });
       await c.call('lxc.update', [{ bridge: '[AUTO]' }]);
       assert.equal((await c.call<Frame>('container.get_instance', [box.id])).default_network, 'truenasbr0');
-    } finally {
-      c.close();
-      await sim.close();
-    }
+    });
   });
 });
 
 describe('simulator TrueNAS 26: pool.snapshot.* shapes', () => {
   it('query and create give 26 entries (requested properties only, string createtxg, holds)', async () => {
-    const sim = await startSimulator({ version: '26', apiKey: KEY, jobDurationMs: 20 });
-    const c = await client(sim);
-    try {
+    await withSim({ version: '26' }, async (_sim, c) => {
       const box = await create(c, 'px-pool');
       const ds = String(box.dataset);
       const made = await c.call<Frame>('pool.snapshot.create', [{ dataset: ds, name: 'cp1' }]);
@@ -836,9 +819,6 @@ describe('simulator TrueNAS 26: pool.snapshot.* shapes', () => {
       assert.deepEqual(Object.keys(row.properties as Frame), ['used']);
       assert.equal(used.value, String(used.parsed));
       assert.equal(used.source, 'NONE');
-    } finally {
-      c.close();
-      await sim.close();
-    }
+    });
   });
 });
