@@ -19,9 +19,21 @@ function describe(value: unknown): string {
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
-function kindProblem(value: unknown, spec: FieldSpec): string | undefined {
-  const optional = spec.endsWith('?');
-  const kind = (optional ? spec.slice(0, -1) : spec) as FieldKind;
+/** A field spec taken apart once, not per row (a list reply may have tens of thousands of rows). */
+interface Field {
+  name: string;
+  kind: FieldKind;
+  optional: boolean;
+}
+
+function compile(fields: Record<string, FieldSpec>): Field[] {
+  return Object.entries(fields).map(([name, spec]) => {
+    const optional = spec.endsWith('?');
+    return { name, kind: (optional ? spec.slice(0, -1) : spec) as FieldKind, optional };
+  });
+}
+
+function kindProblem(value: unknown, kind: FieldKind, optional: boolean): string | undefined {
   if (value === undefined || value === null) return optional ? undefined : 'missing';
   switch (kind) {
     case 'string':
@@ -44,32 +56,39 @@ function kindProblem(value: unknown, spec: FieldSpec): string | undefined {
 
 /** Text (a version string). */
 export const text: ReplyCheck = (value) => {
-  const problem = kindProblem(value, 'string');
+  const problem = kindProblem(value, 'string', false);
   return problem ? `the reply is ${problem === 'missing' ? 'empty' : problem}` : undefined;
 };
 
-function fieldsProblem(row: unknown, fields: Record<string, FieldSpec>, where: string): string | undefined {
+function whereIs(rowNumber: number | undefined): string {
+  return rowNumber === undefined ? 'the reply' : `row ${rowNumber}`;
+}
+
+/** What is wrong with one object: the reply itself, or row N of a list (named only when something is). */
+function fieldsProblem(row: unknown, fields: Field[], rowNumber?: number): string | undefined {
   if (typeof row !== 'object' || row === null || Array.isArray(row))
-    return `${where} is ${describe(row)}, not an object`;
+    return `${whereIs(rowNumber)} is ${describe(row)}, not an object`;
   const obj = row as Record<string, unknown>;
-  for (const [name, spec] of Object.entries(fields)) {
-    const problem = kindProblem(obj[name], spec);
-    if (problem) return `${where} field "${name}" is ${problem}`;
+  for (const { name, kind, optional } of fields) {
+    const problem = kindProblem(obj[name], kind, optional);
+    if (problem) return `${whereIs(rowNumber)} field "${name}" is ${problem}`;
   }
   return undefined;
 }
 
 /** One object with these fields. */
 export function objectWith(fields: Record<string, FieldSpec>): ReplyCheck {
-  return (value) => fieldsProblem(value, fields, 'the reply');
+  const compiled = compile(fields);
+  return (value) => fieldsProblem(value, compiled);
 }
 
 /** A list of objects, each with these fields. */
 export function rowsWith(fields: Record<string, FieldSpec>): ReplyCheck {
+  const compiled = compile(fields);
   return (value) => {
     if (!Array.isArray(value)) return `the reply is ${describe(value)}, not a list`;
     for (let i = 0; i < value.length; i++) {
-      const problem = fieldsProblem(value[i], fields, `row ${i + 1}`);
+      const problem = fieldsProblem(value[i], compiled, i + 1);
       if (problem) return problem;
     }
     return undefined;
