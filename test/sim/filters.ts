@@ -429,11 +429,15 @@ export function snapshotQuery(
   options: SimValue | undefined,
 ): SimValue {
   const parsed = parseOptions(options);
-  const select = parsed.select;
   const result = filterList(items, filters, { ...parsed, select: [] });
-  if (!select.length) return result;
-  const keep = (row: SimObject): SimObject =>
-    Object.fromEntries(Object.entries(row).filter(([key]) => select.includes(key)));
+  if (!parsed.select.length) return result;
+  // Python's `k in select`: a key equals a string entry; a list entry equals no key.
+  const names = new Set(parsed.select.filter((s): s is string => typeof s === 'string'));
+  const keep = (row: SimObject): SimObject => {
+    const out: SimObject = {};
+    for (const key of Object.keys(row)) if (names.has(key)) out[key] = row[key];
+    return out;
+  };
   if (Array.isArray(result)) return result.map((row) => keep(row as SimObject));
   return isSimObject(result) ? keep(result) : result;
 }
