@@ -7,7 +7,7 @@ import { createTrueNASBackend, probeTrueNAS } from '../../src/backends/truenas/i
 import type { Backend, BackendChange } from '../../src/core/backend';
 import { NotFoundError, SecurityError, UnsupportedError, ValidationError } from '../../src/core/errors';
 import { startSimulator, type SimServer } from '../sim/index';
-import { API_KEY } from './truenas-fixtures';
+import { API_KEY, clientFor } from './truenas-fixtures';
 
 async function rig(version: '26.0.0-BETA.3' | '26.0.0-RC.1', extra: { hostJobCheckpoints?: boolean } = {}) {
   const sim = await startSimulator({ version, apiKey: API_KEY, jobDurationMs: 10 });
@@ -135,6 +135,42 @@ describe('TrueNAS 26.0.0-BETA.3 (container.*, snapshots allowed)', () => {
     await backend.destroy('copy');
     await backend.deleteCheckpoint('one', 'first');
     assert.deepEqual(await backend.listCheckpoints('one'), []);
+  });
+
+  test('list asks container.query for the fields it shows, and reads whole rows the same way', async () => {
+    await backend.createCheckpoint('one', 'listed');
+    let seen: Record<string, unknown>[] = [];
+    sim.faults.rewriteReplies('container.query', (frame) => {
+      seen = (JSON.parse(frame) as { result: Record<string, unknown>[] }).result;
+      return frame;
+    });
+    const honoured = await backend.list();
+    sim.faults.reset();
+    const one = honoured.find((s) => s.name === 'one')!;
+    assert.equal(one.status, 'running');
+    assert.deepEqual(
+      one.checkpoints?.map((c) => c.label),
+      ['listed'],
+    );
+    assert.ok(seen.length > 0);
+    for (const row of seen)
+      assert.deepEqual(Object.keys(row).sort(), ['cpuset', 'dataset', 'description', 'id', 'name', 'status']);
+    // A server that ignores select: whole rows (as asked without it) in place of the selected ones.
+    const raw = clientFor(sim);
+    try {
+      const whole = await raw.call<Record<string, unknown>[]>('container.query', [[['name', '^', 'px-']]], {
+        context: 'test',
+      });
+      assert.ok(Object.keys(whole[0]!).length > 6, 'whole rows');
+      sim.faults.rewriteReplies('container.query', (frame) =>
+        JSON.stringify({ ...(JSON.parse(frame) as object), result: whole }),
+      );
+      assert.deepEqual(await backend.list(), honoured);
+    } finally {
+      sim.faults.reset();
+      raw.dispose();
+    }
+    await backend.deleteCheckpoint('one', 'listed');
   });
 
   test('destroy with checkpoints leaves nothing (the BETA.3 delete trap)', async () => {

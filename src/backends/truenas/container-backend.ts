@@ -71,6 +71,12 @@ import { ContainerSnapshots, type SnapshotSupport } from './container-snapshots'
 import { receiveFile, validateWriteTarget } from './file-receive';
 
 const CONTAINER_ROWS = rowsWith({ id: 'number', name: 'string', dataset: 'string', status: 'object' });
+/**
+ * What a list reads of a container (containerToSandbox, the address, the names): container.query is a datastore
+ * query with an extend step, so filter_list makes the selection (CRUDService.query, 26.0 BETA.3 and stable/26). A
+ * server that ignores `select` sends whole rows, read the same way.
+ */
+const CONTAINER_LIST_FIELDS = ['id', 'name', 'dataset', 'status', 'description', 'cpuset'];
 /** How long after a start the boot hook's address report is looked for (it retries for 120 s inside). */
 const ADDRESS_WATCH_MS = 120_000;
 const ELOOP = 40;
@@ -159,7 +165,9 @@ export class TrueNASContainerBackend implements Backend {
 
   /** container.query + one snapshot query; an address read only for a boot not seen yet. */
   async list(): Promise<Sandbox[]> {
-    const rows = await this.query([['name', '^', INSTANCE_PREFIX]], 'Listing sandboxes');
+    const rows = await this.query([['name', '^', INSTANCE_PREFIX]], 'Listing sandboxes', {
+      select: CONTAINER_LIST_FIELDS,
+    });
     return this.toSandboxes(rows);
   }
 
@@ -559,11 +567,15 @@ export class TrueNASContainerBackend implements Backend {
 
   // --- helpers -----------------------------------------------------------------------------------------
 
-  private async query(filters: unknown[], context: string): Promise<ContainerEntry[]> {
-    const rows = await this.client.call<ContainerEntry[]>('container.query', [filters], {
-      context,
-      expect: CONTAINER_ROWS,
-    });
+  private async query(filters: unknown[], context: string, options?: object): Promise<ContainerEntry[]> {
+    const rows = await this.client.call<ContainerEntry[]>(
+      'container.query',
+      options ? [filters, options] : [filters],
+      {
+        context,
+        expect: CONTAINER_ROWS,
+      },
+    );
     for (const r of rows) this.names.set(r.id, r.name);
     return rows.filter(isOurs);
   }
