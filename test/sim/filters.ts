@@ -99,7 +99,43 @@ function compileOne(entry: SimValue, attribute: string): Predicate {
     return v;
   };
   const right = fold(value);
-  return (item) => match(op, fold(getPath(item, field)), right, regex);
+  const test = (item: SimValue, path: string): boolean => {
+    const found = lookup(item, path);
+    if (found.kind === 'missing') return false;
+    if (found.kind === 'each') return found.items.some((entry) => test(entry, found.rest));
+    return match(op, fold(found.value), right, regex);
+  };
+  return (item) => test(item, field);
+}
+
+/**
+ * filter_list get_impl() for a filter: a key missing from a dict makes the filter false whatever its operator
+ * (filterop: "Key / attribute doesn't exist in value"); a part after a value that is neither dict nor list is
+ * ignored (that value is compared); in a list, a number picks an element (None past the end) and `*` tries every
+ * element with the rest of the name.
+ */
+function lookup(
+  item: SimValue,
+  path: string,
+):
+  | { kind: 'missing' }
+  | { kind: 'value'; value: SimValue }
+  | { kind: 'each'; items: SimValue[]; rest: string } {
+  let current: SimValue = item;
+  let right = path;
+  while (right) {
+    const [left, rest] = partition(right);
+    right = rest;
+    if (isSimObject(current)) {
+      if (!Object.hasOwn(current, left)) return { kind: 'missing' };
+      current = current[left];
+    } else if (Array.isArray(current)) {
+      if (left === '*') return { kind: 'each', items: current, rest: right };
+      if (!/^\d+$/.test(left)) throw new Error(`${left}: must be array index or wildcard character`);
+      current = current[Number(left)] ?? null;
+    }
+  }
+  return { kind: 'value', value: current };
 }
 
 function match(op: string, x: SimValue | undefined, y: SimValue | undefined, regex?: RegExp): boolean {

@@ -134,7 +134,19 @@ describe('sim filters', () => {
       'a branch may be a list of ANDed filters',
     );
     assert.deepEqual(ids(query(rows, [['at', '>', new Date(1500)]], {})), [2, 3, 4]);
-    assert.deepEqual(ids(query(rows, [['image.missing', '=', null]], {})), [1, 2, 3, 4]);
+    // A key missing from a dict makes the filter false, whatever the operator (filterop); a present null is null.
+    assert.deepEqual(ids(query(rows, [['image.missing', '=', null]], {})), []);
+    assert.deepEqual(ids(query(rows, [['image.missing', '!=', 'x']], {})), []);
+    assert.deepEqual(ids(query(rows, [['memory', '=', null]], {})), [3]);
+    // In a list a number picks an element and `*` tries each; past a value that is not a dict the rest is ignored.
+    assert.deepEqual(ids(query(rows, [['tags.0', '=', 'b']], {})), [2]);
+    assert.deepEqual(ids(query(rows, [['tags.*', '=', 'b']], {})), [1, 2]);
+    assert.deepEqual(ids(query(rows, [['tags.5', '=', null]], {})), [1, 2, 3, 4]);
+    assert.deepEqual(ids(query(rows, [['name.first', '=', 'px-web']], {})), [1]);
+    assert.throws(
+      () => query(rows, [['tags.x', '=', 'b']], {}),
+      /x: must be array index or wildcard character/,
+    );
   });
 
   it('implements count, get, select, order_by, offset and limit', () => {
