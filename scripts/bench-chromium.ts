@@ -3,7 +3,7 @@
 // opening the Pixels view -> the server row says "1000 sandboxes" with the first sandbox row drawn (the list
 // is virtualised, so only the visible rows exist), and clicking a sandbox -> its checkpoint rows drawn.
 // Lines: `chromium view shown to sandbox rows: <N> ms`, `chromium expand to checkpoint rows: <N> ms`.
-//   npm run package && npm run bench:chromium
+//   npm run bench:chromium (packages first)
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { startSimulator } from '../test/sim/index';
