@@ -76,6 +76,15 @@ export interface CreateFromBaseOptions extends BaseRunOptions {
   agent?: boolean;
 }
 
+/** A base's last failed build on a server, kept across restarts so the tree can still say why. */
+export interface BaseFailure {
+  serverId: string;
+  base: string;
+  error: string;
+  /** ms since the epoch. */
+  at: number;
+}
+
 export interface BaseServiceDeps {
   workflows: BaseWorkflows;
   /** Read on every call, so a changed config applies at once. */
@@ -84,6 +93,8 @@ export interface BaseServiceDeps {
   agents?: () => Promise<AgentSandboxStore>;
   clock?: Clock;
   log?: { info(m: string): void; warn(m: string): void };
+  /** Failed builds from an earlier run, and where to keep the list whenever it changes. */
+  failures?: { initial: readonly BaseFailure[]; save(all: BaseFailure[]): void };
 }
 
 export const AGENT_SANDBOX_PREFIX = 'mcp-';
@@ -99,7 +110,21 @@ export class BaseService {
   private readonly failures = new Map<string, { error: string; at: number }>();
   private readonly listeners = new Set<() => void>();
 
-  constructor(private readonly deps: BaseServiceDeps) {}
+  constructor(private readonly deps: BaseServiceDeps) {
+    for (const f of deps.failures?.initial ?? [])
+      this.failures.set(keyOf(f.serverId, f.base), { error: f.error, at: f.at });
+  }
+
+  private saveFailures(): void {
+    const save = this.deps.failures?.save;
+    if (!save) return;
+    save(
+      [...this.failures].map(([key, f]) => {
+        const [serverId, base] = key.split('\u0000') as [string, string];
+        return { serverId, base, error: f.error, at: f.at };
+      }),
+    );
+  }
 
   /** Told when a build starts, moves on a step, ends or fails (the tree redraws). */
   onDidChange(listener: () => void): { dispose(): void } {
@@ -221,13 +246,14 @@ export class BaseService {
       },
       (err: unknown) => {
         this.failures.set(key, { error: errorText(err), at: (this.deps.clock ?? systemClock).now() });
+        this.saveFailures();
         this.endBuild(key);
         throw err;
       },
     );
     this.builds.set(key, promise);
     this.steps.set(key, 'starting');
-    this.failures.delete(key);
+    if (this.failures.delete(key)) this.saveFailures();
     this.changed();
     return promise;
   }
@@ -267,7 +293,7 @@ export class BaseService {
       options.progress?.(`destroying ${sandboxName}`);
       await this.deps.workflows.destroy(serverId, sandboxName);
     }
-    this.failures.delete(key);
+    if (this.failures.delete(key)) this.saveFailures();
     this.changed();
   }
 

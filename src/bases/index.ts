@@ -5,6 +5,7 @@ export {
   BaseService,
   agentSandboxName,
   runSetupScript,
+  type BaseFailure,
   type BaseInfo,
   type BaseProgress,
   type BaseRunOptions,

@@ -10,6 +10,7 @@ import {
   lifecycleDeadlines,
   systemClock,
   type AgentLifecycleConfig,
+  type BaseFailure,
   type BaseInfo,
   type Clock,
   type LifecycleAction,
@@ -35,6 +36,23 @@ export function agentLifecycle(services: Services): AgentLifecycleConfig {
     idleStopAfterMs: typeof idle === 'number' && idle >= 0 ? idle * 60_000 : fromToml.idleStopAfterMs,
     maxAgeMs: typeof age === 'number' && age >= 0 ? age * 3_600_000 : fromToml.maxAgeMs,
   };
+}
+
+/** Where the failed builds are kept between sessions (the extension's global state). */
+const FAILURES_KEY = 'pixels.bases.failures';
+
+/** The stored failures, or none when what is stored is not a list of them (an older or damaged entry). */
+function storedFailures(value: unknown): BaseFailure[] {
+  if (!Array.isArray(value)) return [];
+  return value.filter(
+    (f): f is BaseFailure =>
+      typeof f === 'object' &&
+      f !== null &&
+      typeof (f as BaseFailure).serverId === 'string' &&
+      typeof (f as BaseFailure).base === 'string' &&
+      typeof (f as BaseFailure).error === 'string' &&
+      typeof (f as BaseFailure).at === 'number',
+  );
 }
 
 export class BasesFeature implements vscode.Disposable {
@@ -74,6 +92,10 @@ export class BasesFeature implements vscode.Disposable {
       agents: () => this.storeReady,
       clock,
       log: services.log,
+      failures: {
+        initial: storedFailures(services.context.globalState.get(FAILURES_KEY)),
+        save: (all) => void services.context.globalState.update(FAILURES_KEY, all),
+      },
     });
     this.subscriptions.push(this.service.onDidChange(() => services.tree.refreshAll()));
   }

@@ -12,6 +12,7 @@ import {
   BaseService,
   LifecycleEnforcer,
   parseBases,
+  type BaseFailure,
   type BasesConfig,
   type Clock,
 } from '../../../src/bases/index';
@@ -48,6 +49,7 @@ describe('bases on the lab', { timeout: 300_000 }, () => {
     },
   } satisfies Clock & { t: number };
   const progress: string[] = [];
+  let savedFailures: BaseFailure[] = [];
 
   before(async () => {
     ({ lab, backend } = await labBackend());
@@ -76,6 +78,7 @@ describe('bases on the lab', { timeout: 300_000 }, () => {
       config: () => config,
       agents: async () => agents,
       clock,
+      failures: { initial: [], save: (all) => (savedFailures = all) },
     });
   });
   after(async () => {
@@ -173,6 +176,19 @@ describe('bases on the lab', { timeout: 300_000 }, () => {
     const status = await service.status('lab', 'broken');
     assert.equal(status.status, 'failed');
     assert.match(status.error ?? '', /exit code 3/);
+    // The reason outlives the editor: a new service (a reload) starts from what was saved.
+    assert.deepEqual(
+      savedFailures.map((f) => [f.serverId, f.base]),
+      [['lab', 'broken']],
+    );
+    const reloaded = new BaseService({
+      workflows: headless.workflows,
+      config: () => config,
+      failures: { initial: savedFailures, save: () => undefined },
+    });
+    const again = await reloaded.status('lab', 'broken');
+    assert.equal(again.status, 'failed');
+    assert.equal(again.error, status.error);
     await assert.rejects(
       service.createFromBase('lab', 'broken', { name: `${prefix}-c2` }),
       (err: unknown) => {
