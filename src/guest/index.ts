@@ -28,6 +28,8 @@ export {
   EXIT_SESSION_EXISTS,
   INSTALL_TMUX_SCRIPT,
   LIST_SESSIONS_SCRIPT,
+  WATCH_SECONDS,
+  WATCH_SESSIONS_COMMAND,
   attachSessionCommand,
   envFileContent,
   parseSessionList,

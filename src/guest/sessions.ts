@@ -14,6 +14,14 @@ const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 /** First line of the list script's output: tmux is there / is not. */
 const LIST_OK = 'pixels-sessions: ok';
 const LIST_NO_TMUX = 'pixels-sessions: no tmux';
+/** The tmux `wait-for` channel signalled whenever a session starts, ends, dies or gets or loses a client. */
+const CHANGED_CHANNEL = 'pixels-changed';
+/**
+ * How long one wait lasts before the watcher lists anyway. It bounds a wait left behind by a window that went away,
+ * and a change missed because tmux lost it: a channel signalled twice with nobody waiting forgets both (3.3a,
+ * cmd-wait-for.c removes a woken channel on the second signal), which can only happen between two waits.
+ */
+export const WATCH_SECONDS = 60;
 /** Exit code of the start script when tmux is missing, and when the name is taken. */
 export const EXIT_NO_TMUX = 127;
 export const EXIT_SESSION_EXISTS = 3;
@@ -105,6 +113,15 @@ export function envFileContent(vars: Record<string, string>): string {
     .join('');
 }
 
+/**
+ * tmux commands setting the hooks that signal CHANGED_CHANNEL. They go in our tmux.conf (a new server) and are run
+ * on every start (a server started by an older version has none); a tmux without one of them still runs sessions,
+ * and the watcher's bounded wait then stands in.
+ */
+const CHANGE_HOOKS = ['session-closed', 'pane-died', 'client-attached', 'client-detached'].map(
+  (hook) => `set-hook -g ${hook} ${quoteArg(`wait-for -S ${CHANGED_CHANNEL}`)}`,
+);
+
 export interface StartSessionOptions {
   name: string;
   /** A shell command line run by a login bash; without it the session is an interactive login shell. */
@@ -127,12 +144,13 @@ export function startSessionScript(options: StartSessionOptions): string {
   const envFile = `"$HOME"/${SESSION_DIR}/${name}.env`;
   // The shell tmux starts: read the variables, forget the file, then become the login shell or the command.
   const run = options.command === undefined ? 'bash -l' : `bash -lc ${quoteArg(options.command)}`;
-  // The exit code is kept as a session option too: tmux records a dead pane's status only when it reaps the
-  // process, which it sometimes never reports (seen with tmux 3.3a).
+  // The exit code is kept as a session option too, and the end is signalled from here: tmux records a dead pane's
+  // status (and runs its pane-died hook) only when it reaps the process, which it sometimes never does (tmux 3.3a,
+  // server-fn.c: no PANE_STATUSREADY, no hook).
   const inner = quoteCommand([
     'bash',
     '-c',
-    `. ${envFile} && rm -f ${envFile} && { ${run}; s=$?; tmux set-option @pixels_exit "$s" 2> /dev/null; exit "$s"; }`,
+    `. ${envFile} && rm -f ${envFile} && { ${run}; s=$?; tmux set-option @pixels_exit "$s" 2> /dev/null; tmux wait-for -S ${CHANGED_CHANNEL} 2> /dev/null; exit "$s"; }`,
   ]);
   const label = printable(options.label ?? options.command ?? 'login shell');
   const conf = [
@@ -140,6 +158,7 @@ export function startSessionScript(options: StartSessionOptions): string {
     'set -g remain-on-exit on',
     'set -g history-limit 50000',
     'set -g mouse on',
+    ...CHANGE_HOOKS,
   ].join('\n');
   return `set -u
 command -v tmux > /dev/null 2>&1 || { echo 'tmux is not installed in this sandbox' >&2; exit ${EXIT_NO_TMUX}; }
@@ -150,6 +169,7 @@ umask 077
 mkdir -p "$HOME"/${SESSION_DIR} && chmod 700 "$HOME"/.pixels "$HOME"/${SESSION_DIR} || exit 1
 ${options.cwd ? `[ -d ${shellPath(options.cwd)} ] || { echo ${quoteArg(`no folder ${options.cwd} in the sandbox`)} >&2; exit 1; }\n` : ''}cat > ${envFile} || exit 1
 printf '%s\\n' ${quoteArg(conf)} > "$HOME"/${SESSION_DIR}/tmux.conf
+${CHANGE_HOOKS.map((hook) => `${tmux(hook)} 2> /dev/null`).join('\n')}
 ${tmux(
   '-f',
   `"$HOME"/${SESSION_DIR}/tmux.conf`,
@@ -176,8 +196,16 @@ ${tmux(
   // A persistent terminal ends with its shell (`exit`), like any terminal; an agent's last output stays.
   ...(options.kind === 'terminal' ? ['\\;', 'set-option', '-w', 'remain-on-exit', 'off'] : []),
 )} || { rm -f ${envFile}; exit 1; }
+${tmux('wait-for', '-S', CHANGED_CHANNEL)} || true
 `;
 }
+
+/**
+ * Returns when a session changed (started, ended, its program exited, a client attached or detached), when the
+ * tmux server ended, or after WATCH_SECONDS; the caller lists again. A change signalled while nobody waited makes
+ * the next wait return at once, so nothing is missed between two waits.
+ */
+export const WATCH_SESSIONS_COMMAND = `timeout ${WATCH_SECONDS} ${tmux('wait-for', CHANGED_CHANNEL)}`;
 
 const FIELDS = [
   '#{session_name}',
@@ -193,13 +221,17 @@ const FIELDS = [
 /** Field separator of the listing: printable (tmux turns a tab into `_` without a UTF-8 locale); names cannot hold it. */
 const SEP = '|';
 
-/** Lists every session in one call (first line says whether tmux is there); no server running = none. */
+/**
+ * Lists every session in one call (first line says whether tmux is there). No server running = none; so is a server
+ * that exits while it answers (it does when its last session ends: "server exited unexpectedly").
+ */
 export const LIST_SESSIONS_SCRIPT = `command -v tmux > /dev/null 2>&1 || { echo ${quoteArg(LIST_NO_TMUX)}; exit 0; }
 if out=$(${tmux('-u', 'list-sessions', '-F', quoteArg(FIELDS.join(SEP)))} 2>&1); then
   printf '%s\\n%s\\n' ${quoteArg(LIST_OK)} "$out"; exit 0
 fi
 case "$out" in
-  *'no server running'* | *'error connecting to'* | *'No such file or directory'*) echo ${quoteArg(LIST_OK)}; exit 0 ;;
+  *'no server running'* | *'error connecting to'* | *'No such file or directory'* | *'server exited'* | *'lost server'*)
+    echo ${quoteArg(LIST_OK)}; exit 0 ;;
 esac
 printf '%s\\n' "$out" >&2
 exit 1
@@ -223,7 +255,9 @@ export function parseSessionList(stdout: string): SessionList {
     const seconds = Number(created);
     if (!Number.isFinite(seconds))
       throw new ValidationError(`Unexpected session start time: ${JSON.stringify(created)}`);
-    const running = dead !== '1';
+    // The exit code is set by the session's own shell as its last act: its program has ended even if the pane
+    // (about to close) is not dead yet.
+    const running = dead !== '1' && exit === '';
     const code = Number(status);
     return {
       name,

@@ -3,7 +3,7 @@
 // session variables from a 0600 file it deletes (never on a command line), outlives its start, reports its exit
 // code, and stops.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import {
   EXIT_NO_TMUX,
   EXIT_SESSION_EXISTS,
   LIST_SESSIONS_SCRIPT,
+  WATCH_SESSIONS_COMMAND,
   attachSessionCommand,
   envFileContent,
   parseSessionList,
@@ -45,6 +46,8 @@ describe('session list parsing', () => {
       'b|1700000100|1|7|0|agent||codex --full-auto | tee log',
       'a|1700000000|0||2|terminal||login shell',
       'c|1700000200|1||0||5|',
+      // Its program has ended (the exit code is set) but the pane is not dead yet.
+      'd|1700000300|0||1|agent|0|claude',
       '',
     ].join('\n');
     const list = parseSessionList(out);
@@ -55,6 +58,7 @@ describe('session list parsing', () => {
         ['a', true, undefined, 2, 'terminal', 'login shell'],
         ['b', false, 7, 0, 'agent', 'codex --full-auto | tee log'],
         ['c', false, 5, 0, undefined, undefined],
+        ['d', false, 0, 1, 'agent', 'claude'],
       ],
     );
     assert.equal(list.sessions[0].createdAt.toISOString(), new Date(1700000000_000).toISOString());
@@ -183,6 +187,51 @@ describe('session scripts against a real tmux', () => {
     assert.match(again.stderr, /can't find session/);
     run('tmux -L pixels send-keys -t term: exit Enter');
     await waitFor('the terminal session to end', () => list().sessions.length === 0);
+  });
+
+  it('the watch waits, and returns when a session changes: its start, its program exiting, its stop', async () => {
+    /** The watch command, running; `done` resolves with its exit code. */
+    const watch = () => {
+      const child = spawn('bash', ['-c', WATCH_SESSIONS_COMMAND], { env, stdio: 'ignore' });
+      let exited = false;
+      const done = new Promise<number | null>((resolve) =>
+        child.on('exit', (code) => {
+          exited = true;
+          resolve(code);
+        }),
+      );
+      return { done, exited: () => exited };
+    };
+    const r = run(startSessionScript({ name: 'w', kind: 'agent', command: 'read -r line; exit 4' }), '');
+    assert.equal(r.status, 0, r.stderr);
+    // The start was signalled before anyone waited: the next wait returns at once.
+    assert.equal(await watch().done, 0);
+    const exiting = watch();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(exiting.exited(), false, 'nothing changed yet: the watch waits');
+    run('tmux -L pixels send-keys -t =w: go Enter');
+    assert.equal(await exiting.done, 0);
+    const w = list().sessions.find((s) => s.name === 'w');
+    assert.deepEqual([w?.running, w?.exitCode], [false, 4], 'the program had exited when the watch returned');
+    // Another session keeps the server up: a wait that reaches a server ending with its last session may return
+    // (1) or linger until its timeout, which only bounds how long the watcher takes to notice.
+    assert.equal(
+      run(startSessionScript({ name: 'other', kind: 'agent', command: 'sleep 60' }), '').status,
+      0,
+    );
+    // Drain what is pending: its start signalled, as may have tmux's own pane-died hook for w's exit (two signals
+    // with nobody waiting cancel out in tmux, so this wait may not return by itself).
+    run(`timeout 1 ${WATCH_SESSIONS_COMMAND}`);
+    const stopping = watch();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(stopping.exited(), false, 'nothing changed yet: the watch waits');
+    assert.equal(run(stopSessionCommand('w')).status, 0);
+    assert.equal(await stopping.done, 0);
+    assert.deepEqual(
+      list().sessions.map((s) => s.name),
+      ['other'],
+    );
+    assert.equal(run(stopSessionCommand('other')).status, 0);
   });
 
   it('says when tmux is not installed', () => {
