@@ -38,6 +38,9 @@ export class SessionService implements vscode.Disposable {
   /** Fires when a sandbox's listing changed (the tree refreshes). */
   readonly onDidChange = this.emitter.event;
   private listings = 0;
+  /** Per sandbox with sessions: the wait for its next change (one SSH channel), aborted when no longer needed. */
+  private readonly watchers = new Map<string, AbortController>();
+  private disposed = false;
 
   constructor(
     private readonly ssh: SshAccess,
@@ -102,6 +105,8 @@ export class SessionService implements vscode.Disposable {
       entry.list = list;
       entry.at = Date.now();
       await this.remember(serverId, sandbox.name, list.sessions.length > 0);
+      if (list.sessions.length > 0) this.watch(serverId, sandbox, to);
+      else this.unwatch(key);
       if (JSON.stringify(list) !== before) this.emitter.fire();
       return list;
     })();
@@ -114,6 +119,51 @@ export class SessionService implements vscode.Disposable {
     } finally {
       entry.loading = undefined;
     }
+  }
+
+  /**
+   * While a sandbox has sessions, waits inside it for the next change (a program exiting, a session started or
+   * stopped, a terminal attached or detached in any window) and lists again, so the tree follows without polling.
+   * Ends when the sandbox has no sessions any more or cannot be reached (the next listing starts it again).
+   */
+  private watch(serverId: string, sandbox: Sandbox, target: SshTarget): void {
+    const key = this.key(serverId, sandbox.name);
+    if (this.disposed || this.watchers.has(key)) return;
+    const abort = new AbortController();
+    this.watchers.set(key, abort);
+    void (async () => {
+      const guest = await loadGuest();
+      const pool = await this.ssh.pool();
+      for (;;) {
+        const began = Date.now();
+        const r = await pool.exec(target, guest.WATCH_SESSIONS_COMMAND, {
+          signal: abort.signal,
+          timeoutMs: (guest.WATCH_SECONDS + 30) * 1000,
+        });
+        if (abort.signal.aborted) return;
+        const list = await this.list(serverId, sandbox, target);
+        // A wait that returns at once with an error (no tmux server, a tmux without wait-for) would spin.
+        if (
+          list.sessions.length === 0 ||
+          (r.exitCode !== 0 && r.exitCode !== 124 && Date.now() - began < 2000)
+        )
+          return;
+      }
+    })()
+      .catch((err: unknown) => {
+        if (!abort.signal.aborted)
+          this.log.debug(
+            `sessions of ${sandbox.name}: stopped watching (${err instanceof Error ? err.message : String(err)})`,
+          );
+      })
+      .finally(() => {
+        if (this.watchers.get(key) === abort) this.watchers.delete(key);
+      });
+  }
+
+  private unwatch(key: string): void {
+    this.watchers.get(key)?.abort();
+    this.watchers.delete(key);
   }
 
   /** Installs tmux as root (apt, the sandbox's own sources or mirror); the output goes to the Pixels log. */
@@ -205,10 +255,13 @@ export class SessionService implements vscode.Disposable {
   /** A destroyed sandbox: nothing to list any more. */
   async forget(serverId: string, name: string): Promise<void> {
     this.entries.delete(this.key(serverId, name));
+    this.unwatch(this.key(serverId, name));
     await this.remember(serverId, name, false);
   }
 
   dispose(): void {
+    this.disposed = true;
+    for (const key of [...this.watchers.keys()]) this.unwatch(key);
     this.emitter.dispose();
   }
 }

@@ -581,8 +581,9 @@ function sandboxItem(node: SandboxNode, facts: SandboxFacts): vscode.TreeItem {
         ? vscode.TreeItemCollapsibleState.Collapsed
         : vscode.TreeItemCollapsibleState.None;
   const item = new vscode.TreeItem(s.name, state);
-  // A different id while provisioning: VS Code keeps a known row's collapsed state, and the step rows must show.
-  item.id = `sandbox:${node.serverId}/${s.name}${facts.provisioning ? '#provisioning' : ''}`;
+  // A different id while provisioning, and once it has sessions: VS Code keeps a known row's collapsed state (a row
+  // that had no children shows collapsed when it gets some), and the step rows and a new session must show.
+  item.id = `sandbox:${node.serverId}/${s.name}${facts.provisioning ? '#provisioning' : facts.sessions ? '#sessions' : ''}`;
   const [icon, color] = STATUS_ICON[s.status] ?? STATUS_ICON.unknown;
   // A cached row is grey whatever its last state: it may not be true any more.
   const shade = node.stale ? 'disabledForeground' : color;

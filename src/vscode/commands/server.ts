@@ -269,9 +269,11 @@ export function registerServerCommands(services: Services): void {
   registerCommand(services, CommandIds.removeServer, 'Remove server', (arg) => removeServer(services, arg));
   registerCommand(services, CommandIds.refresh, 'Refresh', async (arg) => {
     const a = answersOf(arg);
-    // An explicit refresh also asks the sandboxes for their sessions again.
+    // An explicit refresh also asks the sandboxes for their sessions again: the rows are drawn anew even when the
+    // server's list did not change (that fires nothing), and drawing a sandbox's rows lists its sessions.
     services.sessions.invalidate(a.server);
     await services.refresh.refreshNow(a.server);
+    services.tree.refreshAll();
     return true;
   });
   registerCommand(services, CommandIds.filter, 'Filter', async (arg) => {
