@@ -18,6 +18,7 @@ APT_PACKAGES=(
   openssh-server openssh-client        # real sshd/ssh for the SSH tests
   nftables openssl                     # egress rules, TLS test certificates
   tmux                                 # the persistent-session scripts run against a real tmux (test/unit/guest-sessions)
+  sqlite3                              # the secret-canary scan reads VS Code state databases (test/reliability/canary-scanner.ts)
 )
 
 t0=$SECONDS

@@ -6,9 +6,11 @@
 // config. Then the end state is read from the servers and the files: nothing lost, duplicated or damaged.
 // Prints "concurrency: 2 extension hosts, N operations, 0 failed, 0 corrupted".
 // The same two windows then run test/vscode/workers/secrets.test.ts (canary API key, private key and [env] value
-// through Add Server, the pixels TOML and the commands); CanaryWatch looks for them in settings, logs, SSH files,
-// error messages, process arguments and new temp files. Prints "secret canaries (extension hosts): N places
-// checked, 0 leaks".
+// through Add Server, the pixels TOML and the commands; the private key logs in to a real sshd in a lab sandbox);
+// CanaryScanner looks for them in both VS Code profiles (settings, logs, globalStorage, workspaceStorage, the
+// Chromium profile with the workbench's localStorage and IndexedDB), SSH files, error messages, the arguments and
+// environment of every process on this machine, and new temp files. Prints "secret canaries (extension hosts):
+// N places checked, 0 leaks".
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,7 +23,14 @@ import { KnownHosts } from '../../src/ssh/known-hosts';
 import { BEGIN_MARKER, SshConfigWriter } from '../../src/ssh/ssh-config';
 import { labBackend, removeTestInstances, testPrefix } from '../integration/incus/helpers';
 import { startSimulator } from '../sim/index';
-import { CanaryWatch, type CanaryReport } from './extension-host-canaries';
+import { CanaryScanner, type Canaries } from './canary-scanner';
+
+/** What a window's secrets suite writes next to its result (test/vscode/workers/secrets.test.ts). */
+interface CanaryReport {
+  canaries: Canaries;
+  inputs: string;
+  outputs: string;
+}
 
 const KEY = `1-${'c'.repeat(64)}`;
 const ROUNDS = 3;
@@ -77,7 +86,7 @@ describe('two windows at once', () => {
       const corrupted: string[] = [];
       const failures: string[] = [];
       let operations = 0;
-      const watch = new CanaryWatch();
+      const watch = new CanaryScanner().start();
       const shimDirs: string[] = [];
       const canaryOutputs: string[] = [];
       try {
@@ -103,6 +112,7 @@ describe('two windows at once', () => {
               PIXELS_CONC_USER_CONFIG: userConfigPath,
               PIXELS_CONC_LAB_SOCKET: lab.socket,
               PIXELS_CONC_LAB_SOURCE: labSource,
+              PIXELS_CONC_LAB_IMAGE: lab.image,
               PIXELS_CONC_LAB_PREFIX: prefix,
             }),
           ),
@@ -182,37 +192,46 @@ describe('two windows at once', () => {
           (role) =>
             JSON.parse(readFileSync(join(dir, `result-${role}.json.canaries.json`), 'utf8')) as CanaryReport,
         );
-        const canaries: Record<string, string> = {};
+        const canaries: Canaries = {};
         for (const [k, r] of reports.entries()) {
           canaryOutputs.push(r.outputs);
           for (const [name, value] of Object.entries(r.canaries))
             canaries[`${name} (window ${ROLES[k]})`] = value;
         }
         watch.stop();
-        watch.checkProcesses(canaries);
+        watch.canaries = canaries;
+        watch.checkProcesses();
         for (const [k, role] of ROLES.entries()) {
           const profile = join(dir, `profile-${role}`);
-          const userSettings = join(profile, 'user-data', 'User', 'settings.json');
+          const userData = join(profile, 'user-data');
+          const userSettings = join(userData, 'User', 'settings.json');
           assert.ok(existsSync(userSettings), `window ${role} wrote no user settings`);
-          watch.checkFiles(canaries, 'user settings', userSettings);
-          watch.checkFiles(canaries, 'workspace settings', join(profile, 'workspace', '.vscode'));
-          const logs = join(profile, 'user-data', 'logs');
+          const cache = join(
+            userData,
+            'User',
+            'globalStorage',
+            'pixels-dev.pixels-vscode',
+            'sandbox-cache.json',
+          );
+          assert.ok(existsSync(cache), `window ${role} left no sandbox cache in globalStorage`);
+          // The whole profile: settings, logs, globalStorage (our sandbox cache), workspaceStorage, Machine.
+          watch.checkFiles('VS Code profile', userData);
+          watch.checkFiles('workspace settings', join(profile, 'workspace', '.vscode'));
+          const logs = join(userData, 'logs');
           const logFiles = readdirSync(logs, { recursive: true }).map(String);
           assert.ok(
             logFiles.some((f) => /pixels/i.test(f)),
             `no log file of the Pixels output channel under ${logs}: ${logFiles.join(' ')}`,
           );
-          watch.checkFiles(canaries, 'log', logs);
-          watch.check(canaries, `window ${role}'s console`, results[k].out);
+          watch.check(`window ${role}'s console`, results[k].out);
           watch.check(
-            canaries,
             `window ${role}'s error messages`,
             readFileSync(join(dir, `result-${role}.json.canaries.json.messages.json`), 'utf8'),
           );
-          watch.checkFiles(canaries, 'SSH files', reports[k].outputs);
+          watch.checkFiles('SSH files', reports[k].outputs);
         }
-        watch.checkFiles(canaries, 'SSH files', sshDir);
-        watch.checkFiles(canaries, 'SSH files', userConfigPath);
+        watch.checkFiles('SSH files', sshDir);
+        watch.checkFiles('SSH files', userConfigPath);
         for (const entry of watch.newTempEntries()) {
           if (entry === dir || canaryOutputs.includes(entry)) continue;
           const output = join(entry, 'test-output.log');
@@ -222,14 +241,22 @@ describe('two windows at once', () => {
             readFileSync(output, 'utf8').includes(prefix)
           )
             shimDirs.push(entry);
+          // A window's code-shim folder holds its Chromium profile: the workbench's state (IndexedDB) and the
+          // secrets (localStorage "secrets.provider", sealed with a key half from code-server's user-data dir).
           watch.checkFiles(
-            canaries,
             'temp',
             entry,
             reports.map((r) => r.inputs),
           );
         }
         assert.equal(shimDirs.length, ROLES.length, 'the logs of both windows were scanned');
+        for (const shim of shimDirs)
+          assert.ok(
+            watch.places.some((p) =>
+              p.startsWith(`temp ${join(shim, 'chromium', 'Default', 'Local Storage')}`),
+            ),
+            `the workbench's localStorage in ${shim} was scanned`,
+          );
       } finally {
         // The servers first: nothing below may keep this process (and the shared lock) alive.
         watch.stop();

@@ -1,10 +1,11 @@
 // Part 3 of `npm run test:reliability`: canary secrets (an API key, a private key, `[env]` values) pass through
 // every vscode-free command path; none may show up in logs, error messages, the settings payload, the SSH config,
-// known_hosts, process arguments on this machine, or files left in the temp folder. Prints
+// known_hosts, the arguments or environment of any process on this machine, or files left in the temp folder
+// (CanaryScanner, canary-scanner.ts; canary-scanner.test.ts shows it finding planted leaks). Prints
 // "secret canaries: N places checked, 0 leaks".
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -20,6 +21,7 @@ import { SshPool } from '../../src/ssh/pool';
 import { SshConfigWriter } from '../../src/ssh/ssh-config';
 import { startSimulator } from '../sim/index';
 import { startSshd } from '../lab/sshd';
+import { CanaryScanner } from './canary-scanner';
 
 const tag = randomBytes(6).toString('hex');
 const API_KEY = `1-CANARYAPIKEY${tag}${'k'.repeat(64 - 13 - tag.length)}`;
@@ -41,16 +43,9 @@ const inputs = mkdtempSync(join(tmpdir(), 'pixels-canary-in-'));
 /** What the product writes (SSH config, known_hosts): scanned. */
 const outputs = mkdtempSync(join(tmpdir(), 'pixels-canary-out-'));
 
-const places: string[] = [];
-const leaks: string[] = [];
-function check(place: string, text: string): void {
-  places.push(place);
-  for (const [name, canary] of Object.entries(CANARIES))
-    if (text.includes(canary))
-      leaks.push(
-        `${name} in ${place}: …${text.slice(Math.max(0, text.indexOf(canary) - 60), text.indexOf(canary) + 20)}…`,
-      );
-}
+/** Samples every process (arguments, environment) from here on, while the commands run. */
+const scanner = new CanaryScanner(CANARIES).start();
+const check = (place: string, text: string): void => scanner.check(place, text);
 
 /** The extension's log channel (src/vscode/log.ts) passes every line through redact(); so does this one. */
 const logLines: string[] = [];
@@ -71,23 +66,8 @@ async function expectError(what: string, work: () => Promise<unknown>): Promise<
   }
 }
 
-/** Samples the arguments of every process on this machine while the commands run. */
-const cmdlines = new Map<number, string>();
-function sampleProcesses(): void {
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      if (args) cmdlines.set(Number(pid), args);
-    } catch {
-      // ended meanwhile
-    }
-  }
-}
-const sampler = setInterval(sampleProcesses, 25);
-
 after(() => {
-  clearInterval(sampler);
+  scanner.stop();
   rmSync(inputs, { recursive: true, force: true });
   rmSync(outputs, { recursive: true, force: true });
 });
@@ -213,11 +193,10 @@ describe('secret canaries', () => {
   });
 
   test('the figures', () => {
-    clearInterval(sampler);
-    sampleProcesses();
+    scanner.stop();
     check('log output', logLines.join('\n'));
     for (const e of errors) check(`error "${e.slice(0, 50)}"`, e);
-    for (const [pid, args] of cmdlines) check(`arguments of process ${pid}`, args);
+    scanner.checkProcesses();
     // Everything the product left in the temp folder since the start, and what it wrote on purpose.
     const scan = (dir: string, depth: number): void => {
       let entries: string[];
@@ -239,7 +218,7 @@ describe('secret canaries', () => {
           if (depth > 0) scan(path, depth - 1);
         } else if (st.isFile() && st.mtimeMs >= started - 1000 && st.size < 4 * 1024 * 1024) {
           try {
-            check(`file ${path}`, readFileSync(path, 'latin1'));
+            scanner.checkFile('file', path);
           } catch {
             // gone meanwhile
           }
@@ -247,6 +226,7 @@ describe('secret canaries', () => {
       }
     };
     scan(tmpdir(), 4);
+    const { places, leaks } = scanner;
     assert.ok(
       places.some((p) => p.startsWith(`file ${join(outputs, 'pixels', 'config')}`)),
       'the SSH config was checked',
@@ -255,7 +235,11 @@ describe('secret canaries', () => {
       places.some((p) => p.includes('known_hosts')),
       'known_hosts was checked',
     );
-    assert.ok(cmdlines.size > 0, 'processes were sampled');
+    assert.ok(
+      places.some((p) => p.startsWith('the environment of process')),
+      'the environments of processes were checked',
+    );
+    assert.ok(scanner.processCount > 0, 'processes were sampled');
     console.log(`secret canaries: ${places.length} places checked, ${leaks.length} leaks`);
     assert.deepEqual(leaks, []);
   });

@@ -110,7 +110,11 @@ try {
     smokeTestDriver: true,
     env: { PIXELS_VSCODE_TEST_OUTPUT: testOutput },
   });
-  browser = await launchBrowser();
+  // PIXELS_KEEP: the Chromium profile (the workbench's localStorage and IndexedDB) stays with the logs, for the
+  // secret-canary scan of test/reliability/concurrency.test.ts.
+  browser = await launchBrowser(
+    process.env.PIXELS_KEEP ? { profileDir: path.join(workDir, 'chromium') } : {},
+  );
   const { page } = browser;
   let finish;
   const exited = new Promise((resolve) => (finish = resolve));

@@ -1,11 +1,13 @@
 // The extension-host side of the secret canaries (test/reliability/secrets.test.ts checks the vscode-free paths):
 // started with the concurrency windows by test/reliability/concurrency.test.ts (run.mjs --suite workers). A canary
-// API key goes in through Add Server (SecretStorage), a canary [env] value through the pixels TOML, a canary
-// private key as pixels.ssh.identityFile; then the commands that touch them run (connect, list, create, Set Up SSH
-// Access, Open in Sandbox = SSH config, checkpoint, and a wrong key). The canaries and every error message are
-// written next to PIXELS_CONC_RESULT; the test that started this window looks for them everywhere afterwards.
+// API key goes in through Add Server (SecretStorage), canary [env] values (an image one and a session_only one)
+// through the pixels TOML, a canary private key as pixels.ssh.identityFile; then the commands that touch them run
+// (connect, list, create, Set Up SSH Access, Open in Sandbox = SSH config, checkpoint, and a wrong key on the
+// simulator; on the Incus lab a provisioned sandbox that the extension logs in to with the canary key, a real sshd,
+// for Run Command with both [env] values). The canaries and every error message are written next to
+// PIXELS_CONC_RESULT; the test that started this window looks for them everywhere afterwards.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,10 +28,15 @@ suite('secret canaries in the extension host', function () {
   this.timeout(120_000);
   const role = required('PIXELS_CONC_ROLE');
   const resultFile = `${required('PIXELS_CONC_RESULT')}.canaries.json`;
+  const labPrefix = required('PIXELS_CONC_LAB_PREFIX');
+  const labName = `${labPrefix}-canary-${role}`;
   const tag = `${role}${randomBytes(6).toString('hex')}`;
-  const apiKey = `1-CANARYAPIKEY${tag}${'k'.repeat(64 - 13 - tag.length)}`;
-  const wrongKey = `2-CANARYWRONGKEY${tag}${'w'.repeat(64 - 15 - tag.length)}`;
-  const envValue = `canaryenv${tag}`;
+  // Random to the end (no repeated filler): Chromium's leveldb compresses repeats, which would hide a leak there.
+  const filler = (n: number) => randomBytes(n).toString('hex').slice(0, n);
+  const apiKey = `1-CANARYAPIKEY${tag}${filler(64 - 13 - tag.length)}`;
+  const wrongKey = `2-CANARYWRONGKEY${tag}${filler(64 - 15 - tag.length)}`;
+  const envValue = `canaryenv${tag}${filler(16)}`;
+  const sessionValue = `canarysession${tag}${filler(16)}`;
   const userKey = generateKeyPair(`canary-${tag}`);
   /** A line from the middle of the private key's base64 body: unique to it, never in its public half. */
   const keyLine = userKey.privateOpenSsh.split('\n').filter((l) => l && !l.startsWith('-----'))[2];
@@ -50,7 +57,10 @@ suite('secret canaries in the extension host', function () {
       jobDurationMs: 20,
     });
     mkdirSync(join(inputs, 'config', 'pixels'), { recursive: true });
-    writeFileSync(join(inputs, 'config', 'pixels', 'config.toml'), `[env]\nPX_CANARY = "${envValue}"\n`);
+    writeFileSync(
+      join(inputs, 'config', 'pixels', 'config.toml'),
+      `[env]\nPX_CANARY = "${envValue}"\nPX_CANARY_SESSION = { value = "${sessionValue}", session_only = true }\n`,
+    );
     process.env.XDG_CONFIG_HOME = join(inputs, 'config');
     process.env.PIXELS_SSH_DIR = join(outputs, 'ssh');
     writeFileSync(join(inputs, 'id_canary'), userKey.privateOpenSsh, { mode: 0o600 });
@@ -63,6 +73,7 @@ suite('secret canaries in the extension host', function () {
           'wrong API key': wrongKey,
           'private key': keyLine,
           '[env] value': envValue,
+          '[env] value (session_only)': sessionValue,
         },
         inputs,
         outputs,
@@ -72,6 +83,14 @@ suite('secret canaries in the extension host', function () {
     await c.update('ssh.identityFile', join(inputs, 'id_canary'), vscode.ConfigurationTarget.Global);
     await c.update('ssh.configFile', join(outputs, 'config'), vscode.ConfigurationTarget.Global);
     (globalThis as { pixelsCanaryCert?: string }).pixelsCanaryCert = cert.fingerprint;
+    await setServers([
+      {
+        id: 'lab',
+        kind: 'incus',
+        label: 'Incus lab',
+        socketPath: required('PIXELS_CONC_LAB_SOCKET'),
+      } as never,
+    ]);
   });
 
   suiteTeardown(async () => {
@@ -154,5 +173,38 @@ suite('secret canaries in the extension host', function () {
       true,
     );
     writeFileSync(`${resultFile}.messages.json`, JSON.stringify(messages));
+  });
+  test(`window ${role}: the canary key logs in to a real sshd in a lab sandbox; Run Command gets both [env] values`, async () => {
+    const api = await pixelsApi();
+    const made = await vscode.commands.executeCommand('pixels.createSandbox', {
+      server: 'lab',
+      name: labName,
+      image: required('PIXELS_CONC_LAB_IMAGE'),
+      cpu: '1',
+      memoryMiB: 512,
+      provision: true,
+      egress: 'unrestricted',
+    });
+    assert.ok(made, `create on the lab: ${api.lastError()?.message}`);
+    const run = api.provisionRun('lab', labName);
+    assert.ok(run && !run.active && !run.failed, `provisioning: ${run?.failed}`);
+    // The values are compared by hash: the command line (logged, and an argument inside the sandbox) names none.
+    const digest = createHash('sha256').update(`${envValue}:${sessionValue}`).digest('hex');
+    const code = await vscode.commands.executeCommand('pixels.runCommand', {
+      server: 'lab',
+      name: labName,
+      command: `test "$(printf %s "$PX_CANARY:$PX_CANARY_SESSION" | sha256sum | cut -c1-64)" = ${digest} && exit 42`,
+      showLogs: false,
+    });
+    assert.equal(
+      code,
+      42,
+      `both [env] values arrived over the canary key's login: ${api.lastError()?.message}`,
+    );
+    assert.equal(
+      await vscode.commands.executeCommand('pixels.destroy', { server: 'lab', name: labName, confirm: true }),
+      true,
+      api.lastError()?.message,
+    );
   });
 });
