@@ -24,6 +24,7 @@ import { BEGIN_MARKER, SshConfigWriter } from '../../src/ssh/ssh-config';
 import { labBackend, removeTestInstances, testPrefix } from '../integration/incus/helpers';
 import { startSimulator } from '../sim/index';
 import { CanaryScanner, type Canaries } from './canary-scanner';
+import { codeServerSecrets } from './code-server-secrets';
 
 /** What a window's secrets suite writes next to its result (test/vscode/workers/secrets.test.ts). */
 interface CanaryReport {
@@ -250,13 +251,30 @@ describe('two windows at once', () => {
           );
         }
         assert.equal(shimDirs.length, ROLES.length, 'the logs of both windows were scanned');
-        for (const shim of shimDirs)
+        for (const shim of shimDirs) {
+          const role = /concurrency worker \S+, window (\w+)/.exec(
+            readFileSync(join(shim, 'test-output.log'), 'utf8'),
+          )?.[1];
+          const k = ROLES.indexOf(role ?? '');
+          assert.ok(k !== -1, `which window ran in ${shim}`);
           assert.ok(
             watch.places.some((p) =>
               p.startsWith(`temp ${join(shim, 'chromium', 'Default', 'Local Storage')}`),
             ),
             `the workbench's localStorage in ${shim} was scanned`,
           );
+          // The place the scan found clean is where the key is: sealed in the workbench's localStorage.
+          const stored = codeServerSecrets(join(shim, 'chromium'), join(dir, `profile-${role}`, 'user-data'));
+          const apiKey = reports[k].canaries['API key'];
+          assert.ok(
+            stored.some((secrets) =>
+              Object.entries(secrets).some(
+                ([key, value]) => key.includes('pixels.apiKey.canary') && value === apiKey,
+              ),
+            ),
+            `window ${role}'s API key is sealed in its localStorage: ${stored.map((s) => Object.keys(s).join(' ')).join(' | ')}`,
+          );
+        }
       } finally {
         // The servers first: nothing below may keep this process (and the shared lock) alive.
         watch.stop();
