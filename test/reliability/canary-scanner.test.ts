@@ -105,6 +105,7 @@ describe('the secret-canary scanner finds planted leaks', () => {
         'an error message',
       ])
         assert.ok(scanner.places.includes(place), `${place} was checked`);
+      assert.deepEqual(scanner.expected, [`API key in VS Code profile ${db}, row "${ourSecret}"`]);
       // The leak report says what was around the canary.
       assert.match(found('API key', `the arguments of process ${withArg.pid}`)[0], / token=1-CANARYAPIKEY/);
     } finally {

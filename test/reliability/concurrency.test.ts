@@ -251,6 +251,16 @@ describe('two windows at once', () => {
           );
         }
         assert.equal(shimDirs.length, ROLES.length, 'the logs of both windows were scanned');
+        // The lab sandbox each window logged in to was seen from here, its [env] values in its processes.
+        for (const role of ROLES)
+          assert.ok(
+            watch.expected.some((e) =>
+              new RegExp(
+                `^\\[env\\] value.*\\(window ${role}\\) in the environment of process \\d+ \\(.*inside sandbox (px-)?${prefix}-canary-${role}\\)`,
+              ).test(e),
+            ),
+            `no process of ${prefix}-canary-${role} with its [env] value was seen: ${watch.expected.join('; ')}`,
+          );
         for (const shim of shimDirs) {
           const role = /concurrency worker \S+, window (\w+)/.exec(
             readFileSync(join(shim, 'test-output.log'), 'utf8'),

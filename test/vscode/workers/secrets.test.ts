@@ -82,6 +82,9 @@ suite('secret canaries in the extension host', function () {
     const c = vscode.workspace.getConfiguration('pixels');
     await c.update('ssh.identityFile', join(inputs, 'id_canary'), vscode.ConfigurationTarget.Global);
     await c.update('ssh.configFile', join(outputs, 'config'), vscode.ConfigurationTarget.Global);
+    // The lab image has what provisioning needs: no packages or tools to download (sandboxes have no internet).
+    await c.update('provision.packages', [], vscode.ConfigurationTarget.Global);
+    await c.update('provision.tools', [], vscode.ConfigurationTarget.Global);
     (globalThis as { pixelsCanaryCert?: string }).pixelsCanaryCert = cert.fingerprint;
     await setServers([
       {
@@ -98,6 +101,8 @@ suite('secret canaries in the extension host', function () {
     const c = vscode.workspace.getConfiguration('pixels');
     await c.update('ssh.identityFile', undefined, vscode.ConfigurationTarget.Global);
     await c.update('ssh.configFile', undefined, vscode.ConfigurationTarget.Global);
+    await c.update('provision.packages', undefined, vscode.ConfigurationTarget.Global);
+    await c.update('provision.tools', undefined, vscode.ConfigurationTarget.Global);
     if (saved.sshDir === undefined) delete process.env.PIXELS_SSH_DIR;
     else process.env.PIXELS_SSH_DIR = saved.sshDir;
     if (saved.xdg === undefined) delete process.env.XDG_CONFIG_HOME;
@@ -189,11 +194,13 @@ suite('secret canaries in the extension host', function () {
     const run = api.provisionRun('lab', labName);
     assert.ok(run && !run.active && !run.failed, `provisioning: ${run?.failed}`);
     // The values are compared by hash: the command line (logged, and an argument inside the sandbox) names none.
+    // The sleep keeps the session's processes alive long enough for the caller's 25 ms process sampling to see
+    // them (with the values in their environment: expected inside a sandbox).
     const digest = createHash('sha256').update(`${envValue}:${sessionValue}`).digest('hex');
     const code = await vscode.commands.executeCommand('pixels.runCommand', {
       server: 'lab',
       name: labName,
-      command: `test "$(printf %s "$PX_CANARY:$PX_CANARY_SESSION" | sha256sum | cut -c1-64)" = ${digest} && exit 42`,
+      command: `test "$(printf %s "$PX_CANARY:$PX_CANARY_SESSION" | sha256sum | cut -c1-64)" = ${digest} && sleep 0.5 && exit 42`,
       showLogs: false,
     });
     assert.equal(
