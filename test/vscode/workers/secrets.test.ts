@@ -200,7 +200,10 @@ suite('secret canaries in the extension host', function () {
     const code = await vscode.commands.executeCommand('pixels.runCommand', {
       server: 'lab',
       name: labName,
-      command: `test "$(printf %s "$PX_CANARY:$PX_CANARY_SESSION" | sha256sum | cut -c1-64)" = ${digest} && sleep 0.5 && exit 42`,
+      // The login's only authorised key is the canary's (ssh2 offers one key): so the canary key logged in.
+      command:
+        `test "$(cut -d' ' -f2 ~/.ssh/authorized_keys | sort -u)" = ${userKey.publicOpenSsh.split(' ')[1]} && ` +
+        `test "$(printf %s "$PX_CANARY:$PX_CANARY_SESSION" | sha256sum | cut -c1-64)" = ${digest} && sleep 0.5 && exit 42`,
       showLogs: false,
     });
     assert.equal(
