@@ -146,11 +146,16 @@ export class CanaryScanner {
   /** Every file under `path` (or `path` itself), except those under `skip`. */
   checkFiles(what: string, path: string, skip: string[] = []): void {
     if (!existsSync(path) || skip.some((s) => path.startsWith(s))) return;
-    const st = statSync(path);
-    if (st.isDirectory()) {
-      for (const entry of readdirSync(path)) this.checkFiles(what, join(path, entry), skip);
-    } else if (st.isFile() && st.size < 64 * 1024 * 1024) {
-      this.checkFile(what, path);
+    try {
+      const st = statSync(path);
+      if (st.isDirectory()) {
+        for (const entry of readdirSync(path)) this.checkFiles(what, join(path, entry), skip);
+      } else if (st.isFile() && st.size < 64 * 1024 * 1024) {
+        this.checkFile(what, path);
+      }
+    } catch (err) {
+      // Removed while we read it (other runs share the temp folder): nothing left to leak.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
   }
 
