@@ -200,7 +200,9 @@ export class IncusRestClient {
   private queryString(query: Record<string, string | undefined>): string {
     const params = new URLSearchParams();
     for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, v);
-    if (this.project !== 'default' && !params.has('project')) params.set('project', this.project);
+    // all-projects and project exclude each other (Incus refuses both).
+    if (this.project !== 'default' && !params.has('project') && !params.has('all-projects'))
+      params.set('project', this.project);
     const s = params.toString();
     return s ? `?${s}` : '';
   }
