@@ -144,11 +144,6 @@ export class SshPool implements Disposable {
     return this.connections.size;
   }
 
-  /** Whether a connection to the target is open (or opening). */
-  has(target: SshTarget): boolean {
-    return this.connections.has(poolKey(target));
-  }
-
   /** Number of open (or opening) connections to jump hosts. */
   get jumpHostConnections(): number {
     return this.jumps.size;

@@ -79,9 +79,8 @@ export async function waitForSsh(
       const remaining = Math.max(1, deadline - Date.now());
       try {
         // A direct target is first probed until its sshd answers: a just-booted guest may not have its address
-        // yet, and a lost first SYN would otherwise cost the handshake a whole second. (Not when the pool already
-        // holds a connection to it: that one is reused.)
-        if (!target.jump && !opts.pool?.has(target))
+        // yet, and a lost first SYN would otherwise cost the handshake a whole second.
+        if (!target.jump)
           await sshdAnswers(target.host, {
             port: target.port,
             timeoutMs: Math.min(remaining, PROBE_WINDOW_MS),
