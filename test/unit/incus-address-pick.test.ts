@@ -181,7 +181,7 @@ test("Incus' address conflict is recognised, with the address it names", () => {
   assert.equal(
     conflictingAddress(
       new ServerError(
-        'Incus: Failed start validation for device "eth0": IP address "10.77.0.5" already defined on another NIC.',
+        'Incus: Failed creating instance record: IP address "10.77.0.5" already defined on another NIC.',
       ),
     ),
     '10.77.0.5',

@@ -60,7 +60,7 @@ import {
 } from './mapping';
 import { memberAwayReason, placementChoices } from './members';
 import type { BridgeIpv4 } from './address-pick';
-import { NicAddresses, withoutNicIdentity, type Pin } from './nic-address';
+import { NicAddresses, withoutNicIdentity, type Devices } from './nic-address';
 import { Operations } from './operations';
 import {
   ALIAS_REPLY,
@@ -443,7 +443,7 @@ export class IncusBackend implements Backend {
     if (options.cpu) config['limits.cpu'] = options.cpu;
     if (options.memoryMiB) config['limits.memory'] = `${options.memoryMiB}MiB`;
     for (const [k, v] of Object.entries(options.environment ?? {})) config[`environment.${k}`] = v;
-    const devices: Record<string, Record<string, string>> = {};
+    const devices: Devices = {};
     const network = options.nic?.network ?? this.options.network;
     if (network) devices.eth0 = { type: 'nic', name: 'eth0', network };
     if (this.options.storagePool) devices.root = { type: 'disk', path: '/', pool: this.options.storagePool };
@@ -451,14 +451,17 @@ export class IncusBackend implements Backend {
     const inst = instanceName(options.name);
     op?.onProgress?.({ description: `Creating ${inst}` });
     try {
-      await this.operations.run(
-        'POST',
-        '/1.0/instances',
-        {
-          body: { name: inst, type: 'container', source: { type: 'image', fingerprint }, config, devices },
-          query: { target: options.target },
-        },
-        op,
+      const expanded = { ...(await this.profileDevices(['default'])), ...devices };
+      await this.addresses.createPinned(inst, devices, expanded, (devices) =>
+        this.operations.run(
+          'POST',
+          '/1.0/instances',
+          {
+            body: { name: inst, type: 'container', source: { type: 'image', fingerprint }, config, devices },
+            query: { target: options.target },
+          },
+          op,
+        ),
       );
     } catch (err) {
       // Someone else made that name meanwhile: theirs, not ours to remove.
@@ -689,54 +692,68 @@ export class IncusBackend implements Backend {
     op?.onProgress?.({
       description: `Copying ${source.checkpoint ? `${src}/${source.checkpoint}` : src} to ${inst}`,
     });
-    let pin: Pin | undefined;
     try {
-      // The copy's NICs do not keep the source's address or MAC; its primary NIC gets a free address of its own,
-      // known before it boots.
-      const pinned = await this.addresses.pin(
-        inst,
-        withoutNicIdentity(from.devices ?? {}),
-        withoutNicIdentity(from.expanded_devices ?? from.devices ?? {}),
-      );
-      pin = pinned.pin;
-      await this.operations.run(
-        'POST',
-        '/1.0/instances',
-        {
-          body: {
-            name: inst,
-            type: 'container',
-            // A copy to another cluster member is a migration, which needs the architecture said.
-            architecture: from.architecture,
-            source: {
-              type: 'copy',
-              source: source.checkpoint ? `${src}/${source.checkpoint}` : src,
-              instance_only: true,
+      // The copy's NICs get an address of their own (the source's static address, if any, is not copied).
+      const devices = withoutNicIdentity(from.devices ?? {});
+      const expanded = withoutNicIdentity(from.expanded_devices ?? from.devices ?? {});
+      const address = await this.addresses.createPinned(inst, devices, expanded, (devices) =>
+        this.operations.run(
+          'POST',
+          '/1.0/instances',
+          {
+            body: {
+              name: inst,
+              type: 'container',
+              // A copy to another cluster member is a migration, which needs the architecture said.
+              architecture: from.architecture,
+              source: {
+                type: 'copy',
+                source: source.checkpoint ? `${src}/${source.checkpoint}` : src,
+                instance_only: true,
+              },
+              // Explicit config without the source's volatile identity (MAC, uuid, idmap): the copy gets its own.
+              config: cloneConfig(from.config ?? {}),
+              devices,
+              profiles: from.profiles ?? ['default'],
             },
-            // Explicit config without the source's volatile identity (MAC, uuid, idmap): the copy gets its own.
-            config: cloneConfig(from.config ?? {}),
-            devices: pinned.devices,
-            profiles: from.profiles ?? ['default'],
+            // On a cluster Incus copies it to that member (another member's copy goes over the cluster network).
+            query: { target: source.target },
           },
-          // On a cluster Incus copies it to that member (another member's copy goes over the cluster network).
-          query: { target: source.target },
-        },
-        op,
+          op,
+        ),
       );
       const copied = Date.now();
       op?.onProgress?.({ description: `Giving ${inst} its own identity` });
       await this.reseal(inst);
       const resealed = Date.now();
-      const address = await this.addresses.start(pin, () => this.start(newName, op));
+      await this.start(newName, op);
       this.log.debug(
         `clone ${inst}: ${address ?? 'no pinned address'}, copied in ${copied - began} ms, resealed in ${resealed - copied} ms, started in ${Date.now() - resealed} ms`,
       );
     } catch (err) {
-      this.addresses.release(pin);
       if (!(err instanceof AlreadyExistsError)) await this.removeHalfMade(newName);
       throw this.explainPlacementError(err, source.target);
     }
     return this.get(newName);
+  }
+
+  /**
+   * The devices of these profiles, later profiles' devices replacing earlier ones of the same name (a profile
+   * that is not there adds none: Incus will say so itself when it matters).
+   */
+  private async profileDevices(profiles: string[]): Promise<Devices> {
+    const all = await Promise.all(
+      profiles.map((p) =>
+        this.client.call<{ devices?: Devices }>('GET', `/1.0/profiles/${enc(p)}`).then(
+          (env) => env.metadata.devices ?? {},
+          (err: unknown) => {
+            if (err instanceof NotFoundError) return {};
+            throw err;
+          },
+        ),
+      ),
+    );
+    return Object.assign({}, ...all) as Devices;
   }
 
   private async snapshotConfig(name: string, label: string): Promise<IncusSnapshot> {

@@ -1,10 +1,9 @@
-// The address of a clone, known before its first boot: its NIC on a managed bridge gets a free IPv4 as the
-// device's `ipv4.address`. Incus writes that as a dnsmasq dhcp-host entry (MAC -> address), so the guest's DHCP
-// client gets exactly that address, and readiness can try SSH there as soon as the instance runs instead of first
-// waiting to see a lease. Incus checks the address against the bridge's other NICs when the instance starts, not
-// when it is created (a copy with another instance's address is made, and its start is refused: nic_bridged.go
-// checkAddressConflict, from validateConfig at device start): a pick that lost a race to another client shows
-// there, and the NIC then gets another address before the start is tried again.
+// The address of a new sandbox, known before its first boot: its NIC on a managed bridge gets a free IPv4 as the
+// device's `ipv4.address`. Incus writes that as a dnsmasq dhcp-host entry (MAC -> address) when the instance is
+// created, so the guest's DHCP client gets exactly that address, and readiness can try SSH there as soon as the
+// instance runs instead of first waiting to see a lease. Incus itself refuses a create whose NIC address another
+// NIC on the bridge already has (nic_bridged.go checkAddressConflict): that is how a pick that lost a race to
+// another client is noticed, and then another address is tried.
 import { NotAuthorizedError, NotFoundError, PixelsError } from '../../core/errors';
 import type { Logger } from '../../core/log';
 import { BridgeConfigError, NoFreeAddressError, pickFreeAddress, type BridgeIpv4 } from './address-pick';
@@ -15,7 +14,7 @@ export type Devices = Record<string, Record<string, string>>;
 
 /** How Incus refuses a NIC address another NIC on the same bridge (and member) has. */
 const ADDRESS_CONFLICT = /IP address "?([0-9.]+)"? already defined on another NIC/i;
-/** A start refused for an address taken meanwhile is tried this many times, each with another address. */
+/** A create whose address was taken in the meantime is tried again this many times, each with another address. */
 export const ADDRESS_ATTEMPTS = 5;
 
 /** The address Incus said another NIC already has, when that is why it refused. */
@@ -42,8 +41,8 @@ export function pinnedAddress(devices: Devices | undefined): string | undefined 
 }
 
 /**
- * A copy's own devices without what identifies the source's NICs: with the source's static address or MAC, Incus
- * would refuse to start the copy while the source exists.
+ * A copy's own devices without what identifies the source's NICs: a static address or MAC the source has would
+ * make Incus refuse the copy (or, for an address, hand the same one to both).
  */
 export function withoutNicIdentity(devices: Devices): Devices {
   const out: Devices = {};
@@ -96,22 +95,9 @@ interface IncusLease {
   type?: string;
 }
 
-/** An address pinned on a new instance's NIC: what a start refused for a conflict needs to pin another. */
-export interface Pin {
-  instance: string;
-  device: string;
-  /** The NIC's full config (its profile's, when it came from one) without the address. */
-  config: Record<string, string>;
-  network: string;
-  bridge: BridgeIpv4;
-  address: string;
-  /** Addresses Incus refused for this NIC. */
-  refused: Set<string>;
-}
-
 /** Picks free addresses on a server's managed bridges; one per client, so its own concurrent picks differ. */
 export class NicAddresses {
-  /** Addresses this client pinned on an instance that has not started with it yet. */
+  /** Addresses this client picked for a create that has not answered yet. */
   private readonly held = new Set<string>();
 
   constructor(
@@ -124,17 +110,9 @@ export class NicAddresses {
     ) => pickFreeAddress(bridge, taken),
   ) {}
 
-  private async bridge(network: string, what: string): Promise<BridgeIpv4 | undefined> {
-    try {
-      const net = await this.client.call<IncusNetwork>('GET', `/1.0/networks/${encodeURIComponent(network)}`);
-      return pinnableBridge({ ...net.metadata, name: network });
-    } catch (err) {
-      if (!(err instanceof NotFoundError || err instanceof NotAuthorizedError)) throw err;
-      this.log.warn(
-        `${what}: cannot read network "${network}" (${err.message}); its address comes from DHCP`,
-      );
-      return undefined;
-    }
+  private async bridge(network: string): Promise<BridgeIpv4 | undefined> {
+    const net = await this.client.call<IncusNetwork>('GET', `/1.0/networks/${encodeURIComponent(network)}`);
+    return pinnableBridge({ ...net.metadata, name: network });
   }
 
   /** Every IPv4 the bridge's users hold: leases (with the gateway and static NIC addresses) and NIC addresses. */
@@ -172,74 +150,61 @@ export class NicAddresses {
     }
   }
 
-  /** A free address (held until released), or undefined (logged) when none is left: DHCP then. */
-  private async pick(network: string, bridge: BridgeIpv4, refused: Set<string>, what: string) {
-    try {
-      const taken = await this.taken(network);
-      for (const a of refused) taken.add(a);
-      const address = await this.choose(bridge, taken);
-      this.held.add(address);
-      return address;
-    } catch (err) {
-      if (!(err instanceof NoFreeAddressError || err instanceof BridgeConfigError)) throw err;
-      this.log.warn(`${what}: ${err.message} It gets its address by DHCP instead.`);
+  /**
+   * Runs `create` with the devices given an address on the primary NIC (`expanded`: the devices the instance
+   * will have, its profiles' included), retrying with another address when Incus says the address was taken
+   * meanwhile. Without a managed bridge, or with none free, `create` runs once with the devices unchanged (the
+   * guest then waits for DHCP as before). Returns the pinned address.
+   */
+  async createPinned(
+    what: string,
+    devices: Devices,
+    expanded: Devices,
+    create: (devices: Devices) => Promise<unknown>,
+  ): Promise<string | undefined> {
+    const nic = primaryNic(expanded);
+    const bridge = nic ? await this.bridgeOrUndefined(nic.network, what) : undefined;
+    if (!nic || !bridge) {
+      await create(devices);
       return undefined;
     }
-  }
-
-  /**
-   * The devices to create `instance` with: `devices` with its primary NIC (`expanded`: the devices it will have,
-   * its profiles' included) given a free address. Without a managed bridge whose addressing is Incus' own, or
-   * with no address free, the devices are returned unchanged (the guest waits for DHCP as before).
-   */
-  async pin(instance: string, devices: Devices, expanded: Devices): Promise<{ devices: Devices; pin?: Pin }> {
-    const nic = primaryNic(expanded);
-    const bridge = nic ? await this.bridge(nic.network, instance) : undefined;
-    if (!nic || !bridge) return { devices };
     const refused = new Set<string>();
-    const address = await this.pick(nic.network, bridge, refused, instance);
-    if (!address) return { devices };
-    const config = { ...expanded[nic.device] };
-    delete config['ipv4.address'];
-    const pin: Pin = { instance, device: nic.device, config, network: nic.network, bridge, address, refused };
-    return { devices: { ...devices, [nic.device]: { ...config, 'ipv4.address': address } }, pin };
-  }
-
-  /**
-   * Runs `start`; when Incus refuses it because another NIC took the pinned address meanwhile, the NIC gets
-   * another free address and the start is tried again. Returns the address the instance started with.
-   */
-  async start(pin: Pin | undefined, start: () => Promise<void>): Promise<string | undefined> {
-    try {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await start();
-          return pin?.address;
-        } catch (err) {
-          if (!pin || conflictingAddress(err) !== pin.address || attempt >= ADDRESS_ATTEMPTS) throw err;
-          this.log.info(
-            `${pin.instance}: ${pin.address} was taken by another NIC meanwhile; pinning another`,
-          );
-          this.held.delete(pin.address);
-          pin.refused.add(pin.address);
-          const next = await this.pick(pin.network, pin.bridge, pin.refused, pin.instance);
-          await this.client.call('PATCH', `/1.0/instances/${encodeURIComponent(pin.instance)}`, {
-            body: { devices: { [pin.device]: next ? { ...pin.config, 'ipv4.address': next } : pin.config } },
-          });
-          if (!next) {
-            this.release(pin);
-            return this.start(undefined, start);
-          }
-          pin.address = next;
-        }
+    for (let attempt = 1; ; attempt++) {
+      let address: string;
+      try {
+        const taken = await this.taken(nic.network);
+        for (const a of refused) taken.add(a);
+        address = await this.choose(bridge, taken);
+      } catch (err) {
+        if (!(err instanceof NoFreeAddressError || err instanceof BridgeConfigError)) throw err;
+        this.log.warn(`${what}: ${err.message} It gets its address by DHCP instead.`);
+        await create(devices);
+        return undefined;
       }
-    } finally {
-      this.release(pin);
+      this.held.add(address);
+      try {
+        await create({ ...devices, [nic.device]: { ...expanded[nic.device], 'ipv4.address': address } });
+        return address;
+      } catch (err) {
+        if (conflictingAddress(err) !== address || attempt >= ADDRESS_ATTEMPTS) throw err;
+        this.log.info(`${what}: ${address} was taken by another NIC meanwhile; trying another address`);
+        refused.add(address);
+      } finally {
+        this.held.delete(address);
+      }
     }
   }
 
-  /** The instance has the address in its config (or is gone): other clients see it from now on. */
-  release(pin: Pin | undefined): void {
-    if (pin) this.held.delete(pin.address);
+  /** The bridge, or undefined (logged) when it cannot be read: the create goes on with DHCP. */
+  private async bridgeOrUndefined(network: string, what: string): Promise<BridgeIpv4 | undefined> {
+    try {
+      return await this.bridge(network);
+    } catch (err) {
+      if (!(err instanceof NotFoundError || err instanceof NotAuthorizedError)) throw err;
+      this.log.warn(
+        `${what}: cannot read network "${network}" (${err.message}); its address comes from DHCP`,
+      );
+      return undefined;
+    }
   }
 }
