@@ -9,10 +9,6 @@ import {
 } from '../core/errors';
 import { connect, isJumpHostFailure, networkErrorCode, targetLabel, type SshTarget } from './connect';
 import type { SshPool } from './pool';
-import { sshdAnswers } from './sshd-probe';
-
-/** One probe for a listening sshd lasts at most this long before the target is looked up again. */
-const PROBE_WINDOW_MS = 5000;
 
 export interface WaitForSshOptions {
   /** Overall deadline (default 120 s). */
@@ -78,14 +74,6 @@ export async function waitForSsh(
       label = opts.label ?? targetLabel(target);
       const remaining = Math.max(1, deadline - Date.now());
       try {
-        // A direct target is first probed until its sshd answers: a just-booted guest may not have its address
-        // yet, and a lost first SYN would otherwise cost the handshake a whole second.
-        if (!target.jump)
-          await sshdAnswers(target.host, {
-            port: target.port,
-            timeoutMs: Math.min(remaining, PROBE_WINDOW_MS),
-            signal: opts.signal,
-          });
         if (opts.pool) {
           await opts.pool.connect(target);
         } else {
@@ -101,10 +89,7 @@ export async function waitForSsh(
         // A jump host that refuses us will not change its mind while we wait.
         if (err instanceof CancelledError || isJumpHostFailure(err)) throw err;
         // An attempt cut short by our own deadline says less than what the previous attempt saw.
-        const cutShort =
-          (err instanceof TimeoutError || networkErrorCode(err) === 'ETIMEDOUT') &&
-          remaining < 1000 &&
-          lastSeen !== 'nothing yet';
+        const cutShort = err instanceof TimeoutError && remaining < 1000 && lastSeen !== 'nothing yet';
         if (!cutShort) lastSeen = describe(err);
       }
     }

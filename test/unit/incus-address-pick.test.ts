@@ -9,7 +9,6 @@ import {
 } from '../../src/backends/incus/address-pick';
 import {
   conflictingAddress,
-  pinnableBridge,
   pinnedAddress,
   primaryNic,
   withoutNicIdentity,
@@ -214,42 +213,4 @@ test('a running sandbox reports its pinned address until the guest shows one, an
     toSandbox({ ...inst, status: 'Stopped', state: { status: 'Stopped' } }, false).ipv4,
     undefined,
   );
-});
-
-test("addresses are pinned only on a managed bridge with DHCPv4 whose addressing is Incus' own", () => {
-  const net = (config: Record<string, string>, extra: object = {}) => ({
-    name: 'br',
-    type: 'bridge',
-    managed: true,
-    config,
-    ...extra,
-  });
-  assert.deepEqual(
-    pinnableBridge(
-      net({
-        'ipv4.address': '10.1.0.1/24',
-        'ipv4.dhcp.ranges': '10.1.0.50-10.1.0.99',
-        'raw.dnsmasq': 'no-resolv',
-      }),
-    ),
-    {
-      name: 'br',
-      address: '10.1.0.1/24',
-      dhcpRanges: '10.1.0.50-10.1.0.99',
-      dhcpGateway: undefined,
-      ovnRanges: undefined,
-    },
-  );
-  assert.equal(pinnableBridge(net({ 'ipv4.address': 'none' })), undefined);
-  assert.equal(pinnableBridge(net({ 'ipv6.address': 'fd00::1/64' })), undefined);
-  assert.equal(pinnableBridge(net({ 'ipv4.address': '10.1.0.1/24', 'ipv4.dhcp': 'false' })), undefined);
-  assert.equal(pinnableBridge(net({ 'ipv4.address': '10.1.0.1/24' }, { type: 'ovn' })), undefined);
-  assert.equal(pinnableBridge(net({ 'ipv4.address': '10.1.0.1/24' }, { managed: false })), undefined);
-  // The cluster lab's bridge: each member hands out its own block through raw.dnsmasq.
-  for (const raw of [
-    'no-resolv\nconf-file=/run/x/dhcp.conf',
-    'dhcp-range=10.1.0.64,10.1.0.127',
-    ' dhcp-host=02:00:00:00:00:02,10.1.0.2',
-  ])
-    assert.equal(pinnableBridge(net({ 'ipv4.address': '10.1.0.1/24', 'raw.dnsmasq': raw })), undefined, raw);
 });

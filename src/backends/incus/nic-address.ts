@@ -60,34 +60,11 @@ export function withoutNicIdentity(devices: Devices): Devices {
   return out;
 }
 
-export interface IncusNetwork {
+interface IncusNetwork {
   name: string;
   type?: string;
   managed?: boolean;
   config?: Record<string, string>;
-}
-
-/** raw.dnsmasq options by which an admin hands out addresses in ways Incus does not describe. */
-const OWN_ADDRESSING = /^\s*(dhcp-range|dhcp-host|dhcp-hostsfile|conf-file|conf-dir)\s*=/m;
-
-/**
- * The network's IPv4 facts when a NIC address can be pinned there: a managed bridge with IPv4 and DHCPv4 (Incus
- * refuses a NIC ipv4.address without DHCPv4, unless IP filtering is on) whose addressing is Incus' own. A bridge
- * whose raw.dnsmasq adds ranges or hosts (say, a block per cluster member, routed to that member) is left to
- * DHCP: a pinned address could be one the admin meant for elsewhere.
- */
-export function pinnableBridge(net: IncusNetwork): BridgeIpv4 | undefined {
-  const c = net.config ?? {};
-  const address = c['ipv4.address'];
-  if (net.type !== 'bridge' || net.managed === false || !address || address === 'none') return undefined;
-  if (c['ipv4.dhcp'] === 'false' || OWN_ADDRESSING.test(c['raw.dnsmasq'] ?? '')) return undefined;
-  return {
-    name: net.name,
-    address,
-    dhcpRanges: c['ipv4.dhcp.ranges'],
-    dhcpGateway: c['ipv4.dhcp.gateway'],
-    ovnRanges: c['ipv4.ovn.ranges'],
-  };
 }
 
 interface IncusLease {
@@ -110,9 +87,28 @@ export class NicAddresses {
     ) => pickFreeAddress(bridge, taken),
   ) {}
 
+  /** The bridge's IPv4 facts when an address can be pinned there: a managed bridge with IPv4 and DHCPv4. */
   private async bridge(network: string): Promise<BridgeIpv4 | undefined> {
-    const net = await this.client.call<IncusNetwork>('GET', `/1.0/networks/${encodeURIComponent(network)}`);
-    return pinnableBridge({ ...net.metadata, name: network });
+    const net = (await this.client.call<IncusNetwork>('GET', `/1.0/networks/${encodeURIComponent(network)}`))
+      .metadata;
+    const c = net.config ?? {};
+    const address = c['ipv4.address'];
+    // Incus refuses a NIC ipv4.address on a network without DHCPv4 (unless IP filtering is on).
+    if (
+      net.type !== 'bridge' ||
+      net.managed === false ||
+      !address ||
+      address === 'none' ||
+      c['ipv4.dhcp'] === 'false'
+    )
+      return undefined;
+    return {
+      name: network,
+      address,
+      dhcpRanges: c['ipv4.dhcp.ranges'],
+      dhcpGateway: c['ipv4.dhcp.gateway'],
+      ovnRanges: c['ipv4.ovn.ranges'],
+    };
   }
 
   /** Every IPv4 the bridge's users hold: leases (with the gateway and static NIC addresses) and NIC addresses. */
