@@ -59,8 +59,6 @@ import {
   zfsRestoreRefusal,
 } from './mapping';
 import { memberAwayReason, placementChoices } from './members';
-import type { BridgeIpv4 } from './address-pick';
-import { NicAddresses, withoutNicIdentity, type Devices } from './nic-address';
 import { Operations } from './operations';
 import {
   ALIAS_REPLY,
@@ -95,11 +93,6 @@ export interface IncusBackendOptions {
   storagePool?: string;
   /** The host-side egress layer (default off). */
   hostGuard?: HostGuardMode;
-  /**
-   * Which free address a new sandbox's NIC takes on its managed bridge (`taken`: what the server says others
-   * hold); default one at random.
-   */
-  chooseAddress?: (bridge: BridgeIpv4, taken: Set<string>) => Promise<string> | string;
 }
 
 const DEFAULT_STOP_TIMEOUT_SEC = 30;
@@ -129,7 +122,6 @@ export class IncusBackend implements Backend {
   private readonly operations: Operations;
   private readonly files: IncusFiles;
   private readonly guard: IncusHostGuard;
-  private readonly addresses: NicAddresses;
   private readonly changes = new Emitter<BackendChange>();
   private unsubscribeEvents?: () => void;
   private server?: Promise<IncusServer>;
@@ -147,7 +139,6 @@ export class IncusBackend implements Backend {
     this.operations = new Operations(this.client, this.events);
     this.files = new IncusFiles(this.client);
     this.guard = new IncusHostGuard(this.client, options.hostGuard ?? 'off', log);
-    this.addresses = new NicAddresses(this.client, log, options.chooseAddress);
     this.events.onConnection((connected) => {
       if (connected) {
         this.changes.fire({ kind: 'connection' });
@@ -443,7 +434,7 @@ export class IncusBackend implements Backend {
     if (options.cpu) config['limits.cpu'] = options.cpu;
     if (options.memoryMiB) config['limits.memory'] = `${options.memoryMiB}MiB`;
     for (const [k, v] of Object.entries(options.environment ?? {})) config[`environment.${k}`] = v;
-    const devices: Devices = {};
+    const devices: Record<string, Record<string, string>> = {};
     const network = options.nic?.network ?? this.options.network;
     if (network) devices.eth0 = { type: 'nic', name: 'eth0', network };
     if (this.options.storagePool) devices.root = { type: 'disk', path: '/', pool: this.options.storagePool };
@@ -451,17 +442,14 @@ export class IncusBackend implements Backend {
     const inst = instanceName(options.name);
     op?.onProgress?.({ description: `Creating ${inst}` });
     try {
-      const expanded = { ...(await this.profileDevices(['default'])), ...devices };
-      await this.addresses.createPinned(inst, devices, expanded, (devices) =>
-        this.operations.run(
-          'POST',
-          '/1.0/instances',
-          {
-            body: { name: inst, type: 'container', source: { type: 'image', fingerprint }, config, devices },
-            query: { target: options.target },
-          },
-          op,
-        ),
+      await this.operations.run(
+        'POST',
+        '/1.0/instances',
+        {
+          body: { name: inst, type: 'container', source: { type: 'image', fingerprint }, config, devices },
+          query: { target: options.target },
+        },
+        op,
       );
     } catch (err) {
       // Someone else made that name meanwhile: theirs, not ours to remove.
@@ -693,34 +681,29 @@ export class IncusBackend implements Backend {
       description: `Copying ${source.checkpoint ? `${src}/${source.checkpoint}` : src} to ${inst}`,
     });
     try {
-      // The copy's NICs get an address of their own (the source's static address, if any, is not copied).
-      const devices = withoutNicIdentity(from.devices ?? {});
-      const expanded = withoutNicIdentity(from.expanded_devices ?? from.devices ?? {});
-      const address = await this.addresses.createPinned(inst, devices, expanded, (devices) =>
-        this.operations.run(
-          'POST',
-          '/1.0/instances',
-          {
-            body: {
-              name: inst,
-              type: 'container',
-              // A copy to another cluster member is a migration, which needs the architecture said.
-              architecture: from.architecture,
-              source: {
-                type: 'copy',
-                source: source.checkpoint ? `${src}/${source.checkpoint}` : src,
-                instance_only: true,
-              },
-              // Explicit config without the source's volatile identity (MAC, uuid, idmap): the copy gets its own.
-              config: cloneConfig(from.config ?? {}),
-              devices,
-              profiles: from.profiles ?? ['default'],
+      await this.operations.run(
+        'POST',
+        '/1.0/instances',
+        {
+          body: {
+            name: inst,
+            type: 'container',
+            // A copy to another cluster member is a migration, which needs the architecture said.
+            architecture: from.architecture,
+            source: {
+              type: 'copy',
+              source: source.checkpoint ? `${src}/${source.checkpoint}` : src,
+              instance_only: true,
             },
-            // On a cluster Incus copies it to that member (another member's copy goes over the cluster network).
-            query: { target: source.target },
+            // Explicit config without the source's volatile identity (MAC, uuid, idmap): the copy gets its own.
+            config: cloneConfig(from.config ?? {}),
+            devices: from.devices ?? {},
+            profiles: from.profiles ?? ['default'],
           },
-          op,
-        ),
+          // On a cluster Incus copies it to that member (another member's copy goes over the cluster network).
+          query: { target: source.target },
+        },
+        op,
       );
       const copied = Date.now();
       op?.onProgress?.({ description: `Giving ${inst} its own identity` });
@@ -728,32 +711,13 @@ export class IncusBackend implements Backend {
       const resealed = Date.now();
       await this.start(newName, op);
       this.log.debug(
-        `clone ${inst}: ${address ?? 'no pinned address'}, copied in ${copied - began} ms, resealed in ${resealed - copied} ms, started in ${Date.now() - resealed} ms`,
+        `clone ${inst}: copied in ${copied - began} ms, resealed in ${resealed - copied} ms, started in ${Date.now() - resealed} ms`,
       );
     } catch (err) {
       if (!(err instanceof AlreadyExistsError)) await this.removeHalfMade(newName);
       throw this.explainPlacementError(err, source.target);
     }
     return this.get(newName);
-  }
-
-  /**
-   * The devices of these profiles, later profiles' devices replacing earlier ones of the same name (a profile
-   * that is not there adds none: Incus will say so itself when it matters).
-   */
-  private async profileDevices(profiles: string[]): Promise<Devices> {
-    const all = await Promise.all(
-      profiles.map((p) =>
-        this.client.call<{ devices?: Devices }>('GET', `/1.0/profiles/${enc(p)}`).then(
-          (env) => env.metadata.devices ?? {},
-          (err: unknown) => {
-            if (err instanceof NotFoundError) return {};
-            throw err;
-          },
-        ),
-      ),
-    );
-    return Object.assign({}, ...all) as Devices;
   }
 
   private async snapshotConfig(name: string, label: string): Promise<IncusSnapshot> {

@@ -2,7 +2,6 @@
 import { DependentClonesError, PixelsError, ValidationError } from '../../core/errors';
 import { INSTANCE_PREFIX, shortName } from '../../core/sandbox';
 import type { Checkpoint, Sandbox, SandboxStatus } from '../../core/sandbox';
-import { pinnedAddress } from './nic-address';
 import type { IncusInstance, IncusInstanceState, IncusSnapshot } from './types';
 
 export function isSandboxInstance(name: string): boolean {
@@ -88,16 +87,11 @@ export function toSandbox(inst: IncusInstance, clustered: boolean): Sandbox {
     config['image.description'] ??
     ([config['image.os'], config['image.release'], config['image.architecture']].filter(Boolean).join(' ') ||
       undefined);
-  const status = mapStatus(inst.state?.status ?? inst.status);
   const sandbox: Sandbox = {
     name,
     instanceName: inst.name,
-    status,
-    // A running sandbox whose NIC has a pinned address is reachable there before the guest shows it: its DHCP
-    // client is answered with that address. What the guest shows wins (dnsmasq may have had to give another).
-    ipv4:
-      globalAddress(inst.state, 'inet') ??
-      (status === 'running' ? pinnedAddress(inst.expanded_devices) : undefined),
+    status: mapStatus(inst.state?.status ?? inst.status),
+    ipv4: globalAddress(inst.state, 'inet'),
     ipv6: globalAddress(inst.state, 'inet6'),
     image: description,
     cpu: expanded['limits.cpu'] || undefined,

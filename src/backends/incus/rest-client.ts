@@ -200,9 +200,7 @@ export class IncusRestClient {
   private queryString(query: Record<string, string | undefined>): string {
     const params = new URLSearchParams();
     for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, v);
-    // all-projects and project exclude each other (Incus refuses both).
-    if (this.project !== 'default' && !params.has('project') && !params.has('all-projects'))
-      params.set('project', this.project);
+    if (this.project !== 'default' && !params.has('project')) params.set('project', this.project);
     const s = params.toString();
     return s ? `?${s}` : '';
   }

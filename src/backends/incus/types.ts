@@ -26,8 +26,6 @@ export interface IncusSnapshot {
   stateful?: boolean;
   config?: Record<string, string>;
   devices?: Record<string, Record<string, string>>;
-  /** The devices with those of its profiles (as they are now). */
-  expanded_devices?: Record<string, Record<string, string>>;
   profiles?: string[];
 }
 
@@ -44,7 +42,6 @@ export interface IncusInstance {
   devices?: Record<string, Record<string, string>>;
   profiles?: string[];
   expanded_config?: Record<string, string>;
-  expanded_devices?: Record<string, Record<string, string>>;
   state?: IncusInstanceState | null;
   snapshots?: IncusSnapshot[] | null;
 }
