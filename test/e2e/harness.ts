@@ -57,3 +57,45 @@ export async function openWorkbench(
 export async function failureScreenshot(page: Page, name: string): Promise<void> {
   await screenshot(page, `failure-${name}`).catch(() => {});
 }
+
+/** Runs one step of a test; when it fails, a screenshot named after it is taken before the error goes on. */
+export async function screenshotOnFailure<T>(page: Page, name: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    await failureScreenshot(page, name);
+    throw error;
+  }
+}
+
+/** Drags the side bar's edge `by` pixels wider, as people do for a tree with descriptions (the default cuts them). */
+export async function widenSidebar(page: Page, by = 180): Promise<void> {
+  const sidebar = await page.locator('.part.sidebar').boundingBox();
+  if (!sidebar) return;
+  const x = sidebar.x + sidebar.width + 2;
+  await page.mouse.move(x, 400);
+  await page.mouse.down();
+  await page.mouse.move(x + by, 400, { steps: 5 });
+  await page.mouse.up();
+}
+
+/**
+ * User settings with the Incus lab as the one server and small hermetic sandboxes (1 CPU, 512 MiB, unrestricted,
+ * nothing to download: the lab has no internet), in the dark theme the screenshots use; `extra` wins.
+ */
+export function labSettings(
+  lab: { socket: string; image: string },
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    'pixels.servers': [{ id: 'lab', kind: 'incus', label: 'Incus lab', socketPath: lab.socket }],
+    'pixels.defaults.image': lab.image,
+    'pixels.defaults.cpu': '1',
+    'pixels.defaults.memoryMiB': 512,
+    'pixels.defaults.egress': 'unrestricted',
+    'pixels.provision.tools': [],
+    'pixels.provision.packages': [],
+    'workbench.colorTheme': 'Default Dark Modern',
+    ...extra,
+  };
+}

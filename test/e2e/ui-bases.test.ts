@@ -12,6 +12,8 @@ import { labBackend, removeTestInstances } from '../integration/incus/helpers';
 import type { Lab } from '../lab/lab';
 import {
   failureScreenshot,
+  labSettings,
+  widenSidebar,
   openWorkbench,
   startCodeServer,
   type CodeServer,
@@ -67,16 +69,7 @@ before(async () => {
   );
   server = await startCodeServer({
     workDir,
-    settings: {
-      'pixels.servers': [{ id: 'lab', kind: 'incus', label: 'Incus lab', socketPath: lab.socket }],
-      'pixels.defaults.image': lab.image,
-      'pixels.defaults.cpu': '1',
-      'pixels.defaults.memoryMiB': 512,
-      'pixels.defaults.egress': 'unrestricted',
-      'pixels.provision.tools': [],
-      'pixels.provision.packages': [],
-      'workbench.colorTheme': 'Default Dark Modern',
-    },
+    settings: labSettings(lab),
     env: { PIXELS_SSH_DIR: path.join(workDir, 'ssh'), PIXELS_SSH_USER: 'root' },
   });
   wb = await openWorkbench(server, { viewport: { width: 1280, height: 800 } });
@@ -99,14 +92,7 @@ test('Build Base… from the palette; the Bases group shows each base; the agent
     await wb.openView('Pixels');
     await row('Incus lab').waitFor({ timeout: 30_000 });
     // A wider side bar, so the rows' descriptions show whole.
-    const sidebar = await page.locator('.part.sidebar').boundingBox();
-    if (sidebar) {
-      const x = sidebar.x + sidebar.width + 2;
-      await page.mouse.move(x, 400);
-      await page.mouse.down();
-      await page.mouse.move(x + 420, 400, { steps: 5 });
-      await page.mouse.up();
-    }
+    await widenSidebar(page, 420);
     await row(agentName).waitFor({ timeout: 30_000 });
     await row(/by agent · stops in 1[12] min · destroyed in 23 h/).waitFor({ timeout: 15_000 });
     await wb.runCommand('Pixels: Build Base…');

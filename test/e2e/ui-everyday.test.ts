@@ -14,7 +14,9 @@ import type { Page } from 'playwright-core';
 import { removeTestInstances } from '../integration/incus/helpers';
 import { requireLab, type Lab } from '../lab/lab';
 import {
-  failureScreenshot,
+  screenshotOnFailure,
+  labSettings,
+  widenSidebar,
   openWorkbench,
   startCodeServer,
   type CodeServer,
@@ -33,18 +35,7 @@ before(async () => {
   lab = await requireLab();
   workDir = mkdtempSync(path.join(tmpdir(), 'pixels-ui-everyday-'));
   server = await startCodeServer({
-    settings: {
-      'pixels.servers': [{ id: 'lab', kind: 'incus', label: 'Incus lab', socketPath: lab.socket }],
-      'pixels.defaults.image': lab.image,
-      'pixels.defaults.cpu': '1',
-      'pixels.defaults.memoryMiB': 512,
-      'pixels.defaults.egress': 'unrestricted',
-      'pixels.defaults.provision': true,
-      // Hermetic: the lab has no internet, so nothing to download.
-      'pixels.provision.tools': [],
-      'pixels.provision.packages': [],
-      'workbench.colorTheme': 'Default Dark Modern',
-    },
+    settings: labSettings(lab, { 'pixels.defaults.provision': true }),
     env: {
       PIXELS_SSH_DIR: path.join(workDir, 'ssh'),
       PIXELS_SSH_USER: 'root',
@@ -66,14 +57,7 @@ const row = (label: string | RegExp) =>
   page.locator('.part.sidebar .monaco-list-row', { hasText: label }).first();
 const statusItem = () => page.locator('.part.statusbar .statusbar-item', { hasText: name }).first();
 
-async function step<T>(shot: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (error) {
-    await failureScreenshot(page, shot);
-    throw error;
-  }
-}
+const step = <T>(shot: string, fn: () => Promise<T>): Promise<T> => screenshotOnFailure(page, shot, fn);
 
 test('Create Sandbox and Open…: steps, provisioning, then a terminal in the new sandbox', async () => {
   await step('create-and-open', async () => {
@@ -83,14 +67,7 @@ test('Create Sandbox and Open…: steps, provisioning, then a terminal in the ne
       .getByText(/Incus lab|No sandboxes yet/)
       .first()
       .waitFor({ timeout: 30_000 });
-    const sidebar = await page.locator('.part.sidebar').boundingBox();
-    if (sidebar) {
-      const x = sidebar.x + sidebar.width + 2;
-      await page.mouse.move(x, 400);
-      await page.mouse.down();
-      await page.mouse.move(x + 180, 400, { steps: 5 });
-      await page.mouse.up();
-    }
+    await widenSidebar(page);
     await wb.runCommand('Pixels: Create Sandbox and Open…');
     const input = page.locator('.quick-input-widget input');
     await input.waitFor();

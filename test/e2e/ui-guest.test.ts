@@ -15,6 +15,8 @@ import { removeTestInstances } from '../integration/incus/helpers';
 import { requireLab, type Lab } from '../lab/lab';
 import {
   failureScreenshot,
+  labSettings,
+  widenSidebar,
   openWorkbench,
   startCodeServer,
   type CodeServer,
@@ -40,21 +42,15 @@ before(async () => {
   const setup = path.join(workDir, 'setup.sh');
   writeFileSync(setup, 'echo "setting up the workspace"\nsleep 8\necho done\n');
   server = await startCodeServer({
-    settings: {
-      'pixels.servers': [{ id: 'lab', kind: 'incus', label: 'Incus lab', socketPath: lab.socket }],
-      'pixels.defaults.image': lab.image,
-      'pixels.defaults.cpu': '1',
-      'pixels.defaults.memoryMiB': 512,
-      'pixels.defaults.egress': 'unrestricted',
+    settings: labSettings(lab, {
       'pixels.defaults.provision': true,
+      // Installers from the fake internet on the lab bridge.
       'pixels.provision.tools': ['node@lts', 'npm:@openai/codex'],
-      'pixels.provision.packages': [],
       'pixels.provision.miseInstallerUrl': `${base}/mise-install.sh`,
       'pixels.provision.npmRegistry': `${base}/npm`,
       'pixels.provision.nodeMirror': `${base}/node`,
       'pixels.provision.setupScript': setup,
-      'workbench.colorTheme': 'Default Dark Modern',
-    },
+    }),
     env: { PIXELS_SSH_DIR: path.join(workDir, 'ssh'), PIXELS_SSH_USER: 'root' },
   });
   wb = await openWorkbench(server, { viewport: { width: 1280, height: 800 } });
@@ -81,14 +77,7 @@ test('Create Sandbox… with provisioning: the notification names the step, step
       .getByText(/Incus lab|No sandboxes yet/)
       .first()
       .waitFor({ timeout: 30_000 });
-    const sidebar = await page.locator('.part.sidebar').boundingBox();
-    if (sidebar) {
-      const x = sidebar.x + sidebar.width + 2;
-      await page.mouse.move(x, 400);
-      await page.mouse.down();
-      await page.mouse.move(x + 180, 400, { steps: 5 });
-      await page.mouse.up();
-    }
+    await widenSidebar(page);
     await wb.runCommand('Pixels: Create Sandbox…');
     const input = page.locator('.quick-input-widget input');
     await input.waitFor();

@@ -10,7 +10,8 @@ import { after, before, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { startSimulator, type SimServer } from '../sim/index';
 import {
-  failureScreenshot,
+  screenshotOnFailure,
+  widenSidebar,
   openWorkbench,
   startCodeServer,
   type CodeServer,
@@ -60,28 +61,14 @@ const tree = () =>
   page.locator('.part.sidebar .monaco-list[aria-label="Sandboxes"], .part.sidebar .monaco-list').first();
 const row = (label: string) => wb.treeRow(label);
 
-async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (error) {
-    await failureScreenshot(page, name);
-    throw error;
-  }
-}
+const step = <T>(shot: string, fn: () => Promise<T>): Promise<T> => screenshotOnFailure(page, shot, fn);
 
 test('the Pixels view shows the seeded sandboxes and their checkpoints', async () => {
   await step('tree', async () => {
     await wb.openView('Pixels');
     await tree().waitFor({ timeout: 30_000 });
     // A wider side bar, as people use it for a tree like this one (the default cuts the descriptions).
-    const sidebar = await page.locator('.part.sidebar').boundingBox();
-    if (sidebar) {
-      const x = sidebar.x + sidebar.width + 2;
-      await page.mouse.move(x, 400);
-      await page.mouse.down();
-      await page.mouse.move(x + 180, 400, { steps: 5 });
-      await page.mouse.up();
-    }
+    await widenSidebar(page);
     for (const name of ['web', 'agent', 'old']) await row(name).waitFor({ timeout: 30_000 });
     assert.match(await row('old').innerText(), /stopped/);
     // Sandboxes with checkpoints open expanded (as in the README): their checkpoints, newest first, with age

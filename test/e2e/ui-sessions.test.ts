@@ -20,7 +20,8 @@ import { labBackend, removeTestInstances } from '../integration/incus/helpers';
 import { workflowHarness, type Harness } from '../integration/workflows/context';
 import type { Lab } from '../lab/lab';
 import {
-  failureScreenshot,
+  screenshotOnFailure,
+  widenSidebar,
   launchBrowser,
   startCodeServer,
   type Browser,
@@ -132,14 +133,7 @@ async function openWindow(page: Page): Promise<Workbench> {
   await input.fill(prefix);
   await page.keyboard.press('Enter');
   await page.locator('.part.sidebar').getByText(`Filter: "${prefix}"`).waitFor();
-  const sidebar = await page.locator('.part.sidebar').boundingBox();
-  if (sidebar) {
-    const x = sidebar.x + sidebar.width + 2;
-    await page.mouse.move(x, 400);
-    await page.mouse.down();
-    await page.mouse.move(x + 220, 400, { steps: 5 });
-    await page.mouse.up();
-  }
+  await widenSidebar(page, 220);
   return wb;
 }
 
@@ -151,14 +145,7 @@ const sessionRow = (page: Page, state: RegExp | string = ''): Locator =>
 const terminalText = (page: Page, text: string | RegExp): Locator =>
   page.locator('.xterm-rows', { hasText: text }).first();
 
-async function step<T>(page: Page, shot: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (error) {
-    await failureScreenshot(page, shot);
-    throw error;
-  }
-}
+const step = screenshotOnFailure;
 
 test('an agent session: started from the palette, detached by closing its terminal and its window, re-attached from another window, exited', async () => {
   const page = browser.page;
