@@ -56,15 +56,7 @@ let browser: Browser;
 
 before(async () => {
   ({ lab, backend } = await labBackend());
-  h = workflowHarness(backend, lab.socket, {
-    tools: [],
-    packages: [],
-    timeouts: {},
-    sources: {},
-    agentExtra: [],
-    allow: [],
-    imageEnv: {},
-  });
+  h = workflowHarness(backend, lab.socket);
   const sandbox = (async () => {
     await backend.create({ name, image: lab.image, cpu: '1', memoryMiB: 256, start: false });
     await setUpSshAccess(h.ctx, name, false);

@@ -13,15 +13,7 @@ export interface HeadlessBases {
 
 export function headlessBaseWorkflows(backend: IncusBackend, socketPath: string): HeadlessBases {
   // No tools to install (the lab has no internet): user, SSH, env and egress, as for any sandbox.
-  const harness = workflowHarness(backend, socketPath, {
-    tools: [],
-    packages: [],
-    timeouts: {},
-    sources: {},
-    agentExtra: [],
-    allow: [],
-    imageEnv: {},
-  });
+  const harness = workflowHarness(backend, socketPath);
   const workflows = baseWorkflowsOf({
     context: async (_serverId, run) => ({ ...harness.ctx, run }),
     createDefaults: () => ({ cpu: '2', memoryMiB: 1024, egress: 'unrestricted' }),

@@ -129,15 +129,7 @@ describe('MCP server (SDK client over Streamable HTTP, real container)', { timeo
 
   before(async () => {
     ({ lab, backend } = await labBackend());
-    harness = workflowHarness(backend, lab.socket, {
-      tools: [],
-      packages: [],
-      timeouts: {},
-      sources: {},
-      agentExtra: [],
-      allow: [],
-      imageEnv: {},
-    });
+    harness = workflowHarness(backend, lab.socket);
     agents = await AgentSandboxStore.open(undefined, systemClock);
     server = new McpHttpServer({
       catalog: new AgentToolCatalog(labHost(backend, harness, lab.image, `${prefix}-base-`, agents)),

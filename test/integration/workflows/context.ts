@@ -41,7 +41,22 @@ class MemoryStore implements KeyValueStore {
   }
 }
 
-export function workflowHarness(backend: IncusBackend, socketPath: string, inputs: ProvisionInputs): Harness {
+/** Provisioning with nothing to download (the lab has no internet): user, SSH, env and egress only. */
+export const HERMETIC_INPUTS: ProvisionInputs = {
+  tools: [],
+  packages: [],
+  timeouts: {},
+  sources: {},
+  agentExtra: [],
+  allow: [],
+  imageEnv: {},
+};
+
+export function workflowHarness(
+  backend: IncusBackend,
+  socketPath: string,
+  inputs: ProvisionInputs = HERMETIC_INPUTS,
+): Harness {
   // SshAccess reads PIXELS_SSH_DIR for its known_hosts: one directory per harness, removed at the end.
   const sshDir = mkdtempSync(join(tmpdir(), 'pixels-workflows-'));
   process.env.PIXELS_SSH_DIR = sshDir;
