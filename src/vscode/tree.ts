@@ -377,6 +377,9 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
     }));
   }
 
+  /** How many members a server's list of sandboxes spans, per list (a new answer is a new list). */
+  private readonly memberCounts = new WeakMap<readonly Sandbox[], number>();
+
   /**
    * The member to name on a row: only when this server's sandboxes sit on more than one member (on a one-member
    * cluster, or with everything on one member, it is the same word on every row) and the rows are not already
@@ -384,8 +387,14 @@ export class SandboxTreeProvider implements vscode.TreeDataProvider<PixelsNode>,
    */
   private memberOnRow(serverId: string, sandbox: Sandbox): string | undefined {
     if (!sandbox.location || groupByMember()) return undefined;
-    const members = new Set(this.store.sandboxes(serverId).map((s) => s.location));
-    return members.size > 1 ? sandbox.location : undefined;
+    const list = this.store.sandboxes(serverId);
+    // Counted once per list, not once per row (a 1,000-sandbox cluster draws 1,000 rows).
+    let count = this.memberCounts.get(list);
+    if (count === undefined) {
+      count = new Set(list.map((s) => s.location)).size;
+      this.memberCounts.set(list, count);
+    }
+    return count > 1 ? sandbox.location : undefined;
   }
 
   /** What the row says about provisioning and egress: "provisioning", the real mode read from the sandbox. */
