@@ -142,6 +142,12 @@ table inet $TABLE {
   chain output {
     type filter hook output priority filter; policy drop;
     oifname "lo" accept
+    ip daddr @dns4 meta l4proto { tcp, udp } th dport 53 accept
+    ip6 daddr @dns6 meta l4proto { tcp, udp } th dport 53 accept
+    # Other DNS is judged by where it goes, packet by packet, never by conntrack state: a resolver the policy no
+    # longer names is refused at once, although a new query to it may reuse the ports of one allowed a moment
+    # ago (every refresh resolves each allowed domain, and each lookup's conntrack entry lives 30 s).
+    meta l4proto { tcp, udp } th dport 53 ct direction original goto destination
     ct state established,related accept
     # sshd's replies: also for sessions older than this ruleset, which conntrack may first see mid-stream.
     tcp sport 22 accept
@@ -149,8 +155,9 @@ table inet $TABLE {
     udp sport 68 udp dport 67 accept
     udp sport 546 udp dport 547 accept
     icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld2-listener-report } accept
-    ip daddr @dns4 meta l4proto { tcp, udp } th dport 53 accept
-    ip6 daddr @dns6 meta l4proto { tcp, udp } th dport 53 accept
+    goto destination
+  }
+  chain destination {
     ip daddr @allow4 accept
     ip6 daddr @allow6 accept
     ip daddr @provisioning4 accept

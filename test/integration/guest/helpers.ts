@@ -24,6 +24,32 @@ export function fetchFrom(exec: Executor, url: string, family: 4 | 6 = 4): Promi
   return sh(exec, `curl -sS -${family} --max-time 5 -g ${shq(url)}`);
 }
 
+/**
+ * Asks `server` for the A record of `name` from source port `sourcePort` (netcat, in the lab image), 1 s for the
+ * answer; exit code 0 when it answered. The same port twice gives the same conntrack 5-tuple: this shows whether an
+ * entry left by an earlier allowed query still lets a query through.
+ */
+export function dnsQueryFromPort(
+  exec: Executor,
+  server: string,
+  sourcePort: number,
+  name: string,
+): Promise<Probe> {
+  const id = [0x50, 0x58];
+  const query = Buffer.concat([
+    Buffer.from([...id, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]),
+    ...name.split('.').map((label) => Buffer.concat([Buffer.from([label.length]), Buffer.from(label)])),
+    Buffer.from([0, 0, 1, 0, 1]),
+  ]);
+  const bytes = [...query].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('');
+  const want = id.map((b) => b.toString(16)).join(' ');
+  return sh(
+    exec,
+    `reply=$(printf '${bytes}' | nc -u -w 1 -p ${sourcePort} ${shq(server)} 53 | od -An -tx1 -N2 | xargs); ` +
+      `if [ "$reply" = ${shq(want)} ]; then echo answered; else echo "no answer ($reply)"; exit 1; fi`,
+  );
+}
+
 /** Waits until the sandbox has booted (systemd finished its start-up jobs, so boot units have run). */
 export async function waitBooted(exec: Executor, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
