@@ -195,7 +195,8 @@ suite('secret canaries in the extension host', function () {
     assert.ok(run && !run.active && !run.failed, `provisioning: ${run?.failed}`);
     // The values are compared by hash: the command line (logged, and an argument inside the sandbox) names none.
     // The sleep keeps the session's processes alive long enough for the caller's 25 ms process sampling to see
-    // them (with the values in their environment: expected inside a sandbox).
+    // them (with the values in their environment: expected inside a sandbox), even when a busy machine stalls the
+    // sampler's event loop for a second.
     const digest = createHash('sha256').update(`${envValue}:${sessionValue}`).digest('hex');
     const code = await vscode.commands.executeCommand('pixels.runCommand', {
       server: 'lab',
@@ -203,7 +204,7 @@ suite('secret canaries in the extension host', function () {
       // The login's only authorised key is the canary's (ssh2 offers one key): so the canary key logged in.
       command:
         `test "$(cut -d' ' -f2 ~/.ssh/authorized_keys | sort -u)" = ${userKey.publicOpenSsh.split(' ')[1]} && ` +
-        `test "$(printf %s "$PX_CANARY:$PX_CANARY_SESSION" | sha256sum | cut -c1-64)" = ${digest} && sleep 0.5 && exit 42`,
+        `test "$(printf %s "$PX_CANARY:$PX_CANARY_SESSION" | sha256sum | cut -c1-64)" = ${digest} && sleep 2 && exit 42`,
       showLogs: false,
     });
     assert.equal(
