@@ -37,9 +37,26 @@ function counts(out) {
   return { passed, failed };
 }
 
+// The failure report of a suite (node:test's "failing tests:" section, mocha's "N failing" list), at most 80 lines:
+// repeated at the end, where a log that keeps only its tail still shows why.
+function failureReport(out) {
+  // eslint-disable-next-line no-control-regex -- strips ANSI colour codes, which start with ESC
+  const plain = out.replace(/\x1b\[[0-9;]*m/g, '');
+  const at = Math.max(plain.lastIndexOf('failing tests:'), plain.search(/^\s*\d+ failing$/m));
+  if (at === -1) return plain.split('\n').slice(-30).join('\n');
+  const lines = plain.slice(at).split('\n');
+  return (
+    lines
+      .slice(0, 80)
+      .map((l) => (l.length > 400 ? `${l.slice(0, 400)}…` : l))
+      .join('\n') + (lines.length > 80 ? `\n… (${lines.length - 80} more lines not shown)` : '')
+  );
+}
+
 let passed = 0;
 let failed = 0;
 const failedSuites = [];
+const reports = [];
 for (const suite of suites) {
   const started = Date.now();
   console.log(`\n=== ${suite} ===`);
@@ -49,12 +66,16 @@ for (const suite of suites) {
   failed += c.failed;
   if (code !== 0) {
     failedSuites.push(suite);
+    reports.push(`--- ${suite} ---\n${failureReport(out)}`);
     if (c.failed === 0) failed += 1; // a suite that crashed or a static check that failed counts as one failure
   }
   console.log(
     `=== ${suite}: exit ${code}, ${c.passed} passed, ${c.failed} failed, ${((Date.now() - started) / 1000).toFixed(1)} s ===`,
   );
 }
-if (failedSuites.length) console.log(`\nfailed suites: ${failedSuites.join(', ')}`);
+if (failedSuites.length) {
+  console.log(`\nwhy (each failed suite's report, again):\n${reports.join('\n')}`);
+  console.log(`\nfailed suites: ${failedSuites.join(', ')}`);
+}
 console.log(`tests: ${passed} passed, ${failed} failed`);
 process.exit(failedSuites.length ? 1 : 0);
