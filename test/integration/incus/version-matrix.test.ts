@@ -4,6 +4,7 @@
 // 26 RC.1. Each column follows what the editor does for that server (SshAccess.installAndBoot): keys before the
 // first boot where the backend writes safely into any sandbox, else after the start and over SSH for a clone.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { Backend } from '../../../src/core/backend';
@@ -50,8 +51,43 @@ async function ssh(backend: Backend, name: string, hostKey: KeyPair): Promise<Ss
     hostKey: hostKey.publicOpenSsh,
     label: `sandbox ${name}`,
   };
-  await waitForSsh(target, { timeoutMs: 60_000, pool, label: target.label });
+  try {
+    await waitForSsh(target, { timeoutMs: 60_000, pool, label: target.label });
+  } catch (err) {
+    // Failed once in CI with a host key mismatch that did not come back in 15 runs alone; say who answered.
+    throw new Error(`${(err as Error).message}\n${whoAnswers(target.host, `px-${name}`)}`, { cause: err });
+  }
   return target;
+}
+
+/** What this machine sees at `address`: the containers holding it, the neighbour entry, the key served there. */
+function whoAnswers(address: string, instance: string): string {
+  const run = (cmd: string, args: string[]) => {
+    const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 15_000 });
+    return `$ ${cmd} ${args.join(' ')}\n${r.stdout}${r.stderr}`.trim();
+  };
+  const rows = run('incus', ['list', '--all-projects', '--format', 'csv', '--columns', 'en4s']);
+  const project = rows
+    .split('\n')
+    .find((l) => l.split(',')[1] === instance)
+    ?.split(',')[0];
+  return [
+    rows,
+    run('ip', ['neigh', 'show', address]),
+    run('ssh-keyscan', ['-T', '5', '-t', 'ed25519', address]),
+    project
+      ? run('incus', [
+          'exec',
+          '--project',
+          project,
+          instance,
+          '--',
+          'sh',
+          '-c',
+          'cat /etc/ssh/ssh_host_ed25519_key.pub; ip -4 -o addr show',
+        ])
+      : `${instance}: not in the list`,
+  ].join('\n');
 }
 
 async function run(target: SshTarget, script: string): Promise<string> {
