@@ -99,6 +99,7 @@ export {
   recheckEgress,
   setEgressMode,
   showEgress,
+  type EgressRecheck,
   type EgressStatus,
 } from './egress/api';
 

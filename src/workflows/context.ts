@@ -4,7 +4,7 @@
 import type { Backend, HostGuardPolicy, HostGuardState } from '../core/backend';
 import type { Logger } from '../core/log';
 import type { EgressMode, OperationOptions, Sandbox } from '../core/sandbox';
-import type { EgressStatus, StepOutcome } from '../guest/index';
+import type { EgressRecheck, EgressStatus, StepOutcome } from '../guest/index';
 import type { SshPool, SshTarget, UserIdentity } from '../ssh/index';
 import type { ProvisioningRun } from './provisioning';
 
@@ -77,7 +77,7 @@ export interface EgressTracking {
     name: string,
     after: string,
     remembered?: EgressMode,
-  ): Promise<(EgressStatus & { reapplied: boolean }) | undefined>;
+  ): Promise<EgressRecheck | undefined>;
   couldNotRecheck(serverId: string, name: string, after: string, err: unknown): void;
 }
 

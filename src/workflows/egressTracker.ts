@@ -8,7 +8,7 @@ import { PixelsError } from '../core/errors';
 import { loadGuest } from './lazy';
 import type { Logger } from '../core/log';
 import type { EgressMode, Sandbox } from '../core/sandbox';
-import type { EgressStatus, Executor } from '../guest/index';
+import type { EgressRecheck, EgressStatus, Executor } from '../guest/index';
 import type { SandboxSsh } from './context';
 
 /** A warning for the user; `setupSsh`: setting up SSH access to that sandbox is what makes it checkable. */
@@ -150,7 +150,7 @@ export class EgressTracker implements Disposable {
     name: string,
     after: string,
     remembered?: EgressMode,
-  ): Promise<(EgressStatus & { reapplied: boolean }) | undefined> {
+  ): Promise<EgressRecheck | undefined> {
     const guest = await loadGuest();
     try {
       const sandbox = await backend.get(name);
@@ -177,6 +177,10 @@ export class EgressTracker implements Disposable {
       this.log.info(
         `sandbox ${name}: egress re-checked after ${after}: ${status.policy.mode}, enforced=${status.enforced}, reapplied=${status.reapplied}`,
       );
+      if (status.updated)
+        this.log.info(
+          `sandbox ${name}: its egress machinery came from another version; replaced and applied`,
+        );
       if (!holds)
         this.warn(`The "${status.policy.mode}" egress policy of "${name}" does not hold after ${after}.`);
       else if (status.reapplied)

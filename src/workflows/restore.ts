@@ -1,7 +1,7 @@
 // Restore: the sandbox goes back to a checkpoint (newer checkpoints go with it) → the provisioning run of the old
 // state is forgotten → the egress policy of the restored state is re-checked (it may be an older one).
 import { DependentClonesError } from '../core/errors';
-import type { EgressStatus } from '../guest/index';
+import type { EgressRecheck } from '../guest/index';
 import type { WorkflowContext } from './context';
 import { destroySandbox } from './destroy';
 
@@ -25,7 +25,7 @@ export interface RestoreRequest {
 export async function restoreCheckpoint(
   ctx: WorkflowContext,
   request: RestoreRequest,
-): Promise<(EgressStatus & { reapplied: boolean }) | undefined> {
+): Promise<EgressRecheck | undefined> {
   const { backend, serverId } = ctx;
   const { name, label } = request;
   const newer = request.newer ?? [];

@@ -5,7 +5,12 @@ import type { EgressMode } from '../../core/sandbox';
 import type { Executor } from '../executor';
 import { GUEST_PATHS } from '../paths';
 import { writeFileScript } from '../shell';
-import { installEgressMachinery, type EgressGuestOptions } from './guest-files';
+import {
+  EGRESS_MACHINERY_MARKER,
+  egressMachineryHash,
+  installEgressMachinery,
+  type EgressGuestOptions,
+} from './guest-files';
 import {
   buildPolicy,
   effectiveEntries,
@@ -30,6 +35,16 @@ export interface EgressStatus {
   missingPolicy: boolean;
   /** Provisioning sources allowed for now (0 once provisioning has ended). */
   provisioningSources: number;
+  /** The hash of the egress machinery installed ('' if none or older than the marker). */
+  machinery: string;
+}
+
+/** What a re-check found and did. */
+export interface EgressRecheck extends EgressStatus {
+  /** The rules were not what the policy says (or not loaded) and were applied again. */
+  reapplied: boolean;
+  /** The machinery came from another version of the extension and was replaced by this one's, then applied. */
+  updated: boolean;
 }
 
 const BEGIN = '--- pixels-egress policy ---';
@@ -39,7 +54,8 @@ const SEPARATOR = '--- pixels-egress status ---';
 const READ = `echo ${JSON.stringify(BEGIN)}
 if [ -f ${GUEST_PATHS.egressPolicy} ]; then cat ${GUEST_PATHS.egressPolicy}; fi
 echo ${JSON.stringify(SEPARATOR)}
-if [ -x ${GUEST_PATHS.egressScript} ]; then ${GUEST_PATHS.egressScript} status 2>&1 || true; else echo "mode=unrestricted"; echo "enforced=no"; fi`;
+if [ -x ${GUEST_PATHS.egressScript} ]; then ${GUEST_PATHS.egressScript} status 2>&1 || true; else echo "mode=unrestricted"; echo "enforced=no"; fi
+echo "machinery=$(cat ${EGRESS_MACHINERY_MARKER} 2> /dev/null)"`;
 
 function parseStatus(output: string): EgressStatus {
   const begin = output.lastIndexOf(BEGIN);
@@ -65,6 +81,7 @@ function parseStatus(output: string): EgressStatus {
     resolvedAddresses: Number(fields.get('resolved') ?? 0),
     missingPolicy: json === '',
     provisioningSources: Number(fields.get('provisioning') ?? 0),
+    machinery: fields.get('machinery') ?? '',
   };
 }
 
@@ -129,19 +146,19 @@ export function denyEgress(exec: Executor, entry: string, guest?: EgressGuestOpt
 
 /**
  * After a restore or a clone: the boot unit should already have applied the policy; if the rules are not what
- * the policy says (an old checkpoint without the unit, a failed boot apply), apply them again.
+ * the policy says (an old checkpoint without the unit, a failed boot apply), apply them again. Machinery from
+ * another version of the extension (an old checkpoint, a sandbox provisioned before an update) is replaced by
+ * this one's, so its fixes reach sandboxes that already exist.
  */
-export async function recheckEgress(
-  exec: Executor,
-  guest?: EgressGuestOptions,
-): Promise<EgressStatus & { reapplied: boolean }> {
+export async function recheckEgress(exec: Executor, guest?: EgressGuestOptions): Promise<EgressRecheck> {
   const status = await showEgress(exec);
-  if (status.enforced && !status.missingPolicy) {
+  if (status.missingPolicy) return { ...status, reapplied: false, updated: false };
+  const updated = status.machinery !== egressMachineryHash(guest);
+  if (status.enforced && !updated) {
     // Refresh the resolved addresses too: a restored sandbox may have old ones.
     if (status.policy.mode !== 'unrestricted')
       await run(exec, `${GUEST_PATHS.egressScript} refresh`, 're-resolve the allowed domains');
-    return { ...(await showEgress(exec)), reapplied: false };
+    return { ...(await showEgress(exec)), reapplied: false, updated: false };
   }
-  if (status.missingPolicy) return { ...status, reapplied: false };
-  return { ...(await applyEgress(exec, status.policy, guest)), reapplied: true };
+  return { ...(await applyEgress(exec, status.policy, guest)), reapplied: !status.enforced, updated };
 }

@@ -393,16 +393,26 @@ export const ENABLE_EGRESS_UNITS = `systemctl daemon-reload
 systemctl enable --quiet pixels-egress.service pixels-egress-refresh.timer
 systemctl start pixels-egress-refresh.timer`;
 
+function machineryInstall(guest: EgressGuestOptions): string {
+  return [...egressGuestFiles(guest).map(writeFileScript), ENABLE_EGRESS_UNITS].join('\n');
+}
+
+/** The file in the sandbox naming the machinery installed (the hash of its install script). */
+export const EGRESS_MACHINERY_MARKER = `${GUEST_PATHS.egressPolicy}.machinery`;
+
+/** What EGRESS_MACHINERY_MARKER holds when this version's machinery is installed with these options. */
+export function egressMachineryHash(guest: EgressGuestOptions = {}): string {
+  return createHash('sha256').update(machineryInstall(guest)).digest('hex');
+}
+
 /**
  * Bash that installs the scripts and units and enables them, only when they differ from what is installed (a hash
  * marker), so a policy change stays fast and a newer extension still updates the machinery.
  */
 export function installEgressMachinery(guest: EgressGuestOptions = {}): string {
-  const install = [...egressGuestFiles(guest).map(writeFileScript), ENABLE_EGRESS_UNITS].join('\n');
-  const hash = createHash('sha256').update(install).digest('hex');
-  const marker = `${GUEST_PATHS.egressPolicy}.machinery`;
-  return `if [ "$(cat ${marker} 2> /dev/null)" != ${hash} ] || [ ! -x ${GUEST_PATHS.egressScript} ]; then
-${install}
-mkdir -p /etc/pixels && echo ${hash} > ${marker}
+  const hash = egressMachineryHash(guest);
+  return `if [ "$(cat ${EGRESS_MACHINERY_MARKER} 2> /dev/null)" != ${hash} ] || [ ! -x ${GUEST_PATHS.egressScript} ]; then
+${machineryInstall(guest)}
+mkdir -p /etc/pixels && echo ${hash} > ${EGRESS_MACHINERY_MARKER}
 fi`;
 }

@@ -18,7 +18,9 @@ import {
   type Executor,
 } from '../../../src/guest/index';
 import { generateKeyPair } from '../../../src/ssh/index';
+import { EGRESS_MACHINERY_MARKER, egressMachineryHash } from '../../../src/guest/egress/guest-files';
 import { withAllowed } from '../../../src/guest/egress/policy';
+import { GUEST_PATHS } from '../../../src/guest/paths';
 import type { Lab } from '../../lab/lab';
 import {
   bootSandbox,
@@ -303,6 +305,25 @@ describe('egress on real containers', { timeout: 600_000 }, () => {
     const status = await recheckEgress(cloneExec);
     assert.equal(status.policy.mode, 'agent');
     assert.equal(status.reapplied, false);
+  });
+
+  test('machinery from another version is replaced at the next re-check, and its rules loaded', async () => {
+    // An older version's script: without the rule that keeps DNS off the conntrack shortcut, loaded.
+    await sh(
+      exec,
+      `sed -i '/ct direction original goto destination/d' ${GUEST_PATHS.egressScript} && ` +
+        `echo older > ${EGRESS_MACHINERY_MARKER} && ${GUEST_PATHS.egressScript} apply`,
+    );
+    const rules = async () => (await sh(exec, 'nft list chain inet pixels_egress output')).output;
+    assert.doesNotMatch(await rules(), /ct direction original/);
+    const recheck = await recheckEgress(exec);
+    assert.equal(recheck.updated, true, 'the machinery was replaced');
+    assert.equal(recheck.reapplied, false, 'its rules were loaded: not a policy that failed to hold');
+    assert.equal(recheck.machinery, egressMachineryHash());
+    assert.match(await rules(), /ct direction original/);
+    const again = await recheckEgress(exec);
+    assert.equal(again.updated, false, 'once is enough');
+    await assertAgentPolicyHolds(exec, 'after the machinery update');
   });
 
   test('unrestricted removes the rules and gives pixel sudo back; agent locks again', async () => {
