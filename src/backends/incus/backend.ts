@@ -60,6 +60,7 @@ import {
 } from './mapping';
 import { memberAwayReason, placementChoices } from './members';
 import { Operations } from './operations';
+import { isSnapshotRace, retryingSnapshotRace } from './snapshot-race';
 import {
   ALIAS_REPLY,
   IMAGE_REPLY,
@@ -599,6 +600,13 @@ export class IncusBackend implements Backend {
     }
   }
 
+  /** An operation Incus may refuse while another snapshot of the same instance is half recorded (snapshot-race.ts). */
+  private snapshotRaceRetried<T>(what: string, attempt: () => Promise<T>): Promise<T> {
+    return retryingSnapshotRace(attempt, (n) =>
+      this.log.info(`${what}: Incus was recording another snapshot of the instance; trying again (${n})`),
+    );
+  }
+
   async createCheckpoint(name: string, label?: string): Promise<Checkpoint> {
     const snap = label ?? defaultCheckpointLabel();
     validateCheckpointLabel(snap);
@@ -606,9 +614,11 @@ export class IncusBackend implements Backend {
     if ((inst.snapshots ?? []).some((s) => toCheckpoint(name, s).label === snap))
       throw new AlreadyExistsError(`Sandbox "${name}" already has a checkpoint "${snap}".`);
     await this.onMember(name, () =>
-      this.operations.run('POST', `/1.0/instances/${enc(inst.name)}/snapshots`, {
-        body: { name: snap, stateful: false },
-      }),
+      this.snapshotRaceRetried(`checkpoint ${inst.name}/${snap}`, () =>
+        this.operations.run('POST', `/1.0/instances/${enc(inst.name)}/snapshots`, {
+          body: { name: snap, stateful: false },
+        }),
+      ),
     );
     const env = await this.client.call<IncusSnapshot>(
       'GET',
@@ -634,7 +644,9 @@ export class IncusBackend implements Backend {
     // Incus restores any snapshot (a running instance is stopped and started again around it). On ZFS it may
     // refuse first, before stopping anything: then say why in our words.
     try {
-      await this.operations.run('PUT', `/1.0/instances/${enc(inst.name)}`, { body: { restore: label } }, op);
+      await this.snapshotRaceRetried(`restore ${inst.name}/${label}`, () =>
+        this.operations.run('PUT', `/1.0/instances/${enc(inst.name)}`, { body: { restore: label } }, op),
+      );
     } catch (err) {
       throw zfsRestoreRefusal(err, name, label) ?? (await this.memberAwayError(name, err));
     }
@@ -649,11 +661,22 @@ export class IncusBackend implements Backend {
     validateSandboxName(name);
     validateCheckpointLabel(label);
     try {
-      await this.operations.run(
-        'DELETE',
-        `/1.0/instances/${enc(instanceName(name))}/snapshots/${enc(label)}`,
-        {},
-      );
+      // Incus deletes the snapshot before it rewrites the parent's backup.yaml, so an attempt refused by the race
+      // has already deleted it: after one, "not found" is the deletion done.
+      let raced = false;
+      await this.snapshotRaceRetried(`delete ${instanceName(name)}/${label}`, async () => {
+        try {
+          await this.operations.run(
+            'DELETE',
+            `/1.0/instances/${enc(instanceName(name))}/snapshots/${enc(label)}`,
+            {},
+          );
+        } catch (err) {
+          if (raced && err instanceof NotFoundError) return;
+          raced ||= isSnapshotRace(err);
+          throw err;
+        }
+      });
     } catch (err) {
       if (err instanceof NotFoundError)
         throw new NotFoundError(`Sandbox "${name}" has no checkpoint "${label}".`, { cause: err });
