@@ -175,12 +175,9 @@ export class EgressTracker implements Disposable {
       );
       const holds = status.policy.mode === 'unrestricted' || status.enforced;
       this.log.info(
-        `sandbox ${name}: egress re-checked after ${after}: ${status.policy.mode}, enforced=${status.enforced}, reapplied=${status.reapplied}`,
+        `sandbox ${name}: egress re-checked after ${after}: ${status.policy.mode}, enforced=${status.enforced}, reapplied=${status.reapplied}` +
+          (status.updated ? ', machinery from another version replaced' : ''),
       );
-      if (status.updated)
-        this.log.info(
-          `sandbox ${name}: its egress machinery came from another version; replaced and applied`,
-        );
       if (!holds)
         this.warn(`The "${status.policy.mode}" egress policy of "${name}" does not hold after ${after}.`);
       else if (status.reapplied)

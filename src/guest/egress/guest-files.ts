@@ -400,9 +400,13 @@ function machineryInstall(guest: EgressGuestOptions): string {
 /** The file in the sandbox naming the machinery installed (the hash of its install script). */
 export const EGRESS_MACHINERY_MARKER = `${GUEST_PATHS.egressPolicy}.machinery`;
 
+function hashOf(install: string): string {
+  return createHash('sha256').update(install).digest('hex');
+}
+
 /** What EGRESS_MACHINERY_MARKER holds when this version's machinery is installed with these options. */
 export function egressMachineryHash(guest: EgressGuestOptions = {}): string {
-  return createHash('sha256').update(machineryInstall(guest)).digest('hex');
+  return hashOf(machineryInstall(guest));
 }
 
 /**
@@ -410,9 +414,10 @@ export function egressMachineryHash(guest: EgressGuestOptions = {}): string {
  * marker), so a policy change stays fast and a newer extension still updates the machinery.
  */
 export function installEgressMachinery(guest: EgressGuestOptions = {}): string {
-  const hash = egressMachineryHash(guest);
+  const install = machineryInstall(guest);
+  const hash = hashOf(install);
   return `if [ "$(cat ${EGRESS_MACHINERY_MARKER} 2> /dev/null)" != ${hash} ] || [ ! -x ${GUEST_PATHS.egressScript} ]; then
-${machineryInstall(guest)}
+${install}
 mkdir -p /etc/pixels && echo ${hash} > ${EGRESS_MACHINERY_MARKER}
 fi`;
 }
