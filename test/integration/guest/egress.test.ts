@@ -3,7 +3,7 @@
 // allow/deny act at once; the rules hold after reboot, restore of an older checkpoint and clone; pixel cannot
 // remove them.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
 import type { IncusBackend } from '../../../src/backends/incus/index';
 import {
   allowEgress,
@@ -64,6 +64,19 @@ describe('egress on real containers', { timeout: 600_000 }, () => {
     if (lab) await removeTestInstances(lab, prefix);
     await net?.close();
   });
+
+  /**
+   * Stops the periodic refresh (and a run of it under way) for a test that switches resolvers; afterwards the
+   * sandbox is back on the test resolver, refreshed, with the timer running.
+   */
+  async function holdRefreshTimer(t: TestContext): Promise<void> {
+    await sh(exec, 'systemctl stop pixels-egress-refresh.timer pixels-egress-refresh.service');
+    t.after(async () => {
+      await useTestResolver(backend, name, NET.dnsV4);
+      await sh(exec, 'pixels-egress refresh');
+      await sh(exec, 'systemctl start pixels-egress-refresh.timer');
+    });
+  }
 
   /** The expectations that must hold whenever the agent policy with allowed.test is in force. */
   async function assertAgentPolicyHolds(x: Executor, where: string) {
@@ -197,12 +210,7 @@ describe('egress on real containers', { timeout: 600_000 }, () => {
   });
 
   test('a resolver the policy drops is refused at once, also for a query on the ports of an allowed one', async (t) => {
-    await sh(exec, 'systemctl stop pixels-egress-refresh.timer pixels-egress-refresh.service');
-    t.after(async () => {
-      await useTestResolver(backend, name, NET.dnsV4);
-      await sh(exec, 'pixels-egress refresh');
-      await sh(exec, 'systemctl start pixels-egress-refresh.timer');
-    });
+    await holdRefreshTimer(t);
     // An allowed query leaves a conntrack entry (30 s); a later query from the same port to the same server has
     // the same 5-tuple, so a rule that trusts established flows would let it through after the resolver is gone.
     const port = 40053;
@@ -218,12 +226,7 @@ describe('egress on real containers', { timeout: 600_000 }, () => {
   });
 
   test('an explicit refresh waits for a run under way; only the timer form skips it', async (t) => {
-    await sh(exec, 'systemctl stop pixels-egress-refresh.timer pixels-egress-refresh.service');
-    t.after(async () => {
-      await useTestResolver(backend, name, NET.dnsV4);
-      await sh(exec, 'pixels-egress refresh');
-      await sh(exec, 'systemctl start pixels-egress-refresh.timer');
-    });
+    await holdRefreshTimer(t);
     const dns4 = async () => (await sh(exec, 'nft list set inet pixels_egress dns4')).output;
     assert.match(await dns4(), new RegExp(NET.dnsV4.replace(/\./g, '\\.')));
     // Another run holds the lock (as a timer run would) while the sandbox's resolver changes.

@@ -40,13 +40,18 @@ describe('checkpoints of one sandbox from two windows at once (real Incus)', { t
 
   const labels = ['a', 'b'].flatMap((w) => Array.from({ length: PER_WINDOW }, (_, i) => `${w}${i}`));
 
-  test('every checkpoint made at once exists exactly once', async () => {
+  /** `action` for every label at once, each through its window; the failures as "label: error". */
+  async function atOnce(
+    action: (window: IncusBackend, label: string) => Promise<unknown>,
+  ): Promise<string[]> {
     const results = await Promise.allSettled(
-      labels.map((label) => windows[label.startsWith('a') ? 0 : 1].createCheckpoint(name, label)),
+      labels.map((label) => action(windows[label.startsWith('a') ? 0 : 1], label)),
     );
-    const failed = results.flatMap((r, i) =>
-      r.status === 'rejected' ? [`${labels[i]}: ${String(r.reason)}`] : [],
-    );
+    return results.flatMap((r, i) => (r.status === 'rejected' ? [`${labels[i]}: ${String(r.reason)}`] : []));
+  }
+
+  test('every checkpoint made at once exists exactly once', async () => {
+    const failed = await atOnce((window, label) => window.createCheckpoint(name, label));
     console.log(`concurrent checkpoints: ${labels.length} made, ${retries.length} retried after the race`);
     assert.deepEqual(failed, []);
     const have = (await windows[0].listCheckpoints(name)).map((c) => c.label).sort();
@@ -55,12 +60,7 @@ describe('checkpoints of one sandbox from two windows at once (real Incus)', { t
 
   test('every checkpoint deleted at once is gone, none reported missing', async () => {
     retries.length = 0;
-    const results = await Promise.allSettled(
-      labels.map((label) => windows[label.startsWith('a') ? 0 : 1].deleteCheckpoint(name, label)),
-    );
-    const failed = results.flatMap((r, i) =>
-      r.status === 'rejected' ? [`${labels[i]}: ${String(r.reason)}`] : [],
-    );
+    const failed = await atOnce((window, label) => window.deleteCheckpoint(name, label));
     console.log(`concurrent deletes: ${labels.length} deleted, ${retries.length} retried after the race`);
     assert.deepEqual(failed, []);
     assert.deepEqual(await windows[0].listCheckpoints(name), []);
